@@ -1,0 +1,383 @@
+//! `rdbtool verify`: checks RDB files (or DUMP payloads) as deeply as the server does when it
+//! loads them, plus what the server misses, and exits 0 (good), 1 (problem found) or 2 (could
+//! not check).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Result;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use rdbtool::rdb::error::escape;
+use rdbtool::rdb::mapped::{MappedFile, Releaser};
+use rdbtool::rdb::value::DupSet;
+use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
+
+use super::{Exit, iec, thousands};
+
+/// Check RDB files as deeply as the server does: magic, version, every opcode, length and
+/// encoding, duplicate keys and members, and the CRC-64.
+///
+/// Exit status: 0 every file is good, 1 a problem was found in some file, 2 a file could not
+/// be read (or bad usage).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files to check; `-` reads standard input (e.g. `redis-cli --rdb - | rdbtool verify -`).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Text)]
+    format: OutFormat,
+    /// Each file is a DUMP/RESTORE payload (type, value, version, CRC-64), not an RDB file.
+    #[arg(long)]
+    dump_payload: bool,
+    /// Treat warnings (empty keys, unsorted zsets, stream ID order, trailing bytes) as errors.
+    #[arg(long)]
+    strict: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutFormat {
+    Text,
+    Json,
+}
+
+/// Files above this size get a progress bar (on a terminal).
+const PROGRESS_MIN: u64 = 64 << 20;
+
+#[derive(Serialize, Default)]
+struct Report {
+    file: String,
+    status: &'static str,
+    format: Option<String>,
+    /// `redis-ver` or `valkey-ver` AUX field.
+    writer: Option<String>,
+    /// DUMP payloads: the object type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r#type: Option<&'static str>,
+    dbs: u64,
+    keys: u64,
+    expires: u64,
+    bytes: u64,
+    /// ok, disabled (stored as 0), absent (RDB < 5), mismatch, or unchecked (not reached).
+    checksum: &'static str,
+    problems: Vec<ProblemView>,
+    /// The file could not be read at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    io_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProblemView {
+    severity: Severity,
+    offset: u64,
+    message: String,
+    phase: Option<&'static str>,
+    db: Option<u64>,
+    key: Option<String>,
+    r#type: Option<&'static str>,
+}
+
+impl From<&Problem> for ProblemView {
+    fn from(p: &Problem) -> Self {
+        ProblemView {
+            severity: p.severity,
+            offset: p.offset,
+            message: p.message.clone(),
+            phase: p.context.phase.map(|ph| ph.as_str()),
+            db: p.context.db,
+            key: p.context.key.as_deref().map(escape),
+            r#type: p.context.type_name,
+        }
+    }
+}
+
+impl Report {
+    fn new(file: &Path) -> Self {
+        Report { file: file.display().to_string(), checksum: "unchecked", ..Default::default() }
+    }
+
+    fn exit(&self, strict: bool) -> Exit {
+        let failing = |p: &ProblemView| p.severity == Severity::Error || (strict && p.severity == Severity::Warning);
+        if self.io_error.is_some() {
+            Exit::Error
+        } else if self.problems.iter().any(failing) {
+            Exit::Problems
+        } else {
+            Exit::Ok
+        }
+    }
+
+    fn push(&mut self, p: &Problem) {
+        self.problems.push(p.into());
+    }
+
+    fn fatal(&mut self, e: rdb::Error) {
+        if matches!(e.kind, rdb::ErrorKind::Crc { .. }) {
+            self.checksum = "mismatch";
+        }
+        let message = e.kind.to_string();
+        self.push(&Problem { severity: Severity::Error, offset: e.offset, message, context: e.context });
+    }
+}
+
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be read only once");
+    }
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
+    let reports = check_all(&args, progress.as_ref());
+    let exit = reports.iter().map(|r| r.exit(args.strict)).max().unwrap_or(Exit::Ok);
+    match args.format {
+        OutFormat::Json => {
+            let doc = serde_json::json!({ "ok": exit == Exit::Ok, "strict": args.strict, "files": reports });
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)?;
+        }
+        OutFormat::Text => {
+            for r in &reports {
+                write_text(r, args.strict, out)?;
+            }
+        }
+    }
+    Ok(exit)
+}
+
+/// Checks the files on as many threads as there are cores, keeping the given order.
+fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(args.files.len());
+    let next = AtomicUsize::new(0);
+    let mut reports: Vec<(usize, Report)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = args.files.get(i) else { break };
+                        done.push((i, check_file(path, args.dump_payload, progress)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
+}
+
+fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>) -> Report {
+    let mut report = Report::new(path);
+    if path.as_os_str() == "-" {
+        let stdin = std::io::stdin();
+        let mut inp = StreamInput::new(stdin.lock());
+        if dump_payload {
+            let mut data = Vec::new();
+            match std::io::Read::read_to_end(&mut std::io::stdin(), &mut data) {
+                Ok(_) => check_payload(&data, &mut report),
+                Err(e) => report.io_error = Some(e.to_string()),
+            }
+        } else {
+            report.bytes = scan(&mut inp, &mut report, |_| {});
+            if let Some(e) = inp.io_error() {
+                report.io_error = Some(e.to_string());
+            }
+        }
+        return finish(report);
+    }
+    let file = match MappedFile::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            report.io_error = Some(e.to_string());
+            return finish(report);
+        }
+    };
+    let data = file.data();
+    report.bytes = data.len() as u64;
+    if dump_payload {
+        check_payload(data, &mut report);
+        return finish(report);
+    }
+    let bar = progress.filter(|_| report.bytes >= PROGRESS_MIN).map(|m| m.add(bar(report.bytes, path)));
+    // The trailer checksum covers all but the last 8 bytes of a well-formed file: sum them on
+    // another core while this one parses.
+    let crc_end = data.len().saturating_sub(8);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let file = &file;
+        s.spawn(move || tx.send(file.checksum_prefix(crc_end)));
+        let mut inp = SliceInput::new(data).with_checksum_of_prefix(crc_end, rx);
+        let mut releaser = Releaser::new(file);
+        scan(&mut inp, &mut report, |pos| {
+            releaser.advance(pos);
+            if let Some(b) = &bar {
+                b.set_position(pos);
+            }
+        });
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    finish(report)
+}
+
+fn bar(len: u64, path: &Path) -> ProgressBar {
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len).with_style(style).with_message(path.display().to_string())
+}
+
+fn finish(mut report: Report) -> Report {
+    report.status = match report.exit(false) {
+        Exit::Ok => "ok",
+        Exit::Problems => "problems",
+        Exit::Error => "error",
+    };
+    report
+}
+
+/// How often (in records) the progress callback runs.
+const PROGRESS_EVERY: u32 = 4096;
+
+/// Reads every record, checking keys for duplicates per database. Returns bytes read.
+fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(u64)) -> u64 {
+    let mut reader = match Reader::new(inp) {
+        Ok(r) => r,
+        Err(e) => {
+            report.fatal(e);
+            return 0;
+        }
+    };
+    report.format = Some(reader.format().to_string());
+    let mut keys = DupSet::default();
+    let mut dbs = std::collections::BTreeSet::new();
+    let mut ticks = 0u32;
+    while let Some(rec) = reader.next_record() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                report.fatal(e);
+                break;
+            }
+        };
+        match rec.record {
+            Record::Aux { key, value } if &key[..] == b"redis-ver" || &key[..] == b"valkey-ver" => {
+                report.writer = Some(format!("{} {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value)));
+            }
+            Record::ResizeDb { keys: n, .. } => {
+                // A hint from the file: never reserve more than the bytes left could hold.
+                let left = reader.input().remaining().unwrap_or(0);
+                keys.reserve(n.min(left / 4) as usize);
+            }
+            Record::Key { db, key, meta, .. } => {
+                report.keys += 1;
+                dbs.insert(db);
+                if meta.expire_ms.is_some() {
+                    report.expires += 1;
+                }
+                if !keys.insert_salted(db, &key) {
+                    let msg = format!("duplicate key \"{}\" in db {db} (the server refuses to load this file)", escape(&key));
+                    reader.notice(Severity::Error, rec.offset, msg, rdb::Phase::ReadKey);
+                }
+            }
+            Record::Eof { checksum } => {
+                report.checksum = match checksum {
+                    None => "absent",
+                    Some(0) => "disabled",
+                    Some(_) => "ok",
+                };
+            }
+            _ => {}
+        }
+        for p in reader.take_problems() {
+            report.push(&p);
+        }
+        ticks += 1;
+        if ticks == PROGRESS_EVERY {
+            ticks = 0;
+            progress(reader.pos());
+        }
+    }
+    for p in reader.take_problems() {
+        report.push(&p);
+    }
+    report.dbs = dbs.len() as u64;
+    reader.pos()
+}
+
+fn check_payload(data: &[u8], report: &mut Report) {
+    report.bytes = data.len() as u64;
+    match rdb::payload::read(data, &mut rdb::Skip) {
+        Ok(p) => {
+            report.format = Some(format!("DUMP payload v{}", p.format.version));
+            report.r#type = Some(p.ty.name());
+            report.keys = 1;
+            report.checksum = if p.problems.iter().any(|p| p.message.contains("CRC")) { "mismatch" } else { "ok" };
+            for prob in &p.problems {
+                report.push(prob);
+            }
+        }
+        Err(e) => report.fatal(e),
+    }
+}
+
+fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    for p in &r.problems {
+        let level = match p.severity {
+            Severity::Warning if strict => "error",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Notice => "notice",
+        };
+        let mut context = Vec::new();
+        if let Some(phase) = p.phase {
+            context.push(format!("while {phase}"));
+        }
+        if let Some(db) = p.db {
+            context.push(format!("db {db}"));
+        }
+        if let Some(k) = &p.key {
+            context.push(format!("key \"{k}\""));
+        }
+        if let Some(t) = p.r#type {
+            context.push(format!("type {t}"));
+        }
+        let context = if context.is_empty() { String::new() } else { format!(" ({})", context.join(", ")) };
+        writeln!(out, "{level} {}: offset {} (0x{:x}): {}{context}", r.file, p.offset, p.offset, p.message)?;
+    }
+    if let Some(e) = &r.io_error {
+        return writeln!(out, "ERROR {}: {e}", r.file);
+    }
+    let verdict = if r.exit(strict) == Exit::Ok { "OK" } else { "FAIL" };
+    let mut facts = vec![match (&r.format, &r.writer) {
+        (Some(f), Some(w)) => format!("{f} ({w})"),
+        (Some(f), None) => f.clone(),
+        _ => "unreadable".to_string(),
+    }];
+    if let Some(t) = r.r#type {
+        facts.push(t.to_string());
+    } else {
+        facts.push(format!("{} dbs", thousands(r.dbs)));
+        facts.push(format!("{} keys", thousands(r.keys)));
+        facts.push(format!("{} with TTL", thousands(r.expires)));
+    }
+    facts.push(match r.checksum {
+        "ok" => "CRC-64 ok".to_string(),
+        "disabled" => "CRC-64 disabled".to_string(),
+        "absent" => "no CRC-64 (RDB < 5)".to_string(),
+        other => format!("CRC-64 {other}"),
+    });
+    facts.push(iec(r.bytes));
+    let errors = r.problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let warnings = r.problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    if errors + warnings > 0 {
+        facts.push(format!("{errors} errors, {warnings} warnings"));
+    }
+    writeln!(out, "{verdict} {}: {}", r.file, facts.join(", "))
+}

@@ -1,0 +1,174 @@
+//! Errors and problems found while reading a dump.
+//!
+//! A fatal [`Error`] ends the record stream (nothing after a broken length can be trusted); a
+//! [`Problem`] is something the reader noticed but could read past (a duplicate key, an empty
+//! collection, bytes after the checksum). Both carry the byte offset and what was being read, so
+//! one line can tell an operator where to look.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// What the reader was doing, in redis-check-rdb's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Header,
+    ReadType,
+    ReadExpire,
+    ReadKey,
+    ReadValue,
+    ReadAux,
+    ReadModuleAux,
+    ReadFunction,
+    ReadLen,
+    Checksum,
+    Trailer,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Header => "header",
+            Phase::ReadType => "read-type",
+            Phase::ReadExpire => "read-expire",
+            Phase::ReadKey => "read-key",
+            Phase::ReadValue => "read-value",
+            Phase::ReadAux => "read-aux",
+            Phase::ReadModuleAux => "read-module-aux",
+            Phase::ReadFunction => "read-function",
+            Phase::ReadLen => "read-len",
+            Phase::Checksum => "checksum",
+            Phase::Trailer => "trailer",
+        }
+    }
+}
+
+/// Where in the keyspace a problem sits. Filled in by the record reader; the value decoders
+/// only know offsets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    pub phase: Option<Phase>,
+    pub db: Option<u64>,
+    pub key: Option<Vec<u8>>,
+    pub type_name: Option<&'static str>,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(p) = self.phase {
+            parts.push(format!("while {}", p.as_str()));
+        }
+        if let Some(db) = self.db {
+            parts.push(format!("db {db}"));
+        }
+        if let Some(k) = &self.key {
+            parts.push(format!("key \"{}\"", escape(k)));
+        }
+        if let Some(t) = self.type_name {
+            parts.push(format!("type {t}"));
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        write!(f, " ({})", parts.join(", "))
+    }
+}
+
+/// Escapes bytes for one terminal line: printable ASCII as is, the rest as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    format!("{}", bstr::BStr::new(bytes)).escape_debug().to_string()
+}
+
+/// What went wrong, without where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("unexpected end of input: needed {need} more bytes for {what}")]
+    UnexpectedEof { need: u64, what: &'static str },
+    #[error("not an RDB file: bad signature {0:?}")]
+    BadMagic(String),
+    #[error("unsupported RDB format version {0}")]
+    UnsupportedVersion(String),
+    #[error("invalid object type or opcode {0} (0x{0:02x})")]
+    UnknownType(u8),
+    #[error("{0}")]
+    Unsupported(Cow<'static, str>),
+    #[error("unknown length encoding 0x{0:02x}")]
+    BadLength(u8),
+    #[error("encoded string (0x{0:02x}) where a plain length was expected")]
+    SpecialLength(u8),
+    #[error("unknown string encoding type {0}")]
+    BadStringEncoding(u8),
+    #[error("invalid LZF compressed string: {0}")]
+    Lzf(Cow<'static, str>),
+    #[error("{what} length {len} exceeds the {left} bytes left")]
+    TooLong { what: &'static str, len: u64, left: u64 },
+    #[error("CRC-64 mismatch: stored 0x{stored:016x}, computed 0x{computed:016x}")]
+    Crc { stored: u64, computed: u64 },
+    #[error("{encoding} integrity check failed: {detail}")]
+    Encoding { encoding: &'static str, detail: Cow<'static, str> },
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+}
+
+/// A fatal error: the record stream cannot go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    pub offset: u64,
+    pub kind: ErrorKind,
+    pub context: Context,
+}
+
+impl Error {
+    pub fn new(offset: u64, kind: ErrorKind) -> Self {
+        Error { offset, kind, context: Context::default() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "offset {} (0x{:x}): {}{}", self.offset, self.offset, self.kind, self.context)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthand for an encoding integrity error.
+pub fn corrupt(encoding: &'static str, detail: impl Into<Cow<'static, str>>) -> ErrorKind {
+    ErrorKind::Encoding { encoding, detail: detail.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing, never a failure (checksum disabled, a skipped vendor opcode).
+    Notice,
+    /// Redis would load it, but it is suspicious (an error with `--strict`).
+    Warning,
+    /// Redis would refuse to load it.
+    Error,
+}
+
+/// Something found in a file that could be read past.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub severity: Severity,
+    pub offset: u64,
+    pub message: String,
+    pub context: Context,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "offset {} (0x{:x}): {}{}", self.offset, self.offset, self.message, self.context)
+    }
+}
+
+/// An error inside an embedded blob, at a byte offset within it; the caller knows where the
+/// blob sits and makes an [`Error`] of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At(pub usize, pub ErrorKind);
+
+pub type BlobResult<T> = std::result::Result<T, At>;

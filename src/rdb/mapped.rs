@@ -1,0 +1,83 @@
+//! Memory-mapped input files, with a sequential scan's pages handed back to the kernel as it
+//! goes, so verifying a file larger than RAM keeps a small resident set.
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::{Mmap, UncheckedAdvice};
+
+use super::crc::Crc64;
+
+/// Pages are released in windows of this size behind the scan.
+const WINDOW: usize = 32 << 20;
+
+pub struct MappedFile {
+    map: Option<Mmap>,
+}
+
+impl MappedFile {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            // Zero-length maps are refused by the kernel; an empty file is just empty input.
+            return Ok(MappedFile { map: None });
+        }
+        // SAFETY: the map is read-only; if another process truncates the file while we read it,
+        // touching the lost pages raises SIGBUS. Backups being verified are not being written.
+        let map = unsafe { Mmap::map(&file)? };
+        Ok(MappedFile { map: Some(map) })
+    }
+
+    pub fn data(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or_default()
+    }
+
+    /// Drops the resident pages wholly inside `start..end`.
+    fn release(&self, start: usize, end: usize) {
+        let Some(map) = &self.map else { return };
+        let page = RELEASE_ALIGN;
+        let start = start.div_ceil(page) * page;
+        let end = (end / page) * page;
+        if end > start {
+            // SAFETY: the mapping is private and read-only, so dropping pages only means they are
+            // read again from the file if touched later; no data can be lost.
+            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+        }
+    }
+
+    /// CRC-64 of `data()[..end]`, releasing pages as it goes.
+    pub fn checksum_prefix(&self, end: usize) -> u64 {
+        let data = self.data().get(..end).unwrap_or_default();
+        let mut crc = Crc64::new();
+        for (i, chunk) in data.chunks(WINDOW).enumerate() {
+            crc.update(chunk);
+            self.release(i * WINDOW, i * WINDOW + chunk.len());
+        }
+        crc.value()
+    }
+}
+
+/// A multiple of every common page size (4 KiB, 16 KiB, 64 KiB), so ranges are aligned
+/// without asking the OS.
+const RELEASE_ALIGN: usize = 64 << 10;
+
+/// Follows a sequential reader through a mapped file and releases what it has passed.
+pub struct Releaser<'m> {
+    file: &'m MappedFile,
+    done: usize,
+}
+
+impl<'m> Releaser<'m> {
+    pub fn new(file: &'m MappedFile) -> Self {
+        Releaser { file, done: 0 }
+    }
+
+    #[inline]
+    pub fn advance(&mut self, pos: u64) {
+        let pos = pos as usize;
+        if pos >= self.done + WINDOW {
+            self.file.release(self.done, pos);
+            self.done = pos;
+        }
+    }
+}

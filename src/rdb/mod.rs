@@ -1,0 +1,29 @@
+//! Reading RDB files and DUMP payloads, as Redis 2.x–8.6 and Valkey 7–9 write them.
+//!
+//! [`Reader`] pulls records out of a file one at a time; key values are decoded element by
+//! element into a [`Visitor`], so nothing larger than one element needs to be held.
+
+pub mod crc;
+pub mod error;
+pub mod input;
+pub mod intset;
+pub mod listpack;
+pub mod lzf;
+pub mod mapped;
+pub mod module;
+pub mod payload;
+pub mod primitive;
+pub mod quicklist;
+pub mod reader;
+pub mod stream;
+pub mod types;
+pub mod value;
+pub mod ziplist;
+pub mod zipmap;
+
+pub use error::{Error, ErrorKind, Phase, Problem, Severity};
+pub use input::{Input, SliceInput, StreamInput};
+pub use primitive::Elem;
+pub use reader::{KeyMeta, Located, Reader, Record};
+pub use types::{Flavor, Format, Kind, ObjectType};
+pub use value::{Item, Skip, StreamId, Visitor};

@@ -1,0 +1,242 @@
+//! The RDB primitives every record is made of: length encodings (mixed byte orders), strings
+//! (raw, int-encoded, LZF), doubles, and the element view shared by all encodings.
+
+use std::borrow::Cow;
+
+use super::error::{Error, ErrorKind, Result};
+use super::input::Input;
+use super::lzf;
+
+/// One element of a collection as stored: bytes, or an integer the writer packed (listpack,
+/// ziplist, intset and int-encoded strings store canonical decimal strings as integers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem<'a> {
+    Bytes(&'a [u8]),
+    Int(i64),
+}
+
+impl Elem<'_> {
+    /// Calls `f` with the element's bytes; integers are rendered as decimal text, which is what
+    /// the server would return for them.
+    #[inline]
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match *self {
+            Elem::Bytes(b) => f(b),
+            Elem::Int(i) => f(itoa::Buffer::new().format(i).as_bytes()),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.with_bytes(|b| b.to_vec())
+    }
+
+    /// Length in bytes of the element as a string.
+    pub fn len(&self) -> usize {
+        self.with_bytes(|b| b.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A decoded RDB string: borrowed from the input when stored raw, owned after LZF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RdbStr<'a> {
+    Bytes(Cow<'a, [u8]>),
+    Int(i64),
+}
+
+impl<'a> RdbStr<'a> {
+    pub fn elem(&self) -> Elem<'_> {
+        match self {
+            RdbStr::Bytes(b) => Elem::Bytes(b),
+            RdbStr::Int(i) => Elem::Int(*i),
+        }
+    }
+
+    pub fn into_bytes(self) -> Cow<'a, [u8]> {
+        match self {
+            RdbStr::Bytes(b) => b,
+            RdbStr::Int(i) => Cow::Owned(itoa::Buffer::new().format(i).as_bytes().to_vec()),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.elem().to_vec()
+    }
+}
+
+/// A length, or the special-encoding marker `11xxxxxx` that only a string position accepts.
+enum Len {
+    Plain(u64),
+    Special(u8),
+}
+
+#[inline]
+fn read_len_or_special<'a, I: Input<'a>>(inp: &mut I) -> Result<Len> {
+    let at = inp.pos();
+    let b = inp.read_u8("length")?;
+    Ok(match b >> 6 {
+        0 => Len::Plain(u64::from(b & 0x3f)),
+        1 => Len::Plain((u64::from(b & 0x3f) << 8) | u64::from(inp.read_u8("length")?)),
+        3 => Len::Special(b & 0x3f),
+        _ => match b {
+            0x80 => Len::Plain(u64::from(u32::from_be_bytes(inp.read_array("length")?))),
+            0x81 => Len::Plain(u64::from_be_bytes(inp.read_array("length")?)),
+            _ => return Err(Error::new(at, ErrorKind::BadLength(b))),
+        },
+    })
+}
+
+/// A plain length. Redis silently reads `11xxxxxx` here as a small number; no writer produces
+/// it, so it is reported as corruption.
+#[inline]
+pub fn read_len<'a, I: Input<'a>>(inp: &mut I) -> Result<u64> {
+    let at = inp.pos();
+    match read_len_or_special(inp)? {
+        Len::Plain(n) => Ok(n),
+        Len::Special(s) => Err(Error::new(at, ErrorKind::SpecialLength(0xc0 | s))),
+    }
+}
+
+/// A length that counts things in memory (elements, nodes): rejected when it cannot fit.
+pub fn read_count<'a, I: Input<'a>>(inp: &mut I) -> Result<u64> {
+    read_len(inp)
+}
+
+pub fn read_string<'a, I: Input<'a>>(inp: &mut I) -> Result<RdbStr<'a>> {
+    read_string_located(inp).map(|(s, _)| s)
+}
+
+/// A string and, when it is stored plain, the offset of its first byte in the input.
+fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Option<u64>)> {
+    let at = inp.pos();
+    let int = |v: i64| Ok((RdbStr::Int(v), None));
+    match read_len_or_special(inp)? {
+        Len::Plain(n) => {
+            let origin = inp.pos();
+            Ok((RdbStr::Bytes(inp.read_bytes(n, "string")?), Some(origin)))
+        }
+        Len::Special(0) => int(i64::from(inp.read_u8("int8 string")? as i8)),
+        Len::Special(1) => int(i64::from(i16::from_le_bytes(inp.read_array("int16 string")?))),
+        Len::Special(2) => int(i64::from(i32::from_le_bytes(inp.read_array("int32 string")?))),
+        Len::Special(3) => {
+            let clen = read_len(inp)?;
+            let ulen = read_len(inp)?;
+            let data_at = inp.pos();
+            let compressed = inp.read_bytes(clen, "LZF data")?;
+            let out = lzf::decompress(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))?;
+            Ok((RdbStr::Bytes(Cow::Owned(out)), None))
+        }
+        Len::Special(s) => Err(Error::new(at, ErrorKind::BadStringEncoding(s))),
+    }
+}
+
+/// A string that must be kept as bytes (keys, blobs, names).
+pub fn read_bytes<'a, I: Input<'a>>(inp: &mut I) -> Result<Cow<'a, [u8]>> {
+    read_string(inp).map(RdbStr::into_bytes)
+}
+
+/// Where a string's bytes sit in the input: blobs that are not compressed report errors at
+/// their absolute offset.
+pub struct Blob<'a> {
+    pub data: Cow<'a, [u8]>,
+    /// Offset of `data[0]` in the input, when the bytes are stored there as they are.
+    pub origin: Option<u64>,
+    /// Offset of the string header, for errors inside a decompressed blob.
+    pub at: u64,
+}
+
+impl Blob<'_> {
+    /// Turns an error at `inner` bytes into the blob into one at an input offset.
+    pub fn error(&self, inner: usize, kind: ErrorKind) -> Error {
+        match self.origin {
+            Some(o) => Error::new(o + inner as u64, kind),
+            None => {
+                let kind = match kind {
+                    ErrorKind::Encoding { encoding, detail } => ErrorKind::Encoding {
+                        encoding,
+                        detail: Cow::Owned(format!("{detail} (at byte {inner} of the decompressed blob)")),
+                    },
+                    k => k,
+                };
+                Error::new(self.at, kind)
+            }
+        }
+    }
+}
+
+pub fn read_blob<'a, I: Input<'a>>(inp: &mut I) -> Result<Blob<'a>> {
+    let at = inp.pos();
+    let (s, origin) = read_string_located(inp)?;
+    Ok(Blob { data: s.into_bytes(), origin, at })
+}
+
+/// The 8-byte little-endian IEEE double of ZSET_2 and module values.
+pub fn read_binary_double<'a, I: Input<'a>>(inp: &mut I) -> Result<f64> {
+    Ok(f64::from_le_bytes(inp.read_array("double")?))
+}
+
+/// The length-prefixed ASCII double of type-3 zsets (253 NaN, 254 +inf, 255 -inf).
+pub fn read_text_double<'a, I: Input<'a>>(inp: &mut I) -> Result<f64> {
+    let at = inp.pos();
+    let n = inp.read_u8("double length")?;
+    match n {
+        253 => Ok(f64::NAN),
+        254 => Ok(f64::INFINITY),
+        255 => Ok(f64::NEG_INFINITY),
+        _ => {
+            let text = inp.read_bytes(u64::from(n), "double")?;
+            parse_double(&text).ok_or_else(|| Error::new(at, ErrorKind::Invalid("score is not a number".into())))
+        }
+    }
+}
+
+/// Parses a score as Redis's `strtod` does for the forms writers produce.
+pub fn parse_double(text: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(text).ok()?;
+    match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        "nan" | "-nan" => Some(f64::NAN),
+        _ => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::input::SliceInput;
+
+    fn len(bytes: &[u8]) -> Result<u64> {
+        read_len(&mut SliceInput::new(bytes))
+    }
+
+    #[test]
+    fn length_forms() {
+        assert_eq!(len(&[0x05]).unwrap(), 5);
+        assert_eq!(len(&[0x41, 0x00]).unwrap(), 256);
+        assert_eq!(len(&[0x80, 0, 1, 0, 0]).unwrap(), 65536);
+        assert_eq!(len(&[0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(), u64::MAX);
+        assert_eq!(len(&[0x82]).unwrap_err().kind, ErrorKind::BadLength(0x82));
+        assert_eq!(len(&[0xc0]).unwrap_err().kind, ErrorKind::SpecialLength(0xc0));
+    }
+
+    #[test]
+    fn string_forms() {
+        let s = |b: &[u8]| read_string(&mut SliceInput::new(b)).map(|s| s.to_vec());
+        assert_eq!(s(&[0x03, b'f', b'o', b'o']).unwrap(), b"foo");
+        assert_eq!(s(&[0xc0, 0xfe]).unwrap(), b"-2");
+        assert_eq!(s(&[0xc1, 0xab, 0xab]).unwrap(), b"-21589");
+        assert_eq!(s(&[0xc2, 0x25, 0xd3, 0xed, 0x0a]).unwrap(), b"183358245");
+        assert_eq!(s(&[0xc3, 0x06, 0x06, 0x02, b'a', b'b', b'c', 0x20, 0x02]).unwrap(), b"abcabc");
+        assert_eq!(s(&[0xc4]).unwrap_err().kind, ErrorKind::BadStringEncoding(4));
+    }
+
+    #[test]
+    fn elem_renders_integers_as_text() {
+        assert_eq!(Elem::Int(-42).to_vec(), b"-42");
+        assert_eq!(Elem::Bytes(b"x").len(), 1);
+    }
+}

@@ -1,0 +1,55 @@
+//! Quicklist: how lists are stored since 3.2 — a sequence of ziplist nodes (v1, type 14) or of
+//! listpack and plain nodes (v2, type 18, 7.0+; a plain node is one large element).
+
+use super::error::{Error, ErrorKind, Result, corrupt};
+use super::input::Input;
+use super::listpack::Listpack;
+use super::primitive::{Elem, read_blob, read_count, read_len};
+use super::value::{Item, ValueReader, Visitor};
+
+const PLAIN: u64 = 1;
+const PACKED: u64 = 2;
+
+pub fn read_v1<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
+    let nodes = read_count(inp)?;
+    let mut n = 0;
+    for _ in 0..nodes {
+        let blob = read_blob(inp)?;
+        // The server drops empty nodes silently.
+        n += r.ziplist_elems(&blob, false, v)?;
+    }
+    Ok(n)
+}
+
+pub fn read_v2<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
+    let nodes = read_count(inp)?;
+    let mut n = 0;
+    for _ in 0..nodes {
+        let at = inp.pos();
+        let container = read_len(inp)?;
+        let blob = read_blob(inp)?;
+        if blob.data.is_empty() {
+            return Err(Error::new(blob.at, corrupt("quicklist", "zero-length node")));
+        }
+        match container {
+            PLAIN => {
+                v.item(Item::Elem(Elem::Bytes(&blob.data)));
+                n += 1;
+            }
+            PACKED => {
+                let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+                while let Some(e) = lp.next_elem().map_err(|e| blob.error(e.0, e.1))? {
+                    v.item(Item::Elem(e));
+                    n += 1;
+                }
+            }
+            other => {
+                return Err(Error::new(at, ErrorKind::Encoding {
+                    encoding: "quicklist",
+                    detail: format!("unknown node container {other}").into(),
+                }));
+            }
+        }
+    }
+    Ok(n)
+}

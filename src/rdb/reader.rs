@@ -1,0 +1,372 @@
+//! The record reader: a pull iterator over an RDB file's records (aux fields, database
+//! selectors, functions, module aux, keys, EOF), each with its byte offset. A key's value is
+//! read on demand through a [`Visitor`], element by element; a value the caller does not read
+//! is checked and skipped. After the first error the reader is finished.
+
+use std::borrow::Cow;
+
+use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity};
+use super::input::{Input, SliceInput};
+use super::module;
+use super::primitive::{read_bytes, read_len};
+use super::types::{Flavor, Format, ObjectType};
+use super::value::{Skip, ValueReader, Visitor, is_empty_key};
+
+const OP_KEY_META_OR_SLOT_IMPORT: u8 = 0xf3;
+const OP_SLOT_INFO: u8 = 0xf4;
+const OP_FUNCTION2: u8 = 0xf5;
+const OP_FUNCTION_PRE_GA: u8 = 0xf6;
+const OP_MODULE_AUX: u8 = 0xf7;
+const OP_IDLE: u8 = 0xf8;
+const OP_FREQ: u8 = 0xf9;
+const OP_AUX: u8 = 0xfa;
+const OP_RESIZEDB: u8 = 0xfb;
+const OP_EXPIRETIME_MS: u8 = 0xfc;
+const OP_EXPIRETIME: u8 = 0xfd;
+const OP_SELECTDB: u8 = 0xfe;
+const OP_EOF: u8 = 0xff;
+/// Redis Enterprise's per-key RAM LRU hint: one length, meaningless elsewhere.
+const OP_ENTERPRISE_RAM_LRU: u8 = 107;
+
+/// Parses the 9-byte signature.
+pub fn parse_magic(magic: &[u8; 9]) -> std::result::Result<Format, ErrorKind> {
+    let digits = |d: &[u8]| -> Option<u16> {
+        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0')))
+    };
+    let shown = || String::from_utf8_lossy(magic).escape_debug().to_string();
+    let format = if let Some(rest) = magic.strip_prefix(b"REDIS") {
+        digits(rest).map(|version| Format { flavor: Flavor::Redis, version })
+    } else if let Some(rest) = magic.strip_prefix(b"VALKEY") {
+        digits(rest).map(|version| Format { flavor: Flavor::Valkey, version })
+    } else {
+        None
+    };
+    let format = format.ok_or_else(|| ErrorKind::BadMagic(shown()))?;
+    if !format.is_supported() {
+        return Err(ErrorKind::UnsupportedVersion(shown()));
+    }
+    Ok(format)
+}
+
+/// Per-key metadata that precedes the type byte.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyMeta {
+    /// Absolute expiry, unix milliseconds.
+    pub expire_ms: Option<i64>,
+    /// LRU idle seconds (written under an LRU maxmemory policy).
+    pub idle: Option<u64>,
+    /// LFU log counter (written under an LFU maxmemory policy).
+    pub freq: Option<u8>,
+    /// Redis 8.6 key-metadata classes (4-byte class spec each).
+    pub meta_classes: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record<'a> {
+    Aux { key: Cow<'a, [u8]>, value: Cow<'a, [u8]> },
+    SelectDb { db: u64 },
+    ResizeDb { keys: u64, expires: u64 },
+    SlotInfo { slot: u64, keys: u64, expires: u64 },
+    /// A function library's source (`#!lua name=...`).
+    Function { code: Cow<'a, [u8]> },
+    ModuleAux { module_id: u64, when: u64 },
+    /// Valkey 9: an atomic slot import in progress.
+    SlotImport { job: Cow<'a, [u8]>, ranges: Vec<(u64, u64)> },
+    /// A key; its value is read next with [`Reader::read_value`], or skipped.
+    Key { db: u64, key: Cow<'a, [u8]>, ty: ObjectType, meta: KeyMeta },
+    /// End of data. `checksum` is the stored trailer (None before RDB 5).
+    Eof { checksum: Option<u64> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<'a> {
+    pub offset: u64,
+    pub record: Record<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Records,
+    /// A key was returned; its value starts at the input position.
+    Value(ObjectType),
+    Done,
+}
+
+pub struct Reader<'a, I: Input<'a>> {
+    inp: I,
+    format: Format,
+    db: Option<u64>,
+    state: State,
+    values: ValueReader,
+    key: Vec<u8>,
+    ty: Option<ObjectType>,
+    problems: Vec<Problem>,
+    /// (start, end) offsets of the last value read.
+    value_span: (u64, u64),
+    _data: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> Reader<'a, SliceInput<'a>> {
+    /// A reader over a whole file in memory (normally a memory map).
+    pub fn from_slice(data: &'a [u8]) -> Result<Self> {
+        Reader::new(SliceInput::new(data))
+    }
+}
+
+impl<'a, I: Input<'a>> Reader<'a, I> {
+    /// Reads and checks the signature.
+    pub fn new(mut inp: I) -> Result<Self> {
+        let magic: [u8; 9] = inp.read_array("signature").map_err(|e| with_phase(e, Phase::Header))?;
+        let format = parse_magic(&magic).map_err(|k| with_phase(Error::new(0, k), Phase::Header))?;
+        Ok(Reader {
+            inp,
+            format,
+            db: None,
+            state: State::Records,
+            values: ValueReader::new(),
+            key: Vec::new(),
+            ty: None,
+            problems: Vec::new(),
+            value_span: (0, 0),
+            _data: std::marker::PhantomData,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn pos(&self) -> u64 {
+        self.inp.pos()
+    }
+
+    pub fn input(&self) -> &I {
+        &self.inp
+    }
+
+    /// Non-fatal findings since the last call.
+    pub fn take_problems(&mut self) -> Vec<Problem> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// Offsets of the value read last (for RESTORE payloads made of the file's own bytes).
+    pub fn value_span(&self) -> (u64, u64) {
+        self.value_span
+    }
+
+    fn context(&self, phase: Phase) -> Context {
+        let in_key = matches!(phase, Phase::ReadValue | Phase::ReadKey);
+        Context {
+            phase: Some(phase),
+            db: self.db,
+            key: in_key.then(|| self.key.clone()),
+            type_name: if in_key { self.ty.map(ObjectType::name) } else { None },
+        }
+    }
+
+    fn fail(&mut self, mut e: Error, phase: Phase) -> Error {
+        self.state = State::Done;
+        if e.context.phase.is_none() {
+            e.context = self.context(phase);
+        }
+        e
+    }
+
+    pub fn notice(&mut self, severity: Severity, offset: u64, message: String, phase: Phase) {
+        let context = self.context(phase);
+        self.problems.push(Problem { severity, offset, message, context });
+    }
+
+    /// Reads the value of the key returned last. Returns its element count.
+    pub fn read_value(&mut self, v: &mut dyn Visitor) -> Result<u64> {
+        let State::Value(ty) = self.state else {
+            return Err(Error::new(self.inp.pos(), ErrorKind::Invalid("no value to read".into())));
+        };
+        let start = self.inp.pos();
+        let n = self.values.read(&mut self.inp, ty, v).map_err(|e| self.fail(e, Phase::ReadValue))?;
+        self.value_span = (start, self.inp.pos());
+        self.state = State::Records;
+        if is_empty_key(ty, n) {
+            self.notice(Severity::Warning, start, "empty key (the server skips it when loading)".into(), Phase::ReadValue);
+        }
+        let notes = std::mem::take(&mut self.values.notes);
+        for note in notes {
+            self.notice(note.severity, note.offset, note.message, Phase::ReadValue);
+        }
+        Ok(n)
+    }
+
+    /// The next record, or None after EOF or an error.
+    pub fn next_record(&mut self) -> Option<Result<Located<'a>>> {
+        if let State::Value(_) = self.state {
+            if let Err(e) = self.read_value(&mut Skip) {
+                return Some(Err(e));
+            }
+        }
+        if self.state == State::Done {
+            return None;
+        }
+        let r = self.record();
+        if r.is_err() {
+            self.state = State::Done;
+        }
+        Some(r)
+    }
+
+    fn record(&mut self) -> Result<Located<'a>> {
+        let mut meta = KeyMeta::default();
+        loop {
+            let offset = self.inp.pos();
+            let op = self.inp.read_u8("record type").map_err(|e| self.fail(e, Phase::ReadType))?;
+            let rec = match op {
+                OP_EOF => return self.eof(offset),
+                OP_SELECTDB => {
+                    let db = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    self.db = Some(db);
+                    Record::SelectDb { db }
+                }
+                OP_RESIZEDB => {
+                    let keys = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    let expires = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    Record::ResizeDb { keys, expires }
+                }
+                OP_AUX => {
+                    let key = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadAux))?;
+                    let value = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadAux))?;
+                    Record::Aux { key, value }
+                }
+                OP_EXPIRETIME_MS => {
+                    let ms = self.inp.read_array("expire time").map_err(|e| self.fail(e, Phase::ReadExpire))?;
+                    meta.expire_ms = Some(i64::from_le_bytes(ms));
+                    continue;
+                }
+                OP_EXPIRETIME => {
+                    let s = self.inp.read_array("expire time").map_err(|e| self.fail(e, Phase::ReadExpire))?;
+                    meta.expire_ms = Some(i64::from(i32::from_le_bytes(s)) * 1000);
+                    continue;
+                }
+                OP_IDLE => {
+                    meta.idle = Some(read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?);
+                    continue;
+                }
+                OP_FREQ => {
+                    meta.freq = Some(self.inp.read_u8("LFU frequency").map_err(|e| self.fail(e, Phase::ReadLen))?);
+                    continue;
+                }
+                OP_MODULE_AUX => {
+                    let (module_id, when) = module::read_aux(&mut self.inp, &mut Skip).map_err(|e| self.fail(e, Phase::ReadModuleAux))?;
+                    Record::ModuleAux { module_id, when }
+                }
+                OP_FUNCTION2 => {
+                    let code = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadFunction))?;
+                    Record::Function { code }
+                }
+                OP_FUNCTION_PRE_GA => {
+                    let e = Error::new(offset, ErrorKind::Unsupported("pre-GA function format (7.0 release candidates) not supported".into()));
+                    return Err(self.fail(e, Phase::ReadFunction));
+                }
+                OP_SLOT_INFO if self.format.flavor == Flavor::Valkey || self.format.version >= 12 => {
+                    let mut len = || read_len(&mut self.inp);
+                    let (slot, keys, expires) = (|| Ok((len()?, len()?, len()?)))().map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    Record::SlotInfo { slot, keys, expires }
+                }
+                OP_KEY_META_OR_SLOT_IMPORT if self.format.flavor == Flavor::Valkey => {
+                    self.slot_import().map_err(|e| self.fail(e, Phase::ReadLen))?
+                }
+                OP_KEY_META_OR_SLOT_IMPORT if self.format.version >= 13 => {
+                    meta.meta_classes = self.key_meta().map_err(|e| self.fail(e, Phase::ReadKey))?;
+                    continue;
+                }
+                OP_ENTERPRISE_RAM_LRU if self.format.flavor == Flavor::Redis => {
+                    let v = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    let msg = format!("skipped Redis Enterprise opcode {op} (RAM LRU {v})");
+                    self.notice(Severity::Notice, offset, msg, Phase::ReadType);
+                    continue;
+                }
+                b => match ObjectType::from_byte(self.format, b) {
+                    Some(ty) => return self.key(offset, ty, meta),
+                    None => {
+                        let e = Error::new(offset, ErrorKind::UnknownType(b));
+                        return Err(self.fail(e, Phase::ReadType));
+                    }
+                },
+            };
+            return Ok(Located { offset, record: rec });
+        }
+    }
+
+    fn key(&mut self, offset: u64, ty: ObjectType, meta: KeyMeta) -> Result<Located<'a>> {
+        self.ty = Some(ty);
+        self.key.clear();
+        let key = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadKey))?;
+        self.key.extend_from_slice(&key);
+        self.state = State::Value(ty);
+        let db = self.db.unwrap_or(0);
+        Ok(Located { offset, record: Record::Key { db, key, ty, meta } })
+    }
+
+    fn slot_import(&mut self) -> Result<Record<'a>> {
+        let job = read_bytes(&mut self.inp)?;
+        let n = read_len(&mut self.inp)?;
+        let mut ranges = Vec::new();
+        for _ in 0..n {
+            ranges.push((read_len(&mut self.inp)?, read_len(&mut self.inp)?));
+        }
+        Ok(Record::SlotImport { job, ranges })
+    }
+
+    /// Redis 8.6 key metadata: class count, then per class a 4-byte spec and annotated items.
+    fn key_meta(&mut self) -> Result<Vec<u32>> {
+        let n = read_len(&mut self.inp)?;
+        let mut classes = Vec::new();
+        for _ in 0..n {
+            classes.push(u32::from_le_bytes(self.inp.read_array("key metadata class")?));
+            module::read_items(&mut self.inp, &mut Skip)?;
+        }
+        Ok(classes)
+    }
+
+    fn eof(&mut self, offset: u64) -> Result<Located<'a>> {
+        self.state = State::Done;
+        self.db = None;
+        if !self.format.has_checksum() {
+            self.trailing(Phase::Trailer);
+            return Ok(Located { offset, record: Record::Eof { checksum: None } });
+        }
+        let computed = self.inp.checksum();
+        let stored = self.inp.read_array("CRC-64 trailer").map_err(|e| self.fail(e, Phase::Checksum))?;
+        let stored = u64::from_le_bytes(stored);
+        if stored == 0 {
+            self.notice(Severity::Notice, offset + 1, "checksum disabled (saved with rdbchecksum no): not checked".into(), Phase::Checksum);
+        } else if stored != computed {
+            let e = Error::new(offset + 1, ErrorKind::Crc { stored, computed });
+            return Err(self.fail(e, Phase::Checksum));
+        }
+        self.trailing(Phase::Trailer);
+        Ok(Located { offset, record: Record::Eof { checksum: Some(stored) } })
+    }
+
+    /// Bytes after the end of the RDB are not part of it (legitimate only in an AOF preamble).
+    fn trailing(&mut self, phase: Phase) {
+        let at = self.inp.pos();
+        let extra = match self.inp.remaining() {
+            Some(n) => n,
+            None => {
+                let mut n = 0u64;
+                while self.inp.read_u8("trailer").is_ok() {
+                    n += 1;
+                }
+                n
+            }
+        };
+        if extra > 0 {
+            self.notice(Severity::Warning, at, format!("{extra} bytes after the end of the RDB data"), phase);
+        }
+    }
+}
+
+fn with_phase(mut e: Error, phase: Phase) -> Error {
+    e.context.phase = Some(phase);
+    e
+}
+
