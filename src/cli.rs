@@ -9,7 +9,13 @@ use crate::cmd::{self, Exit};
 
 /// Check, inspect and convert Redis and Valkey RDB snapshots, without a server.
 #[derive(Parser)]
-#[command(name = "rdbtool", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "rdbtool",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,7 +31,9 @@ enum Command {
     },
     /// Write one man page per subcommand into DIR (how man/ is made).
     #[command(hide = true)]
-    Man { dir: PathBuf },
+    Man {
+        dir: PathBuf,
+    },
 }
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {

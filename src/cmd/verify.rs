@@ -99,11 +99,17 @@ impl From<&Problem> for ProblemView {
 
 impl Report {
     fn new(file: &Path) -> Self {
-        Report { file: file.display().to_string(), checksum: "unchecked", ..Default::default() }
+        Report {
+            file: file.display().to_string(),
+            checksum: "unchecked",
+            ..Default::default()
+        }
     }
 
     fn exit(&self, strict: bool) -> Exit {
-        let failing = |p: &ProblemView| p.severity == Severity::Error || (strict && p.severity == Severity::Warning);
+        let failing = |p: &ProblemView| {
+            p.severity == Severity::Error || (strict && p.severity == Severity::Warning)
+        };
         if self.io_error.is_some() {
             Exit::Error
         } else if self.problems.iter().any(failing) {
@@ -122,7 +128,12 @@ impl Report {
             self.checksum = "mismatch";
         }
         let message = e.kind.to_string();
-        self.push(&Problem { severity: Severity::Error, offset: e.offset, message, context: e.context });
+        self.push(&Problem {
+            severity: Severity::Error,
+            offset: e.offset,
+            message,
+            context: e.context,
+        });
     }
 }
 
@@ -132,7 +143,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     }
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
     let reports = check_all(&args, progress.as_ref());
-    let exit = reports.iter().map(|r| r.exit(args.strict)).max().unwrap_or(Exit::Ok);
+    let exit = reports
+        .iter()
+        .map(|r| r.exit(args.strict))
+        .max()
+        .unwrap_or(Exit::Ok);
     match args.format {
         OutFormat::Json => {
             let doc = serde_json::json!({ "ok": exit == Exit::Ok, "strict": args.strict, "files": reports });
@@ -150,7 +165,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
 
 /// Checks the files on as many threads as there are cores, keeping the given order.
 fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(args.files.len());
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(args.files.len());
     let next = AtomicUsize::new(0);
     let mut reports: Vec<(usize, Report)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
@@ -166,7 +183,10 @@ fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     reports.sort_by_key(|(i, _)| *i);
     reports.into_iter().map(|(_, r)| r).collect()
@@ -204,7 +224,9 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
         check_payload(data, &mut report);
         return finish(report);
     }
-    let bar = progress.filter(|_| report.bytes >= PROGRESS_MIN).map(|m| m.add(bar(report.bytes, path)));
+    let bar = progress
+        .filter(|_| report.bytes >= PROGRESS_MIN)
+        .map(|m| m.add(bar(report.bytes, path)));
     // The trailer checksum covers all but the last 8 bytes of a well-formed file: sum them on
     // another core while this one parses.
     let crc_end = data.len().saturating_sub(8);
@@ -228,9 +250,13 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
 }
 
 fn bar(len: u64, path: &Path) -> ProgressBar {
-    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::new(len).with_style(style).with_message(path.display().to_string())
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len)
+        .with_style(style)
+        .with_message(path.display().to_string())
 }
 
 fn finish(mut report: Report) -> Report {
@@ -268,7 +294,11 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
         };
         match rec.record {
             Record::Aux { key, value } if &key[..] == b"redis-ver" || &key[..] == b"valkey-ver" => {
-                report.writer = Some(format!("{} {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value)));
+                report.writer = Some(format!(
+                    "{} {}",
+                    String::from_utf8_lossy(&key),
+                    String::from_utf8_lossy(&value)
+                ));
             }
             Record::ResizeDb { keys: n, .. } => {
                 // A hint from the file: never reserve more than the bytes left could hold.
@@ -282,7 +312,10 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
                     report.expires += 1;
                 }
                 if !keys.insert_salted(db, &key) {
-                    let msg = format!("duplicate key \"{}\" in db {db} (the server refuses to load this file)", escape(&key));
+                    let msg = format!(
+                        "duplicate key \"{}\" in db {db} (the server refuses to load this file)",
+                        escape(&key)
+                    );
                     reader.notice(Severity::Error, rec.offset, msg, rdb::Phase::ReadKey);
                 }
             }
@@ -318,7 +351,11 @@ fn check_payload(data: &[u8], report: &mut Report) {
             report.format = Some(format!("DUMP payload v{}", p.format.version));
             report.r#type = Some(p.ty.name());
             report.keys = 1;
-            report.checksum = if p.problems.iter().any(|p| p.message.contains("CRC")) { "mismatch" } else { "ok" };
+            report.checksum = if p.problems.iter().any(|p| p.message.contains("CRC")) {
+                "mismatch"
+            } else {
+                "ok"
+            };
             for prob in &p.problems {
                 report.push(prob);
             }
@@ -348,13 +385,25 @@ fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<
         if let Some(t) = p.r#type {
             context.push(format!("type {t}"));
         }
-        let context = if context.is_empty() { String::new() } else { format!(" ({})", context.join(", ")) };
-        writeln!(out, "{level} {}: offset {} (0x{:x}): {}{context}", r.file, p.offset, p.offset, p.message)?;
+        let context = if context.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", context.join(", "))
+        };
+        writeln!(
+            out,
+            "{level} {}: offset {} (0x{:x}): {}{context}",
+            r.file, p.offset, p.offset, p.message
+        )?;
     }
     if let Some(e) = &r.io_error {
         return writeln!(out, "ERROR {}: {e}", r.file);
     }
-    let verdict = if r.exit(strict) == Exit::Ok { "OK" } else { "FAIL" };
+    let verdict = if r.exit(strict) == Exit::Ok {
+        "OK"
+    } else {
+        "FAIL"
+    };
     let mut facts = vec![match (&r.format, &r.writer) {
         (Some(f), Some(w)) => format!("{f} ({w})"),
         (Some(f), None) => f.clone(),
@@ -374,8 +423,16 @@ fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<
         other => format!("CRC-64 {other}"),
     });
     facts.push(iec(r.bytes));
-    let errors = r.problems.iter().filter(|p| p.severity == Severity::Error).count();
-    let warnings = r.problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    let errors = r
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let warnings = r
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .count();
     if errors + warnings > 0 {
         facts.push(format!("{errors} errors, {warnings} warnings"));
     }

@@ -77,7 +77,9 @@ impl fmt::Display for Context {
 
 /// Escapes bytes for one terminal line: printable ASCII as is, the rest as `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
-    format!("{}", bstr::BStr::new(bytes)).escape_debug().to_string()
+    format!("{}", bstr::BStr::new(bytes))
+        .escape_debug()
+        .to_string()
 }
 
 /// What went wrong, without where.
@@ -102,11 +104,18 @@ pub enum ErrorKind {
     #[error("invalid LZF compressed string: {0}")]
     Lzf(Cow<'static, str>),
     #[error("{what} length {len} exceeds the {left} bytes left")]
-    TooLong { what: &'static str, len: u64, left: u64 },
+    TooLong {
+        what: &'static str,
+        len: u64,
+        left: u64,
+    },
     #[error("CRC-64 mismatch: stored 0x{stored:016x}, computed 0x{computed:016x}")]
     Crc { stored: u64, computed: u64 },
     #[error("{encoding} integrity check failed: {detail}")]
-    Encoding { encoding: &'static str, detail: Cow<'static, str> },
+    Encoding {
+        encoding: &'static str,
+        detail: Cow<'static, str>,
+    },
     #[error("{0}")]
     Invalid(Cow<'static, str>),
 }
@@ -121,13 +130,21 @@ pub struct Error {
 
 impl Error {
     pub fn new(offset: u64, kind: ErrorKind) -> Self {
-        Error { offset, kind, context: Context::default() }
+        Error {
+            offset,
+            kind,
+            context: Context::default(),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "offset {} (0x{:x}): {}{}", self.offset, self.offset, self.kind, self.context)
+        write!(
+            f,
+            "offset {} (0x{:x}): {}{}",
+            self.offset, self.offset, self.kind, self.context
+        )
     }
 }
 
@@ -137,7 +154,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Shorthand for an encoding integrity error.
 pub fn corrupt(encoding: &'static str, detail: impl Into<Cow<'static, str>>) -> ErrorKind {
-    ErrorKind::Encoding { encoding, detail: detail.into() }
+    ErrorKind::Encoding {
+        encoding,
+        detail: detail.into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -162,7 +182,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "offset {} (0x{:x}): {}{}", self.offset, self.offset, self.message, self.context)
+        write!(
+            f,
+            "offset {} (0x{:x}): {}{}",
+            self.offset, self.offset, self.message, self.context
+        )
     }
 }
 

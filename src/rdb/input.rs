@@ -64,7 +64,11 @@ pub struct SliceInput<'a> {
 
 impl<'a> SliceInput<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        SliceInput { data, pos: 0, precomputed: None }
+        SliceInput {
+            data,
+            pos: 0,
+            precomputed: None,
+        }
     }
 
     /// Takes the checksum of `data[..end]` from `rx` when it is asked for at `end`, which is
@@ -129,7 +133,9 @@ impl<'a> Input<'a> for SliceInput<'a> {
 
     fn checksum(&self) -> u64 {
         match &self.precomputed {
-            Some((end, rx)) if *end == self.pos => rx.recv().unwrap_or_else(|_| Crc64::checksum(&self.data[..self.pos])),
+            Some((end, rx)) if *end == self.pos => rx
+                .recv()
+                .unwrap_or_else(|_| Crc64::checksum(&self.data[..self.pos])),
             _ => Crc64::checksum(&self.data[..self.pos]),
         }
     }
@@ -209,7 +215,12 @@ impl<R: Read> StreamInput<R> {
     }
 
     /// Reads `n` bytes of which any may be beyond the buffer; `sink` sees them in pieces.
-    fn stream_out(&mut self, n: u64, what: &'static str, mut sink: impl FnMut(&[u8])) -> Result<()> {
+    fn stream_out(
+        &mut self,
+        n: u64,
+        what: &'static str,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<()> {
         let start_pos = self.pos();
         let mut left = n;
         while left > 0 {
@@ -303,8 +314,14 @@ mod tests {
         let mut s = StreamInput::new(Trickle { data: &data, n: 0 });
         let mut m = SliceInput::new(&data);
         assert_eq!(s.read_u8("x").unwrap(), m.read_u8("x").unwrap());
-        assert_eq!(s.read_array::<5>("x").unwrap(), m.read_array::<5>("x").unwrap());
-        assert_eq!(s.read_bytes(900, "x").unwrap(), m.read_bytes(900, "x").unwrap());
+        assert_eq!(
+            s.read_array::<5>("x").unwrap(),
+            m.read_array::<5>("x").unwrap()
+        );
+        assert_eq!(
+            s.read_bytes(900, "x").unwrap(),
+            m.read_bytes(900, "x").unwrap()
+        );
         s.skip(100, "x").unwrap();
         m.skip(100, "x").unwrap();
         assert_eq!(s.pos(), m.pos());
@@ -312,7 +329,13 @@ mod tests {
         assert_eq!(m.checksum(), s.checksum());
         let err = s.read_bytes(5000, "blob").unwrap_err();
         assert_eq!(err.offset, 1006);
-        assert_eq!(err.kind, ErrorKind::UnexpectedEof { need: 4006, what: "blob" });
+        assert_eq!(
+            err.kind,
+            ErrorKind::UnexpectedEof {
+                need: 4006,
+                what: "blob"
+            }
+        );
         let err = m.read_bytes(5000, "blob").unwrap_err();
         assert_eq!(err.offset, 1006);
     }

@@ -11,7 +11,9 @@ fn bad(at: usize, detail: &'static str) -> At {
 /// Validates the whole intset (width, exact size, non-empty, strictly ascending) and returns
 /// an iterator over its members.
 pub fn members(data: &[u8]) -> BlobResult<impl Iterator<Item = i64> + '_> {
-    let header = data.get(..8).ok_or_else(|| bad(0, "shorter than its header"))?;
+    let header = data
+        .get(..8)
+        .ok_or_else(|| bad(0, "shorter than its header"))?;
     let width = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let count = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
     if !matches!(width, 2 | 4 | 8) {

@@ -37,7 +37,13 @@ impl<'b> Listpack<'b> {
             return Err(bad(data.len() - 1, "missing end marker"));
         }
         let declared = u16::from_le_bytes([data[4], data[5]]);
-        Ok(Listpack { data, pos: HEADER, seen: 0, declared, done: false })
+        Ok(Listpack {
+            data,
+            pos: HEADER,
+            seen: 0,
+            declared,
+            done: false,
+        })
     }
 
     /// The element count from the header, when it is not saturated.
@@ -71,7 +77,9 @@ impl<'b> Listpack<'b> {
         let size = header + len;
         let (backlen, n) = encode_backlen(size);
         let end = at.checked_add(size).and_then(|e| e.checked_add(n));
-        let end = end.filter(|&e| e < d.len()).ok_or_else(|| bad(at, "entry overruns the blob"))?;
+        let end = end
+            .filter(|&e| e < d.len())
+            .ok_or_else(|| bad(at, "entry overruns the blob"))?;
         if d[at + size..end] != backlen[..n] {
             return Err(bad(at + size, "entry back-length differs from its size"));
         }
@@ -83,9 +91,15 @@ impl<'b> Listpack<'b> {
     /// Returns (header bytes, data bytes, element).
     fn decode_entry(&self, at: usize, b0: u8) -> BlobResult<(usize, usize, Elem<'b>)> {
         let d = self.data;
-        let byte = |i: usize| d.get(at + i).copied().ok_or_else(|| bad(at, "entry header overruns the blob"));
+        let byte = |i: usize| {
+            d.get(at + i)
+                .copied()
+                .ok_or_else(|| bad(at, "entry header overruns the blob"))
+        };
         let int_le = |n: usize| -> BlobResult<i64> {
-            let bytes = d.get(at + 1..at + 1 + n).ok_or_else(|| bad(at, "integer overruns the blob"))?;
+            let bytes = d
+                .get(at + 1..at + 1 + n)
+                .ok_or_else(|| bad(at, "integer overruns the blob"))?;
             let mut v: u64 = 0;
             for (i, &b) in bytes.iter().enumerate() {
                 v |= u64::from(b) << (8 * i);
@@ -94,8 +108,12 @@ impl<'b> Listpack<'b> {
             Ok(((v << shift) as i64) >> shift)
         };
         let string = |header: usize, len: usize| -> BlobResult<(usize, usize, Elem<'b>)> {
-            let s = at.checked_add(header).and_then(|s| Some((s, s.checked_add(len)?)));
-            let bytes = s.and_then(|(s, e)| d.get(s..e)).ok_or_else(|| bad(at, "string overruns the blob"))?;
+            let s = at
+                .checked_add(header)
+                .and_then(|s| Some((s, s.checked_add(len)?)));
+            let bytes = s
+                .and_then(|(s, e)| d.get(s..e))
+                .ok_or_else(|| bad(at, "string overruns the blob"))?;
             Ok((header, len, Elem::Bytes(bytes)))
         };
         match b0 {
@@ -153,13 +171,22 @@ mod tests {
 
     /// The 7.0 hash `f1=v1, f2=2`.
     const HASH: [u8; 21] = [
-        0x15, 0, 0, 0, 0x04, 0, 0x82, b'f', b'1', 3, 0x82, b'v', b'1', 3, 0x82, b'f', b'2', 3, 0x02, 1, 0xff,
+        0x15, 0, 0, 0, 0x04, 0, 0x82, b'f', b'1', 3, 0x82, b'v', b'1', 3, 0x82, b'f', b'2', 3,
+        0x02, 1, 0xff,
     ];
 
     #[test]
     fn decodes_documented_example() {
         let e = elements(&HASH).unwrap();
-        assert_eq!(e, vec![Elem::Bytes(b"f1"), Elem::Bytes(b"v1"), Elem::Bytes(b"f2"), Elem::Int(2)]);
+        assert_eq!(
+            e,
+            vec![
+                Elem::Bytes(b"f1"),
+                Elem::Bytes(b"v1"),
+                Elem::Bytes(b"f2"),
+                Elem::Int(2)
+            ]
+        );
     }
 
     #[test]

@@ -25,17 +25,20 @@ pub fn decompress(compressed: &[u8], ulen: u64) -> Result<Vec<u8>, ErrorKind> {
             Err(ErrorKind::Lzf("empty compressed data".into()))
         };
     }
-    let ulen = usize::try_from(ulen).map_err(|_| ErrorKind::Lzf("size beyond address space".into()))?;
+    let ulen =
+        usize::try_from(ulen).map_err(|_| ErrorKind::Lzf("size beyond address space".into()))?;
     match lzf::decompress(compressed, ulen) {
         Ok(out) if out.len() == ulen => Ok(out),
         Ok(out) => Err(ErrorKind::Lzf(Cow::Owned(format!(
             "decompressed to {} bytes, header says {ulen}",
             out.len()
         )))),
-        Err(lzf::LzfError::BufferTooSmall) => {
-            Err(ErrorKind::Lzf(Cow::Owned(format!("output exceeds the declared {ulen} bytes"))))
-        }
-        Err(_) => Err(ErrorKind::Lzf("back-reference or literal run out of bounds".into())),
+        Err(lzf::LzfError::BufferTooSmall) => Err(ErrorKind::Lzf(Cow::Owned(format!(
+            "output exceeds the declared {ulen} bytes"
+        )))),
+        Err(_) => Err(ErrorKind::Lzf(
+            "back-reference or literal run out of bounds".into(),
+        )),
     }
 }
 
@@ -54,7 +57,10 @@ mod tests {
 
     #[test]
     fn absurd_ratio_is_refused_before_allocating() {
-        assert!(matches!(decompress(&[0; 4], 1 << 40), Err(ErrorKind::Lzf(_))));
+        assert!(matches!(
+            decompress(&[0; 4], 1 << 40),
+            Err(ErrorKind::Lzf(_))
+        ));
     }
 
     #[test]

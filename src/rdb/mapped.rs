@@ -41,7 +41,9 @@ impl MappedFile {
         if end > start {
             // SAFETY: the mapping is private and read-only, so dropping pages only means they are
             // read again from the file if touched later; no data can be lost.
-            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+            let _ = unsafe {
+                map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+            };
         }
     }
 

@@ -54,7 +54,10 @@ pub(super) fn read_items<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> 
                 continue;
             }
             op => {
-                return Err(Error::new(at, ErrorKind::Invalid(format!("unknown module value opcode {op}").into())));
+                return Err(Error::new(
+                    at,
+                    ErrorKind::Invalid(format!("unknown module value opcode {op}").into()),
+                ));
             }
         };
         v.item(Item::ModuleItem(item));
@@ -68,13 +71,36 @@ pub fn read_value<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<
     read_items(inp, v)
 }
 
+/// A type-6 value (Redis 4.0 release candidates): module id, then the module's own bytes with no
+/// annotations or end marker, so only a module whose layout is known can be read past. The one
+/// such module is Redis's example `hellotype` (a count, then that many signed integers).
+pub fn read_pre_ga_value<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<()> {
+    let at = inp.pos();
+    let module_id = read_len(inp)?;
+    let (name, _) = module_name(module_id);
+    if name != "hellotype" {
+        let msg = format!("pre-GA module value of module {name} cannot be read without the module");
+        return Err(Error::new(at, ErrorKind::Unsupported(msg.into())));
+    }
+    v.item(Item::Module { module_id });
+    let n = read_len(inp)?;
+    v.item(Item::ModuleItem(ModuleItem::Uint(n)));
+    for _ in 0..n {
+        v.item(Item::ModuleItem(ModuleItem::Sint(read_len(inp)? as i64)));
+    }
+    Ok(())
+}
+
 /// Module aux data: module id, the `when` slot (as a UINT item), annotated items, EOF.
 /// Returns (module id, when: 1 before the keyspace, 2 after).
 pub fn read_aux<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<(u64, u64)> {
     let module_id = read_len(inp)?;
     let at = inp.pos();
     if read_len(inp)? != UINT {
-        return Err(Error::new(at, ErrorKind::Invalid("module aux: bad when opcode".into())));
+        return Err(Error::new(
+            at,
+            ErrorKind::Invalid("module aux: bad when opcode".into()),
+        ));
     }
     let when = read_len(inp)?;
     read_items(inp, v)?;
@@ -87,6 +113,9 @@ mod tests {
 
     #[test]
     fn documented_module_id() {
-        assert_eq!(module_name(0x3324F2A5ED76DC01), ("MyType123".to_string(), 1));
+        assert_eq!(
+            module_name(0x3324F2A5ED76DC01),
+            ("MyType123".to_string(), 1)
+        );
     }
 }

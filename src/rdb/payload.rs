@@ -35,7 +35,13 @@ pub fn build(type_and_value: &[u8], version: u16) -> Vec<u8> {
 /// stops decoding is an `Err`. Empty collections are errors here: RESTORE refuses them.
 pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
     if data.len() < FOOTER + 1 {
-        return Err(Error::new(0, ErrorKind::UnexpectedEof { need: (FOOTER + 1 - data.len()) as u64, what: "DUMP payload" }));
+        return Err(Error::new(
+            0,
+            ErrorKind::UnexpectedEof {
+                need: (FOOTER + 1 - data.len()) as u64,
+                what: "DUMP payload",
+            },
+        ));
     }
     let body_end = data.len() - FOOTER;
     let version = u16::from_le_bytes([data[body_end], data[body_end + 1]]);
@@ -53,24 +59,46 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
     }
     let format = Format::from_payload_version(version);
     if !format.is_supported() {
-        return Err(Error::new(body_end as u64, ErrorKind::UnsupportedVersion(format!("payload version {version}"))));
+        return Err(Error::new(
+            body_end as u64,
+            ErrorKind::UnsupportedVersion(format!("payload version {version}")),
+        ));
     }
-    let ty = ObjectType::from_byte(format, data[0]).ok_or_else(|| Error::new(0, ErrorKind::UnknownType(data[0])))?;
+    let ty = ObjectType::from_byte(format, data[0])
+        .ok_or_else(|| Error::new(0, ErrorKind::UnknownType(data[0])))?;
     let mut inp = SliceInput::new(&data[..body_end]);
     inp.skip(1, "type")?;
     let mut values = ValueReader::new();
     let elements = values.read(&mut inp, ty, v)?;
     if inp.pos() != body_end as u64 {
         let left = body_end as u64 - inp.pos();
-        return Err(Error::new(inp.pos(), ErrorKind::Invalid(format!("{left} bytes after the value").into())));
+        return Err(Error::new(
+            inp.pos(),
+            ErrorKind::Invalid(format!("{left} bytes after the value").into()),
+        ));
     }
     if is_empty_key(ty, elements) {
-        problems.push(Problem { severity: Severity::Error, offset: 0, message: "empty key (RESTORE refuses it)".into(), context: Default::default() });
+        problems.push(Problem {
+            severity: Severity::Error,
+            offset: 0,
+            message: "empty key (RESTORE refuses it)".into(),
+            context: Default::default(),
+        });
     }
     for note in values.notes() {
-        problems.push(Problem { severity: note.severity, offset: note.offset, message: note.message.clone(), context: Default::default() });
+        problems.push(Problem {
+            severity: note.severity,
+            offset: note.offset,
+            message: note.message.clone(),
+            context: Default::default(),
+        });
     }
-    Ok(Payload { format, ty, elements, problems })
+    Ok(Payload {
+        format,
+        ty,
+        elements,
+        problems,
+    })
 }
 
 #[cfg(test)]
@@ -80,7 +108,10 @@ mod tests {
 
     #[test]
     fn documented_string_payload() {
-        let p = [0x00, 0x03, b'b', b'a', b'r', 0x0a, 0x00, 0xe6, 0xbe, 0x49, 0x60, 0xee, 0x66, 0xfd, 0x17];
+        let p = [
+            0x00, 0x03, b'b', b'a', b'r', 0x0a, 0x00, 0xe6, 0xbe, 0x49, 0x60, 0xee, 0x66, 0xfd,
+            0x17,
+        ];
         let mut seen = Vec::new();
         let got = read(&p, &mut |i: Item<'_>| seen.push(format!("{i:?}"))).unwrap();
         assert_eq!(got.format.version, 10);

@@ -119,14 +119,19 @@ fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Opt
             Ok((RdbStr::Bytes(inp.read_bytes(n, "string")?), Some(origin)))
         }
         Len::Special(0) => int(i64::from(inp.read_u8("int8 string")? as i8)),
-        Len::Special(1) => int(i64::from(i16::from_le_bytes(inp.read_array("int16 string")?))),
-        Len::Special(2) => int(i64::from(i32::from_le_bytes(inp.read_array("int32 string")?))),
+        Len::Special(1) => int(i64::from(i16::from_le_bytes(
+            inp.read_array("int16 string")?,
+        ))),
+        Len::Special(2) => int(i64::from(i32::from_le_bytes(
+            inp.read_array("int32 string")?,
+        ))),
         Len::Special(3) => {
             let clen = read_len(inp)?;
             let ulen = read_len(inp)?;
             let data_at = inp.pos();
             let compressed = inp.read_bytes(clen, "LZF data")?;
-            let out = lzf::decompress(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))?;
+            let out =
+                lzf::decompress(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))?;
             Ok((RdbStr::Bytes(Cow::Owned(out)), None))
         }
         Len::Special(s) => Err(Error::new(at, ErrorKind::BadStringEncoding(s))),
@@ -157,7 +162,9 @@ impl Blob<'_> {
                 let kind = match kind {
                     ErrorKind::Encoding { encoding, detail } => ErrorKind::Encoding {
                         encoding,
-                        detail: Cow::Owned(format!("{detail} (at byte {inner} of the decompressed blob)")),
+                        detail: Cow::Owned(format!(
+                            "{detail} (at byte {inner} of the decompressed blob)"
+                        )),
                     },
                     k => k,
                 };
@@ -170,7 +177,11 @@ impl Blob<'_> {
 pub fn read_blob<'a, I: Input<'a>>(inp: &mut I) -> Result<Blob<'a>> {
     let at = inp.pos();
     let (s, origin) = read_string_located(inp)?;
-    Ok(Blob { data: s.into_bytes(), origin, at })
+    Ok(Blob {
+        data: s.into_bytes(),
+        origin,
+        at,
+    })
 }
 
 /// The 8-byte little-endian IEEE double of ZSET_2 and module values.
@@ -188,7 +199,8 @@ pub fn read_text_double<'a, I: Input<'a>>(inp: &mut I) -> Result<f64> {
         255 => Ok(f64::NEG_INFINITY),
         _ => {
             let text = inp.read_bytes(u64::from(n), "double")?;
-            parse_double(&text).ok_or_else(|| Error::new(at, ErrorKind::Invalid("score is not a number".into())))
+            parse_double(&text)
+                .ok_or_else(|| Error::new(at, ErrorKind::Invalid("score is not a number".into())))
         }
     }
 }
@@ -218,9 +230,15 @@ mod tests {
         assert_eq!(len(&[0x05]).unwrap(), 5);
         assert_eq!(len(&[0x41, 0x00]).unwrap(), 256);
         assert_eq!(len(&[0x80, 0, 1, 0, 0]).unwrap(), 65536);
-        assert_eq!(len(&[0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(), u64::MAX);
+        assert_eq!(
+            len(&[0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(),
+            u64::MAX
+        );
         assert_eq!(len(&[0x82]).unwrap_err().kind, ErrorKind::BadLength(0x82));
-        assert_eq!(len(&[0xc0]).unwrap_err().kind, ErrorKind::SpecialLength(0xc0));
+        assert_eq!(
+            len(&[0xc0]).unwrap_err().kind,
+            ErrorKind::SpecialLength(0xc0)
+        );
     }
 
     #[test]
@@ -230,8 +248,14 @@ mod tests {
         assert_eq!(s(&[0xc0, 0xfe]).unwrap(), b"-2");
         assert_eq!(s(&[0xc1, 0xab, 0xab]).unwrap(), b"-21589");
         assert_eq!(s(&[0xc2, 0x25, 0xd3, 0xed, 0x0a]).unwrap(), b"183358245");
-        assert_eq!(s(&[0xc3, 0x06, 0x06, 0x02, b'a', b'b', b'c', 0x20, 0x02]).unwrap(), b"abcabc");
-        assert_eq!(s(&[0xc4]).unwrap_err().kind, ErrorKind::BadStringEncoding(4));
+        assert_eq!(
+            s(&[0xc3, 0x06, 0x06, 0x02, b'a', b'b', b'c', 0x20, 0x02]).unwrap(),
+            b"abcabc"
+        );
+        assert_eq!(
+            s(&[0xc4]).unwrap_err().kind,
+            ErrorKind::BadStringEncoding(4)
+        );
     }
 
     #[test]

@@ -10,7 +10,11 @@ use super::value::{Item, ValueReader, Visitor};
 const PLAIN: u64 = 1;
 const PACKED: u64 = 2;
 
-pub fn read_v1<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
+pub fn read_v1<'a, I: Input<'a>>(
+    r: &mut ValueReader,
+    inp: &mut I,
+    v: &mut dyn Visitor,
+) -> Result<u64> {
     let nodes = read_count(inp)?;
     let mut n = 0;
     for _ in 0..nodes {
@@ -29,7 +33,10 @@ pub fn read_v2<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<u64
         let container = read_len(inp)?;
         let blob = read_blob(inp)?;
         if blob.data.is_empty() {
-            return Err(Error::new(blob.at, corrupt("quicklist", "zero-length node")));
+            return Err(Error::new(
+                blob.at,
+                corrupt("quicklist", "zero-length node"),
+            ));
         }
         match container {
             PLAIN => {
@@ -44,10 +51,13 @@ pub fn read_v2<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<u64
                 }
             }
             other => {
-                return Err(Error::new(at, ErrorKind::Encoding {
-                    encoding: "quicklist",
-                    detail: format!("unknown node container {other}").into(),
-                }));
+                return Err(Error::new(
+                    at,
+                    ErrorKind::Encoding {
+                        encoding: "quicklist",
+                        detail: format!("unknown node container {other}").into(),
+                    },
+                ));
             }
         }
     }

@@ -31,13 +31,21 @@ const OP_ENTERPRISE_RAM_LRU: u8 = 107;
 /// Parses the 9-byte signature.
 pub fn parse_magic(magic: &[u8; 9]) -> std::result::Result<Format, ErrorKind> {
     let digits = |d: &[u8]| -> Option<u16> {
-        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0')))
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0')))
     };
     let shown = || String::from_utf8_lossy(magic).escape_debug().to_string();
     let format = if let Some(rest) = magic.strip_prefix(b"REDIS") {
-        digits(rest).map(|version| Format { flavor: Flavor::Redis, version })
+        digits(rest).map(|version| Format {
+            flavor: Flavor::Redis,
+            version,
+        })
     } else if let Some(rest) = magic.strip_prefix(b"VALKEY") {
-        digits(rest).map(|version| Format { flavor: Flavor::Valkey, version })
+        digits(rest).map(|version| Format {
+            flavor: Flavor::Valkey,
+            version,
+        })
     } else {
         None
     };
@@ -63,19 +71,46 @@ pub struct KeyMeta {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record<'a> {
-    Aux { key: Cow<'a, [u8]>, value: Cow<'a, [u8]> },
-    SelectDb { db: u64 },
-    ResizeDb { keys: u64, expires: u64 },
-    SlotInfo { slot: u64, keys: u64, expires: u64 },
+    Aux {
+        key: Cow<'a, [u8]>,
+        value: Cow<'a, [u8]>,
+    },
+    SelectDb {
+        db: u64,
+    },
+    ResizeDb {
+        keys: u64,
+        expires: u64,
+    },
+    SlotInfo {
+        slot: u64,
+        keys: u64,
+        expires: u64,
+    },
     /// A function library's source (`#!lua name=...`).
-    Function { code: Cow<'a, [u8]> },
-    ModuleAux { module_id: u64, when: u64 },
+    Function {
+        code: Cow<'a, [u8]>,
+    },
+    ModuleAux {
+        module_id: u64,
+        when: u64,
+    },
     /// Valkey 9: an atomic slot import in progress.
-    SlotImport { job: Cow<'a, [u8]>, ranges: Vec<(u64, u64)> },
+    SlotImport {
+        job: Cow<'a, [u8]>,
+        ranges: Vec<(u64, u64)>,
+    },
     /// A key; its value is read next with [`Reader::read_value`], or skipped.
-    Key { db: u64, key: Cow<'a, [u8]>, ty: ObjectType, meta: KeyMeta },
+    Key {
+        db: u64,
+        key: Cow<'a, [u8]>,
+        ty: ObjectType,
+        meta: KeyMeta,
+    },
     /// End of data. `checksum` is the stored trailer (None before RDB 5).
-    Eof { checksum: Option<u64> },
+    Eof {
+        checksum: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,8 +151,11 @@ impl<'a> Reader<'a, SliceInput<'a>> {
 impl<'a, I: Input<'a>> Reader<'a, I> {
     /// Reads and checks the signature.
     pub fn new(mut inp: I) -> Result<Self> {
-        let magic: [u8; 9] = inp.read_array("signature").map_err(|e| with_phase(e, Phase::Header))?;
-        let format = parse_magic(&magic).map_err(|k| with_phase(Error::new(0, k), Phase::Header))?;
+        let magic: [u8; 9] = inp
+            .read_array("signature")
+            .map_err(|e| with_phase(e, Phase::Header))?;
+        let format =
+            parse_magic(&magic).map_err(|k| with_phase(Error::new(0, k), Phase::Header))?;
         Ok(Reader {
             inp,
             format,
@@ -160,7 +198,11 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             phase: Some(phase),
             db: self.db,
             key: in_key.then(|| self.key.clone()),
-            type_name: if in_key { self.ty.map(ObjectType::name) } else { None },
+            type_name: if in_key {
+                self.ty.map(ObjectType::name)
+            } else {
+                None
+            },
         }
     }
 
@@ -174,20 +216,36 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
 
     pub fn notice(&mut self, severity: Severity, offset: u64, message: String, phase: Phase) {
         let context = self.context(phase);
-        self.problems.push(Problem { severity, offset, message, context });
+        self.problems.push(Problem {
+            severity,
+            offset,
+            message,
+            context,
+        });
     }
 
     /// Reads the value of the key returned last. Returns its element count.
     pub fn read_value(&mut self, v: &mut dyn Visitor) -> Result<u64> {
         let State::Value(ty) = self.state else {
-            return Err(Error::new(self.inp.pos(), ErrorKind::Invalid("no value to read".into())));
+            return Err(Error::new(
+                self.inp.pos(),
+                ErrorKind::Invalid("no value to read".into()),
+            ));
         };
         let start = self.inp.pos();
-        let n = self.values.read(&mut self.inp, ty, v).map_err(|e| self.fail(e, Phase::ReadValue))?;
+        let n = self
+            .values
+            .read(&mut self.inp, ty, v)
+            .map_err(|e| self.fail(e, Phase::ReadValue))?;
         self.value_span = (start, self.inp.pos());
         self.state = State::Records;
         if is_empty_key(ty, n) {
-            self.notice(Severity::Warning, start, "empty key (the server skips it when loading)".into(), Phase::ReadValue);
+            self.notice(
+                Severity::Warning,
+                start,
+                "empty key (the server skips it when loading)".into(),
+                Phase::ReadValue,
+            );
         }
         let notes = std::mem::take(&mut self.values.notes);
         for note in notes {
@@ -198,10 +256,10 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
 
     /// The next record, or None after EOF or an error.
     pub fn next_record(&mut self) -> Option<Result<Located<'a>>> {
-        if let State::Value(_) = self.state {
-            if let Err(e) = self.read_value(&mut Skip) {
-                return Some(Err(e));
-            }
+        if let State::Value(_) = self.state
+            && let Err(e) = self.read_value(&mut Skip)
+        {
+            return Some(Err(e));
         }
         if self.state == State::Done {
             return None;
@@ -217,7 +275,10 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         let mut meta = KeyMeta::default();
         loop {
             let offset = self.inp.pos();
-            let op = self.inp.read_u8("record type").map_err(|e| self.fail(e, Phase::ReadType))?;
+            let op = self
+                .inp
+                .read_u8("record type")
+                .map_err(|e| self.fail(e, Phase::ReadType))?;
             let rec = match op {
                 OP_EOF => return self.eof(offset),
                 OP_SELECTDB => {
@@ -227,54 +288,82 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
                 }
                 OP_RESIZEDB => {
                     let keys = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
-                    let expires = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    let expires =
+                        read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
                     Record::ResizeDb { keys, expires }
                 }
                 OP_AUX => {
-                    let key = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadAux))?;
-                    let value = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadAux))?;
+                    let key =
+                        read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadAux))?;
+                    let value =
+                        read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadAux))?;
                     Record::Aux { key, value }
                 }
                 OP_EXPIRETIME_MS => {
-                    let ms = self.inp.read_array("expire time").map_err(|e| self.fail(e, Phase::ReadExpire))?;
+                    let ms = self
+                        .inp
+                        .read_array("expire time")
+                        .map_err(|e| self.fail(e, Phase::ReadExpire))?;
                     meta.expire_ms = Some(i64::from_le_bytes(ms));
                     continue;
                 }
                 OP_EXPIRETIME => {
-                    let s = self.inp.read_array("expire time").map_err(|e| self.fail(e, Phase::ReadExpire))?;
+                    let s = self
+                        .inp
+                        .read_array("expire time")
+                        .map_err(|e| self.fail(e, Phase::ReadExpire))?;
                     meta.expire_ms = Some(i64::from(i32::from_le_bytes(s)) * 1000);
                     continue;
                 }
                 OP_IDLE => {
-                    meta.idle = Some(read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?);
+                    meta.idle =
+                        Some(read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?);
                     continue;
                 }
                 OP_FREQ => {
-                    meta.freq = Some(self.inp.read_u8("LFU frequency").map_err(|e| self.fail(e, Phase::ReadLen))?);
+                    meta.freq = Some(
+                        self.inp
+                            .read_u8("LFU frequency")
+                            .map_err(|e| self.fail(e, Phase::ReadLen))?,
+                    );
                     continue;
                 }
                 OP_MODULE_AUX => {
-                    let (module_id, when) = module::read_aux(&mut self.inp, &mut Skip).map_err(|e| self.fail(e, Phase::ReadModuleAux))?;
+                    let (module_id, when) = module::read_aux(&mut self.inp, &mut Skip)
+                        .map_err(|e| self.fail(e, Phase::ReadModuleAux))?;
                     Record::ModuleAux { module_id, when }
                 }
                 OP_FUNCTION2 => {
-                    let code = read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadFunction))?;
+                    let code =
+                        read_bytes(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadFunction))?;
                     Record::Function { code }
                 }
                 OP_FUNCTION_PRE_GA => {
-                    let e = Error::new(offset, ErrorKind::Unsupported("pre-GA function format (7.0 release candidates) not supported".into()));
-                    return Err(self.fail(e, Phase::ReadFunction));
+                    let code = self
+                        .function_pre_ga()
+                        .map_err(|e| self.fail(e, Phase::ReadFunction))?;
+                    let msg = "pre-GA function format (7.0 release candidates): current servers refuse it".to_string();
+                    self.notice(Severity::Warning, offset, msg, Phase::ReadFunction);
+                    Record::Function { code }
                 }
-                OP_SLOT_INFO if self.format.flavor == Flavor::Valkey || self.format.version >= 12 => {
+                OP_SLOT_INFO
+                    if self.format.flavor == Flavor::Valkey || self.format.version >= 12 =>
+                {
                     let mut len = || read_len(&mut self.inp);
-                    let (slot, keys, expires) = (|| Ok((len()?, len()?, len()?)))().map_err(|e| self.fail(e, Phase::ReadLen))?;
-                    Record::SlotInfo { slot, keys, expires }
+                    let (slot, keys, expires) = (|| Ok((len()?, len()?, len()?)))()
+                        .map_err(|e| self.fail(e, Phase::ReadLen))?;
+                    Record::SlotInfo {
+                        slot,
+                        keys,
+                        expires,
+                    }
                 }
-                OP_KEY_META_OR_SLOT_IMPORT if self.format.flavor == Flavor::Valkey => {
-                    self.slot_import().map_err(|e| self.fail(e, Phase::ReadLen))?
-                }
+                OP_KEY_META_OR_SLOT_IMPORT if self.format.flavor == Flavor::Valkey => self
+                    .slot_import()
+                    .map_err(|e| self.fail(e, Phase::ReadLen))?,
                 OP_KEY_META_OR_SLOT_IMPORT if self.format.version >= 13 => {
-                    meta.meta_classes = self.key_meta().map_err(|e| self.fail(e, Phase::ReadKey))?;
+                    meta.meta_classes =
+                        self.key_meta().map_err(|e| self.fail(e, Phase::ReadKey))?;
                     continue;
                 }
                 OP_ENTERPRISE_RAM_LRU if self.format.flavor == Flavor::Redis => {
@@ -291,7 +380,10 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
                     }
                 },
             };
-            return Ok(Located { offset, record: rec });
+            return Ok(Located {
+                offset,
+                record: rec,
+            });
         }
     }
 
@@ -302,7 +394,10 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         self.key.extend_from_slice(&key);
         self.state = State::Value(ty);
         let db = self.db.unwrap_or(0);
-        Ok(Located { offset, record: Record::Key { db, key, ty, meta } })
+        Ok(Located {
+            offset,
+            record: Record::Key { db, key, ty, meta },
+        })
     }
 
     fn slot_import(&mut self) -> Result<Record<'a>> {
@@ -315,12 +410,25 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         Ok(Record::SlotImport { job, ranges })
     }
 
+    /// 7.0 release candidates: name, engine, optional description, code. Only the code is kept,
+    /// as its shebang line names the library in the GA format.
+    fn function_pre_ga(&mut self) -> Result<Cow<'a, [u8]>> {
+        read_bytes(&mut self.inp)?;
+        read_bytes(&mut self.inp)?;
+        if read_len(&mut self.inp)? != 0 {
+            read_bytes(&mut self.inp)?;
+        }
+        read_bytes(&mut self.inp)
+    }
+
     /// Redis 8.6 key metadata: class count, then per class a 4-byte spec and annotated items.
     fn key_meta(&mut self) -> Result<Vec<u32>> {
         let n = read_len(&mut self.inp)?;
         let mut classes = Vec::new();
         for _ in 0..n {
-            classes.push(u32::from_le_bytes(self.inp.read_array("key metadata class")?));
+            classes.push(u32::from_le_bytes(
+                self.inp.read_array("key metadata class")?,
+            ));
             module::read_items(&mut self.inp, &mut Skip)?;
         }
         Ok(classes)
@@ -331,19 +439,35 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         self.db = None;
         if !self.format.has_checksum() {
             self.trailing(Phase::Trailer);
-            return Ok(Located { offset, record: Record::Eof { checksum: None } });
+            return Ok(Located {
+                offset,
+                record: Record::Eof { checksum: None },
+            });
         }
         let computed = self.inp.checksum();
-        let stored = self.inp.read_array("CRC-64 trailer").map_err(|e| self.fail(e, Phase::Checksum))?;
+        let stored = self
+            .inp
+            .read_array("CRC-64 trailer")
+            .map_err(|e| self.fail(e, Phase::Checksum))?;
         let stored = u64::from_le_bytes(stored);
         if stored == 0 {
-            self.notice(Severity::Notice, offset + 1, "checksum disabled (saved with rdbchecksum no): not checked".into(), Phase::Checksum);
+            self.notice(
+                Severity::Notice,
+                offset + 1,
+                "checksum disabled (saved with rdbchecksum no): not checked".into(),
+                Phase::Checksum,
+            );
         } else if stored != computed {
             let e = Error::new(offset + 1, ErrorKind::Crc { stored, computed });
             return Err(self.fail(e, Phase::Checksum));
         }
         self.trailing(Phase::Trailer);
-        Ok(Located { offset, record: Record::Eof { checksum: Some(stored) } })
+        Ok(Located {
+            offset,
+            record: Record::Eof {
+                checksum: Some(stored),
+            },
+        })
     }
 
     /// Bytes after the end of the RDB are not part of it (legitimate only in an AOF preamble).
@@ -360,7 +484,12 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             }
         };
         if extra > 0 {
-            self.notice(Severity::Warning, at, format!("{extra} bytes after the end of the RDB data"), phase);
+            self.notice(
+                Severity::Warning,
+                at,
+                format!("{extra} bytes after the end of the RDB data"),
+                phase,
+            );
         }
     }
 }
@@ -369,4 +498,3 @@ fn with_phase(mut e: Error, phase: Phase) -> Error {
     e.context.phase = Some(phase);
     e
 }
-

@@ -20,16 +20,27 @@ fn bad(detail: impl Into<std::borrow::Cow<'static, str>>) -> ErrorKind {
 }
 
 fn read_id<'a, I: Input<'a>>(inp: &mut I) -> Result<StreamId> {
-    Ok(StreamId { ms: read_len(inp)?, seq: read_len(inp)? })
+    Ok(StreamId {
+        ms: read_len(inp)?,
+        seq: read_len(inp)?,
+    })
 }
 
 /// A stream ID stored as 16 raw bytes (big-endian ms, seq), as in node keys and PELs.
 fn raw_id(b: &[u8; 16]) -> StreamId {
     let (ms, seq) = b.split_at(8);
-    StreamId { ms: u64::from_be_bytes(ms.try_into().unwrap_or_default()), seq: u64::from_be_bytes(seq.try_into().unwrap_or_default()) }
+    StreamId {
+        ms: u64::from_be_bytes(ms.try_into().unwrap_or_default()),
+        seq: u64::from_be_bytes(seq.try_into().unwrap_or_default()),
+    }
 }
 
-pub fn read<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, ty: ObjectType, v: &mut dyn Visitor) -> Result<u64> {
+pub fn read<'a, I: Input<'a>>(
+    r: &mut ValueReader,
+    inp: &mut I,
+    ty: ObjectType,
+    v: &mut dyn Visitor,
+) -> Result<u64> {
     let version = match ty {
         ObjectType::Stream1 => 1,
         ObjectType::Stream2 => 2,
@@ -42,9 +53,15 @@ pub fn read<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, ty: ObjectType, 
     for _ in 0..nodes {
         let at = inp.pos();
         let key = read_bytes(inp)?;
-        let key: [u8; 16] = key.as_ref().try_into().map_err(|_| Error::new(at, bad("node key is not 16 bytes")))?;
+        let key: [u8; 16] = key
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::new(at, bad("node key is not 16 bytes")))?;
         if !node_keys.insert(key) {
-            return Err(Error::new(at, bad("listpack re-added with an existing node key")));
+            return Err(Error::new(
+                at,
+                bad("listpack re-added with an existing node key"),
+            ));
         }
         let blob = read_blob(inp)?;
         live += read_node(r, &blob, raw_id(&key), &mut last_seen, v)?;
@@ -52,7 +69,11 @@ pub fn read<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, ty: ObjectType, 
     let at = inp.pos();
     let length = read_len(inp)?;
     let last_id = read_id(inp)?;
-    let mut meta = StreamMeta { length, last_id, ..Default::default() };
+    let mut meta = StreamMeta {
+        length,
+        last_id,
+        ..Default::default()
+    };
     if version >= 2 {
         meta.first_id = Some(read_id(inp)?);
         meta.max_deleted_id = Some(read_id(inp)?);
@@ -72,34 +93,56 @@ pub fn read<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, ty: ObjectType, 
     Ok(live)
 }
 
-fn check_meta(r: &mut ValueReader, meta: &StreamMeta, live: u64, last_seen: Option<StreamId>, at: u64) {
+fn check_meta(
+    r: &mut ValueReader,
+    meta: &StreamMeta,
+    live: u64,
+    last_seen: Option<StreamId>,
+    at: u64,
+) {
     if meta.length != live {
-        r.note(Severity::Warning, at, format!("stream length {} but {live} live entries", meta.length));
+        r.note(
+            Severity::Warning,
+            at,
+            format!("stream length {} but {live} live entries", meta.length),
+        );
     }
-    if let Some(max) = last_seen {
-        if max > meta.last_id {
-            r.note(Severity::Warning, at, format!("stream last ID {} below entry {max}", meta.last_id));
-        }
+    if let Some(max) = last_seen.filter(|&max| max > meta.last_id) {
+        let msg = format!("stream last ID {} below entry {max}", meta.last_id);
+        r.note(Severity::Warning, at, msg);
     }
-    if let Some(added) = meta.entries_added {
-        if added < meta.length {
-            r.note(Severity::Warning, at, format!("stream entries-added {added} below its length {}", meta.length));
-        }
+    if let Some(added) = meta.entries_added.filter(|&added| added < meta.length) {
+        let msg = format!(
+            "stream entries-added {added} below its length {}",
+            meta.length
+        );
+        r.note(Severity::Warning, at, msg);
     }
 }
 
 /// One node listpack: the master entry, then `count + deleted` entries.
-fn read_node(r: &mut ValueReader, blob: &Blob<'_>, master: StreamId, last_seen: &mut Option<StreamId>, v: &mut dyn Visitor) -> Result<u64> {
+fn read_node(
+    r: &mut ValueReader,
+    blob: &Blob<'_>,
+    master: StreamId,
+    last_seen: &mut Option<StreamId>,
+    v: &mut dyn Visitor,
+) -> Result<u64> {
     let err = |e: super::error::At| blob.error(e.0, e.1);
     let mut lp = Listpack::new(&blob.data).map_err(err)?;
     let mut next = || -> Result<Elem<'_>> {
         let at = lp.pos();
-        lp.next_elem().map_err(err)?.ok_or_else(|| blob.error(at, bad("node listpack ends inside an entry")))
+        lp.next_elem()
+            .map_err(err)?
+            .ok_or_else(|| blob.error(at, bad("node listpack ends inside an entry")))
     };
     let int = |e: Elem<'_>| -> Result<i64> {
         match e {
             Elem::Int(i) => Ok(i),
-            Elem::Bytes(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| blob.error(0, bad("integer expected in node"))),
+            Elem::Bytes(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| blob.error(0, bad("integer expected in node"))),
         }
     };
     let count = int(next()?)?;
@@ -121,21 +164,45 @@ fn read_node(r: &mut ValueReader, blob: &Blob<'_>, master: StreamId, last_seen: 
     let mut live = 0;
     for _ in 0..count + deleted {
         let flags = int(next()?)?;
-        let id = StreamId { ms: master.ms.wrapping_add(int(next()?)? as u64), seq: master.seq.wrapping_add(int(next()?)? as u64) };
+        let id = StreamId {
+            ms: master.ms.wrapping_add(int(next()?)? as u64),
+            seq: master.seq.wrapping_add(int(next()?)? as u64),
+        };
         if last_seen.is_some_and(|prev| prev >= id) {
-            r.note(Severity::Warning, blob.at, format!("stream entry IDs not increasing at {id}"));
+            r.note(
+                Severity::Warning,
+                blob.at,
+                format!("stream entry IDs not increasing at {id}"),
+            );
         } else if last_seen.is_none() && id < master {
-            r.note(Severity::Warning, blob.at, format!("stream entry {id} below its node key {master}"));
+            r.note(
+                Severity::Warning,
+                blob.at,
+                format!("stream entry {id} below its node key {master}"),
+            );
         }
         *last_seen = Some(id);
         let is_live = flags & DELETED == 0;
         let same = flags & SAME_FIELDS != 0;
-        let k = if same { master_fields.len() } else { usize::try_from(int(next()?)?).map_err(|_| blob.error(0, bad("negative field count")))? };
+        let k = if same {
+            master_fields.len()
+        } else {
+            usize::try_from(int(next()?)?)
+                .map_err(|_| blob.error(0, bad("negative field count")))?
+        };
         if is_live {
             v.item(Item::StreamEntry { id, fields: k });
         }
         for i in 0..k {
-            let field = if same { master_fields[i] } else { next()? };
+            let field = if same {
+                master_fields.get(i).copied()
+            } else {
+                None
+            };
+            let field = match field {
+                Some(f) => f,
+                None => next()?,
+            };
             let value = next()?;
             if is_live {
                 v.item(Item::StreamField { field, value });
@@ -158,7 +225,14 @@ fn read_node(r: &mut ValueReader, blob: &Blob<'_>, master: StreamId, last_seen: 
     Ok(live)
 }
 
-fn read_group<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, version: u8, last_id: StreamId, names: &mut HashSet<Vec<u8>>, v: &mut dyn Visitor) -> Result<()> {
+fn read_group<'a, I: Input<'a>>(
+    r: &mut ValueReader,
+    inp: &mut I,
+    version: u8,
+    last_id: StreamId,
+    names: &mut HashSet<Vec<u8>>,
+    v: &mut dyn Visitor,
+) -> Result<()> {
     let at = inp.pos();
     let name = read_bytes(inp)?;
     if !names.insert(name.to_vec()) {
@@ -166,9 +240,17 @@ fn read_group<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, version: u8, l
     }
     let group_last = read_id(inp)?;
     if group_last > last_id {
-        r.note(Severity::Warning, at, format!("group last-delivered ID {group_last} beyond the stream's last ID {last_id}"));
+        r.note(
+            Severity::Warning,
+            at,
+            format!("group last-delivered ID {group_last} beyond the stream's last ID {last_id}"),
+        );
     }
-    let entries_read = if version >= 2 { Some(read_len(inp)?).filter(|&n| n != u64::MAX) } else { None };
+    let entries_read = if version >= 2 {
+        Some(read_len(inp)?).filter(|&n| n != u64::MAX)
+    } else {
+        None
+    };
     let pel_size = read_count(inp)?;
     // The group's pending IDs, each marked once a consumer claims it.
     let mut pel: HashMap<StreamId, bool> = HashMap::new();
@@ -179,14 +261,27 @@ fn read_group<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, version: u8, l
         let delivery_time_ms = u64::from_le_bytes(inp.read_array("delivery time")?);
         let delivery_count = read_len(inp)?;
         if pel.insert(id, false).is_some() {
-            return Err(Error::new(at, bad("duplicate ID in the group's pending list")));
+            return Err(Error::new(
+                at,
+                bad("duplicate ID in the group's pending list"),
+            ));
         }
         pending_items.push((id, delivery_time_ms, delivery_count));
     }
     let consumers = read_count(inp)?;
-    v.item(Item::StreamGroup { name: &name, last_id: group_last, entries_read, pending: pel_size, consumers });
+    v.item(Item::StreamGroup {
+        name: &name,
+        last_id: group_last,
+        entries_read,
+        pending: pel_size,
+        consumers,
+    });
     for (id, delivery_time_ms, delivery_count) in pending_items {
-        v.item(Item::StreamPending { id, delivery_time_ms, delivery_count });
+        v.item(Item::StreamPending {
+            id,
+            delivery_time_ms,
+            delivery_count,
+        });
     }
     let mut consumer_names = HashSet::new();
     for _ in 0..consumers {
@@ -196,16 +291,30 @@ fn read_group<'a, I: Input<'a>>(r: &mut ValueReader, inp: &mut I, version: u8, l
             return Err(Error::new(at, bad("duplicate consumer name")));
         }
         let seen_time_ms = u64::from_le_bytes(inp.read_array("consumer seen time")?);
-        let active_time_ms = if version >= 3 { Some(u64::from_le_bytes(inp.read_array("consumer active time")?)) } else { None };
+        let active_time_ms = if version >= 3 {
+            Some(u64::from_le_bytes(inp.read_array("consumer active time")?))
+        } else {
+            None
+        };
         let pending = read_count(inp)?;
-        v.item(Item::StreamConsumer { name: &cname, seen_time_ms, active_time_ms, pending });
+        v.item(Item::StreamConsumer {
+            name: &cname,
+            seen_time_ms,
+            active_time_ms,
+            pending,
+        });
         for _ in 0..pending {
             let at = inp.pos();
             let id = raw_id(&inp.read_array("consumer pending ID")?);
             match pel.get_mut(&id) {
                 Some(owned) if !*owned => *owned = true,
                 Some(_) => return Err(Error::new(at, bad("pending ID owned by two consumers"))),
-                None => return Err(Error::new(at, bad("consumer pending ID missing from the group's pending list"))),
+                None => {
+                    return Err(Error::new(
+                        at,
+                        bad("consumer pending ID missing from the group's pending list"),
+                    ));
+                }
             }
             v.item(Item::StreamConsumerPending { id });
         }

@@ -27,7 +27,11 @@ pub const VALKEY_MAX: u16 = 81;
 impl Format {
     /// DUMP payloads carry only a version: 80 and up are Valkey's, the rest Redis's.
     pub fn from_payload_version(version: u16) -> Self {
-        let flavor = if version >= VALKEY_MIN { Flavor::Valkey } else { Flavor::Redis };
+        let flavor = if version >= VALKEY_MIN {
+            Flavor::Valkey
+        } else {
+            Flavor::Redis
+        };
         Format { flavor, version }
     }
 
@@ -195,8 +199,8 @@ impl ObjectType {
             ListLinked | ListZiplist | ListQuicklist | ListQuicklist2 => Kind::List,
             Set | SetIntset | SetListpack => Kind::Set,
             ZsetText | Zset2 | ZsetZiplist | ZsetListpack => Kind::Zset,
-            Hash | HashZipmap | HashZiplist | HashListpack | HashMetadataPreGa | HashListpackExPreGa
-            | HashMetadata | HashListpackEx | ValkeyHash2 => Kind::Hash,
+            Hash | HashZipmap | HashZiplist | HashListpack | HashMetadataPreGa
+            | HashListpackExPreGa | HashMetadata | HashListpackEx | ValkeyHash2 => Kind::Hash,
             Stream1 | Stream2 | Stream3 | Stream4 => Kind::Stream,
             ModulePreGa | Module2 => Kind::Module,
         }
@@ -262,15 +266,36 @@ mod tests {
 
     #[test]
     fn type_22_depends_on_magic() {
-        let redis12 = Format { flavor: Flavor::Redis, version: 12 };
-        let redis11 = Format { flavor: Flavor::Redis, version: 11 };
-        let valkey = Format { flavor: Flavor::Valkey, version: 80 };
-        assert_eq!(ObjectType::from_byte(redis12, 22), Some(ObjectType::HashMetadataPreGa));
-        assert_eq!(ObjectType::from_byte(valkey, 22), Some(ObjectType::ValkeyHash2));
+        let redis12 = Format {
+            flavor: Flavor::Redis,
+            version: 12,
+        };
+        let redis11 = Format {
+            flavor: Flavor::Redis,
+            version: 11,
+        };
+        let valkey = Format {
+            flavor: Flavor::Valkey,
+            version: 80,
+        };
+        assert_eq!(
+            ObjectType::from_byte(redis12, 22),
+            Some(ObjectType::HashMetadataPreGa)
+        );
+        assert_eq!(
+            ObjectType::from_byte(valkey, 22),
+            Some(ObjectType::ValkeyHash2)
+        );
         assert_eq!(ObjectType::from_byte(redis11, 22), None);
         assert_eq!(ObjectType::from_byte(valkey, 25), None);
         for b in 0..=26u8 {
-            if let Some(t) = ObjectType::from_byte(Format { flavor: Flavor::Redis, version: 13 }, b) {
+            if let Some(t) = ObjectType::from_byte(
+                Format {
+                    flavor: Flavor::Redis,
+                    version: 13,
+                },
+                b,
+            ) {
                 assert_eq!(t.code(), b);
             }
         }

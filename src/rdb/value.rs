@@ -9,7 +9,10 @@ use super::error::{Error, ErrorKind, Result, Severity, corrupt};
 use super::input::Input;
 use super::intset;
 use super::listpack::Listpack;
-use super::primitive::{Blob, Elem, parse_double, read_binary_double, read_blob, read_count, read_string, read_text_double};
+use super::primitive::{
+    Blob, Elem, parse_double, read_binary_double, read_blob, read_count, read_string,
+    read_text_double,
+};
 use super::types::{Kind, ObjectType};
 
 /// Whether a value with `elements` elements is an empty key, which the server skips when
@@ -53,21 +56,53 @@ pub enum Item<'v> {
     Str(Elem<'v>),
     /// A list element or set member.
     Elem(Elem<'v>),
-    Scored { member: Elem<'v>, score: f64 },
+    Scored {
+        member: Elem<'v>,
+        score: f64,
+    },
     /// A hash field; `expire_ms` is the field's absolute expiry (7.4+ / Valkey 9).
-    Field { field: Elem<'v>, value: Elem<'v>, expire_ms: Option<u64> },
+    Field {
+        field: Elem<'v>,
+        value: Elem<'v>,
+        expire_ms: Option<u64>,
+    },
     /// A live stream entry; its `fields` pairs follow as [`Item::StreamField`].
-    StreamEntry { id: StreamId, fields: usize },
-    StreamField { field: Elem<'v>, value: Elem<'v> },
+    StreamEntry {
+        id: StreamId,
+        fields: usize,
+    },
+    StreamField {
+        field: Elem<'v>,
+        value: Elem<'v>,
+    },
     StreamMeta(StreamMeta),
     /// A consumer group; its pending entries and consumers follow.
-    StreamGroup { name: &'v [u8], last_id: StreamId, entries_read: Option<u64>, pending: u64, consumers: u64 },
-    StreamPending { id: StreamId, delivery_time_ms: u64, delivery_count: u64 },
+    StreamGroup {
+        name: &'v [u8],
+        last_id: StreamId,
+        entries_read: Option<u64>,
+        pending: u64,
+        consumers: u64,
+    },
+    StreamPending {
+        id: StreamId,
+        delivery_time_ms: u64,
+        delivery_count: u64,
+    },
     /// A consumer; its own pending IDs follow as [`Item::StreamConsumerPending`].
-    StreamConsumer { name: &'v [u8], seen_time_ms: u64, active_time_ms: Option<u64>, pending: u64 },
-    StreamConsumerPending { id: StreamId },
+    StreamConsumer {
+        name: &'v [u8],
+        seen_time_ms: u64,
+        active_time_ms: Option<u64>,
+        pending: u64,
+    },
+    StreamConsumerPending {
+        id: StreamId,
+    },
     /// A module value; its annotated items follow as [`Item::ModuleItem`].
-    Module { module_id: u64 },
+    Module {
+        module_id: u64,
+    },
     ModuleItem(module::ModuleItem<'v>),
 }
 
@@ -128,7 +163,10 @@ const DUPSET_KEEP: usize = 1 << 16;
 
 impl Default for DupSet {
     fn default() -> Self {
-        DupSet { seed: std::collections::hash_map::RandomState::new().hash_one(0u8), seen: HashSet::default() }
+        DupSet {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
+            seen: HashSet::default(),
+        }
     }
 }
 
@@ -145,7 +183,10 @@ impl DupSet {
 
     /// True when `bytes` was not seen before under `salt` (e.g. a key within a database).
     pub fn insert_salted(&mut self, salt: u64, bytes: &[u8]) -> bool {
-        let fp = xxhash_rust::xxh3::xxh3_128_with_seed(bytes, self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let fp = xxhash_rust::xxh3::xxh3_128_with_seed(
+            bytes,
+            self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         self.seen.insert(fp)
     }
 
@@ -182,19 +223,33 @@ impl ValueReader {
     }
 
     pub(super) fn note(&mut self, severity: Severity, offset: u64, message: impl Into<String>) {
-        self.notes.push(Note { severity, offset, message: message.into() });
+        self.notes.push(Note {
+            severity,
+            offset,
+            message: message.into(),
+        });
     }
 
     /// Reads the value of type `ty`, returning the number of elements it holds (1 for a string;
     /// live entries for a stream).
-    pub fn read<'a, I: Input<'a>>(&mut self, inp: &mut I, ty: ObjectType, v: &mut dyn Visitor) -> Result<u64> {
+    pub fn read<'a, I: Input<'a>>(
+        &mut self,
+        inp: &mut I,
+        ty: ObjectType,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
         self.notes.clear();
         let n = self.read_inner(inp, ty, v);
         self.dups.reset();
         n
     }
 
-    fn read_inner<'a, I: Input<'a>>(&mut self, inp: &mut I, ty: ObjectType, v: &mut dyn Visitor) -> Result<u64> {
+    fn read_inner<'a, I: Input<'a>>(
+        &mut self,
+        inp: &mut I,
+        ty: ObjectType,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
         use ObjectType::*;
         match ty {
             String => {
@@ -207,7 +262,14 @@ impl ValueReader {
             Hash => self.plain_hash(inp, v),
             ZsetText | Zset2 => self.plain_zset(inp, ty == Zset2, v),
             ModulePreGa => {
-                Err(Error::new(inp.pos(), ErrorKind::Unsupported("pre-GA module value (type 6) cannot be skipped".into())))
+                let at = inp.pos();
+                module::read_pre_ga_value(inp, v)?;
+                self.note(
+                    Severity::Warning,
+                    at,
+                    "pre-GA module value (Redis 4.0 release candidates): current servers refuse it",
+                );
+                Ok(1)
             }
             Module2 => module::read_value(inp, v).map(|()| 1),
             HashZipmap => self.zipmap(inp, v),
@@ -240,9 +302,14 @@ impl ValueReader {
                 self.listpack_set(&blob, v)
             }
             Stream1 | Stream2 | Stream3 => stream::read(self, inp, ty, v),
-            Stream4 => Err(Error::new(inp.pos(), ErrorKind::Unsupported("unsupported: stream v4 (type 26, Redis 8.6)".into()))),
+            Stream4 => Err(Error::new(
+                inp.pos(),
+                ErrorKind::Unsupported("unsupported: stream v4 (type 26, Redis 8.6)".into()),
+            )),
             HashMetadata | HashMetadataPreGa => self.hash_metadata(inp, ty == HashMetadata, v),
-            HashListpackEx | HashListpackExPreGa => self.hash_listpack_ex(inp, ty == HashListpackEx, v),
+            HashListpackEx | HashListpackExPreGa => {
+                self.hash_listpack_ex(inp, ty == HashListpackEx, v)
+            }
             ValkeyHash2 => self.valkey_hash2(inp, v),
         }
     }
@@ -252,11 +319,25 @@ impl ValueReader {
         if self.dups.insert(e) {
             Ok(())
         } else {
-            Err(Error::new(at, ErrorKind::Invalid(format!("duplicate {what} \"{}\"", e.with_bytes(super::error::escape)).into())))
+            Err(Error::new(
+                at,
+                ErrorKind::Invalid(
+                    format!(
+                        "duplicate {what} \"{}\"",
+                        e.with_bytes(super::error::escape)
+                    )
+                    .into(),
+                ),
+            ))
         }
     }
 
-    fn plain_elems<'a, I: Input<'a>>(&mut self, inp: &mut I, unique: bool, v: &mut dyn Visitor) -> Result<u64> {
+    fn plain_elems<'a, I: Input<'a>>(
+        &mut self,
+        inp: &mut I,
+        unique: bool,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
         let n = read_count(inp)?;
         for _ in 0..n {
             let at = inp.pos();
@@ -276,22 +357,41 @@ impl ValueReader {
             let field = read_string(inp)?;
             let value = read_string(inp)?;
             self.unique(field.elem(), at, "hash field")?;
-            v.item(Item::Field { field: field.elem(), value: value.elem(), expire_ms: None });
+            v.item(Item::Field {
+                field: field.elem(),
+                value: value.elem(),
+                expire_ms: None,
+            });
         }
         Ok(n)
     }
 
-    fn plain_zset<'a, I: Input<'a>>(&mut self, inp: &mut I, binary: bool, v: &mut dyn Visitor) -> Result<u64> {
+    fn plain_zset<'a, I: Input<'a>>(
+        &mut self,
+        inp: &mut I,
+        binary: bool,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
         let n = read_count(inp)?;
         for _ in 0..n {
             let at = inp.pos();
             let member = read_string(inp)?;
-            let score = if binary { read_binary_double(inp)? } else { read_text_double(inp)? };
+            let score = if binary {
+                read_binary_double(inp)?
+            } else {
+                read_text_double(inp)?
+            };
             if score.is_nan() {
-                return Err(Error::new(at, ErrorKind::Invalid("zset with NaN score".into())));
+                return Err(Error::new(
+                    at,
+                    ErrorKind::Invalid("zset with NaN score".into()),
+                ));
             }
             self.unique(member.elem(), at, "zset member")?;
-            v.item(Item::Scored { member: member.elem(), score });
+            v.item(Item::Scored {
+                member: member.elem(),
+                score,
+            });
         }
         Ok(n)
     }
@@ -301,12 +401,21 @@ impl ValueReader {
         let pairs = zipmap::pairs(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
         for (field, value) in &pairs {
             self.unique(Elem::Bytes(field), blob.at, "hash field")?;
-            v.item(Item::Field { field: Elem::Bytes(field), value: Elem::Bytes(value), expire_ms: None });
+            v.item(Item::Field {
+                field: Elem::Bytes(field),
+                value: Elem::Bytes(value),
+                expire_ms: None,
+            });
         }
         Ok(pairs.len() as u64)
     }
 
-    pub(super) fn ziplist_elems(&mut self, blob: &Blob<'_>, unique: bool, v: &mut dyn Visitor) -> Result<u64> {
+    pub(super) fn ziplist_elems(
+        &mut self,
+        blob: &Blob<'_>,
+        unique: bool,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
         let mut zl = Ziplist::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
         let mut n = 0;
         while let Some(e) = zl.next_elem().map_err(|e| blob.error(e.0, e.1))? {
@@ -326,7 +435,10 @@ impl ValueReader {
         let mut prev: Option<(f64, Vec<u8>)> = None;
         while let Some(first) = next()? {
             let Some(second) = next()? else {
-                return Err(blob.error(0, corrupt("ziplist", "odd number of entries in a pair encoding")));
+                return Err(blob.error(
+                    0,
+                    corrupt("ziplist", "odd number of entries in a pair encoding"),
+                ));
             };
             self.pair(first, second, hash, blob.at, &mut prev, v)?;
             n += 1;
@@ -341,7 +453,10 @@ impl ValueReader {
         let mut prev: Option<(f64, Vec<u8>)> = None;
         while let Some(first) = next()? {
             let Some(second) = next()? else {
-                return Err(blob.error(0, corrupt("listpack", "odd number of entries in a pair encoding")));
+                return Err(blob.error(
+                    0,
+                    corrupt("listpack", "odd number of entries in a pair encoding"),
+                ));
             };
             self.pair(first, second, hash, blob.at, &mut prev, v)?;
             n += 1;
@@ -350,27 +465,52 @@ impl ValueReader {
     }
 
     /// One field/value or member/score pair of a packed hash or zset.
-    fn pair(&mut self, first: Elem<'_>, second: Elem<'_>, hash: bool, at: u64, prev: &mut Option<(f64, Vec<u8>)>, v: &mut dyn Visitor) -> Result<()> {
+    fn pair(
+        &mut self,
+        first: Elem<'_>,
+        second: Elem<'_>,
+        hash: bool,
+        at: u64,
+        prev: &mut Option<(f64, Vec<u8>)>,
+        v: &mut dyn Visitor,
+    ) -> Result<()> {
         if hash {
             self.unique(first, at, "hash field")?;
-            v.item(Item::Field { field: first, value: second, expire_ms: None });
+            v.item(Item::Field {
+                field: first,
+                value: second,
+                expire_ms: None,
+            });
             return Ok(());
         }
         self.unique(first, at, "zset member")?;
         let score = match second {
             Elem::Int(i) => i as f64,
-            Elem::Bytes(b) => parse_double(b).ok_or_else(|| Error::new(at, ErrorKind::Invalid("zset score is not a number".into())))?,
+            Elem::Bytes(b) => parse_double(b).ok_or_else(|| {
+                Error::new(at, ErrorKind::Invalid("zset score is not a number".into()))
+            })?,
         };
         if score.is_nan() {
-            return Err(Error::new(at, ErrorKind::Invalid("zset with NaN score".into())));
+            return Err(Error::new(
+                at,
+                ErrorKind::Invalid("zset with NaN score".into()),
+            ));
         }
         let member = first.to_vec();
-        if let Some((ps, pm)) = prev.as_ref() {
-            if (*ps, pm.as_slice()) > (score, member.as_slice()) {
-                self.note(Severity::Warning, at, format!("zset not sorted by (score, member) at \"{}\"", super::error::escape(&member)));
-            }
+        if prev
+            .as_ref()
+            .is_some_and(|(ps, pm)| (*ps, pm.as_slice()) > (score, member.as_slice()))
+        {
+            let msg = format!(
+                "zset not sorted by (score, member) at \"{}\"",
+                super::error::escape(&member)
+            );
+            self.note(Severity::Warning, at, msg);
         }
-        v.item(Item::Scored { member: first, score });
+        v.item(Item::Scored {
+            member: first,
+            score,
+        });
         *prev = Some((score, member));
         Ok(())
     }
@@ -387,8 +527,17 @@ impl ValueReader {
     }
 
     /// Hashtable-encoded hash with field TTLs (types 24 and, without min-expire, 22).
-    fn hash_metadata<'a, I: Input<'a>>(&mut self, inp: &mut I, has_min: bool, v: &mut dyn Visitor) -> Result<u64> {
-        let min_expire = if has_min { Some(u64::from_le_bytes(inp.read_array("min expire")?)) } else { None };
+    fn hash_metadata<'a, I: Input<'a>>(
+        &mut self,
+        inp: &mut I,
+        has_min: bool,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
+        let min_expire = if has_min {
+            Some(u64::from_le_bytes(inp.read_array("min expire")?))
+        } else {
+            None
+        };
         let n = read_count(inp)?;
         for _ in 0..n {
             let at = inp.pos();
@@ -397,18 +546,31 @@ impl ValueReader {
             let value = read_string(inp)?;
             let expire = match (ttl, min_expire) {
                 (0, _) => None,
-                (t, Some(min)) => Some(t.checked_add(min).and_then(|e| e.checked_sub(1)).ok_or_else(|| bad_expire(at))?),
+                (t, Some(min)) => Some(
+                    t.checked_add(min)
+                        .and_then(|e| e.checked_sub(1))
+                        .ok_or_else(|| bad_expire(at))?,
+                ),
                 (t, None) => Some(t),
             };
             check_field_expire(expire, at)?;
             self.unique(field.elem(), at, "hash field")?;
-            v.item(Item::Field { field: field.elem(), value: value.elem(), expire_ms: expire });
+            v.item(Item::Field {
+                field: field.elem(),
+                value: value.elem(),
+                expire_ms: expire,
+            });
         }
         Ok(n)
     }
 
     /// Listpack hash of (field, value, ttl) triplets (types 25 and, without min-expire, 23).
-    fn hash_listpack_ex<'a, I: Input<'a>>(&mut self, inp: &mut I, has_min: bool, v: &mut dyn Visitor) -> Result<u64> {
+    fn hash_listpack_ex<'a, I: Input<'a>>(
+        &mut self,
+        inp: &mut I,
+        has_min: bool,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
         if has_min {
             inp.skip(8, "min expire")?;
         }
@@ -416,9 +578,17 @@ impl ValueReader {
         let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
         let mut next = || lp.next_elem().map_err(|e| blob.error(e.0, e.1));
         let mut n = 0;
+        // Fields with a TTL come first, by ascending TTL; the server relies on that order.
+        let mut prev_order = 0u64;
         while let Some(field) = next()? {
             let (Some(value), Some(ttl)) = (next()?, next()?) else {
-                return Err(blob.error(0, corrupt("listpack", "entry count not a multiple of 3 in a hash with field TTLs")));
+                return Err(blob.error(
+                    0,
+                    corrupt(
+                        "listpack",
+                        "entry count not a multiple of 3 in a hash with field TTLs",
+                    ),
+                ));
             };
             let expire = match ttl {
                 Elem::Int(0) => None,
@@ -426,8 +596,20 @@ impl ValueReader {
                 _ => return Err(bad_expire(blob.at)),
             };
             check_field_expire(expire, blob.at)?;
+            let order = expire.unwrap_or(u64::MAX);
+            if order < prev_order {
+                return Err(blob.error(
+                    0,
+                    corrupt("listpack", "hash fields not in ascending TTL order"),
+                ));
+            }
+            prev_order = order;
             self.unique(field, blob.at, "hash field")?;
-            v.item(Item::Field { field, value, expire_ms: expire });
+            v.item(Item::Field {
+                field,
+                value,
+                expire_ms: expire,
+            });
             n += 1;
         }
         Ok(n)
@@ -447,7 +629,11 @@ impl ValueReader {
                 _ => return Err(bad_expire(at)),
             };
             self.unique(field.elem(), at, "hash field")?;
-            v.item(Item::Field { field: field.elem(), value: value.elem(), expire_ms: expire });
+            v.item(Item::Field {
+                field: field.elem(),
+                value: value.elem(),
+                expire_ms: expire,
+            });
         }
         Ok(n)
     }
@@ -457,7 +643,10 @@ impl ValueReader {
 const FIELD_EXPIRE_MAX: u64 = 0x0000_FFFF_FFFF_FFFF;
 
 fn bad_expire(at: u64) -> Error {
-    Error::new(at, ErrorKind::Invalid("invalid hash field expiry time".into()))
+    Error::new(
+        at,
+        ErrorKind::Invalid("invalid hash field expiry time".into()),
+    )
 }
 
 fn check_field_expire(expire: Option<u64>, at: u64) -> Result<()> {

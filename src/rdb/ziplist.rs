@@ -45,7 +45,16 @@ impl<'b> Ziplist<'b> {
             return Err(bad(data.len() - 1, "missing end marker"));
         }
         let declared = u16::from_le_bytes([data[8], data[9]]);
-        Ok(Ziplist { data, pos: HEADER, prev_size: 0, last_start: None, seen: 0, declared, tail, done: false })
+        Ok(Ziplist {
+            data,
+            pos: HEADER,
+            prev_size: 0,
+            last_start: None,
+            seen: 0,
+            declared,
+            tail,
+            done: false,
+        })
     }
 
     pub fn declared_len(&self) -> Option<u64> {
@@ -65,11 +74,16 @@ impl<'b> Ziplist<'b> {
         let (prevlen, plen_size) = if b0 < 0xfe {
             (usize::from(b0), 1)
         } else {
-            let b = d.get(at + 1..at + 5).ok_or_else(|| bad(at, "previous-length overruns the blob"))?;
+            let b = d
+                .get(at + 1..at + 5)
+                .ok_or_else(|| bad(at, "previous-length overruns the blob"))?;
             (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 5)
         };
         if prevlen != self.prev_size {
-            return Err(bad(at, "previous-entry length differs from the previous entry's size"));
+            return Err(bad(
+                at,
+                "previous-entry length differs from the previous entry's size",
+            ));
         }
         let enc_at = at + plen_size;
         let (header, len, elem) = decode_entry(d, enc_at)?;
@@ -99,10 +113,16 @@ impl<'b> Ziplist<'b> {
 
 /// Returns (encoding header bytes, data bytes, element) for the entry encoding at `at`.
 fn decode_entry(d: &[u8], at: usize) -> BlobResult<(usize, usize, Elem<'_>)> {
-    let byte = |i: usize| d.get(at + i).copied().ok_or_else(|| bad(at, "entry header overruns the blob"));
+    let byte = |i: usize| {
+        d.get(at + i)
+            .copied()
+            .ok_or_else(|| bad(at, "entry header overruns the blob"))
+    };
     let b0 = byte(0)?;
     let int = |n: usize| -> BlobResult<(usize, usize, Elem<'_>)> {
-        let bytes = d.get(at + 1..at + 1 + n).ok_or_else(|| bad(at, "integer overruns the blob"))?;
+        let bytes = d
+            .get(at + 1..at + 1 + n)
+            .ok_or_else(|| bad(at, "integer overruns the blob"))?;
         let mut v: u64 = 0;
         for (i, &b) in bytes.iter().enumerate() {
             v |= u64::from(b) << (8 * i);
@@ -119,7 +139,10 @@ fn decode_entry(d: &[u8], at: usize) -> BlobResult<(usize, usize, Elem<'_>)> {
     match b0 >> 6 {
         0 => string(1, usize::from(b0 & 0x3f)),
         1 => string(2, (usize::from(b0 & 0x3f) << 8) | usize::from(byte(1)?)),
-        2 => string(5, u32::from_be_bytes([byte(1)?, byte(2)?, byte(3)?, byte(4)?]) as usize),
+        2 => string(
+            5,
+            u32::from_be_bytes([byte(1)?, byte(2)?, byte(3)?, byte(4)?]) as usize,
+        ),
         _ => match b0 {
             0xc0 => int(2),
             0xd0 => int(4),
@@ -147,7 +170,9 @@ mod tests {
 
     #[test]
     fn documented_example() {
-        let zl = [0x0f, 0, 0, 0, 0x0c, 0, 0, 0, 0x02, 0, 0x00, 0xf3, 0x02, 0xf6, 0xff];
+        let zl = [
+            0x0f, 0, 0, 0, 0x0c, 0, 0, 0, 0x02, 0, 0x00, 0xf3, 0x02, 0xf6, 0xff,
+        ];
         assert_eq!(all(&zl).unwrap(), vec![Elem::Int(2), Elem::Int(5)]);
         let mut bad_tail = zl;
         bad_tail[4] = 0x0a;
@@ -160,7 +185,9 @@ mod tests {
     #[test]
     fn strings_and_wide_ints() {
         // "ab", then int16 -2.
-        let zl = [0x13, 0, 0, 0, 0x0e, 0, 0, 0, 2, 0, 0, 0x02, b'a', b'b', 4, 0xc0, 0xfe, 0xff, 0xff];
+        let zl = [
+            0x13, 0, 0, 0, 0x0e, 0, 0, 0, 2, 0, 0, 0x02, b'a', b'b', 4, 0xc0, 0xfe, 0xff, 0xff,
+        ];
         assert_eq!(all(&zl).unwrap(), vec![Elem::Bytes(b"ab"), Elem::Int(-2)]);
     }
 }

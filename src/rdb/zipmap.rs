@@ -45,18 +45,28 @@ fn read_field(d: &[u8], at: usize, is_value: bool) -> BlobResult<(&[u8], usize)>
     let b = *d.get(at).ok_or_else(|| bad(at, "entry beyond the end"))?;
     let (len, mut pos) = match b {
         BIG_LEN => {
-            let l = d.get(at + 1..at + 5).ok_or_else(|| bad(at, "length overruns the blob"))?;
-            (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize, at + 5)
+            let l = d
+                .get(at + 1..at + 5)
+                .ok_or_else(|| bad(at, "length overruns the blob"))?;
+            (
+                u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize,
+                at + 5,
+            )
         }
         END => return Err(bad(at, "end marker inside an entry")),
         _ => (usize::from(b), at + 1),
     };
     let mut free = 0;
     if is_value {
-        free = usize::from(*d.get(pos).ok_or_else(|| bad(at, "free byte overruns the blob"))?);
+        free = usize::from(
+            *d.get(pos)
+                .ok_or_else(|| bad(at, "free byte overruns the blob"))?,
+        );
         pos += 1;
     }
-    let end = pos.checked_add(len).filter(|&e| e.saturating_add(free) < d.len());
+    let end = pos
+        .checked_add(len)
+        .filter(|&e| e.saturating_add(free) < d.len());
     let end = end.ok_or_else(|| bad(at, "entry overruns the blob"))?;
     Ok((&d[pos..end], end + free))
 }

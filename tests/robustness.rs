@@ -1,0 +1,103 @@
+//! Hostile input: every truncation, single-byte corruptions and absurd lengths must end in a
+//! clean error, never a panic, a hang or a huge allocation.
+
+mod common;
+
+use rdbtool::rdb::{self, ErrorKind, Item, Reader, Record};
+
+/// Reads every record and value, touching every item, and returns the first error.
+fn read_all(data: &[u8]) -> Result<u64, rdb::Error> {
+    let mut reader = Reader::from_slice(data)?;
+    let mut items = 0u64;
+    while let Some(rec) = reader.next_record() {
+        if let Record::Key { .. } = rec?.record {
+            reader.read_value(&mut |_: Item<'_>| items += 1)?;
+        }
+    }
+    Ok(items)
+}
+
+/// Small real files of several versions and encodings from the corpus.
+fn samples() -> Vec<Vec<u8>> {
+    let corpus = common::corpus();
+    [
+        "redis-rdb-tools/tests/dumps/redis_50_with_streams.rdb",
+        "redis-replicator/src/test/resources/dumpV11.rdb",
+        "librdb/test/dumps/function2.rdb",
+        "librdb/test/dumps/module_aux_v12.rdb",
+        "redis-replicator/src/test/resources/dump-ttlhash.rdb",
+        "hdt3213-rdb/cases/valkey_hash2_with_hfe.rdb",
+        "redis-rdb-tools/tests/dumps/zipmap_that_doesnt_compress.rdb",
+        "redis-replicator/src/test/resources/dumpV7.rdb",
+    ]
+    .iter()
+    .map(|p| std::fs::read(corpus.join(p)).expect(p))
+    .collect()
+}
+
+#[test]
+fn every_truncation_is_an_unexpected_end() {
+    for data in samples() {
+        assert!(read_all(&data).is_ok());
+        for len in 0..data.len() {
+            let err = read_all(&data[..len]).expect_err("a truncated file must not verify");
+            assert!(
+                matches!(err.kind, ErrorKind::UnexpectedEof { .. }),
+                "prefix of {len}/{} bytes: {err}",
+                data.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn truncated_file_exits_1_naming_unexpected_end() {
+    let data = &samples()[0];
+    let dir = tempfile::tempdir().unwrap();
+    for len in [5, 9, 100, data.len() / 2, data.len() - 1] {
+        let path = dir.path().join(format!("cut{len}.rdb"));
+        std::fs::write(&path, &data[..len]).unwrap();
+        let (code, report) = common::verify_json(&[path.to_str().unwrap()]);
+        assert_eq!(code, 1);
+        assert!(
+            common::messages(&report).contains("unexpected end"),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn single_byte_corruptions_never_panic() {
+    for data in samples() {
+        let step = (data.len() / 1500).max(1);
+        for pos in (9..data.len()).step_by(step) {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = data.clone();
+                bad[pos] ^= flip;
+                let _ = read_all(&bad);
+            }
+        }
+    }
+}
+
+#[test]
+fn terabyte_lengths_are_refused_without_allocating() {
+    // A string key claiming 2^40 bytes; a set claiming 2^62 members; an LZF blob claiming a
+    // 2^40-byte output from 4 bytes; a listpack blob whose header claims 4 GiB.
+    let cases: [&[u8]; 4] = [
+        b"REDIS0011\xfe\x00\x00\x81\x00\x00\x01\x00\x00\x00\x00\x00",
+        b"REDIS0011\xfe\x00\x02\x01k\x81\x40\x00\x00\x00\x00\x00\x00\x00\x01a",
+        b"REDIS0011\xfe\x00\x00\x01k\xc3\x04\x81\x00\x00\x01\x00\x00\x00\x00\x00abcd",
+        b"REDIS0011\xfe\x00\x10\x01k\x07\xff\xff\xff\xff\x02\x00\xff",
+    ];
+    for data in cases {
+        let err = read_all(data).expect_err("must be refused");
+        assert!(
+            matches!(
+                err.kind,
+                ErrorKind::UnexpectedEof { .. } | ErrorKind::Lzf(_) | ErrorKind::Encoding { .. }
+            ),
+            "{err}"
+        );
+    }
+}
