@@ -62,6 +62,8 @@ struct Report {
     r#type: Option<&'static str>,
     dbs: u64,
     keys: u64,
+    /// Keys per database number.
+    keys_per_db: std::collections::BTreeMap<u64, u64>,
     expires: u64,
     bytes: u64,
     /// ok, disabled (stored as 0), absent (RDB < 5), mismatch, or unchecked (not reached).
@@ -282,7 +284,6 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
     };
     report.format = Some(reader.format().to_string());
     let mut keys = DupSet::default();
-    let mut dbs = std::collections::BTreeSet::new();
     let mut ticks = 0u32;
     while let Some(rec) = reader.next_record() {
         let rec = match rec {
@@ -307,7 +308,7 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
             }
             Record::Key { db, key, meta, .. } => {
                 report.keys += 1;
-                dbs.insert(db);
+                *report.keys_per_db.entry(db).or_default() += 1;
                 if meta.expire_ms.is_some() {
                     report.expires += 1;
                 }
@@ -340,7 +341,7 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
     for p in reader.take_problems() {
         report.push(&p);
     }
-    report.dbs = dbs.len() as u64;
+    report.dbs = report.keys_per_db.len() as u64;
     reader.pos()
 }
 

@@ -80,7 +80,8 @@ impl<'b> Listpack<'b> {
         let end = end
             .filter(|&e| e < d.len())
             .ok_or_else(|| bad(at, "entry overruns the blob"))?;
-        if d[at + size..end] != backlen[..n] {
+        // Byte by byte: a 1-5 byte slice comparison would otherwise be a memcmp call.
+        if d[at + size..end].iter().zip(&backlen).any(|(a, b)| a != b) {
             return Err(bad(at + size, "entry back-length differs from its size"));
         }
         self.pos = end;

@@ -1,0 +1,99 @@
+//! The fixtures in testdata/ were written by real servers (scripts/make_fixtures.py), with the
+//! key counts those servers reported at save time beside them. verify must accept each one and
+//! count exactly what the server had.
+
+mod common;
+
+use serde_json::Value;
+
+fn fixtures() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(common::testdata("")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let stated: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            out.push((
+                path.with_extension("rdb").to_string_lossy().into_owned(),
+                stated,
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn every_fixture_verifies_with_the_servers_counts() {
+    let fixtures = fixtures();
+    let magics: Vec<&str> = fixtures
+        .iter()
+        .map(|(_, s)| s["magic"].as_str().unwrap())
+        .collect();
+    for magic in [
+        "REDIS0006",
+        "REDIS0007",
+        "REDIS0009",
+        "REDIS0010",
+        "REDIS0011",
+        "REDIS0012",
+        "VALKEY080",
+    ] {
+        assert!(magics.contains(&magic), "no fixture written as {magic}");
+    }
+    for (rdb, stated) in &fixtures {
+        let (code, report) = common::verify_json(&[rdb]);
+        assert_eq!(code, 0, "{rdb}: {}", common::messages(&report));
+        assert_eq!(report["format"], stated["magic"], "{rdb}");
+        assert_eq!(report["keys"], stated["keys"], "{rdb}");
+        assert_eq!(report["expires"], stated["expires"], "{rdb}");
+        assert_eq!(report["keys_per_db"], stated["dbsize"], "{rdb}");
+        assert_eq!(report["checksum"], "ok", "{rdb}");
+        assert!(
+            report["problems"].as_array().unwrap().is_empty(),
+            "{rdb}: {}",
+            common::messages(&report)
+        );
+    }
+}
+
+#[test]
+fn text_output_is_one_line_per_good_file() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let out = common::rdbtool(&["verify", rdb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = format!(
+        "OK {}: REDIS0010 (redis-ver 7.0.15), 3 dbs, 55 keys, 19 with TTL, CRC-64 ok, 76.6 KiB\n",
+        rdb.display()
+    );
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn several_files_worst_status_wins_and_order_is_kept() {
+    let good = common::testdata("redis-7.0.rdb");
+    let bad = common::corpus().join("librdb/test/dumps/future_v19.rdb");
+    let missing = common::testdata("no-such-file.rdb");
+    let args = |files: &[&std::path::Path]| {
+        let mut a = vec!["verify".to_string()];
+        a.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
+        a
+    };
+    let run = |files: &[&std::path::Path]| {
+        let a = args(files);
+        common::rdbtool(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run(&[&good, &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("OK "), "{text}");
+    assert!(
+        lines[1].starts_with("error ")
+            && lines[1].contains("offset 0 (0x0): unsupported RDB format version"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("FAIL "), "{text}");
+    assert_eq!(run(&[&good, &bad, &missing]).status.code(), Some(2));
+}
