@@ -11,8 +11,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
+use rdbtool::rdb::keys::KeyIndex;
 use rdbtool::rdb::mapped::{MappedFile, Releaser};
-use rdbtool::rdb::value::DupSet;
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
 use super::{Exit, iec, thousands};
@@ -206,7 +206,7 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
                 Err(e) => report.io_error = Some(e.to_string()),
             }
         } else {
-            report.bytes = scan(&mut inp, &mut report, |_| {});
+            report.bytes = scan(&mut inp, None, &mut report, |_| {});
             if let Some(e) = inp.io_error() {
                 report.io_error = Some(e.to_string());
             }
@@ -238,7 +238,7 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
         s.spawn(move || tx.send(file.checksum_prefix(crc_end)));
         let mut inp = SliceInput::new(data).with_checksum_of_prefix(crc_end, rx);
         let mut releaser = Releaser::new(file);
-        scan(&mut inp, &mut report, |pos| {
+        scan(&mut inp, Some(data), &mut report, |pos| {
             releaser.advance(pos);
             if let Some(b) = &bar {
                 b.set_position(pos);
@@ -273,8 +273,14 @@ fn finish(mut report: Report) -> Report {
 /// How often (in records) the progress callback runs.
 const PROGRESS_EVERY: u32 = 4096;
 
-/// Reads every record, checking keys for duplicates per database. Returns bytes read.
-fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(u64)) -> u64 {
+/// Reads every record, checking keys for duplicates per database. `data` is the whole input
+/// when it is mapped, to name duplicate keys. Returns bytes read.
+fn scan<'a, I: Input<'a>>(
+    inp: I,
+    data: Option<&[u8]>,
+    report: &mut Report,
+    mut progress: impl FnMut(u64),
+) -> u64 {
     let mut reader = match Reader::new(inp) {
         Ok(r) => r,
         Err(e) => {
@@ -283,7 +289,9 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
         }
     };
     report.format = Some(reader.format().to_string());
-    let mut keys = DupSet::default();
+    let mut keys = KeyIndex::default();
+    // Where each database's records begin, to say which db a duplicate is in.
+    let mut db_starts: Vec<(u64, u64)> = Vec::new();
     let mut ticks = 0u32;
     while let Some(rec) = reader.next_record() {
         let rec = match rec {
@@ -301,6 +309,7 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
                     String::from_utf8_lossy(&value)
                 ));
             }
+            Record::SelectDb { db } => db_starts.push((rec.offset, db)),
             Record::ResizeDb { keys: n, .. } => {
                 // A hint from the file: never reserve more than the bytes left could hold.
                 let left = reader.input().remaining().unwrap_or(0);
@@ -312,13 +321,7 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
                 if meta.expire_ms.is_some() {
                     report.expires += 1;
                 }
-                if !keys.insert_salted(db, &key) {
-                    let msg = format!(
-                        "duplicate key \"{}\" in db {db} (the server refuses to load this file)",
-                        escape(&key)
-                    );
-                    reader.notice(Severity::Error, rec.offset, msg, rdb::Phase::ReadKey);
-                }
+                keys.add(db, &key, rec.offset);
             }
             Record::Eof { checksum } => {
                 report.checksum = match checksum {
@@ -342,7 +345,39 @@ fn scan<'a, I: Input<'a>>(inp: I, report: &mut Report, mut progress: impl FnMut(
         report.push(&p);
     }
     report.dbs = report.keys_per_db.len() as u64;
+    for (first, dup) in keys.duplicates() {
+        let name = key_at(data, dup)
+            .map(|k| format!(" \"{}\"", escape(&k)))
+            .unwrap_or_default();
+        let message = format!(
+            "duplicate key{name} (first at offset {first}): the server refuses to load this file"
+        );
+        let db = db_starts
+            .iter()
+            .take_while(|(at, _)| *at < dup)
+            .last()
+            .map(|&(_, db)| db);
+        let context = rdb::error::Context {
+            phase: Some(rdb::Phase::ReadKey),
+            db,
+            ..Default::default()
+        };
+        report.push(&Problem {
+            severity: Severity::Error,
+            offset: dup,
+            message,
+            context,
+        });
+    }
     reader.pos()
+}
+
+/// The key of the record at `offset` (its type byte), read again from the mapped file.
+fn key_at(data: Option<&[u8]>, offset: u64) -> Option<Vec<u8>> {
+    let rest = data?.get(offset as usize + 1..)?;
+    rdb::primitive::read_bytes(&mut SliceInput::new(rest))
+        .ok()
+        .map(|k| k.into_owned())
 }
 
 fn check_payload(data: &[u8], report: &mut Report) {

@@ -7,6 +7,7 @@ pub mod crc;
 pub mod error;
 pub mod input;
 pub mod intset;
+pub mod keys;
 pub mod listpack;
 pub mod lzf;
 pub mod mapped;

@@ -153,13 +153,14 @@ impl Hasher for PreHashed {
 
 /// 128-bit fingerprints of the members seen in the current collection. A random seed keeps
 /// crafted inputs from colliding on purpose.
-pub struct DupSet {
+pub(super) struct DupSet {
     seed: u64,
     seen: HashSet<u128, BuildHasherDefault<PreHashed>>,
 }
 
-/// Above this many members the set's memory is returned after the key.
-const DUPSET_KEEP: usize = 1 << 16;
+/// Above this capacity the set is dropped after the key: clearing costs time in proportion to
+/// capacity, which a run of small keys after one big key would otherwise pay again and again.
+const DUPSET_KEEP: usize = 1024;
 
 impl Default for DupSet {
     fn default() -> Self {
@@ -171,7 +172,7 @@ impl Default for DupSet {
 }
 
 impl DupSet {
-    pub fn fingerprint(&self, bytes: &[u8]) -> u128 {
+    fn fingerprint(&self, bytes: &[u8]) -> u128 {
         xxhash_rust::xxh3::xxh3_128_with_seed(bytes, self.seed)
     }
 
@@ -179,21 +180,6 @@ impl DupSet {
     fn insert(&mut self, e: Elem<'_>) -> bool {
         let fp = e.with_bytes(|b| self.fingerprint(b));
         self.seen.insert(fp)
-    }
-
-    /// True when `bytes` was not seen before under `salt` (e.g. a key within a database).
-    pub fn insert_salted(&mut self, salt: u64, bytes: &[u8]) -> bool {
-        let fp = xxhash_rust::xxh3::xxh3_128_with_seed(
-            bytes,
-            self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        self.seen.insert(fp)
-    }
-
-    /// Makes room for `n` more fingerprints at once, so a large set does not pass through
-    /// doubling copies.
-    pub fn reserve(&mut self, n: usize) {
-        self.seen.reserve(n);
     }
 
     fn reset(&mut self) {
