@@ -7,8 +7,9 @@ use std::hash::BuildHasher;
 
 pub struct KeyIndex {
     seed: u64,
-    /// (fingerprint of db and key, record offset)
-    entries: Vec<(u128, u64)>,
+    /// (fingerprint of db and key as two halves, record offset): 24 bytes, where a u128
+    /// field would pad the tuple to 32.
+    entries: Vec<(u64, u64, u64)>,
 }
 
 impl Default for KeyIndex {
@@ -25,8 +26,8 @@ impl Default for KeyIndex {
 impl KeyIndex {
     pub fn add(&mut self, db: u64, key: &[u8], offset: u64) {
         let seed = self.seed ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.entries
-            .push((xxhash_rust::xxh3::xxh3_128_with_seed(key, seed), offset));
+        let fp = xxhash_rust::xxh3::xxh3_128_with_seed(key, seed);
+        self.entries.push(((fp >> 64) as u64, fp as u64, offset));
     }
 
     /// Room for `n` more keys, from a size hint the caller has already bounded.
@@ -34,16 +35,25 @@ impl KeyIndex {
         self.entries.reserve(n);
     }
 
-    /// Pairs of (first offset, repeated offset) for every key seen more than once in its db.
+    /// Pairs of (first offset, repeated offset) for every key seen more than once in its db,
+    /// in file order of the repeats.
     pub fn duplicates(mut self) -> Vec<(u64, u64)> {
-        self.entries.sort_unstable();
+        self.entries.sort_unstable_by_key(|&(hi, lo, _)| (hi, lo));
         let mut out = Vec::new();
-        for pair in self.entries.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                out.push((pair[0].1, pair[1].1));
-            }
+        for group in self
+            .entries
+            .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+            .filter(|g| g.len() > 1)
+        {
+            let first = group.iter().map(|e| e.2).min().unwrap_or_default();
+            out.extend(
+                group
+                    .iter()
+                    .map(|e| e.2)
+                    .filter(|&o| o != first)
+                    .map(|o| (first, o)),
+            );
         }
-        // A key repeated three times yields (a, b), (b, c): report each repeat against the first.
         out.sort_unstable_by_key(|&(_, dup)| dup);
         out
     }
@@ -61,6 +71,6 @@ mod tests {
         idx.add(0, b"b", 30);
         idx.add(0, b"a", 40);
         idx.add(0, b"a", 50);
-        assert_eq!(idx.duplicates(), vec![(10, 40), (40, 50)]);
+        assert_eq!(idx.duplicates(), vec![(10, 40), (10, 50)]);
     }
 }

@@ -138,6 +138,26 @@ fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Opt
     }
 }
 
+/// Checks a string without keeping it: raw bytes are skipped, LZF data is validated (every
+/// reference inside the output, exact length) without being decompressed.
+pub fn skip_string<'a, I: Input<'a>>(inp: &mut I) -> Result<()> {
+    let at = inp.pos();
+    match read_len_or_special(inp)? {
+        Len::Plain(n) => inp.skip(n, "string"),
+        Len::Special(0) => inp.skip(1, "int8 string"),
+        Len::Special(1) => inp.skip(2, "int16 string"),
+        Len::Special(2) => inp.skip(4, "int32 string"),
+        Len::Special(3) => {
+            let clen = read_len(inp)?;
+            let ulen = read_len(inp)?;
+            let data_at = inp.pos();
+            let compressed = inp.read_bytes(clen, "LZF data")?;
+            lzf::validate(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))
+        }
+        Len::Special(s) => Err(Error::new(at, ErrorKind::BadStringEncoding(s))),
+    }
+}
+
 /// A string that must be kept as bytes (keys, blobs, names).
 pub fn read_bytes<'a, I: Input<'a>>(inp: &mut I) -> Result<Cow<'a, [u8]>> {
     read_string(inp).map(RdbStr::into_bytes)

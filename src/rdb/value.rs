@@ -11,7 +11,7 @@ use super::intset;
 use super::listpack::Listpack;
 use super::primitive::{
     Blob, Elem, parse_double, read_binary_double, read_blob, read_count, read_string,
-    read_text_double,
+    read_text_double, skip_string,
 };
 use super::types::{Kind, ObjectType};
 
@@ -110,6 +110,12 @@ pub enum Item<'v> {
 /// and may simply ignore what follows it.
 pub trait Visitor {
     fn item(&mut self, item: Item<'_>);
+
+    /// False when the visitor ignores what it is given, so compressed strings can be checked
+    /// without being decompressed into memory.
+    fn wants_bytes(&self) -> bool {
+        true
+    }
 }
 
 /// Ignores everything: reading a value only to check it, or to get past it.
@@ -117,6 +123,10 @@ pub struct Skip;
 
 impl Visitor for Skip {
     fn item(&mut self, _: Item<'_>) {}
+
+    fn wants_bytes(&self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(Item<'_>)> Visitor for F {
@@ -238,6 +248,7 @@ impl ValueReader {
     ) -> Result<u64> {
         use ObjectType::*;
         match ty {
+            String if !v.wants_bytes() => skip_string(inp).map(|()| 1),
             String => {
                 let s = read_string(inp)?;
                 v.item(Item::Str(s.elem()));
