@@ -24,6 +24,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Verify(cmd::verify::Args),
+    Export(cmd::export::Args),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -39,6 +40,7 @@ enum Command {
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Verify(args) => cmd::verify::run(args, out),
+        Command::Export(args) => cmd::export::run(args, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rdbtool", out);
             Ok(Exit::Ok)

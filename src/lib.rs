@@ -1,3 +1,6 @@
 //! rdbtool: read, check, inspect and convert Redis and Valkey persistence files.
 
+pub mod export;
+pub mod filter;
 pub mod rdb;
+pub mod resp;

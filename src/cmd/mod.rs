@@ -1,5 +1,7 @@
 //! Subcommands, one file each, and what they share.
 
+pub mod args;
+pub mod export;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -1,0 +1,118 @@
+//! `rdbtool export`: a dump as JSON, JSON Lines, or the RESP command stream that rebuilds it.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use rdbtool::export::commands::Batch;
+use rdbtool::export::{self, Format, Options, Target};
+use rdbtool::rdb::mapped::MappedFile;
+
+use super::Exit;
+use super::args::FilterArgs;
+
+/// Convert a dump to lossless JSON / JSON Lines, or to the command stream that rebuilds it
+/// (`| redis-cli --pipe`).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The RDB file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
+    format: FormatArg,
+    /// RESP: one `RESTORE key ttl payload ABSTTL` per key, built from the file's own bytes.
+    #[arg(long)]
+    restore: bool,
+    /// RESP: what the receiving server accepts, e.g. `6.2`, `7.4`, `valkey-8.1` (default: newest).
+    #[arg(long, value_name = "X.Y")]
+    target_version: Option<Target>,
+    /// RESP: at most this many elements per command of a large key.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    batch_elements: usize,
+    /// RESP: at most about this many bytes per command of a large key.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// RESP with --restore: larger values are sent as native commands (the server's
+    /// proto-max-bulk-len).
+    #[arg(long, default_value_t = 512 << 20, value_name = "BYTES")]
+    restore_max: u64,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Keys already expired (relative to --now): skipped or kept.
+    #[arg(long, value_enum, default_value_t = Expired::Skip)]
+    expired: Expired,
+    /// The time expiries are compared with, in unix milliseconds (default: now).
+    #[arg(long, value_name = "MS")]
+    now: Option<i64>,
+    /// Drop key TTLs.
+    #[arg(long)]
+    no_ttl: bool,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum FormatArg {
+    Json,
+    Jsonl,
+    Resp,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    Skip,
+    Keep,
+}
+
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
+    let now_ms = args.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    });
+    let opts = Options {
+        format: match args.format {
+            FormatArg::Json => Format::Json,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Resp => Format::Resp,
+        },
+        restore: args.restore,
+        target: args.target_version.unwrap_or_default(),
+        batch: Batch {
+            elements: args.batch_elements.max(1),
+            bytes: args.batch_bytes.max(1),
+        },
+        restore_max: args.restore_max,
+        filter: args.filter.filter()?,
+        keep_expired: args.expired == Expired::Keep,
+        now_ms,
+        no_ttl: args.no_ttl,
+    };
+    let summary = match &args.output {
+        Some(path) => {
+            let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
+            let mut w = std::io::BufWriter::new(f);
+            let s = export::export(file.data(), &opts, &mut w);
+            w.flush()?;
+            s
+        }
+        None => export::export(file.data(), &opts, out),
+    };
+    let summary = match summary {
+        Ok(s) => s,
+        Err(export::Error::Rdb(e)) => {
+            out.flush()?;
+            eprintln!("rdbtool: {}: {e}", args.file.display());
+            return Ok(Exit::Problems);
+        }
+        Err(export::Error::Io(e)) => return Err(e.into()),
+    };
+    for notice in &summary.notices {
+        eprintln!("rdbtool: notice: {notice}");
+    }
+    Ok(Exit::Ok)
+}

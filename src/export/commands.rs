@@ -1,0 +1,298 @@
+//! Rebuilding a key with native commands, the way Redis's own AOF rewrite does: SET, batched
+//! RPUSH/SADD/ZADD/HSET, HPEXPIREAT for field TTLs, XADD/XSETID/XGROUP/XCLAIM for streams, and
+//! PEXPIREAT for the key's TTL. Batches are bounded so a huge key never becomes one command.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use super::target::Target;
+use crate::rdb::{Item, Kind, StreamId, Visitor};
+use crate::resp::Command;
+
+/// Upper bounds for one command of a batched key.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch {
+    pub elements: usize,
+    pub bytes: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            elements: 1000,
+            bytes: 1 << 20,
+        }
+    }
+}
+
+/// Writes the commands for one key as its items arrive. I/O errors are kept and end the output.
+pub struct NativeWriter<'o> {
+    out: &'o mut dyn Write,
+    target: Target,
+    batch: Batch,
+    key: Vec<u8>,
+    kind: Kind,
+    cmd: Command,
+    /// Elements in `cmd` so far.
+    pending: usize,
+    /// Field TTLs of the hash fields in `cmd`: (expiry, field).
+    field_ttls: Vec<(u64, Vec<u8>)>,
+    stream: StreamState,
+    pub commands: u64,
+    error: Option<io::Error>,
+}
+
+#[derive(Default)]
+struct StreamState {
+    /// Fields still expected for the XADD being built.
+    fields_left: usize,
+    entries: u64,
+    group: Vec<u8>,
+    /// The group's pending entries: delivery time and count by ID.
+    pel: HashMap<StreamId, (u64, u64)>,
+    consumer: Vec<u8>,
+}
+
+impl<'o> NativeWriter<'o> {
+    pub fn new(out: &'o mut dyn Write, target: Target, batch: Batch) -> Self {
+        NativeWriter {
+            out,
+            target,
+            batch,
+            key: Vec::new(),
+            kind: Kind::String,
+            cmd: Command::default(),
+            pending: 0,
+            field_ttls: Vec::new(),
+            stream: StreamState::default(),
+            commands: 0,
+            error: None,
+        }
+    }
+
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Writes a command that is complete on its own.
+    pub fn send(&mut self, cmd: &Command) {
+        if self.error.is_none() {
+            self.commands += 1;
+            if let Err(e) = cmd.write_to(self.out) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    pub fn begin_key(&mut self, key: &[u8], kind: Kind) {
+        self.key.clear();
+        self.key.extend_from_slice(key);
+        self.kind = kind;
+        self.stream = StreamState::default();
+    }
+
+    /// Flushes the last batch and sets the key's TTL.
+    pub fn end_key(&mut self, expire_ms: Option<i64>) {
+        self.flush();
+        if let Some(ms) = expire_ms {
+            let mut c = Command::new("PEXPIREAT");
+            c.arg(&self.key).arg_int(ms);
+            self.send(&c);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let cmd = std::mem::take(&mut self.cmd);
+        self.send(&cmd);
+        self.cmd = cmd;
+        self.pending = 0;
+        self.flush_field_ttls();
+    }
+
+    /// One HPEXPIREAT per run of fields sharing an expiry.
+    fn flush_field_ttls(&mut self) {
+        let ttls = std::mem::take(&mut self.field_ttls);
+        for run in ttls.chunk_by(|a, b| a.0 == b.0) {
+            let mut c = Command::new("HPEXPIREAT");
+            c.arg(&self.key)
+                .arg_uint(run[0].0)
+                .arg(b"FIELDS")
+                .arg_uint(run.len() as u64);
+            for (_, f) in run {
+                c.arg(f);
+            }
+            self.send(&c);
+        }
+    }
+
+    /// Starts (if needed) the batch command `name key`, then counts one element.
+    fn batch_arg(&mut self, name: &str) -> &mut Command {
+        if self.pending == 0 {
+            self.cmd.reset(name).arg(&self.key);
+        }
+        self.pending += 1;
+        &mut self.cmd
+    }
+
+    fn batch_full(&mut self) {
+        if self.pending >= self.batch.elements || self.cmd.len() >= self.batch.bytes {
+            self.flush();
+        }
+    }
+
+    fn stream_item(&mut self, item: Item<'_>) {
+        let key = self.key.clone();
+        match item {
+            Item::StreamEntry { id, fields } => {
+                self.cmd
+                    .reset("XADD")
+                    .arg(&key)
+                    .arg(id.to_string().as_bytes());
+                self.pending = 1;
+                self.stream.fields_left = fields;
+                self.stream.entries += 1;
+                if fields == 0 {
+                    self.flush();
+                }
+            }
+            Item::StreamField { field, value } => {
+                self.cmd.arg_elem(field).arg_elem(value);
+                self.stream.fields_left = self.stream.fields_left.saturating_sub(1);
+                if self.stream.fields_left == 0 {
+                    self.flush();
+                }
+            }
+            Item::StreamMeta(meta) => {
+                if self.stream.entries == 0 {
+                    // The AOF rewrite's way to create an empty stream: add entry 0-1 and trim it
+                    // away at once; XSETID below then sets the real last ID (which may be 0-0).
+                    let mut c = Command::new("XADD");
+                    c.arg(&key)
+                        .arg(b"MAXLEN")
+                        .arg(b"0")
+                        .arg(b"0-1")
+                        .arg(b"x")
+                        .arg(b"y");
+                    self.send(&c);
+                }
+                let mut c = Command::new("XSETID");
+                c.arg(&key).arg(meta.last_id.to_string().as_bytes());
+                if let (Some(added), Some(max_deleted), true) = (
+                    meta.entries_added,
+                    meta.max_deleted_id,
+                    self.target.stream_v2_commands(),
+                ) {
+                    c.arg(b"ENTRIESADDED").arg_uint(added);
+                    c.arg(b"MAXDELETEDID")
+                        .arg(max_deleted.to_string().as_bytes());
+                }
+                self.send(&c);
+            }
+            Item::StreamGroup {
+                name,
+                last_id,
+                entries_read,
+                ..
+            } => {
+                self.stream.group = name.to_vec();
+                self.stream.pel.clear();
+                let mut c = Command::new("XGROUP");
+                c.arg(b"CREATE")
+                    .arg(&key)
+                    .arg(name)
+                    .arg(last_id.to_string().as_bytes());
+                if let (Some(n), true) = (entries_read, self.target.stream_v2_commands()) {
+                    c.arg(b"ENTRIESREAD").arg_uint(n);
+                }
+                self.send(&c);
+            }
+            Item::StreamPending {
+                id,
+                delivery_time_ms,
+                delivery_count,
+            } => {
+                self.stream
+                    .pel
+                    .insert(id, (delivery_time_ms, delivery_count));
+            }
+            Item::StreamConsumer { name, .. } => {
+                self.stream.consumer = name.to_vec();
+                if self.target.create_consumer() {
+                    let mut c = Command::new("XGROUP");
+                    c.arg(b"CREATECONSUMER")
+                        .arg(&key)
+                        .arg(&self.stream.group)
+                        .arg(name);
+                    self.send(&c);
+                }
+            }
+            Item::StreamConsumerPending { id } => {
+                let (time, count) = self.stream.pel.get(&id).copied().unwrap_or_default();
+                let mut c = Command::new("XCLAIM");
+                c.arg(&key)
+                    .arg(&self.stream.group)
+                    .arg(&self.stream.consumer)
+                    .arg(b"0");
+                c.arg(id.to_string().as_bytes())
+                    .arg(b"TIME")
+                    .arg_uint(time)
+                    .arg(b"RETRYCOUNT")
+                    .arg_uint(count);
+                c.arg(b"FORCE").arg(b"JUSTID");
+                self.send(&c);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Visitor for NativeWriter<'_> {
+    fn item(&mut self, item: Item<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        match (self.kind, item) {
+            (_, Item::Str(v)) => {
+                let mut c = Command::new("SET");
+                c.arg(&self.key).arg_elem(v);
+                self.send(&c);
+            }
+            (Kind::List, Item::Elem(e)) => {
+                self.batch_arg("RPUSH").arg_elem(e);
+                self.batch_full();
+            }
+            (_, Item::Elem(e)) => {
+                self.batch_arg("SADD").arg_elem(e);
+                self.batch_full();
+            }
+            (_, Item::Scored { member, score }) => {
+                self.batch_arg("ZADD").arg_score(score).arg_elem(member);
+                self.batch_full();
+            }
+            (
+                _,
+                Item::Field {
+                    field,
+                    value,
+                    expire_ms,
+                },
+            ) => {
+                let name = if self.target.multi_field_hset() {
+                    "HSET"
+                } else {
+                    "HMSET"
+                };
+                self.batch_arg(name).arg_elem(field).arg_elem(value);
+                if let (Some(ms), true) = (expire_ms, self.target.field_ttl()) {
+                    self.field_ttls.push((ms, field.to_vec()));
+                }
+                self.batch_full();
+            }
+            (Kind::Stream, item) => self.stream_item(item),
+            _ => {}
+        }
+    }
+}

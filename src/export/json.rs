@@ -1,0 +1,335 @@
+//! One key as a JSON object, written as its items arrive (a 50M-element list is never held).
+//!
+//! Binary-safe and lossless: bytes that are valid UTF-8 become a JSON string, anything else
+//! `{"base64": "..."}`. Hash fields, zset members and stream fields are object keys; the rare
+//! ones that are not UTF-8 go to a `binary_fields` / `binary_members` list of pairs beside the
+//! value instead. Scores are numbers (shortest round trip), `inf`, `-inf` and `nan` strings.
+
+use std::io::{self, Write};
+
+use base64::Engine;
+
+use crate::rdb::module::{ModuleItem, module_name};
+use crate::rdb::{Elem, Item, Kind, StreamId};
+
+/// Writes `bytes` as a JSON string or a base64 object.
+pub fn write_bytes(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => serde_json::to_writer(&mut *out, s).map_err(io::Error::from),
+        Err(_) => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            write!(out, "{{\"base64\":\"{b64}\"}}")
+        }
+    }
+}
+
+pub fn write_elem(out: &mut dyn Write, e: Elem<'_>) -> io::Result<()> {
+    match e {
+        Elem::Int(i) => write!(out, "\"{i}\""),
+        Elem::Bytes(b) => write_bytes(out, b),
+    }
+}
+
+pub fn write_score(out: &mut dyn Write, score: f64) -> io::Result<()> {
+    if score.is_nan() {
+        out.write_all(b"\"nan\"")
+    } else if score.is_infinite() {
+        out.write_all(if score > 0.0 { b"\"inf\"" } else { b"\"-inf\"" })
+    } else {
+        serde_json::to_writer(&mut *out, &score).map_err(io::Error::from)
+    }
+}
+
+fn write_id(out: &mut dyn Write, id: StreamId) -> io::Result<()> {
+    write!(out, "\"{id}\"")
+}
+
+/// Where the writer is inside a stream value; each state says what is open.
+#[derive(PartialEq)]
+enum StreamPart {
+    /// An entry's `fields` object.
+    Entries,
+    /// The `groups` array, before any group.
+    Groups,
+    /// A group's `pending` array.
+    Pending,
+    /// A consumer's `pending` array, inside the group's `consumers`.
+    Consumers,
+}
+
+/// Streams one key's value; call [`JsonValue::finish`] after the last item.
+pub struct JsonValue<'o> {
+    out: &'o mut dyn Write,
+    kind: Kind,
+    /// Items written at the current nesting level, for commas.
+    count: u64,
+    /// Field TTLs of UTF-8 hash fields, written after the value.
+    field_ttls: Vec<(Vec<u8>, u64)>,
+    /// Non-UTF-8 fields or members: (name, value, field TTL).
+    binary: Vec<(Vec<u8>, String, Option<u64>)>,
+    stream: Option<StreamPart>,
+    inner: u64,
+    module: Option<u64>,
+    error: Option<io::Error>,
+}
+
+impl<'o> JsonValue<'o> {
+    /// Starts the value of a key of `kind` (`"value":` has been written).
+    pub fn new(out: &'o mut dyn Write, kind: Kind) -> Self {
+        let mut v = JsonValue {
+            out,
+            kind,
+            count: 0,
+            field_ttls: Vec::new(),
+            binary: Vec::new(),
+            stream: None,
+            inner: 0,
+            module: None,
+            error: None,
+        };
+        let open: &[u8] = match kind {
+            Kind::List | Kind::Set => b"[",
+            Kind::Zset | Kind::Hash => b"{",
+            Kind::Stream => b"{\"entries\":[",
+            Kind::String | Kind::Module => b"",
+        };
+        v.io(|out| out.write_all(open));
+        v
+    }
+
+    fn io(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
+        if self.error.is_none()
+            && let Err(e) = f(self.out)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn comma(&mut self) {
+        if self.count > 0 {
+            self.io(|o| o.write_all(b","));
+        }
+        self.count += 1;
+    }
+
+    /// Closes the value and writes what was kept aside. `raw` is the value's RDB encoding, the
+    /// payload of a module value.
+    pub fn finish(mut self, raw: &[u8]) -> io::Result<()> {
+        match self.kind {
+            Kind::List | Kind::Set => self.io(|o| o.write_all(b"]")),
+            Kind::Zset | Kind::Hash => self.io(|o| o.write_all(b"}")),
+            Kind::Stream => self.close_stream(),
+            Kind::Module => {
+                let (name, encver) = module_name(self.module.unwrap_or_default());
+                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+                self.io(|o| write!(o, "{{\"module\":\"{name}\",\"encver\":{encver},\"payload\":{{\"base64\":\"{b64}\"}}}}"));
+            }
+            Kind::String => {}
+        }
+        if !self.field_ttls.is_empty() {
+            let ttls = std::mem::take(&mut self.field_ttls);
+            self.io(|o| {
+                o.write_all(b",\"field_expire_at\":{")?;
+                for (i, (f, ms)) in ttls.iter().enumerate() {
+                    if i > 0 {
+                        o.write_all(b",")?;
+                    }
+                    write_bytes(o, f)?;
+                    write!(o, ":{ms}")?;
+                }
+                o.write_all(b"}")
+            });
+        }
+        if !self.binary.is_empty() {
+            let name = if self.kind == Kind::Zset {
+                "binary_members"
+            } else {
+                "binary_fields"
+            };
+            let binary = std::mem::take(&mut self.binary);
+            self.io(|o| {
+                write!(o, ",\"{name}\":[")?;
+                for (i, (f, v, ttl)) in binary.iter().enumerate() {
+                    if i > 0 {
+                        o.write_all(b",")?;
+                    }
+                    o.write_all(b"[")?;
+                    write_bytes(o, f)?;
+                    write!(o, ",{v}")?;
+                    if let Some(ms) = ttl {
+                        write!(o, ",{ms}")?;
+                    }
+                    o.write_all(b"]")?;
+                }
+                o.write_all(b"]")
+            });
+        }
+        self.error.map_or(Ok(()), Err)
+    }
+
+    fn close_stream(&mut self) {
+        let close: &[u8] = match self.stream {
+            // Stream metadata always follows the entries; these only end a broken value.
+            None => b"]}",
+            Some(StreamPart::Entries) => b"}}]}",
+            Some(StreamPart::Groups) => b"]}",
+            Some(StreamPart::Pending) => b"],\"consumers\":[]}]}",
+            Some(StreamPart::Consumers) => b"]}]}]}",
+        };
+        self.io(|o| o.write_all(close));
+    }
+
+    /// A field or member name as an object key, or set aside when it is not UTF-8.
+    fn keyed(&mut self, name: Elem<'_>, value: String, ttl: Option<u64>) {
+        let utf8 = name.with_bytes(|b| std::str::from_utf8(b).is_ok());
+        if !utf8 {
+            self.binary.push((name.to_vec(), value, ttl));
+            return;
+        }
+        self.comma();
+        self.io(|o| {
+            write_elem(o, name)?;
+            write!(o, ":{value}")
+        });
+        if let Some(ms) = ttl {
+            self.field_ttls.push((name.to_vec(), ms));
+        }
+    }
+
+    fn stream_item(&mut self, item: Item<'_>) {
+        match item {
+            Item::StreamEntry { id, .. } => {
+                if self.stream == Some(StreamPart::Entries) {
+                    self.io(|o| o.write_all(b"}},"));
+                }
+                self.stream = Some(StreamPart::Entries);
+                self.inner = 0;
+                self.io(|o| {
+                    o.write_all(b"{\"id\":")?;
+                    write_id(o, id)?;
+                    o.write_all(b",\"fields\":{")
+                });
+            }
+            Item::StreamField { field, value } => {
+                let sep = if self.inner > 0 { "," } else { "" };
+                self.inner += 1;
+                self.io(|o| {
+                    o.write_all(sep.as_bytes())?;
+                    field.with_bytes(|b| write_bytes(o, b))?;
+                    o.write_all(b":")?;
+                    write_elem(o, value)
+                });
+            }
+            Item::StreamMeta(m) => {
+                let close: &[u8] = if self.stream == Some(StreamPart::Entries) {
+                    b"}}]"
+                } else {
+                    b"]"
+                };
+                self.stream = Some(StreamPart::Groups);
+                self.count = 0;
+                let opt_id =
+                    |id: Option<StreamId>| id.map_or("null".to_string(), |i| format!("\"{i}\""));
+                let added = m
+                    .entries_added
+                    .map_or("null".to_string(), |n| n.to_string());
+                let (first, max_deleted) = (opt_id(m.first_id), opt_id(m.max_deleted_id));
+                self.io(|o| {
+                    o.write_all(close)?;
+                    write!(o, ",\"length\":{},\"last_id\":\"{}\",\"first_id\":{first},\"max_deleted_id\":{max_deleted},\"entries_added\":{added},\"groups\":[", m.length, m.last_id)
+                });
+            }
+            Item::StreamGroup {
+                name,
+                last_id,
+                entries_read,
+                ..
+            } => {
+                let close: &[u8] = match self.stream {
+                    Some(StreamPart::Pending) => b"],\"consumers\":[]},",
+                    Some(StreamPart::Consumers) => b"]}]},",
+                    _ => b"",
+                };
+                self.stream = Some(StreamPart::Pending);
+                self.inner = 0;
+                let read = entries_read.map_or("null".to_string(), |n| n.to_string());
+                self.io(|o| {
+                    o.write_all(close)?;
+                    o.write_all(b"{\"name\":")?;
+                    write_bytes(o, name)?;
+                    write!(
+                        o,
+                        ",\"last_id\":\"{last_id}\",\"entries_read\":{read},\"pending\":["
+                    )
+                });
+            }
+            Item::StreamPending {
+                id,
+                delivery_time_ms,
+                delivery_count,
+            } => {
+                let sep = if self.inner > 0 { "," } else { "" };
+                self.inner += 1;
+                self.io(|o| write!(o, "{sep}{{\"id\":\"{id}\",\"delivery_time\":{delivery_time_ms},\"delivery_count\":{delivery_count}}}"));
+            }
+            Item::StreamConsumer {
+                name,
+                seen_time_ms,
+                active_time_ms,
+                ..
+            } => {
+                let open: &[u8] = match self.stream {
+                    Some(StreamPart::Pending) => b"],\"consumers\":[",
+                    _ => b"]},",
+                };
+                self.stream = Some(StreamPart::Consumers);
+                self.inner = 0;
+                let active = active_time_ms.map_or("null".to_string(), |n| n.to_string());
+                self.io(|o| {
+                    o.write_all(open)?;
+                    o.write_all(b"{\"name\":")?;
+                    write_bytes(o, name)?;
+                    write!(
+                        o,
+                        ",\"seen_time\":{seen_time_ms},\"active_time\":{active},\"pending\":["
+                    )
+                });
+            }
+            Item::StreamConsumerPending { id } => {
+                let sep = if self.inner > 0 { "," } else { "" };
+                self.inner += 1;
+                self.io(|o| write!(o, "{sep}\"{id}\""));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl crate::rdb::Visitor for JsonValue<'_> {
+    fn item(&mut self, item: Item<'_>) {
+        match item {
+            Item::Str(v) => self.io(|o| write_elem(o, v)),
+            Item::Elem(e) => {
+                self.comma();
+                self.io(|o| write_elem(o, e));
+            }
+            Item::Scored { member, score } => {
+                let mut s = Vec::new();
+                let _ = write_score(&mut s, score);
+                self.keyed(member, String::from_utf8_lossy(&s).into_owned(), None);
+            }
+            Item::Field {
+                field,
+                value,
+                expire_ms,
+            } => {
+                let mut v = Vec::new();
+                let _ = write_elem(&mut v, value);
+                self.keyed(field, String::from_utf8_lossy(&v).into_owned(), expire_ms);
+            }
+            Item::Module { module_id } => self.module = Some(module_id),
+            Item::ModuleItem(ModuleItem::Str(_)) | Item::ModuleItem(_) => {}
+            item => self.stream_item(item),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! RESP, the Redis protocol: encoding commands as arrays of bulk strings, the form `redis-cli
+//! --pipe`, an AOF and a replica read.
+
+use std::io::{self, Write};
+
+use crate::rdb::Elem;
+
+/// One command being built. Arguments are encoded as they are added; the array header, which
+/// needs the count, is written in front when the command is sent.
+#[derive(Default)]
+pub struct Command {
+    body: Vec<u8>,
+    args: usize,
+}
+
+impl Command {
+    pub fn new(name: &str) -> Self {
+        let mut c = Command::default();
+        c.arg(name.as_bytes());
+        c
+    }
+
+    /// Starts over with a new command name, keeping the buffer.
+    pub fn reset(&mut self, name: &str) -> &mut Self {
+        self.body.clear();
+        self.args = 0;
+        self.arg(name.as_bytes())
+    }
+
+    pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        self.body.push(b'$');
+        self.body
+            .extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        self.body.extend_from_slice(b"\r\n");
+        self.body.extend_from_slice(a);
+        self.body.extend_from_slice(b"\r\n");
+        self.args += 1;
+        self
+    }
+
+    pub fn arg_int(&mut self, i: i64) -> &mut Self {
+        self.arg(itoa::Buffer::new().format(i).as_bytes())
+    }
+
+    pub fn arg_uint(&mut self, i: u64) -> &mut Self {
+        self.arg(itoa::Buffer::new().format(i).as_bytes())
+    }
+
+    pub fn arg_elem(&mut self, e: Elem<'_>) -> &mut Self {
+        e.with_bytes(|b| self.arg(b))
+    }
+
+    /// A score as ZADD reads it: shortest round-trip decimal, `inf` / `-inf`.
+    pub fn arg_score(&mut self, score: f64) -> &mut Self {
+        if score.is_infinite() {
+            self.arg(if score > 0.0 { b"+inf" } else { b"-inf" })
+        } else {
+            self.arg(format_score(score).as_bytes())
+        }
+    }
+
+    /// Arguments so far, the name included.
+    pub fn args(&self) -> usize {
+        self.args
+    }
+
+    /// Encoded size so far, without the array header.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.args == 0
+    }
+
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(b"*")?;
+        out.write_all(itoa::Buffer::new().format(self.args).as_bytes())?;
+        out.write_all(b"\r\n")?;
+        out.write_all(&self.body)
+    }
+}
+
+/// The shortest decimal that reads back as the same double (`1`, `0.1`, `1e+300`).
+pub fn format_score(score: f64) -> String {
+    if score == score.trunc() && score.abs() < 1e15 {
+        return format!("{}", score as i64);
+    }
+    let mut s = format!("{score:?}");
+    if s.ends_with(".0") {
+        s.truncate(s.len() - 2);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_bulk_arrays() {
+        let mut c = Command::new("SET");
+        c.arg(b"k").arg_int(-5);
+        let mut out = Vec::new();
+        c.write_to(&mut out).unwrap();
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n-5\r\n");
+        c.reset("PING");
+        assert_eq!(c.args(), 1);
+    }
+
+    #[test]
+    fn scores_round_trip() {
+        for s in [0.0, 1.0, -2.0, 0.1, 1.5e-7, 1e300, 123456789.125, -0.0] {
+            assert_eq!(format_score(s).parse::<f64>().unwrap(), s);
+        }
+        assert_eq!(format_score(3.0), "3");
+        assert_eq!(format_score(0.25), "0.25");
+    }
+}

@@ -1,0 +1,193 @@
+//! Real servers for the tests: started from the builds `scripts/servers.sh` installs (Debian's
+//! Redis 7.0 and PyPI wheels), on 127.0.0.1, a free port and a temporary directory, and killed
+//! when dropped. A missing server is a failure, not a skip.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// One installed server build, from target/servers/servers.json.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub name: String,
+    pub version: String,
+    pub valkey: bool,
+    pub server: PathBuf,
+}
+
+impl Build {
+    /// `7.0`, `valkey-9.1`: what `--target-version` takes.
+    pub fn target(&self) -> String {
+        let mm: Vec<&str> = self.version.split('.').take(2).collect();
+        let v = mm.join(".");
+        if self.valkey {
+            format!("valkey-{v}")
+        } else {
+            v
+        }
+    }
+
+    fn major(&self) -> u32 {
+        self.version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+pub fn builds() -> Vec<Build> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/servers/servers.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run `bash scripts/servers.sh` first",
+            path.display()
+        )
+    });
+    let list: Vec<Value> = serde_json::from_str(&text).expect("servers.json");
+    list.iter()
+        .map(|s| Build {
+            name: s["name"].as_str().unwrap().to_string(),
+            version: s["version"].as_str().unwrap().to_string(),
+            valkey: s["kind"] == "valkey",
+            server: PathBuf::from(s["server"].as_str().unwrap()),
+        })
+        .collect()
+}
+
+pub fn build(name: &str) -> Build {
+    builds()
+        .into_iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("server {name} not installed"))
+}
+
+/// The client used against every version: Debian's redis-cli speaks to all of them.
+pub fn redis_cli() -> PathBuf {
+    let cli = PathBuf::from("/usr/bin/redis-cli");
+    assert!(
+        cli.exists(),
+        "redis-cli missing: apt-get install redis-tools"
+    );
+    cli
+}
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts `build`, loading `rdb` first when given.
+    pub fn start(build: &Build, rdb: Option<&Path>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(rdb) = rdb {
+            std::fs::copy(rdb, dir.path().join("dump.rdb")).unwrap();
+        }
+        let port = free_port();
+        let mut cmd = Command::new(&build.server);
+        cmd.arg("--port").arg(port.to_string()).args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        cmd.arg("--dir")
+            .arg(dir.path())
+            .args(["--dbfilename", "dump.rdb", "--daemonize", "no"]);
+        if build.major() >= 7 {
+            cmd.args(["--enable-debug-command", "yes"]);
+        }
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        cmd.stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", build.server.display()));
+        let server = Server { child, port, dir };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if self.cli(&["PING"]).trim() == "PONG" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        panic!("server on port {} did not start:\n{log}", self.port);
+    }
+
+    /// Runs one command with redis-cli and returns its raw output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(redis_cli())
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn digest(&self) -> String {
+        self.cli(&["DEBUG", "DIGEST"]).trim().to_string()
+    }
+
+    /// Pipes `commands` (RESP) through `redis-cli --pipe`; returns (errors, replies) from its
+    /// summary line, and the whole output.
+    pub fn pipe(&self, commands: &[u8]) -> (u64, u64, String) {
+        use std::io::Write;
+        let mut child = Command::new(redis_cli())
+            .args(["-p", &self.port.to_string(), "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = commands.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let num = |label: &str| -> u64 {
+            let at = text
+                .find(label)
+                .unwrap_or_else(|| panic!("no '{label}' in: {text}"));
+            text[at + label.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        };
+        (num("errors: "), num("replies: "), text)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
