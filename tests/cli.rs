@@ -65,3 +65,67 @@ fn usage_errors_exit_2() {
         String::from_utf8_lossy(&out.stdout).contains("ERROR /nonexistent/dump.rdb: No such file")
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_export_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let rdb = common::testdata("redis-7.0.rdb");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
+        .args(["export", "--format", "json", rdb.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"keys\":["));
+    // The reader is gone now, like `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn export_filters_select_keys() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let out = common::rdbtool(&[
+        "export",
+        "--db",
+        "5",
+        "--type",
+        "string",
+        rdb.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("\"key\":\"db5:str\""));
+    assert!(lines[1].contains("\"keys\":1,\"skipped_expired\":0,\"filtered_out\":54"));
+    let out = common::rdbtool(&["export", "--key", "str:ttl:[0-2]", rdb.to_str().unwrap()]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 4);
+}
+
+#[test]
+fn expired_keys_are_skipped_relative_to_now() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let rdb = rdb.to_str().unwrap();
+    // The fixture's TTLs lie in 2100; from 2101 all 19 keys with a TTL have expired.
+    let in_2101 = "4133980800000";
+    let count = |args: &[&str]| {
+        let out = common::rdbtool(args);
+        String::from_utf8(out.stdout).unwrap().lines().count() - 1
+    };
+    assert_eq!(count(&["export", rdb]), 55);
+    assert_eq!(count(&["export", "--now", in_2101, rdb]), 36);
+    assert_eq!(
+        count(&["export", "--now", in_2101, "--expired", "keep", rdb]),
+        55
+    );
+}
