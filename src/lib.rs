@@ -2,5 +2,6 @@
 
 pub mod export;
 pub mod filter;
+pub mod inspect;
 pub mod rdb;
 pub mod resp;

@@ -5,7 +5,7 @@ use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Elem, read_blob, read_count, read_len};
-use super::value::{Item, ValueReader, Visitor};
+use super::value::{Container, Item, ValueReader, Visitor};
 
 const PLAIN: u64 = 1;
 const PACKED: u64 = 2;
@@ -40,11 +40,13 @@ pub fn read_v2<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<u64
         }
         match container {
             PLAIN => {
+                v.container(Container::PlainNode, blob.data.len());
                 v.item(Item::Elem(Elem::Bytes(&blob.data)));
                 n += 1;
             }
             PACKED => {
                 let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+                v.container(Container::Listpack, blob.data.len());
                 while let Some(e) = lp.next_elem().map_err(|e| blob.error(e.0, e.1))? {
                     v.item(Item::Elem(e));
                     n += 1;

@@ -10,7 +10,7 @@ use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Blob, Elem, read_blob, read_bytes, read_count, read_len};
 use super::types::ObjectType;
-use super::value::{Item, StreamId, StreamMeta, ValueReader, Visitor};
+use super::value::{Container, Item, StreamId, StreamMeta, ValueReader, Visitor};
 
 const DELETED: i64 = 1;
 const SAME_FIELDS: i64 = 2;
@@ -130,6 +130,7 @@ fn read_node(
 ) -> Result<u64> {
     let err = |e: super::error::At| blob.error(e.0, e.1);
     let mut lp = Listpack::new(&blob.data).map_err(err)?;
+    v.container(Container::Listpack, blob.data.len());
     let mut next = || -> Result<Elem<'_>> {
         let at = lp.pos();
         lp.next_elem()

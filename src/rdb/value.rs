@@ -116,6 +116,21 @@ pub trait Visitor {
     fn wants_bytes(&self) -> bool {
         true
     }
+
+    /// A packed container (listpack, ziplist, intset, zipmap, quicklist plain node) of `bytes`
+    /// bytes once decompressed begins; its elements follow. For memory accounting.
+    fn container(&mut self, _encoding: Container, _bytes: usize) {}
+}
+
+/// The packed encodings a value can be made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    Listpack,
+    Ziplist,
+    Intset,
+    Zipmap,
+    /// A quicklist node holding one large element as it is.
+    PlainNode,
 }
 
 /// Ignores everything: reading a value only to check it, or to get past it.
@@ -277,6 +292,7 @@ impl ValueReader {
             SetIntset => {
                 let blob = read_blob(inp)?;
                 let members = intset::members(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+                v.container(Container::Intset, blob.data.len());
                 let mut n = 0;
                 for m in members {
                     v.item(Item::Elem(Elem::Int(m)));
@@ -396,6 +412,7 @@ impl ValueReader {
     fn zipmap<'a, I: Input<'a>>(&mut self, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
         let blob = read_blob(inp)?;
         let pairs = zipmap::pairs(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+        v.container(Container::Zipmap, blob.data.len());
         for (field, value) in &pairs {
             self.unique(Elem::Bytes(field), blob.at, "hash field")?;
             v.item(Item::Field {
@@ -414,6 +431,7 @@ impl ValueReader {
         v: &mut dyn Visitor,
     ) -> Result<u64> {
         let mut zl = Ziplist::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+        v.container(Container::Ziplist, blob.data.len());
         let mut n = 0;
         while let Some(e) = zl.next_elem().map_err(|e| blob.error(e.0, e.1))? {
             if unique {
@@ -427,6 +445,7 @@ impl ValueReader {
 
     fn ziplist_pairs(&mut self, blob: &Blob<'_>, hash: bool, v: &mut dyn Visitor) -> Result<u64> {
         let mut zl = Ziplist::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+        v.container(Container::Ziplist, blob.data.len());
         let mut next = || zl.next_elem().map_err(|e| blob.error(e.0, e.1));
         let mut n = 0;
         let mut prev: Option<(f64, Vec<u8>)> = None;
@@ -445,6 +464,7 @@ impl ValueReader {
 
     fn listpack_pairs(&mut self, blob: &Blob<'_>, hash: bool, v: &mut dyn Visitor) -> Result<u64> {
         let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+        v.container(Container::Listpack, blob.data.len());
         let mut next = || lp.next_elem().map_err(|e| blob.error(e.0, e.1));
         let mut n = 0;
         let mut prev: Option<(f64, Vec<u8>)> = None;
@@ -514,6 +534,7 @@ impl ValueReader {
 
     fn listpack_set(&mut self, blob: &Blob<'_>, v: &mut dyn Visitor) -> Result<u64> {
         let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+        v.container(Container::Listpack, blob.data.len());
         let mut n = 0;
         while let Some(e) = lp.next_elem().map_err(|e| blob.error(e.0, e.1))? {
             self.unique(e, blob.at, "set member")?;
@@ -573,6 +594,7 @@ impl ValueReader {
         }
         let blob = read_blob(inp)?;
         let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+        v.container(Container::Listpack, blob.data.len());
         let mut next = || lp.next_elem().map_err(|e| blob.error(e.0, e.1));
         let mut n = 0;
         // Fields with a TTL come first, by ascending TTL; the server relies on that order.

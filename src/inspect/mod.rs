@@ -1,0 +1,3 @@
+//! What is in a snapshot and where the memory goes.
+
+pub mod memory;
