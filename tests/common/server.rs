@@ -90,44 +90,59 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts `build`, loading `rdb` first when given.
+    /// Starts `build`, loading `rdb` first when given. A port another test grabbed first makes
+    /// the server exit; then it is started again on another port.
     pub fn start(build: &Build, rdb: Option<&Path>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        if let Some(rdb) = rdb {
-            std::fs::copy(rdb, dir.path().join("dump.rdb")).unwrap();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            if let Some(rdb) = rdb {
+                std::fs::copy(rdb, dir.path().join("dump.rdb")).unwrap();
+            }
+            let port = free_port();
+            let mut cmd = Command::new(&build.server);
+            cmd.arg("--port").arg(port.to_string()).args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]);
+            cmd.arg("--dir").arg(dir.path()).args([
+                "--dbfilename",
+                "dump.rdb",
+                "--daemonize",
+                "no",
+            ]);
+            if build.major() >= 7 {
+                cmd.args(["--enable-debug-command", "yes"]);
+            }
+            let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+            cmd.stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log));
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}", build.server.display()));
+            let mut server = Server { child, port, dir };
+            if server.wait_ready() {
+                return server;
+            }
         }
-        let port = free_port();
-        let mut cmd = Command::new(&build.server);
-        cmd.arg("--port").arg(port.to_string()).args([
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
-        cmd.arg("--dir")
-            .arg(dir.path())
-            .args(["--dbfilename", "dump.rdb", "--daemonize", "no"]);
-        if build.major() >= 7 {
-            cmd.args(["--enable-debug-command", "yes"]);
-        }
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        cmd.stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", build.server.display()));
-        let server = Server { child, port, dir };
-        server.wait_ready();
-        server
+        panic!("{} did not start on any of 5 ports", build.server.display());
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this very process answers (not another test's server on the same port).
+    /// False if it exited.
+    fn wait_ready(&mut self) -> bool {
         let start = Instant::now();
+        let pid = format!("process_id:{}", self.child.id());
         while start.elapsed() < Duration::from_secs(30) {
-            if self.cli(&["PING"]).trim() == "PONG" {
-                return;
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self.cli(&["PING"]).trim() == "PONG" && self.cli(&["INFO", "server"]).contains(&pid)
+            {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -146,7 +161,12 @@ impl Server {
     }
 
     pub fn digest(&self) -> String {
-        self.cli(&["DEBUG", "DIGEST"]).trim().to_string()
+        let d = self.cli(&["DEBUG", "DIGEST"]).trim().to_string();
+        if d.len() != 40 {
+            let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+            panic!("DEBUG DIGEST on port {} gave {d:?}; server log:\n{log}", self.port);
+        }
+        d
     }
 
     /// Pipes `commands` (RESP) through `redis-cli --pipe`; returns (errors, replies) from its
