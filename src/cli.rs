@@ -24,6 +24,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Verify(cmd::verify::Args),
+    Inspect(cmd::inspect::Args),
     Export(cmd::export::Args),
     /// Print shell completions.
     Completions {
@@ -40,6 +41,7 @@ enum Command {
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Verify(args) => cmd::verify::run(args, out),
+        Command::Inspect(args) => cmd::inspect::run(args, out),
         Command::Export(args) => cmd::export::run(args, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rdbtool", out);
@@ -63,4 +65,14 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
         std::fs::write(dir.join(format!("{name}.1")), page)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -13,7 +13,7 @@ pub struct FilterArgs {
     dbs: Vec<u64>,
     /// Only keys matching this Redis glob (`*`, `?`, `[a-z]`, `\` escapes; repeatable).
     #[arg(long = "key", value_name = "GLOB")]
-    keys: Vec<String>,
+    globs: Vec<String>,
     /// Only keys matching this regular expression.
     #[arg(long, value_name = "REGEX")]
     key_regex: Option<String>,
@@ -56,7 +56,7 @@ impl FilterArgs {
             .collect();
         Ok(Filter {
             dbs: self.dbs.clone(),
-            globs: self.keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            globs: self.globs.iter().map(|k| k.as_bytes().to_vec()).collect(),
             regex,
             kinds,
         })

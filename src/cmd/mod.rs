@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod export;
+pub mod inspect;
 pub mod verify;
 
 use std::process::ExitCode;
@@ -18,6 +19,13 @@ impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
     }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A count with thousands separators: 1,234,567.

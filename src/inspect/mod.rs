@@ -1,3 +1,394 @@
-//! What is in a snapshot and where the memory goes.
+//! What is in a snapshot and where the memory goes: header facts, per-db and per-type counts,
+//! TTL and LRU/LFU distributions, the biggest keys, key prefixes, and an estimate of each key's
+//! memory in a server (see [`memory`]). One pass over the file, in bounded memory.
 
 pub mod memory;
+pub mod prefix;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use serde::Serialize;
+
+use crate::filter::Filter;
+use crate::rdb::module::module_name;
+use crate::rdb::value::Container;
+use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, Visitor};
+use memory::MemoryVisitor;
+use prefix::Prefixes;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub filter: Filter,
+    pub top: usize,
+    pub delimiter: u8,
+    pub depth: usize,
+    /// Expiries are compared with this time (unix ms).
+    pub now_ms: i64,
+}
+
+/// One key's facts, as `--keys` writes them.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRow {
+    pub db: u64,
+    #[serde(skip)]
+    pub key: Vec<u8>,
+    pub r#type: &'static str,
+    pub encoding: &'static str,
+    pub expire_at: Option<i64>,
+    pub rdb_bytes: u64,
+    pub elements: u64,
+    pub largest_element: u64,
+    /// Estimated bytes in a Redis 7.0 server; None for module values.
+    pub memory: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DbStats {
+    pub keys: u64,
+    pub expires: u64,
+    /// Keys whose TTL had passed when the snapshot was taken (`ctime`), and by now.
+    pub expired_at_save: u64,
+    pub expired_now: u64,
+    /// RESIZEDB hints, to compare with the real counts.
+    pub hint_keys: Option<u64>,
+    pub hint_expires: Option<u64>,
+    pub memory: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TypeStats {
+    pub r#type: &'static str,
+    pub encoding: &'static str,
+    pub keys: u64,
+    pub rdb_bytes: u64,
+    pub elements: u64,
+    pub largest_element: u64,
+    pub memory: u64,
+}
+
+/// Keys by remaining TTL.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TtlBuckets {
+    pub none: u64,
+    pub expired: u64,
+    pub under_1m: u64,
+    pub under_1h: u64,
+    pub under_1d: u64,
+    pub under_7d: u64,
+    pub longer: u64,
+}
+
+impl TtlBuckets {
+    fn add(&mut self, expire_at: Option<i64>, now_ms: i64) {
+        const MIN: i64 = 60_000;
+        match expire_at.map(|e| e - now_ms) {
+            None => self.none += 1,
+            Some(left) if left <= 0 => self.expired += 1,
+            Some(left) if left < MIN => self.under_1m += 1,
+            Some(left) if left < 60 * MIN => self.under_1h += 1,
+            Some(left) if left < 24 * 60 * MIN => self.under_1d += 1,
+            Some(left) if left < 7 * 24 * 60 * MIN => self.under_7d += 1,
+            Some(_) => self.longer += 1,
+        }
+    }
+}
+
+/// Count, min, max and mean of LRU idle seconds or LFU counters.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Spread {
+    pub keys: u64,
+    pub min: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl Spread {
+    fn add(&mut self, v: u64) {
+        if self.keys == 0 || v < self.min {
+            self.min = v;
+        }
+        self.max = self.max.max(v);
+        self.keys += 1;
+        self.mean += (v as f64 - self.mean) / self.keys as f64;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuxField {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopKey {
+    pub db: u64,
+    pub key: String,
+    pub r#type: &'static str,
+    pub encoding: &'static str,
+    pub value: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    pub format: String,
+    pub aux: Vec<AuxField>,
+    pub functions: Vec<String>,
+    pub module_aux: Vec<String>,
+    pub keys: u64,
+    pub rdb_bytes: u64,
+    pub memory: u64,
+    /// Keys whose memory the model cannot estimate (module values).
+    pub memory_unknown: u64,
+    pub dbs: BTreeMap<u64, DbStats>,
+    pub types: Vec<TypeStats>,
+    pub ttl: TtlBuckets,
+    pub idle: Option<Spread>,
+    pub freq: Option<Spread>,
+    pub top_by_rdb_bytes: Vec<TopKey>,
+    pub top_by_elements: Vec<TopKey>,
+    pub top_by_memory: Vec<TopKey>,
+    pub prefixes: Vec<prefix::PrefixRow>,
+}
+
+/// Bytes of an expires-dict entry per key with a TTL (a 24-byte dictEntry).
+const EXPIRE_ENTRY: u64 = 24;
+
+/// A candidate for a top list: (measure, tie-breaker favouring earlier keys, db, key, type,
+/// encoding).
+type Ranked = (u64, u64, u64, Vec<u8>, &'static str, &'static str);
+
+/// The N largest keys by some measure, kept in a min-heap.
+struct Top {
+    n: usize,
+    heap: BinaryHeap<Reverse<Ranked>>,
+    seq: u64,
+}
+
+impl Top {
+    fn new(n: usize) -> Self {
+        Top {
+            n,
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    fn offer(&mut self, value: u64, row: &KeyRow) {
+        if self.n == 0 {
+            return;
+        }
+        self.seq += 1;
+        if self.heap.len() == self.n {
+            match self.heap.peek() {
+                Some(Reverse(min)) if min.0 >= value => return,
+                _ => {
+                    self.heap.pop();
+                }
+            }
+        }
+        // Earlier keys win ties, so the order does not depend on the heap.
+        self.heap.push(Reverse((
+            value,
+            u64::MAX - self.seq,
+            row.db,
+            row.key.clone(),
+            row.r#type,
+            row.encoding,
+        )));
+    }
+
+    fn into_sorted(self) -> Vec<TopKey> {
+        let mut v: Vec<_> = self.heap.into_iter().map(|Reverse(e)| e).collect();
+        v.sort_by_key(|e| Reverse((e.0, e.1)));
+        v.into_iter()
+            .map(|(value, _, db, key, t, e)| TopKey {
+                db,
+                key: rdb::error::escape(&key),
+                r#type: t,
+                encoding: e,
+                value,
+            })
+            .collect()
+    }
+}
+
+/// Counts elements and the largest one, and feeds the memory model.
+struct KeyVisitor {
+    memory: MemoryVisitor,
+    elements: u64,
+    largest: u64,
+}
+
+impl Visitor for KeyVisitor {
+    fn item(&mut self, item: Item<'_>) {
+        let size = |e: &Elem<'_>| e.len() as u64;
+        match &item {
+            Item::Str(v) => {
+                self.elements = 1;
+                self.largest = size(v);
+            }
+            Item::Elem(e) | Item::Scored { member: e, .. } => {
+                self.elements += 1;
+                self.largest = self.largest.max(size(e));
+            }
+            Item::Field { field, value, .. } => {
+                self.elements += 1;
+                self.largest = self.largest.max(size(field).max(size(value)));
+            }
+            Item::StreamEntry { .. } => self.elements += 1,
+            Item::StreamField { value, .. } => self.largest = self.largest.max(size(value)),
+            Item::Module { .. } => self.elements = 1,
+            _ => {}
+        }
+        self.memory.item(item);
+    }
+
+    fn container(&mut self, encoding: Container, bytes: usize) {
+        self.memory.container(encoding, bytes);
+    }
+}
+
+/// Reads the whole file; `each_key` sees every selected key's row (for `--keys`).
+pub fn inspect(
+    data: &[u8],
+    opts: &Options,
+    mut each_key: impl FnMut(&KeyRow),
+) -> Result<Report, rdb::Error> {
+    let mut reader = Reader::from_slice(data)?;
+    let mut report = Report {
+        format: reader.format().to_string(),
+        ..Default::default()
+    };
+    let mut types: BTreeMap<(&'static str, &'static str), TypeStats> = BTreeMap::new();
+    let (mut top_bytes, mut top_elements, mut top_memory) =
+        (Top::new(opts.top), Top::new(opts.top), Top::new(opts.top));
+    let mut prefixes = Prefixes::new(opts.delimiter, opts.depth);
+    let mut ctime_ms: Option<i64> = None;
+    let mut db = 0;
+    while let Some(rec) = reader.next_record() {
+        let rec = rec?;
+        match rec.record {
+            Record::Aux { key, value } => {
+                let name = String::from_utf8_lossy(&key).into_owned();
+                let value = String::from_utf8_lossy(&value).into_owned();
+                if name == "ctime" {
+                    ctime_ms = value.parse::<i64>().ok().map(|s| s * 1000);
+                }
+                report.aux.push(AuxField { name, value });
+            }
+            Record::Function { code } => report.functions.push(function_name(&code)),
+            Record::ModuleAux { module_id, .. } => report.module_aux.push(module_name(module_id).0),
+            Record::SelectDb { db: d } => db = d,
+            Record::ResizeDb { keys, expires } => {
+                let s = report.dbs.entry(db).or_default();
+                s.hint_keys = Some(keys);
+                s.hint_expires = Some(expires);
+            }
+            Record::Key { db, key, ty, meta } => {
+                if !opts.filter.key(db, &key, ty.kind()) {
+                    continue;
+                }
+                let mut v = KeyVisitor {
+                    memory: MemoryVisitor::new(ty),
+                    elements: 0,
+                    largest: 0,
+                };
+                reader.read_value(&mut v)?;
+                let row = KeyRow {
+                    db,
+                    key: key.to_vec(),
+                    r#type: ty.kind().as_str(),
+                    encoding: encoding_name(ty),
+                    expire_at: meta.expire_ms,
+                    rdb_bytes: reader.value_span().1 - rec.offset,
+                    elements: v.elements,
+                    largest_element: v.largest,
+                    memory: v.memory.finish(key.len() as u64),
+                };
+                add_key(&mut report, &mut types, &row, &meta, ctime_ms, opts.now_ms);
+                top_bytes.offer(row.rdb_bytes, &row);
+                top_elements.offer(row.elements, &row);
+                top_memory.offer(row.memory.unwrap_or(0), &row);
+                prefixes.add(&row);
+                each_key(&row);
+            }
+            _ => {}
+        }
+    }
+    report.types = types.into_values().collect();
+    report.top_by_rdb_bytes = top_bytes.into_sorted();
+    report.top_by_elements = top_elements.into_sorted();
+    report.top_by_memory = top_memory.into_sorted();
+    report.prefixes = prefixes.rows();
+    Ok(report)
+}
+
+fn add_key(
+    report: &mut Report,
+    types: &mut BTreeMap<(&'static str, &'static str), TypeStats>,
+    row: &KeyRow,
+    meta: &rdb::KeyMeta,
+    ctime_ms: Option<i64>,
+    now_ms: i64,
+) {
+    let memory = row.memory.unwrap_or(0)
+        + if row.expire_at.is_some() {
+            EXPIRE_ENTRY
+        } else {
+            0
+        };
+    report.keys += 1;
+    report.rdb_bytes += row.rdb_bytes;
+    report.memory += memory;
+    report.memory_unknown += u64::from(row.memory.is_none());
+    let d = report.dbs.entry(row.db).or_default();
+    d.keys += 1;
+    d.memory += memory;
+    if let Some(e) = row.expire_at {
+        d.expires += 1;
+        d.expired_at_save += u64::from(ctime_ms.is_some_and(|c| e <= c));
+        d.expired_now += u64::from(e <= now_ms);
+    }
+    let t = types.entry((row.r#type, row.encoding)).or_default();
+    t.r#type = row.r#type;
+    t.encoding = row.encoding;
+    t.keys += 1;
+    t.rdb_bytes += row.rdb_bytes;
+    t.elements += row.elements;
+    t.largest_element = t.largest_element.max(row.largest_element);
+    t.memory += memory;
+    report.ttl.add(row.expire_at, now_ms);
+    if let Some(idle) = meta.idle {
+        report.idle.get_or_insert_with(Spread::default).add(idle);
+    }
+    if let Some(freq) = meta.freq {
+        report
+            .freq
+            .get_or_insert_with(Spread::default)
+            .add(u64::from(freq));
+    }
+}
+
+/// The encoding as `OBJECT ENCODING` would name it once the server has loaded the value.
+fn encoding_name(ty: ObjectType) -> &'static str {
+    ty.encoding()
+}
+
+/// `lib (engine)` from a library's shebang line `#!lua name=lib`.
+fn function_name(code: &[u8]) -> String {
+    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(first);
+    let engine = line
+        .trim_start_matches("#!")
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string();
+    let name = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("name="))
+        .unwrap_or("?")
+        .to_string();
+    format!("{name} ({engine})")
+}

@@ -163,8 +163,12 @@ impl Server {
     pub fn digest(&self) -> String {
         let d = self.cli(&["DEBUG", "DIGEST"]).trim().to_string();
         if d.len() != 40 {
-            let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-            panic!("DEBUG DIGEST on port {} gave {d:?}; server log:\n{log}", self.port);
+            let log =
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+            panic!(
+                "DEBUG DIGEST on port {} gave {d:?}; server log:\n{log}",
+                self.port
+            );
         }
         d
     }
@@ -209,5 +213,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Sends `commands` (RESP) on one connection and reads one integer reply per command.
+    pub fn integers(&self, commands: &[u8], count: usize) -> Vec<i64> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        conn.write_all(commands).unwrap();
+        let mut reader = BufReader::new(conn);
+        let mut out = Vec::with_capacity(count);
+        let mut line = String::new();
+        while out.len() < count {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            match line.as_bytes().first() {
+                Some(b':') => out.push(line[1..].trim().parse().unwrap()),
+                Some(b'+') => {}
+                _ => panic!("unexpected reply {line:?}"),
+            }
+        }
+        out
     }
 }

@@ -1,0 +1,360 @@
+//! `rdbtool inspect`: what is in a snapshot and where the memory goes, as tables, a JSON
+//! document, or one row per key (CSV or JSON Lines).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+
+use rdbtool::export::json::write_bytes;
+use rdbtool::inspect::{self, KeyRow, Options, Report};
+use rdbtool::rdb::mapped::MappedFile;
+
+use super::args::FilterArgs;
+use super::{Exit, iec, thousands};
+
+/// Show what is in a dump and where the memory goes: header, databases, types and encodings,
+/// TTLs, the biggest keys, key prefixes, and each key's estimated memory in a Redis 7.0 server.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The RDB file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write one row per key instead of the report.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    keys: Option<KeysFormat>,
+    /// How many of the biggest keys to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    top: usize,
+    /// Key prefix delimiter.
+    #[arg(long, default_value_t = ':', value_name = "CHAR")]
+    delimiter: char,
+    /// Key prefix levels to aggregate.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    depth: usize,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// The time TTLs are measured from, in unix milliseconds (default: now).
+    #[arg(long, value_name = "MS")]
+    now: Option<i64>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum FormatArg {
+    Table,
+    Json,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum KeysFormat {
+    Csv,
+    Jsonl,
+}
+
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
+    let delimiter = u8::try_from(args.delimiter).context("--delimiter must be one byte")?;
+    let opts = Options {
+        filter: args.filter.filter()?,
+        top: args.top,
+        delimiter,
+        depth: args.depth,
+        now_ms: args.now.unwrap_or_else(super::now_ms),
+    };
+    let mut io_error = None;
+    if args.keys == Some(KeysFormat::Csv) {
+        writeln!(
+            out,
+            "db,key,type,encoding,expire_at,rdb_bytes,elements,largest_element,memory"
+        )?;
+    }
+    let result = inspect::inspect(file.data(), &opts, |row| {
+        if io_error.is_none() {
+            let written = match args.keys {
+                Some(KeysFormat::Csv) => write_csv(out, row),
+                Some(KeysFormat::Jsonl) => write_jsonl(out, row),
+                None => Ok(()),
+            };
+            io_error = written.err();
+        }
+    });
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            out.flush()?;
+            eprintln!("rdbtool: {}: {e}", args.file.display());
+            return Ok(Exit::Problems);
+        }
+    };
+    match (args.keys, args.format) {
+        (Some(_), _) => {}
+        (None, FormatArg::Json) => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        (None, FormatArg::Table) => {
+            write_tables(&report, &args.file, file.data().len() as u64, out)?
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn write_jsonl(out: &mut dyn Write, row: &KeyRow) -> std::io::Result<()> {
+    write!(out, "{{\"db\":{},\"key\":", row.db)?;
+    write_bytes(out, &row.key)?;
+    let mut rest = serde_json::to_string(row).map_err(std::io::Error::from)?;
+    rest.remove(0);
+    let rest = rest
+        .trim_start_matches("\"db\":")
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    writeln!(out, "{rest}")
+}
+
+fn write_csv(out: &mut dyn Write, row: &KeyRow) -> std::io::Result<()> {
+    let key = String::from_utf8_lossy(&row.key);
+    let key = if key.contains([',', '"', '\n', '\r']) || matches!(key, std::borrow::Cow::Owned(_)) {
+        format!(
+            "\"{}\"",
+            rdbtool::rdb::error::escape(&row.key).replace('"', "\"\"")
+        )
+    } else {
+        key.into_owned()
+    };
+    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    writeln!(
+        out,
+        "{},{key},{},{},{},{},{},{},{}",
+        row.db,
+        row.r#type,
+        row.encoding,
+        row.expire_at.map(|e| e.to_string()).unwrap_or_default(),
+        row.rdb_bytes,
+        row.elements,
+        row.largest_element,
+        opt(row.memory)
+    )
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_header(header.iter().map(Cell::new));
+    for i in 1..header.len() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+fn write_tables(
+    r: &Report,
+    path: &std::path::Path,
+    size: u64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: {}, {}, {} keys, estimated memory {}",
+        path.display(),
+        r.format,
+        iec(size),
+        thousands(r.keys),
+        iec(r.memory)
+    )?;
+    let mut header = table(&["field", "value"]);
+    for a in &r.aux {
+        header.add_row(vec![a.name.clone(), describe_aux(&a.name, &a.value)]);
+    }
+    for f in &r.functions {
+        header.add_row(vec!["function".to_string(), f.clone()]);
+    }
+    for m in &r.module_aux {
+        header.add_row(vec!["module aux".to_string(), m.clone()]);
+    }
+    if let Some(c) = header.column_mut(1) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+    writeln!(out, "\n{header}")?;
+
+    let mut dbs = table(&[
+        "db",
+        "keys",
+        "with TTL",
+        "expired at save",
+        "expired now",
+        "RESIZEDB hint",
+        "est. memory",
+    ]);
+    for (db, d) in &r.dbs {
+        let hint = d.hint_keys.map_or("-".to_string(), |k| {
+            format!(
+                "{} / {}",
+                thousands(k),
+                thousands(d.hint_expires.unwrap_or(0))
+            )
+        });
+        dbs.add_row(vec![
+            db.to_string(),
+            thousands(d.keys),
+            thousands(d.expires),
+            thousands(d.expired_at_save),
+            thousands(d.expired_now),
+            hint,
+            iec(d.memory),
+        ]);
+    }
+    writeln!(out, "\n{dbs}")?;
+
+    let mut types = table(&[
+        "type",
+        "encoding",
+        "keys",
+        "rdb bytes",
+        "elements",
+        "largest element",
+        "est. memory",
+    ]);
+    for t in &r.types {
+        types.add_row(vec![
+            t.r#type.to_string(),
+            t.encoding.to_string(),
+            thousands(t.keys),
+            iec(t.rdb_bytes),
+            thousands(t.elements),
+            iec(t.largest_element),
+            iec(t.memory),
+        ]);
+    }
+    if let Some(c) = types.column_mut(1) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+    writeln!(out, "\n{types}")?;
+
+    let t = &r.ttl;
+    let mut ttl = table(&[
+        "TTL", "none", "expired", "< 1 min", "< 1 h", "< 1 d", "< 7 d", "longer",
+    ]);
+    ttl.add_row(vec![
+        "keys".to_string(),
+        thousands(t.none),
+        thousands(t.expired),
+        thousands(t.under_1m),
+        thousands(t.under_1h),
+        thousands(t.under_1d),
+        thousands(t.under_7d),
+        thousands(t.longer),
+    ]);
+    writeln!(out, "\n{ttl}")?;
+
+    for (name, spread) in [("LRU idle seconds", &r.idle), ("LFU counter", &r.freq)] {
+        if let Some(s) = spread {
+            writeln!(
+                out,
+                "{name}: {} keys, min {}, mean {:.1}, max {}",
+                thousands(s.keys),
+                s.min,
+                s.mean,
+                s.max
+            )?;
+        }
+    }
+
+    for (title, rows, as_bytes) in [
+        ("biggest keys by rdb bytes", &r.top_by_rdb_bytes, true),
+        ("biggest keys by elements", &r.top_by_elements, false),
+        ("biggest keys by estimated memory", &r.top_by_memory, true),
+    ] {
+        let mut top = table(&["db", "key", "type", title]);
+        if let Some(c) = top.column_mut(2) {
+            c.set_cell_alignment(CellAlignment::Left);
+        }
+        for k in rows {
+            let v = if as_bytes {
+                iec(k.value)
+            } else {
+                thousands(k.value)
+            };
+            top.add_row(vec![
+                k.db.to_string(),
+                k.key.clone(),
+                format!("{}/{}", k.r#type, k.encoding),
+                v,
+            ]);
+        }
+        if let Some(c) = top.column_mut(1) {
+            c.set_cell_alignment(CellAlignment::Left);
+        }
+        writeln!(out, "\n{top}")?;
+    }
+
+    let mut prefixes = table(&["level", "prefix", "keys", "rdb bytes", "est. memory"]);
+    for p in r
+        .prefixes
+        .iter()
+        .filter(|p| p.level == 1)
+        .take(20)
+        .chain(r.prefixes.iter().filter(|p| p.level > 1).take(20))
+    {
+        prefixes.add_row(vec![
+            p.level.to_string(),
+            p.prefix.clone(),
+            thousands(p.keys),
+            iec(p.rdb_bytes),
+            iec(p.memory),
+        ]);
+    }
+    if let Some(c) = prefixes.column_mut(1) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+    writeln!(out, "\n{prefixes}")
+}
+
+/// AUX values an operator reads better decoded: times as dates, sizes in IEC units.
+fn describe_aux(key: &str, value: &str) -> String {
+    match (key, value.parse::<u64>()) {
+        ("ctime", Ok(secs)) => format!("{value} ({})", utc_date(secs)),
+        ("used-mem", Ok(bytes)) => format!("{value} ({})", iec(bytes)),
+        _ => value.to_string(),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from unix seconds (days to civil date, proleptic Gregorian).
+fn utc_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_date;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_date(4_102_444_800), "2100-01-01 00:00:00 UTC");
+    }
+}
