@@ -145,3 +145,43 @@ fn older_target_gets_native_commands_it_understands() {
     assert_eq!(errors, 0, "{text}");
     assert_eq!(b.digest(), a.digest());
 }
+
+#[test]
+fn json_stays_valid_with_binary_names_everywhere() {
+    // A stream field, hash field and zset member that are not UTF-8, saved by a real server.
+    let server = Server::start(&build("redis-7.0"), None);
+    let mut commands = Vec::new();
+    for args in [
+        &[&b"XADD"[..], b"s", b"1-1", b"f\xff", b"v", b"ok", b"w"][..],
+        &[b"HSET", b"h", b"k\xfe", b"v", b"ok", b"w"],
+        &[b"ZADD", b"z", b"1", b"m\xfd", b"2", b"ok"],
+        &[b"SAVE"],
+    ] {
+        let mut c = rdbtool::resp::Command::new(std::str::from_utf8(args[0]).unwrap());
+        for a in &args[1..] {
+            c.arg(a);
+        }
+        c.write_to(&mut commands).unwrap();
+    }
+    let (errors, _, text) = server.pipe(&commands);
+    assert_eq!(errors, 0, "{text}");
+    let rdb = server.dir.path().join("dump.rdb");
+    let out = common::rdbtool(&["export", "--format", "json", rdb.to_str().unwrap()]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let keys = doc["keys"].as_array().unwrap();
+    let by_key = |k: &str| keys.iter().find(|e| e["key"] == k).unwrap().clone();
+    let entry = &by_key("s")["value"]["entries"][0];
+    assert_eq!(entry["fields"], serde_json::json!({"ok": "w"}));
+    assert_eq!(
+        entry["binary_fields"],
+        serde_json::json!([[{"base64": "Zv8="}, "v"]])
+    );
+    assert_eq!(
+        by_key("h")["binary_fields"],
+        serde_json::json!([[{"base64": "a/4="}, "v"]])
+    );
+    assert_eq!(
+        by_key("z")["binary_members"],
+        serde_json::json!([[{"base64": "bf0="}, 1.0]])
+    );
+}

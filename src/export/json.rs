@@ -167,11 +167,33 @@ impl<'o> JsonValue<'o> {
         self.error.map_or(Ok(()), Err)
     }
 
+    /// Ends an entry's `fields` object and the entry, with its non-UTF-8 fields (rare) as a
+    /// `binary_fields` list of pairs, as for hashes.
+    fn close_entry(&mut self) {
+        let binary = std::mem::take(&mut self.binary);
+        self.io(|o| {
+            o.write_all(b"}")?;
+            if !binary.is_empty() {
+                o.write_all(b",\"binary_fields\":[")?;
+                for (i, (f, v, _)) in binary.iter().enumerate() {
+                    o.write_all(if i > 0 { b",[" } else { b"[" })?;
+                    write_bytes(o, f)?;
+                    write!(o, ",{v}]")?;
+                }
+                o.write_all(b"]")?;
+            }
+            o.write_all(b"}")
+        });
+    }
+
     fn close_stream(&mut self) {
+        if self.stream == Some(StreamPart::Entries) {
+            self.close_entry();
+        }
         let close: &[u8] = match self.stream {
             // Stream metadata always follows the entries; these only end a broken value.
             None => b"]}",
-            Some(StreamPart::Entries) => b"}}]}",
+            Some(StreamPart::Entries) => b"]}",
             Some(StreamPart::Groups) => b"]}",
             Some(StreamPart::Pending) => b"],\"consumers\":[]}]}",
             Some(StreamPart::Consumers) => b"]}]}]}",
@@ -200,7 +222,8 @@ impl<'o> JsonValue<'o> {
         match item {
             Item::StreamEntry { id, .. } => {
                 if self.stream == Some(StreamPart::Entries) {
-                    self.io(|o| o.write_all(b"}},"));
+                    self.close_entry();
+                    self.io(|o| o.write_all(b","));
                 }
                 self.stream = Some(StreamPart::Entries);
                 self.inner = 0;
@@ -211,21 +234,30 @@ impl<'o> JsonValue<'o> {
                 });
             }
             Item::StreamField { field, value } => {
+                if field.with_bytes(|b| std::str::from_utf8(b).is_err()) {
+                    let mut v = Vec::new();
+                    let _ = write_elem(&mut v, value);
+                    self.binary.push((
+                        field.to_vec(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                        None,
+                    ));
+                    return;
+                }
                 let sep = if self.inner > 0 { "," } else { "" };
                 self.inner += 1;
                 self.io(|o| {
                     o.write_all(sep.as_bytes())?;
-                    field.with_bytes(|b| write_bytes(o, b))?;
+                    write_elem(o, field)?;
                     o.write_all(b":")?;
                     write_elem(o, value)
                 });
             }
             Item::StreamMeta(m) => {
-                let close: &[u8] = if self.stream == Some(StreamPart::Entries) {
-                    b"}}]"
-                } else {
-                    b"]"
-                };
+                if self.stream == Some(StreamPart::Entries) {
+                    self.close_entry();
+                }
+                let close: &[u8] = b"]";
                 self.stream = Some(StreamPart::Groups);
                 self.count = 0;
                 let opt_id =
