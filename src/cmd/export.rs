@@ -96,11 +96,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         Some(path) => {
             let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
             let mut w = std::io::BufWriter::new(f);
-            let s = export::export(file.data(), &opts, &mut w);
+            let s = file.scan(|inp, progress| export::export(inp, &opts, &mut w, progress));
             w.flush()?;
             s
         }
-        None => export::export(file.data(), &opts, out),
+        None => file.scan(|inp, progress| export::export(inp, &opts, out, progress)),
     };
     let summary = match summary {
         Ok(s) => s,

@@ -72,15 +72,22 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             "db,key,type,encoding,expire_at,rdb_bytes,elements,largest_element,memory"
         )?;
     }
-    let result = inspect::inspect(file.data(), &opts, |row| {
-        if io_error.is_none() {
-            let written = match args.keys {
-                Some(KeysFormat::Csv) => write_csv(out, row),
-                Some(KeysFormat::Jsonl) => write_jsonl(out, row),
-                None => Ok(()),
-            };
-            io_error = written.err();
-        }
+    let result = file.scan(|inp, progress| {
+        inspect::inspect(
+            inp,
+            &opts,
+            |row| {
+                if io_error.is_none() {
+                    let written = match args.keys {
+                        Some(KeysFormat::Csv) => write_csv(out, row),
+                        Some(KeysFormat::Jsonl) => write_jsonl(out, row),
+                        None => Ok(()),
+                    };
+                    io_error = written.err();
+                }
+            },
+            progress,
+        )
     });
     if let Some(e) = io_error {
         return Err(e.into());

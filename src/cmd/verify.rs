@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
 use rdbtool::rdb::keys::KeyIndex;
-use rdbtool::rdb::mapped::{MappedFile, Releaser};
+use rdbtool::rdb::mapped::MappedFile;
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
 use super::{Exit, iec, thousands};
@@ -229,17 +229,9 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
     let bar = progress
         .filter(|_| report.bytes >= PROGRESS_MIN)
         .map(|m| m.add(bar(report.bytes, path)));
-    // The trailer checksum covers all but the last 8 bytes of a well-formed file: sum them on
-    // another core while this one parses.
-    let crc_end = data.len().saturating_sub(8);
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let file = &file;
-        s.spawn(move || tx.send(file.checksum_prefix(crc_end)));
-        let mut inp = SliceInput::new(data).with_checksum_of_prefix(crc_end, rx);
-        let mut releaser = Releaser::new(file);
-        scan(&mut inp, Some(data), &mut report, |pos| {
-            releaser.advance(pos);
+    file.scan(|inp, release| {
+        scan(inp, Some(data), &mut report, |pos| {
+            release(pos);
             if let Some(b) = &bar {
                 b.set_position(pos);
             }

@@ -95,19 +95,23 @@ impl<'o> NativeWriter<'o> {
     pub fn end_key(&mut self, expire_ms: Option<i64>) {
         self.flush();
         if let Some(ms) = expire_ms {
-            let mut c = Command::new("PEXPIREAT");
-            c.arg(&self.key).arg_int(ms);
-            self.send(&c);
+            self.cmd.reset("PEXPIREAT").arg(&self.key).arg_int(ms);
+            self.send_cmd();
         }
+    }
+
+    /// Sends the command in `self.cmd` (a whole command, not a batch).
+    fn send_cmd(&mut self) {
+        let cmd = std::mem::take(&mut self.cmd);
+        self.send(&cmd);
+        self.cmd = cmd;
     }
 
     fn flush(&mut self) {
         if self.pending == 0 {
             return;
         }
-        let cmd = std::mem::take(&mut self.cmd);
-        self.send(&cmd);
-        self.cmd = cmd;
+        self.send_cmd();
         self.pending = 0;
         self.flush_field_ttls();
     }
@@ -256,9 +260,8 @@ impl Visitor for NativeWriter<'_> {
         }
         match (self.kind, item) {
             (_, Item::Str(v)) => {
-                let mut c = Command::new("SET");
-                c.arg(&self.key).arg_elem(v);
-                self.send(&c);
+                self.cmd.reset("SET").arg(&self.key).arg_elem(v);
+                self.send_cmd();
             }
             (Kind::List, Item::Elem(e)) => {
                 self.batch_arg("RPUSH").arg_elem(e);

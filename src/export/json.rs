@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use base64::Engine;
 
-use crate::rdb::module::{ModuleItem, module_name};
+use crate::rdb::module::module_name;
 use crate::rdb::{Elem, Item, Kind, StreamId};
 
 /// Writes `bytes` as a JSON string or a base64 object.
@@ -202,16 +202,26 @@ impl<'o> JsonValue<'o> {
     }
 
     /// A field or member name as an object key, or set aside when it is not UTF-8.
-    fn keyed(&mut self, name: Elem<'_>, value: String, ttl: Option<u64>) {
+    /// `value` writes the value's JSON; it is rendered aside only for the rare binary names.
+    fn keyed(
+        &mut self,
+        name: Elem<'_>,
+        ttl: Option<u64>,
+        value: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) {
         let utf8 = name.with_bytes(|b| std::str::from_utf8(b).is_ok());
         if !utf8 {
-            self.binary.push((name.to_vec(), value, ttl));
+            let mut v = Vec::new();
+            let _ = value(&mut v);
+            self.binary
+                .push((name.to_vec(), String::from_utf8_lossy(&v).into_owned(), ttl));
             return;
         }
         self.comma();
         self.io(|o| {
             write_elem(o, name)?;
-            write!(o, ":{value}")
+            o.write_all(b":")?;
+            value(o)
         });
         if let Some(ms) = ttl {
             self.field_ttls.push((name.to_vec(), ms));
@@ -345,22 +355,14 @@ impl crate::rdb::Visitor for JsonValue<'_> {
                 self.comma();
                 self.io(|o| write_elem(o, e));
             }
-            Item::Scored { member, score } => {
-                let mut s = Vec::new();
-                let _ = write_score(&mut s, score);
-                self.keyed(member, String::from_utf8_lossy(&s).into_owned(), None);
-            }
+            Item::Scored { member, score } => self.keyed(member, None, |o| write_score(o, score)),
             Item::Field {
                 field,
                 value,
                 expire_ms,
-            } => {
-                let mut v = Vec::new();
-                let _ = write_elem(&mut v, value);
-                self.keyed(field, String::from_utf8_lossy(&v).into_owned(), expire_ms);
-            }
+            } => self.keyed(field, expire_ms, |o| write_elem(o, value)),
             Item::Module { module_id } => self.module = Some(module_id),
-            Item::ModuleItem(ModuleItem::Str(_)) | Item::ModuleItem(_) => {}
+            Item::ModuleItem(_) => {}
             item => self.stream_item(item),
         }
     }

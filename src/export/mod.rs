@@ -71,8 +71,20 @@ struct KeyInfo<'k> {
     freq: Option<u8>,
 }
 
-pub fn export(data: &[u8], opts: &Options, out: &mut dyn Write) -> Result<Summary, Error> {
-    let mut reader = Reader::from_slice(data)?;
+/// How often (in records) the progress callback of [`export`] and [`crate::inspect::inspect`]
+/// is told the input position.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+/// Exports a whole file; `progress` is told the input position now and then (to release
+/// mapped pages, or move a progress bar).
+pub fn export(
+    inp: SliceInput<'_>,
+    opts: &Options,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary, Error> {
+    let data = inp.data();
+    let mut reader = Reader::new(inp)?;
     let version = reader.format().version;
     let mut summary = Summary::default();
     let mut aux: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -82,7 +94,12 @@ pub fn export(data: &[u8], opts: &Options, out: &mut dyn Write) -> Result<Summar
     if opts.format == Format::Json {
         out.write_all(b"{\"keys\":[\n")?;
     }
+    let mut records = 0u64;
     while let Some(rec) = reader.next_record() {
+        records += 1;
+        if records.is_multiple_of(PROGRESS_EVERY) {
+            progress(reader.pos());
+        }
         match rec?.record {
             Record::Aux { key, value } => aux.push((key.into_owned(), value.into_owned())),
             Record::Function { code } => {

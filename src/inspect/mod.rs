@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::filter::Filter;
 use crate::rdb::module::module_name;
 use crate::rdb::value::Container;
-use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, Visitor};
+use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
 use memory::MemoryVisitor;
 use prefix::Prefixes;
 
@@ -251,11 +251,12 @@ impl Visitor for KeyVisitor {
 
 /// Reads the whole file; `each_key` sees every selected key's row (for `--keys`).
 pub fn inspect(
-    data: &[u8],
+    inp: SliceInput<'_>,
     opts: &Options,
     mut each_key: impl FnMut(&KeyRow),
+    progress: &mut dyn FnMut(u64),
 ) -> Result<Report, rdb::Error> {
-    let mut reader = Reader::from_slice(data)?;
+    let mut reader = Reader::new(inp)?;
     let mut report = Report {
         format: reader.format().to_string(),
         ..Default::default()
@@ -266,7 +267,12 @@ pub fn inspect(
     let mut prefixes = Prefixes::new(opts.delimiter, opts.depth);
     let mut ctime_ms: Option<i64> = None;
     let mut db = 0;
+    let mut records = 0u64;
     while let Some(rec) = reader.next_record() {
+        records += 1;
+        if records.is_multiple_of(crate::export::PROGRESS_EVERY) {
+            progress(reader.pos());
+        }
         let rec = rec?;
         match rec.record {
             Record::Aux { key, value } => {

@@ -7,6 +7,7 @@ use std::path::Path;
 use memmap2::{Mmap, UncheckedAdvice};
 
 use super::crc::Crc64;
+use super::input::SliceInput;
 
 /// Pages are released in windows of this size behind the scan.
 const WINDOW: usize = 32 << 20;
@@ -47,8 +48,25 @@ impl MappedFile {
         }
     }
 
+    /// Runs `f` over the file as an input whose trailer checksum is summed on another core (a
+    /// well-formed file's checksum covers all but its last 8 bytes), releasing pages on both
+    /// cores as they are passed. `f` gets a callback to report its position now and then.
+    pub fn scan<R>(&self, f: impl FnOnce(SliceInput<'_>, &mut dyn FnMut(u64)) -> R) -> R {
+        let data = self.data();
+        let crc_end = data.len().saturating_sub(8);
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.spawn(move || tx.send(self.checksum_prefix(crc_end)));
+            let mut releaser = Releaser::new(self);
+            f(
+                SliceInput::new(data).with_checksum_of_prefix(crc_end, rx),
+                &mut |pos| releaser.advance(pos),
+            )
+        })
+    }
+
     /// CRC-64 of `data()[..end]`, releasing pages as it goes.
-    pub fn checksum_prefix(&self, end: usize) -> u64 {
+    fn checksum_prefix(&self, end: usize) -> u64 {
         let data = self.data().get(..end).unwrap_or_default();
         let mut crc = Crc64::new();
         for (i, chunk) in data.chunks(WINDOW).enumerate() {
@@ -64,18 +82,18 @@ impl MappedFile {
 const RELEASE_ALIGN: usize = 64 << 10;
 
 /// Follows a sequential reader through a mapped file and releases what it has passed.
-pub struct Releaser<'m> {
+struct Releaser<'m> {
     file: &'m MappedFile,
     done: usize,
 }
 
 impl<'m> Releaser<'m> {
-    pub fn new(file: &'m MappedFile) -> Self {
+    fn new(file: &'m MappedFile) -> Self {
         Releaser { file, done: 0 }
     }
 
     #[inline]
-    pub fn advance(&mut self, pos: u64) {
+    fn advance(&mut self, pos: u64) {
         let pos = pos as usize;
         if pos >= self.done + WINDOW {
             self.file.release(self.done, pos);
