@@ -13,7 +13,7 @@ use crate::rdb::module::module_name;
 use crate::rdb::{Elem, Item, Kind, StreamId};
 
 /// Writes `bytes` as a JSON string or a base64 object.
-pub fn write_bytes(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+pub fn write_bytes<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
     match std::str::from_utf8(bytes) {
         Ok(s) => serde_json::to_writer(&mut *out, s).map_err(io::Error::from),
         Err(_) => {
@@ -23,14 +23,14 @@ pub fn write_bytes(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-pub fn write_elem(out: &mut dyn Write, e: Elem<'_>) -> io::Result<()> {
+pub fn write_elem<W: Write + ?Sized>(out: &mut W, e: Elem<'_>) -> io::Result<()> {
     match e {
         Elem::Int(i) => write!(out, "\"{i}\""),
         Elem::Bytes(b) => write_bytes(out, b),
     }
 }
 
-pub fn write_score(out: &mut dyn Write, score: f64) -> io::Result<()> {
+pub fn write_score<W: Write + ?Sized>(out: &mut W, score: f64) -> io::Result<()> {
     if score.is_nan() {
         out.write_all(b"\"nan\"")
     } else if score.is_infinite() {
@@ -40,9 +40,12 @@ pub fn write_score(out: &mut dyn Write, score: f64) -> io::Result<()> {
     }
 }
 
-fn write_id(out: &mut dyn Write, id: StreamId) -> io::Result<()> {
+fn write_id<W: Write + ?Sized>(out: &mut W, id: StreamId) -> io::Result<()> {
     write!(out, "\"{id}\"")
 }
+
+/// Buffered output is handed on when it reaches this size.
+const FLUSH_AT: usize = 64 << 10;
 
 /// Where the writer is inside a stream value; each state says what is open.
 #[derive(PartialEq)]
@@ -60,6 +63,9 @@ enum StreamPart {
 /// Streams one key's value; call [`JsonValue::finish`] after the last item.
 pub struct JsonValue<'o> {
     out: &'o mut dyn Write,
+    /// Pieces are gathered here and handed to `out` in large writes: most pieces are a few
+    /// bytes, and a call through `dyn Write` per piece costs more than the piece.
+    buf: Vec<u8>,
     kind: Kind,
     /// Items written at the current nesting level, for commas.
     count: u64,
@@ -78,6 +84,7 @@ impl<'o> JsonValue<'o> {
     pub fn new(out: &'o mut dyn Write, kind: Kind) -> Self {
         let mut v = JsonValue {
             out,
+            buf: Vec::with_capacity(FLUSH_AT),
             kind,
             count: 0,
             field_ttls: Vec::new(),
@@ -97,12 +104,22 @@ impl<'o> JsonValue<'o> {
         v
     }
 
-    fn io(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
-        if self.error.is_none()
-            && let Err(e) = f(self.out)
-        {
+    fn io(&mut self, f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) {
+        if self.error.is_some() {
+            return;
+        }
+        // Writing into a Vec cannot fail.
+        let _ = f(&mut self.buf);
+        if self.buf.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.out.write_all(&self.buf) {
             self.error = Some(e);
         }
+        self.buf.clear();
     }
 
     fn comma(&mut self) {
@@ -164,6 +181,7 @@ impl<'o> JsonValue<'o> {
                 o.write_all(b"]")
             });
         }
+        self.flush();
         self.error.map_or(Ok(()), Err)
     }
 
@@ -207,7 +225,7 @@ impl<'o> JsonValue<'o> {
         &mut self,
         name: Elem<'_>,
         ttl: Option<u64>,
-        value: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+        value: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
     ) {
         let utf8 = name.with_bytes(|b| std::str::from_utf8(b).is_ok());
         if !utf8 {
