@@ -446,33 +446,32 @@ impl ValueReader {
     fn ziplist_pairs(&mut self, blob: &Blob<'_>, hash: bool, v: &mut dyn Visitor) -> Result<u64> {
         let mut zl = Ziplist::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
         v.container(Container::Ziplist, blob.data.len());
-        let mut next = || zl.next_elem().map_err(|e| blob.error(e.0, e.1));
-        let mut n = 0;
-        let mut prev: Option<(f64, Vec<u8>)> = None;
-        while let Some(first) = next()? {
-            let Some(second) = next()? else {
-                return Err(blob.error(
-                    0,
-                    corrupt("ziplist", "odd number of entries in a pair encoding"),
-                ));
-            };
-            self.pair(first, second, hash, blob.at, &mut prev, v)?;
-            n += 1;
-        }
-        Ok(n)
+        self.pairs(blob, "ziplist", hash, || zl.next_elem(), v)
     }
 
     fn listpack_pairs(&mut self, blob: &Blob<'_>, hash: bool, v: &mut dyn Visitor) -> Result<u64> {
         let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
         v.container(Container::Listpack, blob.data.len());
-        let mut next = || lp.next_elem().map_err(|e| blob.error(e.0, e.1));
+        self.pairs(blob, "listpack", hash, || lp.next_elem(), v)
+    }
+
+    /// Walks the elements `next` yields from `blob` two by two, as a packed hash or zset.
+    fn pairs<'b>(
+        &mut self,
+        blob: &Blob<'_>,
+        encoding: &'static str,
+        hash: bool,
+        mut next: impl FnMut() -> super::error::BlobResult<Option<Elem<'b>>>,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
+        let mut next = || next().map_err(|e| blob.error(e.0, e.1));
         let mut n = 0;
         let mut prev: Option<(f64, Vec<u8>)> = None;
         while let Some(first) = next()? {
             let Some(second) = next()? else {
                 return Err(blob.error(
                     0,
-                    corrupt("listpack", "odd number of entries in a pair encoding"),
+                    corrupt(encoding, "odd number of entries in a pair encoding"),
                 ));
             };
             self.pair(first, second, hash, blob.at, &mut prev, v)?;
