@@ -113,9 +113,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn write_jsonl(out: &mut dyn Write, row: &KeyRow) -> std::io::Result<()> {
+fn write_jsonl(out: &mut dyn Write, row: &KeyRow<'_>) -> std::io::Result<()> {
     write!(out, "{{\"db\":{},\"key\":", row.db)?;
-    write_bytes(out, &row.key)?;
+    write_bytes(out, row.key)?;
     let mut rest = serde_json::to_string(row).map_err(std::io::Error::from)?;
     rest.remove(0);
     let rest = rest
@@ -124,12 +124,12 @@ fn write_jsonl(out: &mut dyn Write, row: &KeyRow) -> std::io::Result<()> {
     writeln!(out, "{rest}")
 }
 
-fn write_csv(out: &mut dyn Write, row: &KeyRow) -> std::io::Result<()> {
-    let key = String::from_utf8_lossy(&row.key);
+fn write_csv(out: &mut dyn Write, row: &KeyRow<'_>) -> std::io::Result<()> {
+    let key = String::from_utf8_lossy(row.key);
     let key = if key.contains([',', '"', '\n', '\r']) || matches!(key, std::borrow::Cow::Owned(_)) {
         format!(
             "\"{}\"",
-            rdbtool::rdb::error::escape(&row.key).replace('"', "\"\"")
+            rdbtool::rdb::error::escape(row.key).replace('"', "\"\"")
         )
     } else {
         key.into_owned()

@@ -210,6 +210,10 @@ impl MemoryVisitor {
 }
 
 impl Visitor for MemoryVisitor {
+    fn wants_bytes(&self) -> bool {
+        false
+    }
+
     fn container(&mut self, encoding: Container, bytes: usize) {
         self.close_listpack();
         match encoding {
@@ -243,6 +247,10 @@ impl Visitor for MemoryVisitor {
                     }
                 };
             }
+            Item::StrLen(len) => {
+                self.string_len = len;
+                self.int_string = false;
+            }
             Item::Elem(e) => {
                 self.elements += 1;
                 if !self.packed(e) && self.ty.encoding() == "hashtable" {
@@ -251,7 +259,7 @@ impl Visitor for MemoryVisitor {
             }
             Item::Scored { member, score } => {
                 self.elements += 1;
-                if self.listpack.is_some() {
+                if self.converting {
                     let s = crate::resp::format_score(score);
                     let score_elem = match s.parse::<i64>() {
                         Ok(i) if score.fract() == 0.0 => Elem::Int(i),
@@ -259,7 +267,7 @@ impl Visitor for MemoryVisitor {
                     };
                     self.packed(member);
                     self.packed(score_elem);
-                } else {
+                } else if self.listpack.is_none() {
                     self.total += sds(member.len() as u64) + DICT_ENTRY + ZSKIPLIST_NODE_AVG as u64;
                 }
             }

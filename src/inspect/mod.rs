@@ -29,10 +29,10 @@ pub struct Options {
 
 /// One key's facts, as `--keys` writes them.
 #[derive(Debug, Clone, Serialize)]
-pub struct KeyRow {
+pub struct KeyRow<'k> {
     pub db: u64,
     #[serde(skip)]
-    pub key: Vec<u8>,
+    pub key: &'k [u8],
     pub r#type: &'static str,
     pub encoding: &'static str,
     pub expire_at: Option<i64>,
@@ -174,7 +174,7 @@ impl Top {
         }
     }
 
-    fn offer(&mut self, value: u64, row: &KeyRow) {
+    fn offer(&mut self, value: u64, row: &KeyRow<'_>) {
         if self.n == 0 {
             return;
         }
@@ -192,7 +192,7 @@ impl Top {
             value,
             u64::MAX - self.seq,
             row.db,
-            row.key.clone(),
+            row.key.to_vec(),
             row.r#type,
             row.encoding,
         )));
@@ -221,12 +221,20 @@ struct KeyVisitor {
 }
 
 impl Visitor for KeyVisitor {
+    fn wants_bytes(&self) -> bool {
+        false
+    }
+
     fn item(&mut self, item: Item<'_>) {
         let size = |e: &Elem<'_>| e.len() as u64;
         match &item {
             Item::Str(v) => {
                 self.elements = 1;
                 self.largest = size(v);
+            }
+            Item::StrLen(len) => {
+                self.elements = 1;
+                self.largest = *len;
             }
             Item::Elem(e) | Item::Scored { member: e, .. } => {
                 self.elements += 1;
@@ -253,7 +261,7 @@ impl Visitor for KeyVisitor {
 pub fn inspect(
     inp: SliceInput<'_>,
     opts: &Options,
-    mut each_key: impl FnMut(&KeyRow),
+    mut each_key: impl FnMut(&KeyRow<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, rdb::Error> {
     let mut reader = Reader::new(inp)?;
@@ -261,7 +269,8 @@ pub fn inspect(
         format: reader.format().to_string(),
         ..Default::default()
     };
-    let mut types: BTreeMap<(&'static str, &'static str), TypeStats> = BTreeMap::new();
+    // By type byte while reading (a lookup per key that costs nothing), merged by name after.
+    let mut types: Vec<TypeStats> = vec![TypeStats::default(); 256];
     let (mut top_bytes, mut top_elements, mut top_memory) =
         (Top::new(opts.top), Top::new(opts.top), Top::new(opts.top));
     let mut prefixes = Prefixes::new(opts.delimiter, opts.depth);
@@ -303,7 +312,7 @@ pub fn inspect(
                 reader.read_value(&mut v)?;
                 let row = KeyRow {
                     db,
-                    key: key.to_vec(),
+                    key: &key,
                     r#type: ty.kind().as_str(),
                     encoding: encoding_name(ty),
                     expire_at: meta.expire_ms,
@@ -312,7 +321,14 @@ pub fn inspect(
                     largest_element: v.largest,
                     memory: v.memory.finish(key.len() as u64),
                 };
-                add_key(&mut report, &mut types, &row, &meta, ctime_ms, opts.now_ms);
+                add_key(
+                    &mut report,
+                    &mut types[usize::from(ty.code())],
+                    &row,
+                    &meta,
+                    ctime_ms,
+                    opts.now_ms,
+                );
                 top_bytes.offer(row.rdb_bytes, &row);
                 top_elements.offer(row.elements, &row);
                 top_memory.offer(row.memory.unwrap_or(0), &row);
@@ -322,7 +338,22 @@ pub fn inspect(
             _ => {}
         }
     }
-    report.types = types.into_values().collect();
+    let mut merged: BTreeMap<(&str, &str), TypeStats> = BTreeMap::new();
+    for t in types.into_iter().filter(|t| t.keys > 0) {
+        let m = merged
+            .entry((t.r#type, t.encoding))
+            .or_insert_with(|| TypeStats {
+                r#type: t.r#type,
+                encoding: t.encoding,
+                ..Default::default()
+            });
+        m.keys += t.keys;
+        m.rdb_bytes += t.rdb_bytes;
+        m.elements += t.elements;
+        m.largest_element = m.largest_element.max(t.largest_element);
+        m.memory += t.memory;
+    }
+    report.types = merged.into_values().collect();
     report.top_by_rdb_bytes = top_bytes.into_sorted();
     report.top_by_elements = top_elements.into_sorted();
     report.top_by_memory = top_memory.into_sorted();
@@ -332,8 +363,8 @@ pub fn inspect(
 
 fn add_key(
     report: &mut Report,
-    types: &mut BTreeMap<(&'static str, &'static str), TypeStats>,
-    row: &KeyRow,
+    t: &mut TypeStats,
+    row: &KeyRow<'_>,
     meta: &rdb::KeyMeta,
     ctime_ms: Option<i64>,
     now_ms: i64,
@@ -356,7 +387,6 @@ fn add_key(
         d.expired_at_save += u64::from(ctime_ms.is_some_and(|c| e <= c));
         d.expired_now += u64::from(e <= now_ms);
     }
-    let t = types.entry((row.r#type, row.encoding)).or_default();
     t.r#type = row.r#type;
     t.encoding = row.encoding;
     t.keys += 1;

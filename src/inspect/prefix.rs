@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::KeyRow;
 
@@ -27,7 +28,7 @@ struct Agg {
 }
 
 impl Agg {
-    fn add(&mut self, row: &KeyRow) {
+    fn add(&mut self, row: &KeyRow<'_>) {
         self.keys += 1;
         self.rdb_bytes += row.rdb_bytes;
         self.memory += row.memory.unwrap_or(0);
@@ -38,21 +39,23 @@ pub struct Prefixes {
     delimiter: u8,
     depth: usize,
     /// Per level (1-based index - 1): prefix -> totals, and what did not fit.
-    levels: Vec<(HashMap<Vec<u8>, Agg>, Agg)>,
+    levels: Vec<(HashMap<Vec<u8>, Agg, Xxh3Builder>, Agg)>,
 }
 
 impl Prefixes {
     pub fn new(delimiter: u8, depth: usize) -> Self {
+        // A fast hash: every key looks up `depth` prefixes.
+        let empty = (HashMap::with_hasher(Xxh3Builder::new()), Agg::default());
         Prefixes {
             delimiter,
             depth,
-            levels: vec![(HashMap::new(), Agg::default()); depth],
+            levels: vec![empty; depth],
         }
     }
 
     /// Counts the key under its first 1..=depth segments (a key counts at a level only if it
     /// has more segments than that).
-    pub fn add(&mut self, row: &KeyRow) {
+    pub fn add(&mut self, row: &KeyRow<'_>) {
         let cuts = row
             .key
             .iter()

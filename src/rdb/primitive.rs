@@ -32,7 +32,17 @@ impl Elem<'_> {
 
     /// Length in bytes of the element as a string.
     pub fn len(&self) -> usize {
-        self.with_bytes(|b| b.len())
+        match *self {
+            Elem::Bytes(b) => b.len(),
+            Elem::Int(i) => {
+                // Decimal digits plus sign, without rendering the number.
+                let digits = i
+                    .unsigned_abs()
+                    .checked_ilog10()
+                    .map_or(1, |d| d as usize + 1);
+                digits + usize::from(i < 0)
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -138,21 +148,44 @@ fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Opt
     }
 }
 
-/// Checks a string without keeping it: raw bytes are skipped, LZF data is validated (every
-/// reference inside the output, exact length) without being decompressed.
-pub fn skip_string<'a, I: Input<'a>>(inp: &mut I) -> Result<()> {
+/// A string value read for a visitor that does not want its bytes.
+pub enum Skipped<'a> {
+    /// Short plain or int-encoded strings, whose bytes cost nothing to hand out (and tell
+    /// whether the value is an integer).
+    Short(RdbStr<'a>),
+    /// Anything longer, by length only.
+    Len(u64),
+}
+
+/// Plain strings up to this length are handed out as [`Skipped::Short`]: every canonical
+/// 64-bit integer fits.
+const SHORT: u64 = 20;
+
+/// Checks a string without keeping it: long plain bytes are skipped, LZF data is validated
+/// (every reference inside the output, exact length) without being decompressed.
+pub fn skip_string<'a, I: Input<'a>>(inp: &mut I) -> Result<Skipped<'a>> {
     let at = inp.pos();
     match read_len_or_special(inp)? {
-        Len::Plain(n) => inp.skip(n, "string"),
-        Len::Special(0) => inp.skip(1, "int8 string"),
-        Len::Special(1) => inp.skip(2, "int16 string"),
-        Len::Special(2) => inp.skip(4, "int32 string"),
+        Len::Plain(n) if n <= SHORT => {
+            Ok(Skipped::Short(RdbStr::Bytes(inp.read_bytes(n, "string")?)))
+        }
+        Len::Plain(n) => inp.skip(n, "string").map(|()| Skipped::Len(n)),
+        Len::Special(0) => Ok(Skipped::Short(RdbStr::Int(i64::from(
+            inp.read_u8("int8 string")? as i8,
+        )))),
+        Len::Special(1) => Ok(Skipped::Short(RdbStr::Int(i64::from(i16::from_le_bytes(
+            inp.read_array("int16 string")?,
+        ))))),
+        Len::Special(2) => Ok(Skipped::Short(RdbStr::Int(i64::from(i32::from_le_bytes(
+            inp.read_array("int32 string")?,
+        ))))),
         Len::Special(3) => {
             let clen = read_len(inp)?;
             let ulen = read_len(inp)?;
             let data_at = inp.pos();
             let compressed = inp.read_bytes(clen, "LZF data")?;
-            lzf::validate(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))
+            lzf::validate(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))?;
+            Ok(Skipped::Len(ulen))
         }
         Len::Special(s) => Err(Error::new(at, ErrorKind::BadStringEncoding(s))),
     }

@@ -10,7 +10,7 @@ use super::input::Input;
 use super::intset;
 use super::listpack::Listpack;
 use super::primitive::{
-    Blob, Elem, parse_double, read_binary_double, read_blob, read_count, read_string,
+    Blob, Elem, Skipped, parse_double, read_binary_double, read_blob, read_count, read_string,
     read_text_double, skip_string,
 };
 use super::types::{Kind, ObjectType};
@@ -54,6 +54,9 @@ pub struct StreamMeta {
 pub enum Item<'v> {
     /// The whole value of a string key.
     Str(Elem<'v>),
+    /// The length of a string value whose bytes the visitor did not want
+    /// ([`Visitor::wants_bytes`]); only longer strings come this way.
+    StrLen(u64),
     /// A list element or set member.
     Elem(Elem<'v>),
     Scored {
@@ -111,8 +114,8 @@ pub enum Item<'v> {
 pub trait Visitor {
     fn item(&mut self, item: Item<'_>);
 
-    /// False when the visitor ignores what it is given, so compressed strings can be checked
-    /// without being decompressed into memory.
+    /// False when the visitor needs no string value's bytes: long and compressed string values
+    /// then arrive as [`Item::StrLen`], checked without being decompressed into memory.
     fn wants_bytes(&self) -> bool {
         true
     }
@@ -263,7 +266,13 @@ impl ValueReader {
     ) -> Result<u64> {
         use ObjectType::*;
         match ty {
-            String if !v.wants_bytes() => skip_string(inp).map(|()| 1),
+            String if !v.wants_bytes() => {
+                match skip_string(inp)? {
+                    Skipped::Short(s) => v.item(Item::Str(s.elem())),
+                    Skipped::Len(len) => v.item(Item::StrLen(len)),
+                }
+                Ok(1)
+            }
             String => {
                 let s = read_string(inp)?;
                 v.item(Item::Str(s.elem()));
