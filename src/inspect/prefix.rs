@@ -35,11 +35,14 @@ impl Agg {
     }
 }
 
+/// One level's prefixes and their totals, and the totals of what did not fit.
+type Level = (HashMap<Vec<u8>, Agg, Xxh3Builder>, Agg);
+
 pub struct Prefixes {
     delimiter: u8,
     depth: usize,
     /// Per level (1-based index - 1): prefix -> totals, and what did not fit.
-    levels: Vec<(HashMap<Vec<u8>, Agg, Xxh3Builder>, Agg)>,
+    levels: Vec<Level>,
 }
 
 impl Prefixes {
