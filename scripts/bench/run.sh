@@ -152,6 +152,7 @@ report() {
 measure "cat (read floor)" cat "$dump"
 measure "redis-check-rdb" redis-check-rdb "$dump"
 measure_rdbtool "rdbtool verify" verify "$dump"
+measure_rdbtool "rdbtool inspect" inspect "$dump"
 for format in json jsonl resp; do
     measure_rdbtool "rdbtool export $format" export "$dump" --format "$format" -o /dev/null
 done

@@ -43,6 +43,9 @@ pub struct Args {
     /// Keys already expired (relative to --now): skipped or kept.
     #[arg(long, value_enum, default_value_t = Expired::Skip)]
     expired: Expired,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
     /// The time expiries are compared with, in unix milliseconds (default: now).
     #[arg(long, value_name = "MS")]
     now: Option<i64>,
@@ -96,11 +99,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         Some(path) => {
             let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
             let mut w = std::io::BufWriter::new(f);
-            let s = file.scan(|inp, progress| export::export(inp, &opts, &mut w, progress));
+            let s = super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
+                export::export(inp, &opts, &mut w, progress)
+            });
             w.flush()?;
             s
         }
-        None => file.scan(|inp, progress| export::export(inp, &opts, out, progress)),
+        None => super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
+            export::export(inp, &opts, out, progress)
+        }),
     };
     let summary = match summary {
         Ok(s) => s,

@@ -38,6 +38,9 @@ pub struct Args {
     depth: usize,
     #[command(flatten)]
     filter: FilterArgs,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
     /// The time TTLs are measured from, in unix milliseconds (default: now).
     #[arg(long, value_name = "MS")]
     now: Option<i64>,
@@ -72,7 +75,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             "db,key,type,encoding,expire_at,rdb_bytes,elements,largest_element,memory"
         )?;
     }
-    let result = file.scan(|inp, progress| {
+    let result = super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
         inspect::inspect(
             inp,
             &opts,

@@ -7,6 +7,9 @@ pub mod verify;
 
 use std::process::ExitCode;
 
+use rdbtool::rdb::SliceInput;
+use rdbtool::rdb::mapped::MappedFile;
+
 /// Exit status: 0 all good, 1 a problem found in the input, 2 could not do the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
@@ -19,6 +22,46 @@ impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
     }
+}
+
+/// Files above this size get a progress bar (on a terminal).
+pub const PROGRESS_MIN: u64 = 64 << 20;
+
+/// A byte-position progress bar for one file.
+pub fn bar(len: u64, path: &std::path::Path) -> indicatif::ProgressBar {
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::new(len)
+        .with_style(style)
+        .with_message(path.display().to_string())
+}
+
+/// Runs `f` over a mapped file (see [`MappedFile::scan`]) with a progress bar on stderr when
+/// it is a terminal and the file is big enough to wait for, unless `quiet`.
+pub fn scan_file<R>(
+    file: &MappedFile,
+    path: &std::path::Path,
+    quiet: bool,
+    f: impl FnOnce(SliceInput<'_>, &mut dyn FnMut(u64)) -> R,
+) -> R {
+    use std::io::IsTerminal;
+    let len = file.data().len() as u64;
+    let bar =
+        (!quiet && len >= PROGRESS_MIN && std::io::stderr().is_terminal()).then(|| bar(len, path));
+    let result = file.scan(|inp, release| {
+        f(inp, &mut |pos| {
+            release(pos);
+            if let Some(b) = &bar {
+                b.set_position(pos);
+            }
+        })
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result
 }
 
 /// Unix time in milliseconds.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::MultiProgress;
 use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
@@ -15,7 +15,7 @@ use rdbtool::rdb::keys::KeyIndex;
 use rdbtool::rdb::mapped::MappedFile;
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
-use super::{Exit, iec, thousands};
+use super::{Exit, PROGRESS_MIN, iec, thousands};
 
 /// Check RDB files as deeply as the server does: magic, version, every opcode, length and
 /// encoding, duplicate keys and members, and the CRC-64.
@@ -46,9 +46,6 @@ enum OutFormat {
     Text,
     Json,
 }
-
-/// Files above this size get a progress bar (on a terminal).
-const PROGRESS_MIN: u64 = 64 << 20;
 
 #[derive(Serialize, Default)]
 struct Report {
@@ -228,7 +225,7 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
     }
     let bar = progress
         .filter(|_| report.bytes >= PROGRESS_MIN)
-        .map(|m| m.add(bar(report.bytes, path)));
+        .map(|m| m.add(super::bar(report.bytes, path)));
     file.scan(|inp, release| {
         scan(inp, Some(data), &mut report, |pos| {
             release(pos);
@@ -241,16 +238,6 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
         b.finish_and_clear();
     }
     finish(report)
-}
-
-fn bar(len: u64, path: &Path) -> ProgressBar {
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::new(len)
-        .with_style(style)
-        .with_message(path.display().to_string())
 }
 
 fn finish(mut report: Report) -> Report {
