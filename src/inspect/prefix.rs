@@ -59,12 +59,7 @@ impl Prefixes {
     /// Counts the key under its first 1..=depth segments (a key counts at a level only if it
     /// has more segments than that).
     pub fn add(&mut self, row: &KeyRow<'_>) {
-        let cuts = row
-            .key
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == self.delimiter)
-            .map(|(i, _)| i + 1);
+        let cuts = memchr::memchr_iter(self.delimiter, row.key).map(|i| i + 1);
         for (level, cut) in cuts.take(self.depth).enumerate() {
             let (map, other) = &mut self.levels[level];
             let prefix = &row.key[..cut];
