@@ -366,11 +366,7 @@ fn check_payload(data: &[u8], report: &mut Report) {
             report.format = Some(format!("DUMP payload v{}", p.format.version));
             report.r#type = Some(p.ty.name());
             report.keys = 1;
-            report.checksum = if p.problems.iter().any(|p| p.message.contains("CRC")) {
-                "mismatch"
-            } else {
-                "ok"
-            };
+            report.checksum = if p.crc_ok { "ok" } else { "mismatch" };
             for prob in &p.problems {
                 report.push(prob);
             }

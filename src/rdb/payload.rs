@@ -16,6 +16,8 @@ pub struct Payload {
     pub format: Format,
     pub ty: ObjectType,
     pub elements: u64,
+    /// Whether the CRC-64 footer matches (RESTORE refuses the payload otherwise).
+    pub crc_ok: bool,
     /// Non-fatal findings, and a CRC mismatch (which RESTORE refuses, but the body can still be
     /// checked and reported).
     pub problems: Vec<Problem>,
@@ -97,6 +99,7 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
         format,
         ty,
         elements,
+        crc_ok: stored == computed,
         problems,
     })
 }

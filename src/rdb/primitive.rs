@@ -110,13 +110,17 @@ pub fn read_len<'a, I: Input<'a>>(inp: &mut I) -> Result<u64> {
     }
 }
 
-/// A length that counts things in memory (elements, nodes): rejected when it cannot fit.
-pub fn read_count<'a, I: Input<'a>>(inp: &mut I) -> Result<u64> {
-    read_len(inp)
-}
-
 pub fn read_string<'a, I: Input<'a>>(inp: &mut I) -> Result<RdbStr<'a>> {
     read_string_located(inp).map(|(s, _)| s)
+}
+
+/// The value of an int-encoded string: special encoding 0, 1 or 2 (8, 16 or 32 bits, LE).
+fn read_int_string<'a, I: Input<'a>>(inp: &mut I, width: u8) -> Result<i64> {
+    Ok(match width {
+        0 => i64::from(inp.read_u8("int8 string")? as i8),
+        1 => i64::from(i16::from_le_bytes(inp.read_array("int16 string")?)),
+        _ => i64::from(i32::from_le_bytes(inp.read_array("int32 string")?)),
+    })
 }
 
 /// A string and, when it is stored plain, the offset of its first byte in the input.
@@ -128,13 +132,7 @@ fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Opt
             let origin = inp.pos();
             Ok((RdbStr::Bytes(inp.read_bytes(n, "string")?), Some(origin)))
         }
-        Len::Special(0) => int(i64::from(inp.read_u8("int8 string")? as i8)),
-        Len::Special(1) => int(i64::from(i16::from_le_bytes(
-            inp.read_array("int16 string")?,
-        ))),
-        Len::Special(2) => int(i64::from(i32::from_le_bytes(
-            inp.read_array("int32 string")?,
-        ))),
+        Len::Special(w @ 0..=2) => int(read_int_string(inp, w)?),
         Len::Special(3) => {
             let clen = read_len(inp)?;
             let ulen = read_len(inp)?;
@@ -170,15 +168,7 @@ pub fn skip_string<'a, I: Input<'a>>(inp: &mut I) -> Result<Skipped<'a>> {
             Ok(Skipped::Short(RdbStr::Bytes(inp.read_bytes(n, "string")?)))
         }
         Len::Plain(n) => inp.skip(n, "string").map(|()| Skipped::Len(n)),
-        Len::Special(0) => Ok(Skipped::Short(RdbStr::Int(i64::from(
-            inp.read_u8("int8 string")? as i8,
-        )))),
-        Len::Special(1) => Ok(Skipped::Short(RdbStr::Int(i64::from(i16::from_le_bytes(
-            inp.read_array("int16 string")?,
-        ))))),
-        Len::Special(2) => Ok(Skipped::Short(RdbStr::Int(i64::from(i32::from_le_bytes(
-            inp.read_array("int32 string")?,
-        ))))),
+        Len::Special(w @ 0..=2) => Ok(Skipped::Short(RdbStr::Int(read_int_string(inp, w)?))),
         Len::Special(3) => {
             let clen = read_len(inp)?;
             let ulen = read_len(inp)?;

@@ -4,7 +4,7 @@
 use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
-use super::primitive::{Elem, read_blob, read_count, read_len};
+use super::primitive::{Elem, read_blob, read_len};
 use super::value::{Container, Item, ValueReader, Visitor};
 
 const PLAIN: u64 = 1;
@@ -15,7 +15,7 @@ pub fn read_v1<'a, I: Input<'a>>(
     inp: &mut I,
     v: &mut dyn Visitor,
 ) -> Result<u64> {
-    let nodes = read_count(inp)?;
+    let nodes = read_len(inp)?;
     let mut n = 0;
     for _ in 0..nodes {
         let blob = read_blob(inp)?;
@@ -26,7 +26,7 @@ pub fn read_v1<'a, I: Input<'a>>(
 }
 
 pub fn read_v2<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
-    let nodes = read_count(inp)?;
+    let nodes = read_len(inp)?;
     let mut n = 0;
     for _ in 0..nodes {
         let at = inp.pos();

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::error::{Error, ErrorKind, Result, Severity, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
-use super::primitive::{Blob, Elem, read_blob, read_bytes, read_count, read_len};
+use super::primitive::{Blob, Elem, read_blob, read_bytes, read_len};
 use super::types::ObjectType;
 use super::value::{Container, Item, StreamId, StreamMeta, ValueReader, Visitor};
 
@@ -46,7 +46,7 @@ pub fn read<'a, I: Input<'a>>(
         ObjectType::Stream2 => 2,
         _ => 3,
     };
-    let nodes = read_count(inp)?;
+    let nodes = read_len(inp)?;
     let mut node_keys = HashSet::new();
     let mut last_seen: Option<StreamId> = None;
     let mut live = 0u64;
@@ -83,7 +83,7 @@ pub fn read<'a, I: Input<'a>>(
         return Err(Error::new(at, bad("non-empty stream without nodes")));
     }
     check_meta(r, &meta, live, last_seen, at);
-    meta.groups = read_count(inp)?;
+    meta.groups = read_len(inp)?;
     let groups = meta.groups;
     v.item(Item::StreamMeta(meta));
     let mut names = HashSet::new();
@@ -252,7 +252,7 @@ fn read_group<'a, I: Input<'a>>(
     } else {
         None
     };
-    let pel_size = read_count(inp)?;
+    let pel_size = read_len(inp)?;
     // The group's pending IDs, each marked once a consumer claims it.
     let mut pel: HashMap<StreamId, bool> = HashMap::new();
     let mut pending_items = Vec::new();
@@ -269,7 +269,7 @@ fn read_group<'a, I: Input<'a>>(
         }
         pending_items.push((id, delivery_time_ms, delivery_count));
     }
-    let consumers = read_count(inp)?;
+    let consumers = read_len(inp)?;
     v.item(Item::StreamGroup {
         name: &name,
         last_id: group_last,
@@ -297,7 +297,7 @@ fn read_group<'a, I: Input<'a>>(
         } else {
             None
         };
-        let pending = read_count(inp)?;
+        let pending = read_len(inp)?;
         v.item(Item::StreamConsumer {
             name: &cname,
             seen_time_ms,

@@ -10,7 +10,7 @@ use super::input::Input;
 use super::intset;
 use super::listpack::Listpack;
 use super::primitive::{
-    Blob, Elem, Skipped, parse_double, read_binary_double, read_blob, read_count, read_string,
+    Blob, Elem, Skipped, parse_double, read_binary_double, read_blob, read_len, read_string,
     read_text_double, skip_string,
 };
 use super::types::{Kind, ObjectType};
@@ -360,7 +360,7 @@ impl ValueReader {
         unique: bool,
         v: &mut dyn Visitor,
     ) -> Result<u64> {
-        let n = read_count(inp)?;
+        let n = read_len(inp)?;
         for _ in 0..n {
             let at = inp.pos();
             let s = read_string(inp)?;
@@ -373,7 +373,7 @@ impl ValueReader {
     }
 
     fn plain_hash<'a, I: Input<'a>>(&mut self, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
-        let n = read_count(inp)?;
+        let n = read_len(inp)?;
         for _ in 0..n {
             let at = inp.pos();
             let field = read_string(inp)?;
@@ -394,7 +394,7 @@ impl ValueReader {
         binary: bool,
         v: &mut dyn Visitor,
     ) -> Result<u64> {
-        let n = read_count(inp)?;
+        let n = read_len(inp)?;
         for _ in 0..n {
             let at = inp.pos();
             let member = read_string(inp)?;
@@ -564,10 +564,10 @@ impl ValueReader {
         } else {
             None
         };
-        let n = read_count(inp)?;
+        let n = read_len(inp)?;
         for _ in 0..n {
             let at = inp.pos();
-            let ttl = super::primitive::read_len(inp)?;
+            let ttl = read_len(inp)?;
             let field = read_string(inp)?;
             let value = read_string(inp)?;
             let expire = match (ttl, min_expire) {
@@ -644,7 +644,7 @@ impl ValueReader {
 
     /// Valkey 9 `HASH_2`: (field, value, 8-byte expiry, -1 = none) per entry.
     fn valkey_hash2<'a, I: Input<'a>>(&mut self, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
-        let n = read_count(inp)?;
+        let n = read_len(inp)?;
         for _ in 0..n {
             let at = inp.pos();
             let field = read_string(inp)?;
