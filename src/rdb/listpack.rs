@@ -46,11 +46,6 @@ impl<'b> Listpack<'b> {
         })
     }
 
-    /// The element count from the header, when it is not saturated.
-    pub fn declared_len(&self) -> Option<u64> {
-        (self.declared != UNKNOWN_COUNT).then_some(u64::from(self.declared))
-    }
-
     /// Offset of the next entry within the blob.
     pub fn pos(&self) -> usize {
         self.pos
@@ -156,19 +151,19 @@ fn encode_backlen(size: usize) -> ([u8; 5], usize) {
     (out, n)
 }
 
-/// Reads a whole listpack, for callers that need random access to small ones.
-pub fn elements(data: &[u8]) -> BlobResult<Vec<Elem<'_>>> {
-    let mut lp = Listpack::new(data)?;
-    let mut out = Vec::new();
-    while let Some(e) = lp.next_elem()? {
-        out.push(e);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads a whole listpack.
+    pub fn elements(data: &[u8]) -> BlobResult<Vec<Elem<'_>>> {
+        let mut lp = Listpack::new(data)?;
+        let mut out = Vec::new();
+        while let Some(e) = lp.next_elem()? {
+            out.push(e);
+        }
+        Ok(out)
+    }
 
     /// The 7.0 hash `f1=v1, f2=2`.
     const HASH: [u8; 21] = [

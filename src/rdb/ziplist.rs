@@ -57,10 +57,6 @@ impl<'b> Ziplist<'b> {
         })
     }
 
-    pub fn declared_len(&self) -> Option<u64> {
-        (self.declared != UNKNOWN_COUNT).then_some(u64::from(self.declared))
-    }
-
     pub fn next_elem(&mut self) -> BlobResult<Option<Elem<'b>>> {
         if self.done {
             return Ok(None);
