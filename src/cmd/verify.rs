@@ -203,7 +203,7 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
                 Err(e) => report.io_error = Some(e.to_string()),
             }
         } else {
-            report.bytes = scan(&mut inp, None, &mut report, |_| {});
+            report.bytes = scan(&mut inp, None, &mut report, None, |_| {});
             if let Some(e) = inp.io_error() {
                 report.io_error = Some(e.to_string());
             }
@@ -227,12 +227,19 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
         .filter(|_| report.bytes >= PROGRESS_MIN)
         .map(|m| m.add(super::bar(report.bytes, path)));
     file.scan(|inp, release| {
-        scan(inp, Some(data), &mut report, |pos| {
-            release(pos);
-            if let Some(b) = &bar {
-                b.set_position(pos);
-            }
+        let problems = check_in_parallel(data, |batcher| {
+            scan(inp, Some(data), &mut report, Some(batcher), |pos| {
+                // Checkers trail the framing by at most the queued bytes; keep those mapped.
+                release(pos.saturating_sub(QUEUED_BYTES));
+                if let Some(b) = &bar {
+                    b.set_position(pos);
+                }
+            });
         });
+        report
+            .problems
+            .extend(problems.iter().map(ProblemView::from));
+        report.problems.sort_by_key(|p| p.offset);
     });
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -258,6 +265,7 @@ fn scan<'a, I: Input<'a>>(
     inp: I,
     data: Option<&[u8]>,
     report: &mut Report,
+    mut jobs: Option<&mut Batcher>,
     mut progress: impl FnMut(u64),
 ) -> u64 {
     let mut reader = match Reader::new(inp) {
@@ -294,13 +302,32 @@ fn scan<'a, I: Input<'a>>(
                 let left = reader.input().remaining().unwrap_or(0);
                 keys.reserve(n.min(left / 4) as usize);
             }
-            Record::Key { db, key, meta, .. } => {
+            Record::Key { db, key, meta, ty } => {
                 report.keys += 1;
                 *report.keys_per_db.entry(db).or_default() += 1;
                 if meta.expire_ms.is_some() {
                     report.expires += 1;
                 }
                 keys.add(db, &key, rec.offset);
+                if let Some(jobs) = jobs.as_deref_mut() {
+                    match reader.skip_value() {
+                        Ok(true) => {
+                            let (start, end) = reader.value_span();
+                            jobs.push(Job {
+                                ty,
+                                db,
+                                record: rec.offset,
+                                start,
+                                end,
+                            });
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            report.fatal(e);
+                            break;
+                        }
+                    }
+                }
             }
             Record::Eof { checksum } => {
                 report.checksum = match checksum {
@@ -448,4 +475,128 @@ fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<
         facts.push(format!("{errors} errors, {warnings} warnings"));
     }
     writeln!(out, "{verdict} {}: {}", r.file, facts.join(", "))
+}
+
+/// A value to check, found by the framing pass: its type, db, the offset of its record (to
+/// name the key in a report) and its bytes.
+struct Job {
+    ty: rdb::ObjectType,
+    db: u64,
+    record: u64,
+    start: u64,
+    end: u64,
+}
+
+/// Values travel to the checkers in batches of about this many bytes, with at most
+/// `QUEUE_BATCHES` batches waiting: checkers never trail the framing by more than
+/// [`QUEUED_BYTES`] (plus the batches in their hands).
+const BATCH_BYTES: u64 = 4 << 20;
+const QUEUE_BATCHES: usize = 8;
+const QUEUED_BYTES: u64 = BATCH_BYTES * (QUEUE_BATCHES as u64 + 4);
+
+/// Collects jobs into batches and hands them on.
+struct Batcher {
+    tx: std::sync::mpsc::SyncSender<Vec<Job>>,
+    batch: Vec<Job>,
+    bytes: u64,
+}
+
+impl Batcher {
+    fn push(&mut self, job: Job) {
+        self.bytes += job.end - job.start;
+        self.batch.push(job);
+        if self.bytes >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        if !batch.is_empty() {
+            // The checkers only stop when the channel closes, so sending cannot fail.
+            let _ = self.tx.send(batch);
+        }
+    }
+}
+
+/// Runs `frame` (which cuts the file into values and hands them to the batcher) on this
+/// thread while another checks the values; once framing is done this thread checks too.
+/// Returns the problems found inside values.
+fn check_in_parallel(data: &[u8], frame: impl FnOnce(&mut Batcher)) -> Vec<Problem> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|s| {
+        let helper = s.spawn(|| check_jobs(&rx, data));
+        let mut batcher = Batcher {
+            tx,
+            batch: Vec::new(),
+            bytes: 0,
+        };
+        frame(&mut batcher);
+        batcher.flush();
+        drop(batcher);
+        let mut problems = check_jobs(&rx, data);
+        problems.extend(helper.join().unwrap_or_default());
+        problems
+    })
+}
+
+/// Checks batches of values until the framing is done and the queue is empty.
+fn check_jobs(
+    rx: &std::sync::Mutex<std::sync::mpsc::Receiver<Vec<Job>>>,
+    data: &[u8],
+) -> Vec<Problem> {
+    let mut values = rdb::value::ValueReader::new();
+    let mut problems = Vec::new();
+    loop {
+        let batch = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => break,
+        };
+        let Ok(batch) = batch else { break };
+        for job in batch {
+            check_job(&mut values, &job, data, &mut problems);
+        }
+    }
+    problems
+}
+
+fn check_job(
+    values: &mut rdb::value::ValueReader,
+    job: &Job,
+    data: &[u8],
+    problems: &mut Vec<Problem>,
+) {
+    let bytes = &data[job.start as usize..job.end as usize];
+    let mut inp = SliceInput::new(bytes);
+    let context = || rdb::error::Context {
+        phase: Some(rdb::Phase::ReadValue),
+        db: Some(job.db),
+        key: key_at(Some(data), job.record),
+        type_name: Some(job.ty.name()),
+    };
+    let mut push = |severity, offset: u64, message: String| {
+        problems.push(Problem {
+            severity,
+            offset: job.start + offset,
+            message,
+            context: context(),
+        });
+    };
+    match values.read(&mut inp, job.ty, &mut rdb::Skip) {
+        Ok(n) => {
+            if rdb::value::is_empty_key(job.ty, n) {
+                push(
+                    Severity::Warning,
+                    0,
+                    "empty key (the server skips it when loading)".into(),
+                );
+            }
+            for note in values.notes() {
+                push(note.severity, note.offset, note.message.clone());
+            }
+        }
+        Err(e) => push(Severity::Error, e.offset, e.kind.to_string()),
+    }
 }

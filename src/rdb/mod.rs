@@ -5,6 +5,7 @@
 
 pub mod crc;
 pub mod error;
+pub mod framing;
 pub mod hash_ttl;
 pub mod input;
 pub mod intset;

@@ -78,13 +78,13 @@ impl<'a> RdbStr<'a> {
 }
 
 /// A length, or the special-encoding marker `11xxxxxx` that only a string position accepts.
-enum Len {
+pub(super) enum Len {
     Plain(u64),
     Special(u8),
 }
 
 #[inline]
-fn read_len_or_special<'a, I: Input<'a>>(inp: &mut I) -> Result<Len> {
+pub(super) fn read_len_or_special<'a, I: Input<'a>>(inp: &mut I) -> Result<Len> {
     let at = inp.pos();
     let b = inp.read_u8("length")?;
     Ok(match b >> 6 {

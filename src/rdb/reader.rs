@@ -7,10 +7,10 @@ use std::borrow::Cow;
 
 use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity};
 use super::input::{Input, SliceInput};
-use super::module;
 use super::primitive::{read_bytes, read_len};
 use super::types::{Flavor, Format, ObjectType};
 use super::value::{Skip, ValueReader, Visitor, is_empty_key};
+use super::{framing, module};
 
 const OP_KEY_META_OR_SLOT_IMPORT: u8 = 0xf3;
 const OP_SLOT_INFO: u8 = 0xf4;
@@ -222,6 +222,27 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             message,
             context,
         });
+    }
+
+    /// Moves past the value of the key returned last without checking its contents, when its
+    /// type allows (see [`framing::skip_value`]); returns true then, and the value's bytes are
+    /// at [`Reader::value_span`] for someone else to check. Otherwise reads (and checks) the
+    /// value in full and returns false.
+    pub fn skip_value(&mut self) -> Result<bool> {
+        let State::Value(ty) = self.state else {
+            return Err(Error::new(
+                self.inp.pos(),
+                ErrorKind::Invalid("no value to skip".into()),
+            ));
+        };
+        let start = self.inp.pos();
+        if !framing::skip_value(&mut self.inp, ty).map_err(|e| self.fail(e, Phase::ReadValue))? {
+            self.read_value(&mut Skip)?;
+            return Ok(false);
+        }
+        self.value_span = (start, self.inp.pos());
+        self.state = State::Records;
+        Ok(true)
     }
 
     /// Reads the value of the key returned last. Returns its element count.
