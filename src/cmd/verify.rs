@@ -265,7 +265,7 @@ fn scan<'a, I: Input<'a>>(
     inp: I,
     data: Option<&[u8]>,
     report: &mut Report,
-    mut jobs: Option<&mut Batcher>,
+    mut jobs: Option<&mut Batcher<'_>>,
     mut progress: impl FnMut(u64),
 ) -> u64 {
     let mut reader = match Reader::new(inp) {
@@ -489,19 +489,25 @@ struct Job {
 
 /// Values travel to the checkers in batches of about this many bytes, with at most
 /// `QUEUE_BATCHES` batches waiting: checkers never trail the framing by more than
-/// [`QUEUED_BYTES`] (plus the batches in their hands).
+/// [`QUEUED_BYTES`] (the queue and the batches in their hands).
 const BATCH_BYTES: u64 = 4 << 20;
 const QUEUE_BATCHES: usize = 8;
 const QUEUED_BYTES: u64 = BATCH_BYTES * (QUEUE_BATCHES as u64 + 4);
 
-/// Collects jobs into batches and hands them on.
-struct Batcher {
+/// Collects jobs into batches and hands them to the checker, waiting while its queue is full
+/// (which bounds how far it trails). Should the checker be gone, the framing thread checks
+/// the batch itself rather than wait forever.
+struct Batcher<'d> {
     tx: std::sync::mpsc::SyncSender<Vec<Job>>,
+    checker_alive: &'d std::sync::atomic::AtomicBool,
     batch: Vec<Job>,
     bytes: u64,
+    data: &'d [u8],
+    values: rdb::value::ValueReader,
+    problems: Vec<Problem>,
 }
 
-impl Batcher {
+impl Batcher<'_> {
     fn push(&mut self, job: Job) {
         self.bytes += job.end - job.start;
         self.batch.push(job);
@@ -513,9 +519,29 @@ impl Batcher {
     fn flush(&mut self) {
         self.bytes = 0;
         let batch = std::mem::take(&mut self.batch);
-        if !batch.is_empty() {
-            // The checkers only stop when the channel closes, so sending cannot fail.
-            let _ = self.tx.send(batch);
+        if batch.is_empty() {
+            return;
+        }
+        use std::sync::mpsc::TrySendError;
+        let mut batch = batch;
+        loop {
+            match self.tx.try_send(batch) {
+                Ok(()) => return,
+                Err(TrySendError::Full(b))
+                    if self
+                        .checker_alive
+                        .load(std::sync::atomic::Ordering::Acquire) =>
+                {
+                    batch = b;
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
+                    for job in &b {
+                        check_job(&mut self.values, job, self.data, &mut self.problems);
+                    }
+                    return;
+                }
+            }
         }
     }
 }
@@ -526,17 +552,35 @@ impl Batcher {
 fn check_in_parallel(data: &[u8], frame: impl FnOnce(&mut Batcher)) -> Vec<Problem> {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
     let rx = std::sync::Mutex::new(rx);
+    let alive = std::sync::atomic::AtomicBool::new(true);
+    /// Marks the checker gone however it ends, a panic included.
+    struct Gone<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
     std::thread::scope(|s| {
-        let helper = s.spawn(|| check_jobs(&rx, data));
+        let helper = s.spawn(|| {
+            let _gone = Gone(&alive);
+            check_jobs(&rx, data)
+        });
         let mut batcher = Batcher {
             tx,
+            checker_alive: &alive,
             batch: Vec::new(),
             bytes: 0,
+            data,
+            values: rdb::value::ValueReader::new(),
+            problems: Vec::new(),
         };
         frame(&mut batcher);
         batcher.flush();
-        drop(batcher);
-        let mut problems = check_jobs(&rx, data);
+        let Batcher {
+            tx, mut problems, ..
+        } = batcher;
+        drop(tx);
+        problems.extend(check_jobs(&rx, data));
         problems.extend(helper.join().unwrap_or_default());
         problems
     })
