@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::filter::Filter;
 use crate::rdb::module::module_name;
+use crate::rdb::ordered::{self, Span};
 use crate::rdb::value::Container;
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
 use memory::MemoryVisitor;
@@ -257,13 +258,49 @@ impl Visitor for KeyVisitor {
     }
 }
 
-/// Reads the whole file; `each_key` sees every selected key's row (for `--keys`).
+/// What the walking thread knows of a key, for the consumer in file order.
+struct KeyInfo<'a> {
+    db: u64,
+    key: std::borrow::Cow<'a, [u8]>,
+    ty: ObjectType,
+    meta: rdb::KeyMeta,
+    record: u64,
+    end: u64,
+}
+
+/// What a key's value measures, worked out on either core.
+type Measured = Result<(u64, u64, MemoryVisitor), rdb::Error>;
+
+thread_local! {
+    /// One value reader per thread, reused across values.
+    static VALUES: std::cell::RefCell<rdb::value::ValueReader> = std::cell::RefCell::new(rdb::value::ValueReader::new());
+}
+
+fn measure(data: &[u8], span: Span) -> Measured {
+    let bytes = &data[span.start as usize..span.end as usize];
+    let mut v = KeyVisitor {
+        memory: MemoryVisitor::new(span.ty),
+        elements: 0,
+        largest: 0,
+    };
+    VALUES
+        .with_borrow_mut(|values| values.read(&mut SliceInput::new(bytes), span.ty, &mut v))
+        .map_err(|mut e| {
+            e.offset += span.start;
+            e
+        })?;
+    Ok((v.elements, v.largest, v.memory))
+}
+
+/// Reads the whole file; `each_key` sees every selected key's row (for `--keys`), in file
+/// order. Values are measured on two cores.
 pub fn inspect(
     inp: SliceInput<'_>,
     opts: &Options,
     mut each_key: impl FnMut(&KeyRow<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, rdb::Error> {
+    let data = inp.data();
     let mut reader = Reader::new(inp)?;
     let mut report = Report {
         format: reader.format().to_string(),
@@ -274,69 +311,131 @@ pub fn inspect(
     let (mut top_bytes, mut top_elements, mut top_memory) =
         (Top::new(opts.top), Top::new(opts.top), Top::new(opts.top));
     let mut prefixes = Prefixes::new(opts.delimiter, opts.depth);
-    let mut ctime_ms: Option<i64> = None;
-    let mut db = 0;
-    let mut records = 0u64;
-    while let Some(rec) = reader.next_record() {
-        records += 1;
-        if records.is_multiple_of(crate::export::PROGRESS_EVERY) {
-            progress(reader.pos());
-        }
-        let rec = rec?;
-        match rec.record {
-            Record::Aux { key, value } => {
-                let name = String::from_utf8_lossy(&key).into_owned();
-                let value = String::from_utf8_lossy(&value).into_owned();
-                if name == "ctime" {
-                    ctime_ms = value.parse::<i64>().ok().map(|s| s * 1000);
+    let ctime_ms: std::cell::Cell<Option<i64>> = std::cell::Cell::new(None);
+    // Records other than keys, and the first error, from the walking side.
+    let mut header = Report::default();
+    let mut error: Option<rdb::Error> = None;
+    let mut value_error: Option<rdb::Error> = None;
+    let mut keys = |info: KeyInfo<'_>, measured: Measured| {
+        let (elements, largest, memory) = match measured {
+            Ok(m) => m,
+            Err(mut e) => {
+                if value_error.is_none() {
+                    e.context = rdb::error::Context {
+                        phase: Some(rdb::Phase::ReadValue),
+                        db: Some(info.db),
+                        key: Some(info.key.to_vec()),
+                        type_name: Some(info.ty.name()),
+                    };
+                    value_error = Some(e);
                 }
-                report.aux.push(AuxField { name, value });
+                return;
             }
-            Record::Function { code } => report.functions.push(function_name(&code)),
-            Record::ModuleAux { module_id, .. } => report.module_aux.push(module_name(module_id).0),
-            Record::SelectDb { db: d } => db = d,
-            Record::ResizeDb { keys, expires } => {
-                let s = report.dbs.entry(db).or_default();
-                s.hint_keys = Some(keys);
-                s.hint_expires = Some(expires);
-            }
-            Record::Key { db, key, ty, meta } => {
-                if !opts.filter.key(db, &key, ty.kind()) {
-                    continue;
-                }
-                let mut v = KeyVisitor {
-                    memory: MemoryVisitor::new(ty),
-                    elements: 0,
-                    largest: 0,
-                };
-                reader.read_value(&mut v)?;
-                let row = KeyRow {
-                    db,
-                    key: &key,
-                    r#type: ty.kind().as_str(),
-                    encoding: encoding_name(ty),
-                    expire_at: meta.expire_ms,
-                    rdb_bytes: reader.value_span().1 - rec.offset,
-                    elements: v.elements,
-                    largest_element: v.largest,
-                    memory: v.memory.finish(key.len() as u64),
-                };
-                add_key(
-                    &mut report,
-                    &mut types[usize::from(ty.code())],
-                    &row,
-                    &meta,
-                    ctime_ms,
-                    opts.now_ms,
-                );
-                top_bytes.offer(row.rdb_bytes, &row);
-                top_elements.offer(row.elements, &row);
-                top_memory.offer(row.memory.unwrap_or(0), &row);
-                prefixes.add(&row);
-                each_key(&row);
-            }
-            _ => {}
+        };
+        if value_error.is_some() {
+            return;
         }
+        let row = KeyRow {
+            db: info.db,
+            key: &info.key,
+            r#type: info.ty.kind().as_str(),
+            encoding: encoding_name(info.ty),
+            expire_at: info.meta.expire_ms,
+            rdb_bytes: info.end - info.record,
+            elements,
+            largest_element: largest,
+            memory: memory.finish(info.key.len() as u64),
+        };
+        add_key(
+            &mut report,
+            &mut types[usize::from(info.ty.code())],
+            &row,
+            &info.meta,
+            ctime_ms.get(),
+            opts.now_ms,
+        );
+        top_bytes.offer(row.rdb_bytes, &row);
+        top_elements.offer(row.elements, &row);
+        top_memory.offer(row.memory.unwrap_or(0), &row);
+        prefixes.add(&row);
+        each_key(&row);
+    };
+    let work = |span: Span| measure(data, span);
+    ordered::run(&work, &mut keys, |values| {
+        let mut db = 0;
+        let mut records = 0u64;
+        while let Some(rec) = reader.next_record() {
+            records += 1;
+            if records.is_multiple_of(crate::export::PROGRESS_EVERY) {
+                // Values behind this point may still be read on the other core.
+                progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));
+            }
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            match rec.record {
+                Record::Aux { key, value } => {
+                    let name = String::from_utf8_lossy(&key).into_owned();
+                    let value = String::from_utf8_lossy(&value).into_owned();
+                    if name == "ctime" {
+                        ctime_ms.set(value.parse::<i64>().ok().map(|s| s * 1000));
+                    }
+                    header.aux.push(AuxField { name, value });
+                }
+                Record::Function { code } => header.functions.push(function_name(&code)),
+                Record::ModuleAux { module_id, .. } => {
+                    header.module_aux.push(module_name(module_id).0)
+                }
+                Record::SelectDb { db: d } => db = d,
+                Record::ResizeDb { keys, expires } => {
+                    let s = header.dbs.entry(db).or_default();
+                    s.hint_keys = Some(keys);
+                    s.hint_expires = Some(expires);
+                }
+                Record::Key { db, key, ty, meta } => {
+                    if !opts.filter.key(db, &key, ty.kind()) {
+                        continue;
+                    }
+                    if let Err(e) = reader.skip_value() {
+                        error = Some(e);
+                        break;
+                    }
+                    let (start, end) = reader.value_span();
+                    values.push(
+                        Span { ty, start, end },
+                        KeyInfo {
+                            db,
+                            key,
+                            ty,
+                            meta,
+                            record: rec.offset,
+                            end,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+    });
+    // The first problem in file order is the one to report.
+    if let Some(e) = [error, value_error]
+        .into_iter()
+        .flatten()
+        .min_by_key(|e| e.offset)
+    {
+        return Err(e);
+    }
+    report.aux = header.aux;
+    report.functions = header.functions;
+    report.module_aux = header.module_aux;
+    for (db, hint) in header.dbs {
+        let d = report.dbs.entry(db).or_default();
+        d.hint_keys = hint.hint_keys;
+        d.hint_expires = hint.hint_expires;
     }
     let mut merged: BTreeMap<(&str, &str), TypeStats> = BTreeMap::new();
     for t in types.into_iter().filter(|t| t.keys > 0) {

@@ -14,6 +14,7 @@ pub mod listpack;
 pub mod lzf;
 pub mod mapped;
 pub mod module;
+pub mod ordered;
 pub mod payload;
 pub mod primitive;
 pub mod quicklist;
