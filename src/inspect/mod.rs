@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::filter::Filter;
 use crate::rdb::module::module_name;
-use crate::rdb::ordered::{self, Span};
+use crate::rdb::ordered;
 use crate::rdb::value::Container;
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
 use memory::MemoryVisitor;
@@ -265,6 +265,7 @@ struct KeyInfo<'a> {
     ty: ObjectType,
     meta: rdb::KeyMeta,
     record: u64,
+    start: u64,
     end: u64,
 }
 
@@ -276,17 +277,17 @@ thread_local! {
     static VALUES: std::cell::RefCell<rdb::value::ValueReader> = std::cell::RefCell::new(rdb::value::ValueReader::new());
 }
 
-fn measure(data: &[u8], span: Span) -> Measured {
-    let bytes = &data[span.start as usize..span.end as usize];
+fn measure(data: &[u8], info: &KeyInfo<'_>) -> Measured {
+    let bytes = &data[info.start as usize..info.end as usize];
     let mut v = KeyVisitor {
-        memory: MemoryVisitor::new(span.ty),
+        memory: MemoryVisitor::new(info.ty),
         elements: 0,
         largest: 0,
     };
     VALUES
-        .with_borrow_mut(|values| values.read(&mut SliceInput::new(bytes), span.ty, &mut v))
+        .with_borrow_mut(|values| values.read(&mut SliceInput::new(bytes), info.ty, &mut v))
         .map_err(|mut e| {
-            e.offset += span.start;
+            e.offset += info.start;
             e
         })?;
     Ok((v.elements, v.largest, v.memory))
@@ -360,7 +361,7 @@ pub fn inspect(
         prefixes.add(&row);
         each_key(&row);
     };
-    let work = |span: Span| measure(data, span);
+    let work = |info: &KeyInfo<'_>| measure(data, info);
     ordered::run(&work, &mut keys, |values| {
         let mut db = 0;
         let mut records = 0u64;
@@ -405,17 +406,16 @@ pub fn inspect(
                         break;
                     }
                     let (start, end) = reader.value_span();
-                    values.push(
-                        Span { ty, start, end },
-                        KeyInfo {
-                            db,
-                            key,
-                            ty,
-                            meta,
-                            record: rec.offset,
-                            end,
-                        },
-                    );
+                    let info = KeyInfo {
+                        db,
+                        key,
+                        ty,
+                        meta,
+                        record: rec.offset,
+                        start,
+                        end,
+                    };
+                    values.push(info, end - start);
                 }
                 _ => {}
             }

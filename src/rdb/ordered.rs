@@ -1,20 +1,10 @@
 //! Working on values on two cores while keeping file order: the thread that walks the records
-//! hands each value's bytes (found by framing, see [`super::framing`]) to a second thread in
-//! batches, and gets the results back in the order the values appear. When the second thread
-//! falls behind (its queue is full), the walking thread does the batch itself.
+//! hands the values (found by framing, see [`super::framing`]) to a second thread in batches
+//! and consumes the results in the order the values appear. When the second thread falls
+//! behind (its queue is full), the walking thread does the batch itself.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-
-use super::types::ObjectType;
-
-/// A value's type and where its bytes are.
-#[derive(Debug, Clone, Copy)]
-pub struct Span {
-    pub ty: ObjectType,
-    pub start: u64,
-    pub end: u64,
-}
 
 /// Batches hold about this many value bytes; at most `QUEUE` wait for the second thread.
 const BATCH_BYTES: u64 = 1 << 20;
@@ -22,33 +12,38 @@ const QUEUE: usize = 8;
 
 /// Bytes the second thread may still have to read behind the walking thread's position: keep
 /// them mapped.
-pub const TRAILING_BYTES: u64 = BATCH_BYTES * (2 * QUEUE as u64 + 4);
+pub const TRAILING_BYTES: u64 = BATCH_BYTES * (QUEUE as u64 + 4);
 
-type Work<'w, R> = dyn Fn(Span) -> R + Sync + 'w;
+type Batch<I, R> = Vec<(I, R)>;
 
-/// Given to the walking code: push each value with what the consumer needs to know of it.
+/// Given to the walking code: push each value; results reach the consumer in push order.
 pub struct Ordered<'c, I, R> {
-    work: &'c Work<'c, R>,
+    work: &'c (dyn Fn(&I) -> R + Sync),
     consume: &'c mut dyn FnMut(I, R),
-    tx: Option<SyncSender<(u64, Vec<Span>)>>,
-    rx: Receiver<(u64, Vec<R>)>,
-    batch: Vec<Span>,
-    infos: Vec<I>,
+    tx: Option<SyncSender<(u64, Vec<I>)>>,
+    rx: Receiver<(u64, Batch<I, R>)>,
+    batch: Vec<I>,
     bytes: u64,
     next_seq: u64,
-    /// Batches handed out or done, oldest first, waiting for their turn to be consumed.
-    waiting: VecDeque<(u64, Vec<Span>, Vec<I>)>,
-    done: HashMap<u64, Vec<R>>,
+    next_emit: u64,
+    done: BTreeMap<u64, Batch<I, R>>,
 }
 
-impl<I, R: Send> Ordered<'_, I, R> {
-    pub fn push(&mut self, span: Span, info: I) {
-        self.bytes += span.end - span.start;
-        self.batch.push(span);
-        self.infos.push(info);
+impl<I, R> Ordered<'_, I, R> {
+    /// Queues a job of `bytes` value bytes.
+    pub fn push(&mut self, job: I, bytes: u64) {
+        self.bytes += bytes;
+        self.batch.push(job);
         if self.bytes >= BATCH_BYTES {
             self.flush();
         }
+    }
+
+    /// Consumes every result still to come: after this the walking thread may write output
+    /// itself without overtaking queued values.
+    pub fn drain(&mut self) {
+        self.flush();
+        self.emit(true);
     }
 
     fn flush(&mut self) {
@@ -56,67 +51,72 @@ impl<I, R: Send> Ordered<'_, I, R> {
         if self.batch.is_empty() {
             return;
         }
-        let spans = std::mem::take(&mut self.batch);
-        let infos = std::mem::take(&mut self.infos);
+        let batch = std::mem::take(&mut self.batch);
         let seq = self.next_seq;
         self.next_seq += 1;
-        let sent = self.tx.as_ref().map(|tx| tx.try_send((seq, spans.clone())));
-        if !matches!(sent, Some(Ok(()))) {
-            if let Some(Err(TrySendError::Disconnected(_))) = sent {
-                self.tx = None;
-            }
-            let results = spans.iter().map(|&s| (self.work)(s)).collect();
-            self.done.insert(seq, results);
+        let unsent = match &self.tx {
+            Some(tx) => match tx.try_send((seq, batch)) {
+                Ok(()) => None,
+                Err(TrySendError::Full((_, b)) | TrySendError::Disconnected((_, b))) => Some(b),
+            },
+            None => Some(batch),
+        };
+        if let Some(batch) = unsent {
+            let results = batch.into_iter().map(|job| {
+                let r = (self.work)(&job);
+                (job, r)
+            });
+            self.done.insert(seq, results.collect());
         }
-        self.waiting.push_back((seq, spans, infos));
         self.emit(false);
     }
 
-    /// Consumes every batch whose results are in, in order; with `wait`, all of them.
+    /// Consumes the results that are in, in order; with `wait`, all of them.
     fn emit(&mut self, wait: bool) {
-        while let Some((seq, _, _)) = self.waiting.front() {
-            let seq = *seq;
-            while !self.done.contains_key(&seq) {
-                let got = if wait {
-                    self.rx.recv().ok()
-                } else {
-                    self.rx.try_recv().ok()
-                };
-                match got {
-                    Some((s, results)) => {
-                        self.done.insert(s, results);
-                    }
-                    None if wait => {
-                        // The second thread is gone: do its batch here.
-                        let spans = &self.waiting[0].1;
-                        let results = spans.iter().map(|&s| (self.work)(s)).collect();
-                        self.done.insert(seq, results);
-                    }
-                    None => return,
+        while self.next_emit < self.next_seq {
+            if let Some(results) = self.done.remove(&self.next_emit) {
+                self.next_emit += 1;
+                for (job, r) in results {
+                    (self.consume)(job, r);
                 }
+                continue;
             }
-            let results = self.done.remove(&seq).unwrap_or_default();
-            let (_, _, infos) = self.waiting.pop_front().unwrap_or_default();
-            for (info, r) in infos.into_iter().zip(results) {
-                (self.consume)(info, r);
+            let got = if wait {
+                self.rx.recv().ok()
+            } else {
+                self.rx.try_recv().ok()
+            };
+            match got {
+                Some((seq, results)) => {
+                    self.done.insert(seq, results);
+                }
+                // Not in yet; or (waiting) the second thread is gone, and the scope will
+                // report its panic.
+                None => return,
             }
         }
     }
 }
 
-/// Runs `walk`, which pushes values; `work` computes a result from each value's span (on
-/// either thread) and `consume` receives (info, result) in push order.
-pub fn run<I, R: Send>(
-    work: &(dyn Fn(Span) -> R + Sync),
+/// Runs `walk`, which pushes jobs; `work` computes each job's result (on either thread) and
+/// `consume` receives (job, result) in push order.
+pub fn run<I: Send, R: Send>(
+    work: &(dyn Fn(&I) -> R + Sync),
     consume: &mut dyn FnMut(I, R),
     walk: impl FnOnce(&mut Ordered<'_, I, R>),
 ) {
-    let (tx, jobs) = sync_channel::<(u64, Vec<Span>)>(QUEUE);
-    let (results_tx, rx) = sync_channel::<(u64, Vec<R>)>(2 * QUEUE + 2);
+    let (tx, jobs) = sync_channel::<(u64, Vec<I>)>(QUEUE);
+    let (results_tx, rx) = sync_channel::<(u64, Batch<I, R>)>(QUEUE + 2);
     std::thread::scope(|s| {
         s.spawn(move || {
-            for (seq, spans) in jobs {
-                let results = spans.into_iter().map(work).collect();
+            for (seq, batch) in jobs {
+                let results = batch
+                    .into_iter()
+                    .map(|job| {
+                        let r = work(&job);
+                        (job, r)
+                    })
+                    .collect();
                 if results_tx.send((seq, results)).is_err() {
                     break;
                 }
@@ -128,15 +128,39 @@ pub fn run<I, R: Send>(
             tx: Some(tx),
             rx,
             batch: Vec::new(),
-            infos: Vec::new(),
             bytes: 0,
             next_seq: 0,
-            waiting: VecDeque::new(),
-            done: HashMap::new(),
+            next_emit: 0,
+            done: BTreeMap::new(),
         };
         walk(&mut ordered);
         ordered.flush();
         ordered.tx = None;
         ordered.emit(true);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_push_order() {
+        let mut seen = Vec::new();
+        let work = |n: &u64| n * 2;
+        run(&work, &mut |n, r| seen.push((n, r)), |o| {
+            for n in 0..10_000u64 {
+                o.push(n, 300);
+                if n == 5_000 {
+                    o.drain();
+                }
+            }
+        });
+        assert_eq!(seen.len(), 10_000);
+        assert!(
+            seen.iter()
+                .enumerate()
+                .all(|(i, &(n, r))| n == i as u64 && r == 2 * n)
+        );
+    }
 }
