@@ -129,3 +129,32 @@ fn expired_keys_are_skipped_relative_to_now() {
         55
     );
 }
+
+#[test]
+fn a_value_too_big_to_render_in_memory_keeps_its_place() {
+    // a, then a 9 MiB string (written straight to the output), then z: order must hold.
+    let mut rdb = b"REDIS0010\xfe\x00\x00\x01a\x01x".to_vec();
+    let big = 9usize << 20;
+    rdb.extend_from_slice(b"\x00\x03big\x80");
+    rdb.extend_from_slice(&(big as u32).to_be_bytes());
+    rdb.extend(std::iter::repeat_n(b'v', big));
+    rdb.extend_from_slice(b"\x00\x01z\x01y\xff");
+    rdb.extend_from_slice(&[0; 8]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.rdb");
+    std::fs::write(&path, &rdb).unwrap();
+    let out = common::rdbtool(&["export", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let keys: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["key"].as_str().map(|k| format!("{k}:{}", v["value"].as_str().unwrap().len())))
+        .collect();
+    assert_eq!(keys, ["a:1", format!("big:{big}").as_str(), "z:1"]);
+    let out = common::rdbtool(&["export", "--format", "resp", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let resp = out.stdout;
+    let find = |needle: &[u8]| resp.windows(needle.len()).position(|w| w == needle).unwrap();
+    assert!(find(b"$1\r\na\r\n") < find(b"$3\r\nbig\r\n") && find(b"$3\r\nbig\r\n") < find(b"$1\r\nz\r\n"));
+}
