@@ -11,8 +11,9 @@ const BATCH_BYTES: u64 = 1 << 20;
 const QUEUE: usize = 8;
 
 /// Bytes the second thread may still have to read behind the walking thread's position: keep
-/// them mapped.
-pub const TRAILING_BYTES: u64 = BATCH_BYTES * (QUEUE as u64 + 4);
+/// them mapped. While the queue is full the walking thread does batches itself, so it runs
+/// ahead by up to twice the queue, plus the batches in both threads' hands.
+pub const TRAILING_BYTES: u64 = BATCH_BYTES * (2 * QUEUE as u64 + 8);
 
 type Batch<I, R> = Vec<(I, R)>;
 
@@ -37,13 +38,6 @@ impl<I, R> Ordered<'_, I, R> {
         if self.bytes >= BATCH_BYTES {
             self.flush();
         }
-    }
-
-    /// Consumes every result still to come: after this the walking thread may write output
-    /// itself without overtaking queued values.
-    pub fn drain(&mut self) {
-        self.flush();
-        self.emit(true);
     }
 
     fn flush(&mut self) {
@@ -151,9 +145,6 @@ mod tests {
         run(&work, &mut |n, r| seen.push((n, r)), |o| {
             for n in 0..10_000u64 {
                 o.push(n, 300);
-                if n == 5_000 {
-                    o.drain();
-                }
             }
         });
         assert_eq!(seen.len(), 10_000);
