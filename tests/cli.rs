@@ -149,12 +149,23 @@ fn a_value_too_big_to_render_in_memory_keeps_its_place() {
     let keys: Vec<String> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["key"].as_str().map(|k| format!("{k}:{}", v["value"].as_str().unwrap().len())))
+        .filter_map(|v| {
+            v["key"]
+                .as_str()
+                .map(|k| format!("{k}:{}", v["value"].as_str().unwrap().len()))
+        })
         .collect();
     assert_eq!(keys, ["a:1", format!("big:{big}").as_str(), "z:1"]);
     let out = common::rdbtool(&["export", "--format", "resp", path.to_str().unwrap()]);
     assert!(out.status.success());
     let resp = out.stdout;
-    let find = |needle: &[u8]| resp.windows(needle.len()).position(|w| w == needle).unwrap();
-    assert!(find(b"$1\r\na\r\n") < find(b"$3\r\nbig\r\n") && find(b"$3\r\nbig\r\n") < find(b"$1\r\nz\r\n"));
+    let find = |needle: &[u8]| {
+        resp.windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    };
+    assert!(
+        find(b"$1\r\na\r\n") < find(b"$3\r\nbig\r\n")
+            && find(b"$3\r\nbig\r\n") < find(b"$1\r\nz\r\n")
+    );
 }
