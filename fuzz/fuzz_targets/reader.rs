@@ -8,7 +8,9 @@ use rdbtool::rdb::{Input, Item, Reader, Record, SliceInput, StreamInput};
 
 fn transcript<'a, I: Input<'a>>(inp: I) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(mut reader) = Reader::new(inp) else { return out };
+    let Ok(mut reader) = Reader::new(inp) else {
+        return out;
+    };
     while let Some(rec) = reader.next_record() {
         let Ok(rec) = rec else {
             out.push("error".into());
@@ -16,7 +18,9 @@ fn transcript<'a, I: Input<'a>>(inp: I) -> Vec<String> {
         };
         out.push(format!("{:?}", rec.record));
         if let Record::Key { .. } = rec.record
-            && reader.read_value(&mut |i: Item<'_>| out.push(format!("{i:?}"))).is_err()
+            && reader
+                .read_value(&mut |i: Item<'_>| out.push(format!("{i:?}")))
+                .is_err()
         {
             out.push("error".into());
             break;
