@@ -13,6 +13,8 @@ use serde::Serialize;
 use rdbtool::rdb::error::escape;
 use rdbtool::rdb::keys::KeyIndex;
 use rdbtool::rdb::mapped::MappedFile;
+use rdbtool::rdb::ordered::{self, Ordered};
+use rdbtool::rdb::value::ValueReader;
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
 use super::{Exit, PROGRESS_MIN, iec, thousands};
@@ -227,15 +229,21 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
         .filter(|_| report.bytes >= PROGRESS_MIN)
         .map(|m| m.add(super::bar(report.bytes, path)));
     file.scan(|inp, release| {
-        let problems = check_in_parallel(data, |batcher| {
-            scan(inp, Some(data), &mut report, Some(batcher), |pos| {
-                // Checkers trail the framing by at most the queued bytes; keep those mapped.
-                release(pos.saturating_sub(QUEUED_BYTES));
-                if let Some(b) = &bar {
-                    b.set_position(pos);
-                }
-            });
-        });
+        let mut problems = Vec::new();
+        let work = |job: &Job| check_job(job, data);
+        ordered::run(
+            &work,
+            &mut |_, found: Vec<Problem>| problems.extend(found),
+            |jobs| {
+                scan(inp, Some(data), &mut report, Some(jobs), |pos| {
+                    // Values behind this point may still be checked on the other core.
+                    release(pos.saturating_sub(ordered::TRAILING_BYTES));
+                    if let Some(b) = &bar {
+                        b.set_position(pos);
+                    }
+                });
+            },
+        );
         report
             .problems
             .extend(problems.iter().map(ProblemView::from));
@@ -265,7 +273,7 @@ fn scan<'a, I: Input<'a>>(
     inp: I,
     data: Option<&[u8]>,
     report: &mut Report,
-    mut jobs: Option<&mut Batcher<'_>>,
+    mut jobs: Option<&mut Ordered<'_, Job, Vec<Problem>>>,
     mut progress: impl FnMut(u64),
 ) -> u64 {
     let mut reader = match Reader::new(inp) {
@@ -313,13 +321,16 @@ fn scan<'a, I: Input<'a>>(
                     match reader.skip_value() {
                         Ok(true) => {
                             let (start, end) = reader.value_span();
-                            jobs.push(Job {
-                                ty,
-                                db,
-                                record: rec.offset,
-                                start,
-                                end,
-                            });
+                            jobs.push(
+                                Job {
+                                    ty,
+                                    db,
+                                    record: rec.offset,
+                                    start,
+                                    end,
+                                },
+                                end - start,
+                            );
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -487,160 +498,39 @@ struct Job {
     end: u64,
 }
 
-/// Values travel to the checkers in batches of about this many bytes, with at most
-/// `QUEUE_BATCHES` batches waiting: checkers never trail the framing by more than
-/// [`QUEUED_BYTES`] (the queue and the batches in their hands).
-const BATCH_BYTES: u64 = 4 << 20;
-const QUEUE_BATCHES: usize = 8;
-const QUEUED_BYTES: u64 = BATCH_BYTES * (QUEUE_BATCHES as u64 + 4);
-
-/// Collects jobs into batches and hands them to the checker, waiting while its queue is full
-/// (which bounds how far it trails). Should the checker be gone, the framing thread checks
-/// the batch itself rather than wait forever.
-struct Batcher<'d> {
-    tx: std::sync::mpsc::SyncSender<Vec<Job>>,
-    checker_alive: &'d std::sync::atomic::AtomicBool,
-    batch: Vec<Job>,
-    bytes: u64,
-    data: &'d [u8],
-    values: rdb::value::ValueReader,
-    problems: Vec<Problem>,
-}
-
-impl Batcher<'_> {
-    fn push(&mut self, job: Job) {
-        self.bytes += job.end - job.start;
-        self.batch.push(job);
-        if self.bytes >= BATCH_BYTES {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        self.bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
-        if batch.is_empty() {
-            return;
-        }
-        use std::sync::mpsc::TrySendError;
-        let mut batch = batch;
-        loop {
-            match self.tx.try_send(batch) {
-                Ok(()) => return,
-                Err(TrySendError::Full(b))
-                    if self
-                        .checker_alive
-                        .load(std::sync::atomic::Ordering::Acquire) =>
-                {
-                    batch = b;
-                    std::thread::sleep(std::time::Duration::from_micros(50));
-                }
-                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
-                    for job in &b {
-                        check_job(&mut self.values, job, self.data, &mut self.problems);
-                    }
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Runs `frame` (which cuts the file into values and hands them to the batcher) on this
-/// thread while another checks the values; once framing is done this thread checks too.
-/// Returns the problems found inside values.
-fn check_in_parallel(data: &[u8], frame: impl FnOnce(&mut Batcher)) -> Vec<Problem> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
-    let rx = std::sync::Mutex::new(rx);
-    let alive = std::sync::atomic::AtomicBool::new(true);
-    /// Marks the checker gone however it ends, a panic included.
-    struct Gone<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for Gone<'_> {
-        fn drop(&mut self) {
-            self.0.store(false, std::sync::atomic::Ordering::Release);
-        }
-    }
-    std::thread::scope(|s| {
-        let helper = s.spawn(|| {
-            let _gone = Gone(&alive);
-            check_jobs(&rx, data)
-        });
-        let mut batcher = Batcher {
-            tx,
-            checker_alive: &alive,
-            batch: Vec::new(),
-            bytes: 0,
-            data,
-            values: rdb::value::ValueReader::new(),
-            problems: Vec::new(),
-        };
-        frame(&mut batcher);
-        batcher.flush();
-        let Batcher {
-            tx, mut problems, ..
-        } = batcher;
-        drop(tx);
-        problems.extend(check_jobs(&rx, data));
-        problems.extend(helper.join().unwrap_or_default());
-        problems
-    })
-}
-
-/// Checks batches of values until the framing is done and the queue is empty.
-fn check_jobs(
-    rx: &std::sync::Mutex<std::sync::mpsc::Receiver<Vec<Job>>>,
-    data: &[u8],
-) -> Vec<Problem> {
-    let mut values = rdb::value::ValueReader::new();
+/// Checks one value (on whichever core `rdb::ordered` runs it) and returns its problems.
+fn check_job(job: &Job, data: &[u8]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    loop {
-        let batch = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => break,
-        };
-        let Ok(batch) = batch else { break };
-        for job in batch {
-            check_job(&mut values, &job, data, &mut problems);
-        }
-    }
-    problems
-}
-
-fn check_job(
-    values: &mut rdb::value::ValueReader,
-    job: &Job,
-    data: &[u8],
-    problems: &mut Vec<Problem>,
-) {
-    let bytes = &data[job.start as usize..job.end as usize];
-    let mut inp = SliceInput::new(bytes);
     let context = || rdb::error::Context {
         phase: Some(rdb::Phase::ReadValue),
         db: Some(job.db),
         key: key_at(Some(data), job.record),
         type_name: Some(job.ty.name()),
     };
-    let mut push = |severity, offset: u64, message: String| {
+    let mut push = |severity, offset, message| {
         problems.push(Problem {
             severity,
-            offset: job.start + offset,
+            offset,
             message,
             context: context(),
-        });
+        })
     };
-    match values.read(&mut inp, job.ty, &mut rdb::Skip) {
-        Ok(n) => {
-            if rdb::value::is_empty_key(job.ty, n) {
-                push(
-                    Severity::Warning,
-                    0,
-                    "empty key (the server skips it when loading)".into(),
-                );
+    ValueReader::with_thread_reader(|values| {
+        match values.read_span(data, job.start, job.end, job.ty, &mut rdb::Skip) {
+            Ok(n) => {
+                if rdb::value::is_empty_key(job.ty, n) {
+                    push(
+                        Severity::Warning,
+                        job.start,
+                        "empty key (the server skips it when loading)".into(),
+                    );
+                }
+                for note in values.notes() {
+                    push(note.severity, note.offset, note.message.clone());
+                }
             }
-            for note in values.notes() {
-                push(note.severity, note.offset, note.message.clone());
-            }
+            Err(e) => push(Severity::Error, e.offset, e.kind.to_string()),
         }
-        Err(e) => push(Severity::Error, e.offset, e.kind.to_string()),
-    }
+    });
+    problems
 }

@@ -14,6 +14,7 @@ use crate::filter::Filter;
 use crate::rdb::module::module_name;
 use crate::rdb::ordered;
 use crate::rdb::value::Container;
+use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
 use memory::MemoryVisitor;
 use prefix::Prefixes;
@@ -272,24 +273,15 @@ struct KeyInfo<'a> {
 /// What a key's value measures, worked out on either core.
 type Measured = Result<(u64, u64, MemoryVisitor), rdb::Error>;
 
-thread_local! {
-    /// One value reader per thread, reused across values.
-    static VALUES: std::cell::RefCell<rdb::value::ValueReader> = std::cell::RefCell::new(rdb::value::ValueReader::new());
-}
-
 fn measure(data: &[u8], info: &KeyInfo<'_>) -> Measured {
-    let bytes = &data[info.start as usize..info.end as usize];
     let mut v = KeyVisitor {
         memory: MemoryVisitor::new(info.ty),
         elements: 0,
         largest: 0,
     };
-    VALUES
-        .with_borrow_mut(|values| values.read(&mut SliceInput::new(bytes), info.ty, &mut v))
-        .map_err(|mut e| {
-            e.offset += info.start;
-            e
-        })?;
+    ValueReader::with_thread_reader(|values| {
+        values.read_span(data, info.start, info.end, info.ty, &mut v)
+    })?;
     Ok((v.elements, v.largest, v.memory))
 }
 

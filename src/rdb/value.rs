@@ -244,6 +244,35 @@ impl ValueReader {
         });
     }
 
+    /// Reads a value that sits at `start..end` of `data` (where framing found it). Offsets in
+    /// the error and the notes are positions in `data`.
+    pub fn read_span(
+        &mut self,
+        data: &[u8],
+        start: u64,
+        end: u64,
+        ty: ObjectType,
+        v: &mut dyn Visitor,
+    ) -> Result<u64> {
+        let bytes = data.get(start as usize..end as usize).unwrap_or_default();
+        let read = self.read(&mut super::input::SliceInput::new(bytes), ty, v);
+        for note in &mut self.notes {
+            note.offset += start;
+        }
+        read.map_err(|mut e| {
+            e.offset += start;
+            e
+        })
+    }
+
+    /// Runs `f` with this thread's reusable reader, for work spread over threads.
+    pub fn with_thread_reader<R>(f: impl FnOnce(&mut ValueReader) -> R) -> R {
+        thread_local! {
+            static READER: std::cell::RefCell<ValueReader> = std::cell::RefCell::new(ValueReader::new());
+        }
+        READER.with_borrow_mut(f)
+    }
+
     /// Reads the value of type `ty`, returning the number of elements it holds (1 for a string;
     /// live entries for a stream).
     pub fn read<'a, I: Input<'a>>(
