@@ -214,7 +214,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         e
     }
 
-    pub fn notice(&mut self, severity: Severity, offset: u64, message: String, phase: Phase) {
+    fn notice(&mut self, severity: Severity, offset: u64, message: String, phase: Phase) {
         let context = self.context(phase);
         self.problems.push(Problem {
             severity,
