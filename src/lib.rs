@@ -4,4 +4,5 @@ pub mod export;
 pub mod filter;
 pub mod inspect;
 pub mod rdb;
+pub mod replay;
 pub mod resp;

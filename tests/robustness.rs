@@ -144,6 +144,7 @@ fn export_and_inspect_survive_damage() {
         keep_expired: true,
         now_ms: 0,
         no_ttl: false,
+        restore_replace: false,
     };
     let inspect_opts = inspect::Options {
         filter: Default::default(),

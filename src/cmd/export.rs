@@ -94,6 +94,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         keep_expired: args.expired == Expired::Keep,
         now_ms,
         no_ttl: args.no_ttl,
+        restore_replace: false,
     };
     let summary = match &args.output {
         Some(path) => {

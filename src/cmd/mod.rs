@@ -3,6 +3,7 @@
 pub mod args;
 pub mod export;
 pub mod inspect;
+pub mod replay;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -147,6 +147,19 @@ impl<'o> NativeWriter<'o> {
         }
     }
 
+    /// SET, then APPEND for the rest of a string larger than a batch (a server refuses a bulk
+    /// string over its `proto-max-bulk-len`).
+    fn string(&mut self, value: &[u8]) {
+        let step = self.batch.bytes.max(1);
+        let (first, rest) = value.split_at(value.len().min(step));
+        self.cmd.reset("SET").arg(&self.key).arg(first);
+        self.send_cmd();
+        for chunk in rest.chunks(step) {
+            self.cmd.reset("APPEND").arg(&self.key).arg(chunk);
+            self.send_cmd();
+        }
+    }
+
     fn stream_item(&mut self, item: Item<'_>) {
         let key = self.key.clone();
         match item {
@@ -259,10 +272,7 @@ impl Visitor for NativeWriter<'_> {
             return;
         }
         match (self.kind, item) {
-            (_, Item::Str(v)) => {
-                self.cmd.reset("SET").arg(&self.key).arg_elem(v);
-                self.send_cmd();
-            }
+            (_, Item::Str(v)) => v.with_bytes(|b| self.string(b)),
             (Kind::List, Item::Elem(e)) => {
                 self.batch_arg("RPUSH").arg_elem(e);
                 self.batch_full();

@@ -37,6 +37,8 @@ pub struct Options {
     pub now_ms: i64,
     /// Drop key TTLs.
     pub no_ttl: bool,
+    /// RESTORE ... REPLACE.
+    pub restore_replace: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +64,14 @@ pub struct Summary {
 }
 
 /// Per-key facts the writers need.
-struct KeyInfo<'k> {
-    db: u64,
-    key: &'k [u8],
-    ty: ObjectType,
-    expire_ms: Option<i64>,
-    idle: Option<u64>,
-    freq: Option<u8>,
+pub(crate) struct KeyInfo<'k> {
+    pub db: u64,
+    /// The name the commands write to.
+    pub key: &'k [u8],
+    pub ty: ObjectType,
+    pub expire_ms: Option<i64>,
+    pub idle: Option<u64>,
+    pub freq: Option<u8>,
 }
 
 /// How often (in records) the progress callback of [`export`] and [`crate::inspect::inspect`]
@@ -258,7 +261,7 @@ fn write_summary(
 
 /// One key as RESP: a RESTORE of the file's own bytes when asked for (or when native commands
 /// cannot express the value, as for modules), native commands otherwise.
-fn resp_key<'a>(
+pub(crate) fn resp_key<'a>(
     reader: &mut Reader<'a, SliceInput<'a>>,
     data: &[u8],
     version: u16,
@@ -266,7 +269,7 @@ fn resp_key<'a>(
     opts: &Options,
     summary: &mut Summary,
     out: &mut dyn Write,
-) -> Result<(), Error> {
+) -> Result<Sent, Error> {
     let module = k.ty.kind() == Kind::Module;
     let payload_ok = opts.target.accepts_payload(version);
     if (opts.restore && payload_ok) || module {
@@ -283,7 +286,7 @@ fn resp_key<'a>(
             write_restore(k, value, version, opts, out)?;
             summary.restored += 1;
             summary.commands += 1;
-            return Ok(());
+            return Ok(Sent::Restore);
         }
         // Too large for one RESTORE: decode the same bytes again into native commands.
         let mut w = NativeWriter::new(out, opts.target, opts.batch);
@@ -297,17 +300,25 @@ fn resp_key<'a>(
     finish_native(w, k, summary)
 }
 
+/// How [`resp_key`] wrote a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    Restore,
+    /// Native commands, this many.
+    Native(u64),
+}
+
 fn finish_native(
     mut w: NativeWriter<'_>,
     k: &KeyInfo<'_>,
     summary: &mut Summary,
-) -> Result<(), Error> {
+) -> Result<Sent, Error> {
     w.end_key(k.expire_ms);
     summary.native += 1;
     summary.commands += w.commands;
     match w.take_error() {
         Some(e) => Err(e.into()),
-        None => Ok(()),
+        None => Ok(Sent::Native(w.commands)),
     }
 }
 
@@ -330,6 +341,9 @@ fn write_restore(
         None => c.arg(b"0"),
     };
     c.arg(&payload);
+    if opts.restore_replace {
+        c.arg(b"REPLACE");
+    }
     if k.expire_ms.is_some() && opts.target.restore_absttl() {
         c.arg(b"ABSTTL");
     }

@@ -93,12 +93,40 @@ impl Server {
     /// Starts `build`, loading `rdb` first when given. A port another test grabbed first makes
     /// the server exit; then it is started again on another port.
     pub fn start(build: &Build, rdb: Option<&Path>) -> Server {
+        Server::start_with(build, rdb, &[])
+    }
+
+    /// [`Server::start`] with more configuration (`--appendonly yes`, `--cluster-enabled yes`).
+    pub fn start_with(build: &Build, rdb: Option<&Path>, extra: &[&str]) -> Server {
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             if let Some(rdb) = rdb {
                 std::fs::copy(rdb, dir.path().join("dump.rdb")).unwrap();
             }
-            let port = free_port();
+            if let Some(server) = Server::spawn(build, dir, free_port(), extra) {
+                return server;
+            }
+        }
+        panic!("{} did not start on any of 5 ports", build.server.display());
+    }
+
+    /// Kills the server (SIGKILL: no shutdown save) and starts it again in the same
+    /// directory, on the same port, with the same configuration.
+    pub fn kill_and_restart(mut self, build: &Build, extra: &[&str]) -> Server {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Server::spawn(build, dir, self.port, extra)
+            .unwrap_or_else(|| panic!("{} did not restart", build.server.display()))
+    }
+
+    /// Kills the server now, keeping its directory.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(build: &Build, dir: tempfile::TempDir, port: u16, extra: &[&str]) -> Option<Server> {
+        {
             let mut cmd = Command::new(&build.server);
             cmd.arg("--port").arg(port.to_string()).args([
                 "--bind",
@@ -117,6 +145,7 @@ impl Server {
             if build.major() >= 7 {
                 cmd.args(["--enable-debug-command", "yes"]);
             }
+            cmd.args(extra);
             let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
             cmd.stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log));
@@ -124,11 +153,8 @@ impl Server {
                 .spawn()
                 .unwrap_or_else(|e| panic!("{}: {e}", build.server.display()));
             let mut server = Server { child, port, dir };
-            if server.wait_ready() {
-                return server;
-            }
+            server.wait_ready().then_some(server)
         }
-        panic!("{} did not start on any of 5 ports", build.server.display());
     }
 
     /// Waits until this very process answers (not another test's server on the same port).

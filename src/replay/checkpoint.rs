@@ -1,0 +1,148 @@
+//! Where a replay can resume: the number of source keys (in file order) before which every key
+//! has an answer from the target, with what identifies the source file. Written atomically
+//! (a temporary file renamed over the old one).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The source as given on the command line.
+    pub source: String,
+    /// Size and a hash of the source's first and last MiB: a resume refuses another file.
+    pub source_size: u64,
+    pub source_hash: String,
+    /// Every key (or AOF command) before this position has been answered.
+    pub done: u64,
+    /// Byte offset in the source of the first key not yet answered (for people).
+    pub offset: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub complete: bool,
+    pub updated_ms: i64,
+}
+
+/// Identifies a source file cheaply: xxh3-128 of its size, first MiB and last MiB.
+pub fn source_hash(data: &[u8]) -> String {
+    const EDGE: usize = 1 << 20;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&(data.len() as u64).to_le_bytes());
+    h.update(&data[..data.len().min(EDGE)]);
+    h.update(&data[data.len().saturating_sub(EDGE)..]);
+    format!("{:032x}", h.digest128())
+}
+
+impl Checkpoint {
+    pub fn load(path: &Path) -> anyhow::Result<Checkpoint> {
+        let text = std::fs::read(path)?;
+        Ok(serde_json::from_slice(&text)?)
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, self)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Which positions have an answer, to know the first one that has not.
+#[derive(Debug, Default)]
+pub struct Watermark {
+    /// Every position before `base` is done.
+    base: u64,
+    /// Done flags of `base..`.
+    flags: std::collections::VecDeque<bool>,
+    /// Source offsets of the positions in `flags`.
+    offsets: std::collections::VecDeque<u64>,
+}
+
+impl Watermark {
+    pub fn starting_at(base: u64) -> Self {
+        Watermark {
+            base,
+            ..Default::default()
+        }
+    }
+
+    /// Registers the next position (at `offset` in the source); returns it.
+    pub fn open(&mut self, offset: u64) -> u64 {
+        self.flags.push_back(false);
+        self.offsets.push_back(offset);
+        self.base + self.flags.len() as u64 - 1
+    }
+
+    pub fn close(&mut self, pos: u64) {
+        if let Some(f) = pos
+            .checked_sub(self.base)
+            .and_then(|i| self.flags.get_mut(i as usize))
+        {
+            *f = true;
+        }
+        while self.flags.front() == Some(&true) {
+            self.flags.pop_front();
+            self.offsets.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// The first position without an answer (everything before it is done).
+    pub fn done(&self) -> u64 {
+        self.base
+    }
+
+    /// Its source offset, or `end` when everything registered is done.
+    pub fn offset(&self, end: u64) -> u64 {
+        self.offsets.front().copied().unwrap_or(end)
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.flags.iter().filter(|f| !**f).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_waits_for_the_oldest() {
+        let mut w = Watermark::starting_at(10);
+        let a = w.open(100);
+        let b = w.open(200);
+        let c = w.open(300);
+        assert_eq!((a, b, c), (10, 11, 12));
+        w.close(b);
+        assert_eq!((w.done(), w.offset(999)), (10, 100));
+        w.close(a);
+        assert_eq!((w.done(), w.offset(999)), (12, 300));
+        w.close(c);
+        assert_eq!((w.done(), w.offset(999)), (13, 999));
+    }
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.json");
+        let cp = Checkpoint {
+            source: "a.rdb".into(),
+            source_size: 3,
+            source_hash: source_hash(b"abc"),
+            done: 7,
+            offset: 99,
+            acked: 6,
+            failed: 1,
+            complete: false,
+            updated_ms: 1,
+        };
+        cp.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), cp);
+        assert_ne!(source_hash(b"abc"), source_hash(b"abd"));
+    }
+}

@@ -1,0 +1,189 @@
+//! Where commands go: a server URL (`redis://`, `rediss://`) turned into connections by the
+//! `redis` crate (AUTH, SELECT, TLS), and what the server says of itself.
+
+use std::time::Duration;
+
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+
+use crate::export::Target;
+
+/// How to reach one server; cluster nodes found later share its credentials and TLS settings.
+#[derive(Clone)]
+pub struct Endpoint {
+    client: Client,
+}
+
+/// TLS settings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// PEM certificate(s) of the authority that signed the server's certificate.
+    pub cacert: Option<Vec<u8>>,
+    /// Accept any certificate (no checks at all).
+    pub insecure: bool,
+}
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Endpoint {
+    /// `redis://[user:pass@]host:port[/db]` or `rediss://...`; the password may come from
+    /// `REDISCLI_AUTH` instead of the URL.
+    pub fn parse(url: &str, tls: &Tls) -> redis::RedisResult<Endpoint> {
+        let mut info = url.into_connection_info()?;
+        if info.redis_settings().password().is_none()
+            && let Ok(password) = std::env::var("REDISCLI_AUTH")
+            && !password.is_empty()
+        {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        if tls.insecure
+            && let ConnectionAddr::TcpTls {
+                host,
+                port,
+                tls_params,
+                ..
+            } = info.addr().clone()
+        {
+            info = info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: true,
+                tls_params,
+            });
+        }
+        let client = match (&tls.cacert, tls.insecure) {
+            (Some(ca), false) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )?,
+            _ => Client::open(info)?,
+        };
+        Ok(Endpoint { client })
+    }
+
+    fn info(&self) -> &ConnectionInfo {
+        self.client.get_connection_info()
+    }
+
+    /// The database the URL names.
+    pub fn db(&self) -> i64 {
+        self.info().redis_settings().db()
+    }
+
+    /// `host:port` of this endpoint.
+    pub fn address(&self) -> String {
+        match self.info().addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                format!("{host}:{port}")
+            }
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The URL without its password, fit to print.
+    pub fn redacted(&self) -> String {
+        let scheme = match self.info().addr() {
+            ConnectionAddr::TcpTls { .. } => "rediss",
+            _ => "redis",
+        };
+        let settings = self.info().redis_settings();
+        let user = match (settings.username(), settings.password()) {
+            (Some(u), Some(_)) => format!("{u}:***@"),
+            (None, Some(_)) => ":***@".to_string(),
+            (Some(u), None) => format!("{u}@"),
+            (None, None) => String::new(),
+        };
+        format!("{scheme}://{user}{}/{}", self.address(), self.db())
+    }
+
+    /// The same credentials and TLS settings at another address, database 0 (cluster nodes).
+    pub fn at(&self, host: &str, port: u16) -> redis::RedisResult<Endpoint> {
+        let info = self.info().clone();
+        let addr = match info.addr().clone() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure,
+                tls_params,
+            },
+            _ => ConnectionAddr::Tcp(host.to_string(), port),
+        };
+        let settings = info.redis_settings().clone().set_db(0);
+        let info = info.set_addr(addr).set_redis_settings(settings);
+        Ok(Endpoint {
+            client: Client::open(info)?,
+        })
+    }
+
+    pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+        conn.set_write_timeout(Some(Duration::from_secs(60)))?;
+        Ok(conn)
+    }
+}
+
+/// What a server says of itself, as far as replaying into it goes.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    pub target: Target,
+    pub cluster: bool,
+    /// The largest bulk string it accepts.
+    pub max_bulk: u64,
+}
+
+/// Reads INFO server / cluster and `proto-max-bulk-len` (512 MiB when CONFIG is not allowed).
+pub fn server_facts(conn: &mut redis::Connection) -> redis::RedisResult<ServerFacts> {
+    let info: String = redis::cmd("INFO").arg("server").query(conn)?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let target = match (field("valkey_version"), field("redis_version")) {
+        (Some(v), _) => format!("valkey-{v}"),
+        (None, Some(v)) if field("server_name") == Some("valkey") => format!("valkey-{v}"),
+        (None, Some(v)) => v.to_string(),
+        (None, None) => String::new(),
+    }
+    .parse::<Target>()
+    .unwrap_or_default();
+    let cluster_info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query(conn)
+        .unwrap_or_default();
+    let cluster = cluster_info.contains("cluster_enabled:1");
+    let max_bulk = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("proto-max-bulk-len")
+        .query::<Value>(conn)
+        .ok()
+        .and_then(|v| config_number(&v))
+        .unwrap_or(512 << 20);
+    Ok(ServerFacts {
+        target,
+        cluster,
+        max_bulk,
+    })
+}
+
+/// The number in a CONFIG GET reply, as an array (RESP2) or a map (RESP3).
+fn config_number(v: &Value) -> Option<u64> {
+    let text = match v {
+        Value::Array(items) => items.get(1)?,
+        Value::Map(pairs) => &pairs.first()?.1,
+        _ => return None,
+    };
+    match text {
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,857 @@
+//! Loading a dump (or an AOF) into a live server or cluster.
+//!
+//! The source is read in order, one key at a time, into a [`Unit`]: the commands that write
+//! that key (a RESTORE of the file's bytes, or native commands). Units are batched per target
+//! node and sent over a few pipelined connections per node; each reply is attributed to its
+//! unit. A unit with no answer (lost connection) or redirected (MOVED, ASK, TRYAGAIN...) is
+//! sent again as a whole with replace semantics, so nothing is lost or applied twice. A
+//! [`checkpoint::Watermark`] tracks the first key without an answer: a checkpoint records it,
+//! and a resume skips what is before it.
+
+pub mod aof;
+pub mod checkpoint;
+pub mod endpoint;
+mod node;
+pub mod slots;
+pub mod unit;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
+use crate::filter::Filter;
+use crate::rdb::value::ValueReader;
+use crate::rdb::{self, Reader, Record, SliceInput};
+use crate::resp::Command;
+use checkpoint::Watermark;
+use endpoint::{Endpoint, ServerFacts};
+use node::{Event, Node};
+use unit::{Form, Outcome, Redirect, Unit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Restore,
+    Commands,
+    /// RESTORE when the target reads the file's RDB version, native commands otherwise.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExists {
+    Fail,
+    Replace,
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub on_exists: OnExists,
+    pub filter: Filter,
+    /// Source database → target database.
+    pub db_map: HashMap<u64, u64>,
+    pub ttl_shift_ms: i64,
+    pub no_ttl: bool,
+    pub now_ms: i64,
+    /// Connections per target node.
+    pub connections: usize,
+    /// Commands per batch sent on a connection.
+    pub pipeline: usize,
+    pub max_ops_per_sec: Option<u64>,
+    /// Treat the target as a cluster even if it does not say so.
+    pub cluster: bool,
+    /// How long a key may go without an answer before the replay gives up.
+    pub retry_timeout: Duration,
+    /// Elements per native command of a large key.
+    pub batch_elements: usize,
+    /// What the target accepts, when its INFO is not to be trusted.
+    pub target: Option<Target>,
+    /// Keys (or AOF commands) before this position were answered in an earlier run.
+    pub resume_from: u64,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Keys (or AOF commands) read from the source and selected by the filters.
+    pub keys: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub skipped_exists: u64,
+    pub skipped_expired: u64,
+    pub filtered_out: u64,
+    /// Keys before the resume position, not sent again.
+    pub skipped_resumed: u64,
+    /// Failed keys by error kind (the first word of the error).
+    pub failed: BTreeMap<String, u64>,
+    pub restored: u64,
+    pub native: u64,
+    /// Commands sent (retries included), replies read and error replies among them.
+    pub commands: u64,
+    pub replies: u64,
+    pub error_replies: u64,
+    pub retries: u64,
+    pub topology_refreshes: u64,
+    pub notices: Vec<String>,
+}
+
+impl Summary {
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+/// A key the target refused.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub db: u64,
+    pub key: Vec<u8>,
+    pub error: String,
+}
+
+/// What the caller sees while a replay runs.
+pub trait Hooks {
+    /// Now and then: source position and the summary so far.
+    fn progress(&mut self, pos: u64, summary: &Summary);
+    fn failure(&mut self, failure: &Failure);
+    /// Every key before `done` (at source offset `offset`) has an answer.
+    fn checkpoint(&mut self, done: u64, offset: u64, summary: &Summary, complete: bool);
+    /// The user asked to stop (Ctrl-C).
+    fn stop(&self) -> bool;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Rdb(#[from] rdb::Error),
+    #[error("{0}")]
+    Aof(String),
+    #[error("{0}")]
+    Target(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl From<export::Error> for Error {
+    fn from(e: export::Error) -> Self {
+        match e {
+            export::Error::Rdb(e) => Error::Rdb(e),
+            export::Error::Io(e) => Error::Target(e.to_string()),
+        }
+    }
+}
+
+/// The source's shape.
+pub enum Source<'a> {
+    Rdb(&'a [u8]),
+    /// RESP commands, after an RDB preamble when the file starts with `REDIS`.
+    Aof(&'a [u8]),
+}
+
+impl<'a> Source<'a> {
+    /// An RDB (or AOF with RDB preamble) starts with `REDIS`/`VALKEY`, a plain AOF with `*` or
+    /// an annotation.
+    pub fn detect(data: &'a [u8]) -> Source<'a> {
+        match data.first() {
+            Some(b'*') | Some(b'#') => Source::Aof(data),
+            _ => Source::Rdb(data),
+        }
+    }
+}
+
+/// How often (in source records) progress is reported and checkpoints considered.
+const TICK: u64 = 1024;
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Bytes per batch before it is sent, whatever its command count.
+const BATCH_BYTES: usize = 1 << 20;
+
+pub struct Replay<'h> {
+    opts: Options,
+    facts: ServerFacts,
+    cluster: bool,
+    endpoint: Endpoint,
+    nodes: Vec<Node>,
+    /// Node index serving each slot (cluster).
+    slot_map: Vec<usize>,
+    pending: Vec<(Vec<Unit>, usize, usize)>,
+    delayed: Vec<(Instant, Unit)>,
+    in_flight: usize,
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+    watermark: Watermark,
+    summary: Summary,
+    last_refresh: Option<Instant>,
+    last_checkpoint: Instant,
+    started: Instant,
+    run_id: u64,
+    hooks: &'h mut dyn Hooks,
+    source_pos: u64,
+}
+
+impl<'h> Replay<'h> {
+    /// Connects to the target and learns what it is (version, cluster slots).
+    pub fn connect(
+        endpoint: Endpoint,
+        opts: Options,
+        hooks: &'h mut dyn Hooks,
+    ) -> Result<Self, Error> {
+        let shown = endpoint.redacted();
+        let target_err = |e: redis::RedisError| Error::Target(format!("{shown}: {e}"));
+        let mut conn = endpoint.connect().map_err(target_err)?;
+        let mut facts = endpoint::server_facts(&mut conn).map_err(target_err)?;
+        if let Some(t) = opts.target {
+            facts.target = t;
+        }
+        let cluster = opts.cluster || facts.cluster;
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let mut r = Replay {
+            watermark: Watermark::starting_at(opts.resume_from),
+            opts,
+            facts,
+            cluster,
+            endpoint,
+            nodes: Vec::new(),
+            slot_map: vec![0; slots::SLOTS],
+            pending: Vec::new(),
+            delayed: Vec::new(),
+            in_flight: 0,
+            events_tx,
+            events,
+            summary: Summary::default(),
+            last_refresh: None,
+            last_checkpoint: Instant::now(),
+            started: Instant::now(),
+            run_id: {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+                    & 0xffff_ffff
+            },
+            hooks,
+            source_pos: 0,
+        };
+        if cluster {
+            if r.endpoint.db() != 0 {
+                return Err(Error::Target("a cluster has only database 0".into()));
+            }
+            let ranges = node::cluster_slots(&mut conn).map_err(target_err)?;
+            if ranges.is_empty() {
+                return Err(Error::Target(format!(
+                    "{}: CLUSTER SLOTS lists no slots",
+                    r.endpoint.redacted()
+                )));
+            }
+            r.apply_slots(ranges)?;
+        } else {
+            r.node_index(&r.endpoint.address())?;
+        }
+        Ok(r)
+    }
+
+    pub fn facts(&self) -> &ServerFacts {
+        &self.facts
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    pub fn node_addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    /// Replays a whole source; returns the summary (failed keys are in it, not errors).
+    pub fn run(mut self, source: Source<'_>) -> (Summary, Result<(), Error>) {
+        let result = match source {
+            Source::Rdb(data) => self.run_rdb(data),
+            Source::Aof(data) => self.run_aof(data, 0),
+        }
+        .and_then(|()| {
+            if self.hooks.stop() {
+                return Err(Error::Interrupted);
+            }
+            Ok(())
+        });
+        let drained = self.finish();
+        let result = result.and(drained);
+        let complete = result.is_ok();
+        let end = self.source_pos;
+        self.hooks.checkpoint(
+            self.watermark.done(),
+            self.watermark.offset(end),
+            &self.summary,
+            complete,
+        );
+        (self.summary, result)
+    }
+
+    fn export_options(&self, version: u16, resend: bool) -> export::Options {
+        let restore = match self.opts.mode {
+            Mode::Commands => false,
+            Mode::Restore | Mode::Auto => self.facts.target.accepts_payload(version),
+        };
+        export::Options {
+            format: export::Format::Resp,
+            restore,
+            target: self.facts.target,
+            batch: Batch {
+                elements: self.opts.batch_elements.max(1),
+                bytes: (BATCH_BYTES as u64).min(self.facts.max_bulk / 2).max(1) as usize,
+            },
+            restore_max: self.facts.max_bulk.saturating_sub(64),
+            filter: Filter::default(),
+            keep_expired: true,
+            now_ms: self.opts.now_ms,
+            no_ttl: false,
+            restore_replace: self.opts.on_exists == OnExists::Replace || resend,
+        }
+    }
+
+    fn run_rdb(&mut self, data: &[u8]) -> Result<(), Error> {
+        let mut reader = Reader::new(SliceInput::new(data))?;
+        let version = reader.format().version;
+        if self.opts.mode == Mode::Restore && !self.facts.target.accepts_payload(version) {
+            return Err(Error::Target(format!(
+                "{} does not read RDB version {version}: use --mode commands or auto",
+                self.facts.target
+            )));
+        }
+        let mut records = 0u64;
+        let mut esummary = export::Summary::default();
+        while let Some(rec) = reader.next_record() {
+            let rec = rec?;
+            records += 1;
+            self.source_pos = reader.pos();
+            if records.is_multiple_of(TICK) {
+                self.tick()?;
+                if self.hooks.stop() {
+                    return Ok(());
+                }
+            }
+            match rec.record {
+                Record::Function { code } => self.function(&code)?,
+                Record::Key { db, key, ty, meta } => {
+                    let seq = self.watermark.open(rec.offset);
+                    let expire_ms = meta
+                        .expire_ms
+                        .filter(|_| !self.opts.no_ttl)
+                        .map(|ms| ms.saturating_add(self.opts.ttl_shift_ms));
+                    let skip = if seq < self.opts.resume_from {
+                        Some(&mut self.summary.skipped_resumed)
+                    } else if !self.opts.filter.key(db, &key, ty.kind()) {
+                        Some(&mut self.summary.filtered_out)
+                    } else if expire_ms.is_some_and(|ms| ms <= self.opts.now_ms) {
+                        Some(&mut self.summary.skipped_expired)
+                    } else {
+                        None
+                    };
+                    if let Some(counter) = skip {
+                        *counter += 1;
+                        reader.skip_value()?;
+                        self.watermark.close(seq);
+                        continue;
+                    }
+                    self.summary.keys += 1;
+                    let target_db = self.opts.db_map.get(&db).copied().unwrap_or(db);
+                    if self.cluster && target_db != 0 {
+                        reader.skip_value()?;
+                        self.fail(
+                            seq,
+                            target_db,
+                            &key,
+                            "DB a cluster has only database 0 (use --db-map)",
+                        );
+                        continue;
+                    }
+                    let resend = seq >= self.opts.resume_from && self.opts.resume_from > 0;
+                    let eopts = self.export_options(version, resend);
+                    let slot = slots::key_slot(&key);
+                    let staged = self.opts.on_exists != OnExists::Replace && !resend;
+                    let tmp = self.tmp_name(slot, seq);
+                    let name: &[u8] = if staged && !eopts.restore { &tmp } else { &key };
+                    let info = KeyInfo {
+                        db: target_db,
+                        key: name,
+                        ty,
+                        expire_ms,
+                        idle: meta.idle,
+                        freq: meta.freq,
+                    };
+                    let mut body = Vec::new();
+                    let sent = export::resp_key(
+                        &mut reader,
+                        data,
+                        version,
+                        &info,
+                        &eopts,
+                        &mut esummary,
+                        &mut body,
+                    )?;
+                    let (form, commands) = match sent {
+                        Sent::Restore if name == &key[..] => (Form::Restore, 1),
+                        Sent::Restore => (Form::Staged { tmp }, 1),
+                        Sent::Native(n) if !staged => (Form::Direct, n),
+                        Sent::Native(n) if name == &tmp[..] => (Form::Staged { tmp }, n),
+                        Sent::Native(_) => {
+                            // A value too large for RESTORE, written natively under its own
+                            // name: write it again under the temporary one.
+                            let (start, end) = reader.value_span();
+                            body.clear();
+                            let info = KeyInfo { key: &tmp, ..info };
+                            let n = native_from_bytes(
+                                &data[start as usize..end as usize],
+                                &info,
+                                &eopts,
+                                &mut body,
+                            )?;
+                            (Form::Staged { tmp }, n)
+                        }
+                    };
+                    match form {
+                        Form::Restore => self.summary.restored += 1,
+                        _ => self.summary.native += 1,
+                    }
+                    self.dispatch(Unit {
+                        seq,
+                        db: target_db,
+                        key: key.into_owned(),
+                        slot,
+                        body,
+                        commands: commands as u32,
+                        form,
+                        resend,
+                        ask: None,
+                        pinned: None,
+                        failing_since: None,
+                    })?;
+                }
+                Record::Eof { .. } => {
+                    let end = reader.pos() as usize;
+                    if end < data.len() {
+                        return self.run_aof(data, end);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for n in esummary.notices {
+            self.notice(n);
+        }
+        Ok(())
+    }
+
+    fn notice(&mut self, n: String) {
+        if !self.summary.notices.contains(&n) {
+            self.summary.notices.push(n);
+        }
+    }
+
+    /// `{tag}rdbtool-tmp:<run>:<seq>`: in the key's slot, unique to this run.
+    fn tmp_name(&self, slot: u16, seq: u64) -> Vec<u8> {
+        let mut tmp = b"{".to_vec();
+        tmp.extend_from_slice(slots::tag_for(slot));
+        tmp.extend_from_slice(format!("}}rdbtool-tmp:{:x}:{seq}", self.run_id).as_bytes());
+        tmp
+    }
+
+    /// A function library goes to every master.
+    fn function(&mut self, code: &[u8]) -> Result<(), Error> {
+        if !self.facts.target.functions() {
+            self.notice(format!(
+                "function library skipped: target {} has no functions",
+                self.facts.target
+            ));
+            return Ok(());
+        }
+        let mut c = Command::new("FUNCTION");
+        c.arg(b"LOAD");
+        if self.opts.on_exists == OnExists::Replace || self.opts.resume_from > 0 {
+            c.arg(b"REPLACE");
+        }
+        c.arg(code);
+        let mut body = Vec::new();
+        let _ = c.write_to(&mut body);
+        let name = code
+            .split(|&b| b == b'\n')
+            .next()
+            .unwrap_or_default()
+            .to_vec();
+        for node in 0..self.nodes.len() {
+            let seq = self.watermark.open(self.source_pos);
+            self.summary.keys += 1;
+            self.dispatch(Unit {
+                seq,
+                db: 0,
+                key: name.clone(),
+                slot: 0,
+                body: body.clone(),
+                commands: 1,
+                form: Form::Function,
+                resend: false,
+                ask: None,
+                pinned: Some(node),
+                failing_since: None,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Replays the RESP commands of `data[start..]`: SELECT is followed (and mapped), MULTI ...
+    /// EXEC goes as one unit.
+    fn run_aof(&mut self, data: &[u8], start: usize) -> Result<(), Error> {
+        let mut db = 0u64;
+        let mut multi: Option<Unit> = None;
+        let mut commands = aof::Commands::new(data, start);
+        let mut n = 0u64;
+        while let Some(cmd) = commands.next() {
+            let cmd = cmd.map_err(Error::Aof)?;
+            n += 1;
+            self.source_pos = commands.pos();
+            if n.is_multiple_of(TICK) {
+                self.tick()?;
+                if self.hooks.stop() {
+                    return Ok(());
+                }
+            }
+            let name = cmd.args[0].to_ascii_uppercase();
+            if name == b"SELECT" {
+                db = std::str::from_utf8(cmd.args.get(1).copied().unwrap_or_default())
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| Error::Aof(format!("offset {}: bad SELECT", cmd.offset)))?;
+                continue;
+            }
+            if let Some(m) = multi.as_mut() {
+                m.body.extend_from_slice(cmd.raw);
+                m.commands += 1;
+                if m.key.is_empty()
+                    && let Some(k) = cmd.args.get(1)
+                {
+                    m.key = k.to_vec();
+                    m.slot = slots::key_slot(k);
+                }
+                if name == b"EXEC" || name == b"DISCARD" {
+                    let unit = multi.take().expect("in a transaction");
+                    self.aof_unit(unit)?;
+                }
+                continue;
+            }
+            let key = cmd.args.get(1).copied().unwrap_or_default();
+            let unit = Unit {
+                seq: 0,
+                db: self.opts.db_map.get(&db).copied().unwrap_or(db),
+                key: if name == b"MULTI" {
+                    Vec::new()
+                } else {
+                    key.to_vec()
+                },
+                slot: slots::key_slot(key),
+                body: cmd.raw.to_vec(),
+                commands: 1,
+                form: Form::Raw,
+                resend: false,
+                ask: None,
+                pinned: None,
+                failing_since: None,
+            };
+            if name == b"MULTI" {
+                multi = Some(unit);
+            } else {
+                self.aof_unit(unit)?;
+            }
+        }
+        if multi.is_some() {
+            self.notice("the AOF ends inside MULTI: the open transaction was not sent".into());
+        }
+        Ok(())
+    }
+
+    fn aof_unit(&mut self, mut unit: Unit) -> Result<(), Error> {
+        let seq = self.watermark.open(self.source_pos);
+        unit.seq = seq;
+        if seq < self.opts.resume_from {
+            self.summary.skipped_resumed += 1;
+            self.watermark.close(seq);
+            return Ok(());
+        }
+        if !self.opts.filter.db(unit.db) {
+            self.summary.filtered_out += 1;
+            self.watermark.close(seq);
+            return Ok(());
+        }
+        self.summary.keys += 1;
+        self.dispatch(unit)
+    }
+
+    /// Progress, checkpoints, rate limit, and whatever the connections have answered.
+    fn tick(&mut self) -> Result<(), Error> {
+        self.service(Duration::ZERO)?;
+        self.hooks.progress(self.source_pos, &self.summary);
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            self.last_checkpoint = Instant::now();
+            let offset = self.watermark.offset(self.source_pos);
+            self.hooks
+                .checkpoint(self.watermark.done(), offset, &self.summary, false);
+        }
+        Ok(())
+    }
+
+    fn route(&self, unit: &Unit) -> usize {
+        match unit.ask.or(unit.pinned) {
+            Some(node) => node,
+            None if self.cluster => self.slot_map[unit.slot as usize],
+            None => 0,
+        }
+    }
+
+    fn dispatch(&mut self, unit: Unit) -> Result<(), Error> {
+        if let Some(limit) = self.opts.max_ops_per_sec {
+            let due = Duration::from_secs_f64(self.summary.commands as f64 / limit.max(1) as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let node = self.route(&unit);
+        self.summary.commands += u64::from(unit.commands);
+        self.summary.sent += u64::from(!unit.resend || unit.form == Form::Raw);
+        let batch = &mut self.pending[node];
+        batch.1 += unit.commands as usize;
+        batch.2 += unit.body.len();
+        batch.0.push(unit);
+        if batch.1 >= self.opts.pipeline
+            || batch.2 >= BATCH_BYTES
+            || batch.0[batch.0.len() - 1].ask.is_some()
+        {
+            self.flush(node)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, node: usize) -> Result<(), Error> {
+        let (mut batch, _, _) = std::mem::take(&mut self.pending[node]);
+        while !batch.is_empty() {
+            let n = batch.len();
+            match self.nodes[node].tx.try_send(batch) {
+                Ok(()) => {
+                    self.in_flight += n;
+                    break;
+                }
+                Err(TrySendError::Full(b)) => {
+                    batch = b;
+                    self.service(Duration::from_millis(2))?;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(Error::Target("connection threads ended".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles answers (waiting up to `wait` for the first) and sends delayed retries whose
+    /// time has come.
+    fn service(&mut self, wait: Duration) -> Result<(), Error> {
+        let first = if wait.is_zero() {
+            self.events.try_recv().ok()
+        } else {
+            self.events.recv_timeout(wait).ok()
+        };
+        if let Some(ev) = first {
+            self.handle(ev)?;
+            while let Ok(ev) = self.events.try_recv() {
+                self.handle(ev)?;
+            }
+        }
+        if !self.delayed.is_empty() {
+            let now = Instant::now();
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+                .into_iter()
+                .partition(|(t, _)| *t <= now);
+            self.delayed = later;
+            for (_, unit) in due {
+                self.dispatch(unit)?;
+            }
+            for node in 0..self.nodes.len() {
+                if !self.pending[node].0.is_empty() {
+                    self.flush(node)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<(), Error> {
+        let Event::Done(units, outcomes, replies) = ev;
+        self.in_flight -= units.len();
+        self.summary.replies += replies.replies;
+        self.summary.error_replies += replies.errors;
+        for (mut unit, outcome) in units.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Acked => {
+                    self.summary.acked += 1;
+                    self.watermark.close(unit.seq);
+                }
+                Outcome::Exists => match self.opts.on_exists {
+                    OnExists::Skip => {
+                        self.summary.skipped_exists += 1;
+                        self.watermark.close(unit.seq);
+                    }
+                    _ => self.fail(
+                        unit.seq,
+                        unit.db,
+                        &unit.key,
+                        "BUSYKEY key exists on the target (see --on-exists)",
+                    ),
+                },
+                Outcome::Failed(msg) => {
+                    self.fail(unit.seq, unit.db, &unit.key, &msg);
+                }
+                Outcome::Retry(why) => {
+                    self.summary.retries += 1;
+                    let since = *unit.failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > self.opts.retry_timeout {
+                        return Err(Error::Target(format!(
+                            "key {:?}: no answer for {:?}: {why:?}",
+                            String::from_utf8_lossy(&unit.key),
+                            self.opts.retry_timeout
+                        )));
+                    }
+                    unit.resend = true;
+                    unit.ask = None;
+                    let mut delay = Duration::ZERO;
+                    match why {
+                        Redirect::Moved { slot, addr } => {
+                            let node = self.node_index(&addr)?;
+                            self.slot_map[slot as usize % slots::SLOTS] = node;
+                            self.refresh();
+                        }
+                        Redirect::Ask { addr } => unit.ask = Some(self.node_index(&addr)?),
+                        Redirect::Wait(_) => delay = Duration::from_millis(50),
+                        Redirect::Lost(_) => {
+                            delay = Duration::from_millis(200);
+                            self.refresh();
+                        }
+                    }
+                    self.delayed.push((Instant::now() + delay, unit));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, seq: u64, db: u64, key: &[u8], error: &str) {
+        let kind = error.split_whitespace().next().unwrap_or("ERR").to_string();
+        *self.summary.failed.entry(kind).or_default() += 1;
+        self.hooks.failure(&Failure {
+            db,
+            key: key.to_vec(),
+            error: error.to_string(),
+        });
+        self.watermark.close(seq);
+    }
+
+    /// Re-reads the slot map from any node that answers (at most every 200 ms).
+    fn refresh(&mut self) {
+        if !self.cluster
+            || self
+                .last_refresh
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last_refresh = Some(Instant::now());
+        self.summary.topology_refreshes += 1;
+        let mut candidates = vec![self.endpoint.clone()];
+        for n in &self.nodes {
+            if let Some((host, port)) = split_addr(&n.addr)
+                && let Ok(e) = self.endpoint.at(host, port)
+            {
+                candidates.push(e);
+            }
+        }
+        for e in candidates {
+            let Ok(mut conn) = e.connect() else { continue };
+            if let Ok(ranges) = node::cluster_slots(&mut conn)
+                && !ranges.is_empty()
+                && self.apply_slots(ranges).is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    fn apply_slots(&mut self, ranges: Vec<(u16, u16, String, u16)>) -> Result<(), Error> {
+        for (start, end, host, port) in ranges {
+            let host = if host.is_empty() || host == "?" {
+                split_addr(&self.endpoint.address()).map_or(host, |(h, _)| h.to_string())
+            } else {
+                host
+            };
+            let node = self.node_index(&format!("{host}:{port}"))?;
+            for slot in start..=end {
+                self.slot_map[slot as usize] = node;
+            }
+        }
+        Ok(())
+    }
+
+    /// The node at `addr`, started on first use.
+    fn node_index(&mut self, addr: &str) -> Result<usize, Error> {
+        if let Some(i) = self.nodes.iter().position(|n| n.addr == addr) {
+            return Ok(i);
+        }
+        let endpoint = if self.nodes.is_empty() && addr == self.endpoint.address() {
+            self.endpoint.clone()
+        } else {
+            let (host, port) = split_addr(addr)
+                .ok_or_else(|| Error::Target(format!("bad node address {addr:?}")))?;
+            self.endpoint
+                .at(host, port)
+                .map_err(|e| Error::Target(format!("{addr}: {e}")))?
+        };
+        self.nodes.push(Node::start(
+            &endpoint,
+            self.opts.connections.max(1),
+            &self.events_tx,
+            self.cluster,
+        ));
+        self.pending.push(Default::default());
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Sends what is pending and waits until every unit has its answer.
+    fn finish(&mut self) -> Result<(), Error> {
+        loop {
+            for node in 0..self.nodes.len() {
+                if !self.pending[node].0.is_empty() {
+                    self.flush(node)?;
+                }
+            }
+            if self.in_flight == 0 && self.delayed.is_empty() {
+                return Ok(());
+            }
+            self.service(Duration::from_millis(20))?;
+            self.hooks.progress(self.source_pos, &self.summary);
+        }
+    }
+}
+
+fn split_addr(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host, port.parse().ok()?))
+}
+
+/// Native commands for a value held in `value` (the type byte's value, as in the file).
+fn native_from_bytes(
+    value: &[u8],
+    k: &KeyInfo<'_>,
+    opts: &export::Options,
+    out: &mut Vec<u8>,
+) -> Result<u64, Error> {
+    let mut w = export::commands::NativeWriter::new(out, opts.target, opts.batch);
+    w.begin_key(k.key, k.ty.kind());
+    ValueReader::new().read(&mut SliceInput::new(value), k.ty, &mut w)?;
+    w.end_key(k.expire_ms);
+    Ok(w.commands)
+}

@@ -1,0 +1,472 @@
+//! `rdbtool replay` against real servers: every fixture into a fresh server of the version that
+//! wrote it (both modes, DEBUG DIGEST equal to the server that loaded the file); a key over the
+//! target's proto-max-bulk-len; a target killed mid-replay and resumed from the checkpoint; a
+//! real 3-master cluster, with and without a slot migration running during the replay.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::server::{Build, Server, build, redis_cli};
+use rdbtool::replay::slots::key_slot;
+use rdbtool::resp;
+
+fn rdbtool_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rdbtool"))
+}
+
+fn url(s: &Server) -> String {
+    format!("redis://127.0.0.1:{}", s.port)
+}
+
+/// Runs replay; returns exit code, stdout and stderr.
+fn replay(file: &Path, to: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["replay", file.to_str().unwrap(), "--to", to];
+    args.extend_from_slice(extra);
+    let out = common::rdbtool(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn fixture_round_trip(name: &str, fixture: &str) {
+    let b = build(name);
+    let rdb = common::testdata(fixture);
+    let source = Server::start(&b, Some(&rdb));
+    let want = source.digest();
+    assert_ne!(want, "0".repeat(40), "{name}: nothing loaded");
+    for mode in ["restore", "commands"] {
+        let target = Server::start(&b, None);
+        let (code, out, err) = replay(&rdb, &url(&target), &["--mode", mode]);
+        assert_eq!(code, 0, "{name} {mode}: {out}{err}");
+        assert!(out.contains("errors: 0,"), "{name} {mode}: {out}");
+        if name.starts_with("redis-3") {
+            // Redis 3.x's DEBUG DIGEST asserts (and crashes) when it meets a dict that is still
+            // being rehashed; serverCron finishes the rehashing within a second.
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        assert_eq!(
+            target.digest(),
+            want,
+            "{name} {mode}: digests differ\n{out}"
+        );
+    }
+}
+
+#[test]
+fn fixtures_of_every_version_replay_exactly() {
+    for (name, fixture) in [
+        ("redis-3.2", "redis-3.2.rdb"),
+        ("redis-5.0", "redis-5.0.rdb"),
+        ("redis-6.0", "redis-6.0.rdb"),
+        ("redis-6.2", "redis-6.2.rdb"),
+        ("redis-7.0", "redis-7.0.rdb"),
+        ("redis-7.0", "redis-7.0-lfu.rdb"),
+        ("redis-8.2", "redis-8.2.rdb"),
+        ("valkey-8.1", "valkey-8.1.rdb"),
+        ("valkey-9.1", "valkey-9.1.rdb"),
+    ] {
+        fixture_round_trip(name, fixture);
+    }
+}
+
+#[test]
+fn existing_keys_fail_skip_or_are_replaced() {
+    let b = build("redis-7.0");
+    let rdb = common::testdata("redis-7.0.rdb");
+    let want = Server::start(&b, Some(&rdb)).digest();
+    for mode in ["restore", "commands"] {
+        let target = Server::start(&b, None);
+        target.cli(&["SET", "str:short", "mine"]);
+        let dir = tempfile::tempdir().unwrap();
+        let errors = dir.path().join("errors.jsonl");
+        let (code, out, _) = replay(
+            &rdb,
+            &url(&target),
+            &[
+                "--mode",
+                mode,
+                "--now",
+                "0",
+                "--errors-to",
+                errors.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 1, "{mode}: an existing key is a failure\n{out}");
+        assert_eq!(target.cli(&["GET", "str:short"]).trim(), "mine", "{mode}");
+        let lines = std::fs::read_to_string(&errors).unwrap();
+        assert_eq!(lines.lines().count(), 1, "{mode}: {lines}");
+        let e: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
+        assert_eq!(e["key"], "str:short");
+        assert!(e["error"].as_str().unwrap().starts_with("BUSYKEY"), "{e}");
+        assert!(
+            target.cli(&["KEYS", "*rdbtool-tmp*"]).trim().is_empty(),
+            "{mode}: temporary key left"
+        );
+
+        let (code, out, _) = replay(
+            &rdb,
+            &url(&target),
+            &["--mode", mode, "--on-exists", "skip"],
+        );
+        assert_eq!(code, 0, "{mode}: {out}");
+        // 55 keys and 2 function libraries, all there since the first run.
+        assert!(out.contains("skipped: 57 existing"), "{out}");
+        assert_eq!(target.cli(&["GET", "str:short"]).trim(), "mine");
+
+        let (code, out, _) = replay(
+            &rdb,
+            &url(&target),
+            &["--mode", mode, "--on-exists", "replace"],
+        );
+        assert_eq!(code, 0, "{mode}: {out}");
+        assert_eq!(
+            target.digest(),
+            want,
+            "{mode}: replace gives the file's data"
+        );
+    }
+}
+
+#[test]
+fn a_key_over_proto_max_bulk_len_arrives_intact() {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    // Incompressible, so what RESTORE would carry is as large as the data: 4.5 MB of list
+    // and of hash, against a target that takes at most 1 MB in one bulk string.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..4_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut cmds = Vec::new();
+    let mut list = resp::Command::new("RPUSH");
+    let mut hash = resp::Command::new("HSET");
+    list.arg(b"big:list");
+    hash.arg(b"big:hash");
+    for (i, element) in big.chunks(1500).enumerate() {
+        list.arg(element);
+        hash.arg(i.to_string().as_bytes()).arg(element);
+    }
+    list.write_to(&mut cmds).unwrap();
+    hash.write_to(&mut cmds).unwrap();
+    let (errors, _, text) = source.pipe(&cmds);
+    assert_eq!(errors, 0, "{text}");
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    let want = source.digest();
+    for on_exists in ["fail", "replace"] {
+        let target = Server::start_with(&b, None, &["--proto-max-bulk-len", "1mb"]);
+        let (code, out, err) = replay(&rdb, &url(&target), &["--on-exists", on_exists]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("0 RESTORE, 2 native"),
+            "too large for RESTORE: {out}"
+        );
+        assert_eq!(target.digest(), want);
+    }
+}
+
+/// A dump of `n` keys of every type (some with TTLs), saved by a real Redis 7.0.
+fn populated_dump(n: u64) -> (Server, PathBuf) {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    source.cli(&["DEBUG", "POPULATE", &(n * 6 / 10).to_string(), "str", "20"]);
+    let mut cmds = Vec::new();
+    for i in 0..n * 4 / 10 {
+        let key = format!("k:{i}");
+        let mut c = match i % 5 {
+            0 => resp::Command::new("RPUSH"),
+            1 => resp::Command::new("SADD"),
+            2 => resp::Command::new("ZADD"),
+            3 => resp::Command::new("HSET"),
+            _ => resp::Command::new("XADD"),
+        };
+        c.arg(key.as_bytes());
+        match i % 5 {
+            2 => {
+                c.arg(b"1.5").arg(b"a").arg(b"2").arg(b"b");
+            }
+            3 => {
+                c.arg(b"f1").arg(b"v1").arg(b"f2").arg(key.as_bytes());
+            }
+            4 => {
+                c.arg(b"*").arg(b"field").arg(key.as_bytes());
+            }
+            _ => {
+                c.arg(b"a").arg(key.as_bytes()).arg(b"c");
+            }
+        }
+        c.write_to(&mut cmds).unwrap();
+        if i % 7 == 0 {
+            resp::Command::new("PEXPIRE")
+                .arg(key.as_bytes())
+                .arg(b"86400000")
+                .write_to(&mut cmds)
+                .unwrap();
+        }
+    }
+    let (errors, _, text) = source.pipe(&cmds);
+    assert_eq!(errors, 0, "{text}");
+    assert_eq!(source.cli(&["DBSIZE"]).trim(), n.to_string());
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    (source, rdb)
+}
+
+#[test]
+fn a_killed_target_resumes_from_the_checkpoint() {
+    let b = build("redis-7.0");
+    let (source, rdb) = populated_dump(100_000);
+    let want = source.digest();
+    let durable = ["--appendonly", "yes", "--appendfsync", "always"];
+    let mut target = Server::start_with(&b, None, &durable);
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("checkpoint.json");
+    let child = Command::new(rdbtool_bin())
+        .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
+        .args(["--checkpoint", cp.to_str().unwrap(), "--retry-timeout", "1"])
+        .args(["--max-ops-per-sec", "20000", "--mode", "commands"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    target.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let done = checkpoint["done"].as_u64().unwrap();
+    assert!(done > 0 && done < 100_000, "{checkpoint}");
+    assert_eq!(checkpoint["complete"], false);
+
+    let target = target.kill_and_restart(&b, &durable);
+    let keys_after_restart: u64 = target.cli(&["DBSIZE"]).trim().parse().unwrap();
+    assert!(
+        keys_after_restart >= done,
+        "acknowledged keys survived: {keys_after_restart} < {done}"
+    );
+    let (code, out, err) = replay(
+        &rdb,
+        &url(&target),
+        &[
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--resume",
+            "--mode",
+            "commands",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("{} before the checkpoint", thousands(done))),
+        "{out}"
+    );
+    assert_eq!(target.digest(), want);
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    assert_eq!(checkpoint["complete"], true);
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    fn start(b: &Build) -> Cluster {
+        let nodes: Vec<Server> = (0..3)
+            .map(|_| {
+                Server::start_with(
+                    b,
+                    None,
+                    &["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(redis_cli())
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .arg("--cluster-yes")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let start = Instant::now();
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "cluster not ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Cluster { nodes }
+    }
+
+    fn conn(port: u16) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// Every key of every node, checked to be in a slot that node owns.
+    fn keys_by_node(&self) -> Vec<(u16, Vec<Vec<u8>>)> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let mut c = Cluster::conn(n.port);
+            let myid: String = redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap();
+            let ranges: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).unwrap();
+            let mut owned = vec![false; 16384];
+            if let redis::Value::Array(rs) = ranges {
+                for r in rs {
+                    let redis::Value::Array(p) = r else { continue };
+                    let (redis::Value::Int(s), redis::Value::Int(e), redis::Value::Array(m)) =
+                        (&p[0], &p[1], &p[2])
+                    else {
+                        continue;
+                    };
+                    if m.get(2) == Some(&redis::Value::BulkString(myid.clone().into_bytes())) {
+                        for slot in *s..=*e {
+                            owned[slot as usize] = true;
+                        }
+                    }
+                }
+            }
+            let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+            for k in &keys {
+                assert!(
+                    owned[key_slot(k) as usize],
+                    "key {:?} on a node that does not own its slot",
+                    String::from_utf8_lossy(k)
+                );
+            }
+            out.push((n.port, keys));
+        }
+        out
+    }
+}
+
+/// DEBUG DIGEST-VALUE of `keys` on one connection, 1000 at a time.
+fn digests(c: &mut redis::Connection, keys: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let d: Vec<Vec<u8>> = redis::cmd("DEBUG")
+            .arg("DIGEST-VALUE")
+            .arg(chunk)
+            .query(c)
+            .unwrap();
+        out.extend(d);
+    }
+    out
+}
+
+fn check_cluster_matches(cluster: &Cluster, source: &Server, total: u64) {
+    let mut src = Cluster::conn(source.port);
+    let mut seen = 0u64;
+    for (port, keys) in cluster.keys_by_node() {
+        seen += keys.len() as u64;
+        let mut c = Cluster::conn(port);
+        let got = digests(&mut c, &keys);
+        let want = digests(&mut src, &keys);
+        let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differ, 0,
+            "node {port}: {differ} keys differ from the source"
+        );
+    }
+    assert_eq!(seen, total, "every key, once");
+}
+
+#[test]
+fn cluster_replay_routes_every_key() {
+    let b = build("redis-7.0");
+    let (source, rdb) = populated_dump(100_000);
+    let cluster = Cluster::start(&b);
+    let (code, out, err) = replay(&rdb, &url(&cluster.nodes[0]), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cluster of 3 masters"), "{out}");
+    check_cluster_matches(&cluster, &source, 100_000);
+}
+
+#[test]
+fn cluster_replay_survives_a_slot_migration() {
+    let b = build("redis-7.0");
+    let (source, rdb) = populated_dump(100_000);
+    let cluster = Cluster::start(&b);
+    let id = |n: &Server| n.cli(&["CLUSTER", "MYID"]).trim().to_string();
+    let (from, to) = (id(&cluster.nodes[0]), id(&cluster.nodes[1]));
+    let mut reshard = Command::new(redis_cli())
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", cluster.nodes[0].port),
+        ])
+        .args([
+            "--cluster-from",
+            &from,
+            "--cluster-to",
+            &to,
+            "--cluster-slots",
+            "1500",
+        ])
+        .args(["--cluster-yes", "--cluster-pipeline", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Slow enough that the migration runs during the whole replay.
+    let (code, out, err) = replay(
+        &rdb,
+        &url(&cluster.nodes[2]),
+        &[
+            "--max-ops-per-sec",
+            "25000",
+            "--mode",
+            "commands",
+            "--pipeline",
+            "100",
+        ],
+    );
+    let resharded = reshard.wait().unwrap();
+    assert!(resharded.success(), "reshard failed");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(", 0 failed"), "{out}");
+    let retries: u64 = out
+        .split("commands, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.replace(',', "").parse().ok())
+        .unwrap_or(0);
+    assert!(retries > 0, "the migration redirected nothing: {out}");
+    check_cluster_matches(&cluster, &source, 100_000);
+}
