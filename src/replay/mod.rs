@@ -207,7 +207,7 @@ impl<'h> Replay<'h> {
         let cluster = opts.cluster || facts.cluster;
         let (events_tx, events) = crossbeam_channel::unbounded();
         let mut r = Replay {
-            watermark: Watermark::starting_at(opts.resume_from),
+            watermark: Watermark::default(),
             opts,
             facts,
             cluster,
@@ -614,7 +614,7 @@ impl<'h> Replay<'h> {
         }
         let node = self.route(&unit);
         self.summary.commands += u64::from(unit.commands);
-        self.summary.sent += u64::from(!unit.resend || unit.form == Form::Raw);
+        self.summary.sent += u64::from(unit.failing_since.is_none());
         let batch = &mut self.pending[node];
         batch.1 += unit.commands as usize;
         batch.2 += unit.body.len();
