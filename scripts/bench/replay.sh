@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Benchmark `rdbtool replay` into a local redis-server 7.0, in one run:
+#   1. the floor: the server loading the same RDB at startup;
+#   2. replay --mode restore into an empty server (target: <= 1.5x the floor);
+#   3. replay --mode commands vs `export --format resp | redis-cli --pipe` on the same data
+#      (target: >= 1.0x, by keys loaded per second).
+#
+# Usage: scripts/bench/replay.sh [DUMP]
+#   DUMP  default /tmp/rdbtool-bench/mixed-1g.rdb (made by gen_dump.py when absent)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dump=${1:-/tmp/rdbtool-bench/mixed-1g.rdb}
+rdbtool=$root/target/release/rdbtool
+server=/usr/bin/redis-server
+cli=/usr/bin/redis-cli
+
+[[ -x $server && -x $cli ]] || { apt-get update >&2; apt-get install -y redis-server redis-tools >&2; }
+(cd "$root" && cargo build --release)
+[[ -s $dump ]] || python3 "$here/gen_dump.py" --output "$dump"
+
+tmp=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+pid=
+stop() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; pid=; }
+trap 'stop; rm -rf "$tmp"' EXIT
+
+# start [RDB]: a fresh server in $tmp on $port, loading RDB when given; prints seconds to ready.
+start() {
+    rm -f "$tmp/dump.rdb"
+    [[ $# -gt 0 ]] && ln -s "$(realpath "$1")" "$tmp/dump.rdb"
+    local t0=$(date +%s.%N)
+    "$server" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+        --dbfilename dump.rdb --logfile "$tmp/server.log" --daemonize no &
+    pid=$!
+    until [[ $("$cli" -p "$port" PING 2>/dev/null) == PONG ]]; do sleep 0.05; done
+    echo "$(date +%s.%N) - $t0" | bc
+}
+
+# timed CMD...: runs CMD, prints wall seconds.
+timed() {
+    local t0=$(date +%s.%N)
+    "$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/out" "$tmp/err" >&2; return 1; }
+    echo "$(date +%s.%N) - $t0" | bc
+}
+
+keys() { "$cli" -p "$port" INFO keyspace | awk -F'[=,:]' '/^db/ {n += $3} END {print n}'; }
+
+size=$(stat -c %s "$dump")
+echo "dump: $dump ($((size >> 20)) MiB)"
+
+load=$(start "$dump")
+nkeys=$(keys)
+stop
+echo "server loading at startup: ${load} s, ${nkeys} keys"
+
+start >/dev/null
+restore=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode restore -q)
+got=$(keys)
+stop
+echo "replay --mode restore: ${restore} s, ${got} keys, $(echo "scale=2; $restore / $load" | bc)x the load time (target <= 1.5x)"
+tail -3 "$tmp/out"
+
+start >/dev/null
+commands=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode commands -q)
+got_c=$(keys)
+stop
+echo "replay --mode commands: ${commands} s, ${got_c} keys"
+tail -3 "$tmp/out"
+
+start >/dev/null
+pipe=$(timed bash -c "'$rdbtool' export --format resp -q '$dump' | '$cli' -p $port --pipe")
+got_p=$(keys)
+stop
+echo "export --format resp | redis-cli --pipe: ${pipe} s, ${got_p} keys"
+tail -1 "$tmp/out"
+echo "replay --mode commands vs export | redis-cli --pipe: $(echo "scale=2; $pipe / $commands" | bc)x keys/s (target >= 1.0x)"
