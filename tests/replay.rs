@@ -477,7 +477,10 @@ fn aof_files_replay_in_order() {
         if preamble == "yes" {
             source.cli(&["BGREWRITEAOF"]);
             let start = Instant::now();
-            while !source.cli(&["INFO", "persistence"]).contains("aof_rewrite_in_progress:0") {
+            while !source
+                .cli(&["INFO", "persistence"])
+                .contains("aof_rewrite_in_progress:0")
+            {
                 assert!(start.elapsed() < Duration::from_secs(20));
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -498,4 +501,174 @@ fn aof_files_replay_in_order() {
         assert_eq!(code, 0, "preamble {preamble}: {out}{err}");
         assert_eq!(target.digest(), want, "preamble {preamble}: {out}");
     }
+}
+
+/// Password from REDISCLI_AUTH, never printed; --db-map; --no-ttl and --ttl-shift.
+#[test]
+fn auth_db_map_and_ttl_options() {
+    let b = build("redis-7.0");
+    let rdb = common::testdata("redis-7.0.rdb");
+    let target = Server::start(&b, None);
+    target.cli(&["CONFIG", "SET", "requirepass", "s3cret"]);
+    let to = format!("redis://127.0.0.1:{}", target.port);
+    let out = Command::new(rdbtool_bin())
+        .args(["replay", rdb.to_str().unwrap(), "--to", &to])
+        .args(["--db-map", "0=3,5=6", "--no-ttl", "--type", "string"])
+        .env("REDISCLI_AUTH", "s3cret")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("s3cret"), "password printed: {text}");
+    let authed = |args: &[&str]| {
+        let mut all = vec!["-a", "s3cret", "--no-auth-warning"];
+        all.extend_from_slice(args);
+        target.cli(&all)
+    };
+    assert_eq!(
+        authed(&["-n", "0", "DBSIZE"]).trim(),
+        "0",
+        "db 0 moved to 3"
+    );
+    let in3: u64 = authed(&["-n", "3", "DBSIZE"]).trim().parse().unwrap();
+    assert!(in3 > 10, "strings of db 0 in db 3: {in3}");
+    assert_eq!(authed(&["-n", "6", "EXISTS", "db5:str"]).trim(), "1");
+    assert_eq!(
+        authed(&["-n", "3", "TTL", "str:ttl:1"]).trim(),
+        "-1",
+        "--no-ttl"
+    );
+
+    // With the password in the URL instead: the summary shows it redacted.
+    let to = format!("redis://:s3cret@127.0.0.1:{}/2", target.port);
+    let (code, out, err) = replay(
+        &rdb,
+        &to,
+        &[
+            "--db",
+            "0",
+            "--key",
+            "str:ttl:*",
+            "--ttl-shift",
+            "-10",
+            "--on-exists",
+            "skip",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(":***@127.0.0.1") && !out.contains("s3cret"),
+        "{out}"
+    );
+    let source = Server::start(&b, Some(&rdb));
+    let src_ms: i64 = source
+        .cli(&["PEXPIRETIME", "str:ttl:1"])
+        .trim()
+        .parse()
+        .unwrap();
+    let got_ms: i64 = authed(&["-n", "2", "PEXPIRETIME", "str:ttl:1"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(got_ms, src_ms - 10_000, "--ttl-shift -10");
+}
+
+/// rediss://: certificates are checked by default (against --cacert), and not with --insecure.
+#[test]
+fn tls_checks_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+    ]);
+    std::fs::write(p("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("server.crt"),
+    ]);
+    let b = build("redis-7.0");
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server::start_with(
+        &b,
+        None,
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &p("server.crt"),
+            "--tls-key-file",
+            &p("server.key"),
+            "--tls-ca-cert-file",
+            &p("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let rdb = common::testdata("redis-7.0.rdb");
+    let to = format!("rediss://127.0.0.1:{tls_port}");
+    let (code, out, err) = replay(&rdb, &to, &[]);
+    assert_eq!(code, 2, "an unknown authority is refused: {out}{err}");
+    let (code, out, err) = replay(&rdb, &to, &["--cacert", &p("ca.crt")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("rediss://127.0.0.1"), "{out}");
+    let want = Server::start(&b, Some(&rdb)).digest();
+    assert_eq!(server.digest(), want);
+    let (code, out, err) = replay(&rdb, &to, &["--insecure", "--on-exists", "skip"]);
+    assert_eq!(code, 0, "{out}{err}");
 }

@@ -26,16 +26,17 @@ pid=
 stop() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; pid=; }
 trap 'stop; rm -rf "$tmp"' EXIT
 
-# start [RDB]: a fresh server in $tmp on $port, loading RDB when given; prints seconds to ready.
+# start [RDB]: a fresh server in $tmp on $port, loading RDB when given; sets $ready to the
+# seconds it took to answer PING (loading answers -LOADING).
 start() {
     rm -f "$tmp/dump.rdb"
     [[ $# -gt 0 ]] && ln -s "$(realpath "$1")" "$tmp/dump.rdb"
     local t0=$(date +%s.%N)
     "$server" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-        --dbfilename dump.rdb --logfile "$tmp/server.log" --daemonize no &
+        --dbfilename dump.rdb --logfile "$tmp/server.log" --daemonize no >/dev/null 2>&1 &
     pid=$!
     until [[ $("$cli" -p "$port" PING 2>/dev/null) == PONG ]]; do sleep 0.05; done
-    echo "$(date +%s.%N) - $t0" | bc
+    ready=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 
 # timed CMD...: runs CMD, prints wall seconds.
@@ -50,26 +51,27 @@ keys() { "$cli" -p "$port" INFO keyspace | awk -F'[=,:]' '/^db/ {n += $3} END {p
 size=$(stat -c %s "$dump")
 echo "dump: $dump ($((size >> 20)) MiB)"
 
-load=$(start "$dump")
+start "$dump"
+load=$ready
 nkeys=$(keys)
 stop
 echo "server loading at startup: ${load} s, ${nkeys} keys"
 
-start >/dev/null
+start
 restore=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode restore -q)
 got=$(keys)
 stop
 echo "replay --mode restore: ${restore} s, ${got} keys, $(echo "scale=2; $restore / $load" | bc)x the load time (target <= 1.5x)"
 tail -3 "$tmp/out"
 
-start >/dev/null
+start
 commands=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode commands -q)
 got_c=$(keys)
 stop
 echo "replay --mode commands: ${commands} s, ${got_c} keys"
 tail -3 "$tmp/out"
 
-start >/dev/null
+start
 pipe=$(timed bash -c "'$rdbtool' export --format resp -q '$dump' | '$cli' -p $port --pipe")
 got_p=$(keys)
 stop

@@ -28,6 +28,8 @@ impl Endpoint {
     /// `redis://[user:pass@]host:port[/db]` or `rediss://...`; the password may come from
     /// `REDISCLI_AUTH` instead of the URL.
     pub fn parse(url: &str, tls: &Tls) -> redis::RedisResult<Endpoint> {
+        // rustls needs one process-wide crypto provider; the first call installs ring's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut info = url.into_connection_info()?;
         if info.redis_settings().password().is_none()
             && let Ok(password) = std::env::var("REDISCLI_AUTH")

@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
 use crate::filter::Filter;
 use crate::rdb::value::ValueReader;
-use crate::rdb::{self, Reader, Record, SliceInput};
+use crate::rdb::{self, Item, Kind, Reader, Record, SliceInput, Visitor};
 use crate::resp::Command;
 use checkpoint::Watermark;
 use endpoint::{Endpoint, ServerFacts};
@@ -353,7 +353,7 @@ impl<'h> Replay<'h> {
                         continue;
                     }
                     self.summary.keys += 1;
-                    let target_db = self.opts.db_map.get(&db).copied().unwrap_or(db);
+                    let target_db = self.target_db(db);
                     if self.cluster && target_db != 0 {
                         reader.skip_value()?;
                         self.fail(
@@ -379,33 +379,60 @@ impl<'h> Replay<'h> {
                         freq: meta.freq,
                     };
                     let mut body = Vec::new();
-                    let sent = export::resp_key(
-                        &mut reader,
-                        data,
-                        version,
-                        &info,
-                        &eopts,
-                        &mut esummary,
-                        &mut body,
-                    )?;
-                    let (form, commands) = match sent {
-                        Sent::Restore if name == &key[..] => (Form::Restore, 1),
-                        Sent::Restore => (Form::Staged { tmp }, 1),
-                        Sent::Native(n) if !staged => (Form::Direct, n),
-                        Sent::Native(n) if name == &tmp[..] => (Form::Staged { tmp }, n),
-                        Sent::Native(_) => {
-                            // A value too large for RESTORE, written natively under its own
-                            // name: write it again under the temporary one.
+                    let set_form = !eopts.restore
+                        && ty.kind() == Kind::String
+                        && (self.facts.target.valkey || self.facts.target.major >= 3);
+                    let (form, commands) = if set_form {
+                        let value = read_string(&mut reader)?;
+                        if value.len() <= eopts.batch.bytes {
+                            self.set_command(&key, &value, expire_ms, staged)
+                                .write_to(&mut body)
+                                .map_err(|e| Error::Target(e.to_string()))?;
+                            (Form::Set, 1)
+                        } else {
+                            // Larger than one bulk string may be: SET and APPENDs.
                             let (start, end) = reader.value_span();
-                            body.clear();
-                            let info = KeyInfo { key: &tmp, ..info };
                             let n = native_from_bytes(
                                 &data[start as usize..end as usize],
                                 &info,
                                 &eopts,
                                 &mut body,
                             )?;
-                            (Form::Staged { tmp }, n)
+                            if staged {
+                                (Form::Staged { tmp: tmp.clone() }, n)
+                            } else {
+                                (Form::Direct, n)
+                            }
+                        }
+                    } else {
+                        let sent = export::resp_key(
+                            &mut reader,
+                            data,
+                            version,
+                            &info,
+                            &eopts,
+                            &mut esummary,
+                            &mut body,
+                        )?;
+                        match sent {
+                            Sent::Restore if name == &key[..] => (Form::Restore, 1),
+                            Sent::Restore => (Form::Staged { tmp }, 1),
+                            Sent::Native(n) if !staged => (Form::Direct, n),
+                            Sent::Native(n) if name == &tmp[..] => (Form::Staged { tmp }, n),
+                            Sent::Native(_) => {
+                                // A value too large for RESTORE, written natively under its own
+                                // name: write it again under the temporary one.
+                                let (start, end) = reader.value_span();
+                                body.clear();
+                                let info = KeyInfo { key: &tmp, ..info };
+                                let n = native_from_bytes(
+                                    &data[start as usize..end as usize],
+                                    &info,
+                                    &eopts,
+                                    &mut body,
+                                )?;
+                                (Form::Staged { tmp }, n)
+                            }
                         }
                     };
                     match form {
@@ -439,6 +466,36 @@ impl<'h> Replay<'h> {
             self.notice(n);
         }
         Ok(())
+    }
+
+    /// Where keys of source database `db` go: `--db-map`, else the URL's database when it
+    /// names one other than 0, else the same number.
+    fn target_db(&self, db: u64) -> u64 {
+        match self.opts.db_map.get(&db) {
+            Some(&to) => to,
+            None if self.endpoint.db() > 0 => self.endpoint.db() as u64,
+            None => db,
+        }
+    }
+
+    /// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command.
+    fn set_command(&self, key: &[u8], value: &[u8], expire_ms: Option<i64>, nx: bool) -> Command {
+        let mut c = Command::new("SET");
+        c.arg(key).arg(value);
+        if nx {
+            c.arg(b"NX");
+        }
+        let t = self.facts.target;
+        match expire_ms {
+            Some(ms) if t.valkey || (t.major, t.minor) >= (6, 2) => {
+                c.arg(b"PXAT").arg_int(ms);
+            }
+            Some(ms) => {
+                c.arg(b"PX").arg_int((ms - self.opts.now_ms).max(1));
+            }
+            None => {}
+        }
+        c
     }
 
     fn notice(&mut self, n: String) {
@@ -540,7 +597,7 @@ impl<'h> Replay<'h> {
             let key = cmd.args.get(1).copied().unwrap_or_default();
             let unit = Unit {
                 seq: 0,
-                db: self.opts.db_map.get(&db).copied().unwrap_or(db),
+                db: self.target_db(db),
                 key: if name == b"MULTI" {
                     Vec::new()
                 } else {
@@ -614,7 +671,7 @@ impl<'h> Replay<'h> {
         }
         let node = self.route(&unit);
         self.summary.commands += u64::from(unit.commands);
-        self.summary.sent += u64::from(unit.failing_since.is_none());
+        self.summary.sent += u64::from(unit.failing_since.is_none() && unit.form != Form::Cleanup);
         let batch = &mut self.pending[node];
         batch.1 += unit.commands as usize;
         batch.2 += unit.body.len();
@@ -687,6 +744,30 @@ impl<'h> Replay<'h> {
         self.summary.replies += replies.replies;
         self.summary.error_replies += replies.errors;
         for (mut unit, outcome) in units.into_iter().zip(outcomes) {
+            if unit.form == Form::Cleanup && !matches!(outcome, Outcome::Retry(_)) {
+                continue;
+            }
+            if let (Outcome::Exists, Form::Staged { tmp }) = (&outcome, &unit.form) {
+                // The value built aside was not renamed: drop it.
+                let mut body = Vec::new();
+                let _ = Command::new("DEL").arg(tmp).write_to(&mut body);
+                self.delayed.push((
+                    Instant::now(),
+                    Unit {
+                        seq: u64::MAX,
+                        db: unit.db,
+                        key: tmp.clone(),
+                        slot: unit.slot,
+                        body,
+                        commands: 1,
+                        form: Form::Cleanup,
+                        resend: false,
+                        ask: None,
+                        pinned: None,
+                        failing_since: None,
+                    },
+                ));
+            }
             match outcome {
                 Outcome::Acked => {
                     self.summary.acked += 1;
@@ -840,6 +921,21 @@ impl<'h> Replay<'h> {
 fn split_addr(addr: &str) -> Option<(&str, u16)> {
     let (host, port) = addr.rsplit_once(':')?;
     Some((host, port.parse().ok()?))
+}
+
+/// The value of a string key.
+fn read_string<'a>(reader: &mut Reader<'a, SliceInput<'a>>) -> Result<Vec<u8>, Error> {
+    struct Capture(Vec<u8>);
+    impl Visitor for Capture {
+        fn item(&mut self, item: Item<'_>) {
+            if let Item::Str(v) = item {
+                v.with_bytes(|b| self.0.extend_from_slice(b));
+            }
+        }
+    }
+    let mut c = Capture(Vec::new());
+    reader.read_value(&mut c)?;
+    Ok(c.0)
 }
 
 /// Native commands for a value held in `value` (the type byte's value, as in the file).

@@ -15,8 +15,12 @@ pub enum Form {
     /// Native commands on the key itself, after `DEL key` (replace semantics).
     Direct,
     /// Native commands on a temporary key in the same slot, then `RENAMENX tmp key` (0 means
-    /// the key existed: nothing is overwritten) and `DEL tmp` to drop what was not renamed.
+    /// the key existed: nothing is overwritten, and the temporary key is deleted afterwards).
     Staged { tmp: Vec<u8> },
+    /// A string in one `SET key value [NX] [PXAT ms]`: a nil reply (NX) means the key existed.
+    Set,
+    /// `DEL tmp` of a staged unit whose key existed: not a key of the source.
+    Cleanup,
     /// Commands from an AOF, sent as they are.
     Raw,
     /// FUNCTION LOAD of a library: "already exists" means the library existed.
@@ -117,8 +121,9 @@ impl Packed {
             }
             let ask = u.ask.is_some();
             match (&u.form, u.resend) {
-                (Form::Restore, false) | (Form::Raw | Form::Function, _) => p.body(i, u, ask),
-                (Form::Restore, true) | (Form::Direct, _) => {
+                (Form::Restore | Form::Set, false)
+                | (Form::Raw | Form::Function | Form::Cleanup, _) => p.body(i, u, ask),
+                (Form::Restore | Form::Set, true) | (Form::Direct, _) => {
                     p.push(i, Role::Body, Command::new("DEL").arg(&u.key), ask);
                     p.body(i, u, ask);
                 }
@@ -193,6 +198,7 @@ impl Packed {
                     &units[unit as usize].form,
                 ),
                 Value::Int(0) if role == Role::RenameNx => Outcome::Exists,
+                Value::Nil if units[unit as usize].form == Form::Set => Outcome::Exists,
                 _ => continue,
             };
             if rank(&new) > rank(o) {
@@ -302,9 +308,9 @@ mod tests {
         let cases = [
             (Form::Restore, false, false, 2),
             (Form::Direct, false, false, 3),
-            (staged.clone(), false, false, 4),
+            (staged.clone(), false, false, 3),
             (staged.clone(), true, false, 4),
-            (staged, false, true, 8),
+            (staged, false, true, 6),
         ];
         for (form, resend, ask, replies) in cases {
             let units = [unit(form, resend, ask)];
@@ -321,9 +327,9 @@ mod tests {
         let units = [unit(Form::Staged { tmp: b"t".to_vec() }, false, false)];
         let p = Packed::new(&units, &mut None);
         let ok = Value::Okay;
-        let replies = [Value::Int(1), Value::Int(2), Value::Int(0), Value::Int(1)];
+        let replies = [Value::Int(1), Value::Int(2), Value::Int(0)];
         assert_eq!(p.outcomes(&units, &replies).0, [Outcome::Exists]);
-        let replies = [Value::Int(1), Value::Int(2), Value::Int(1), ok];
+        let replies = [Value::Int(1), ok, Value::Int(1)];
         assert_eq!(p.outcomes(&units, &replies).0, [Outcome::Acked]);
         assert_eq!(
             classify("MOVED", "3 127.0.0.1:7001", &Form::Direct),
