@@ -365,76 +365,23 @@ impl<'h> Replay<'h> {
                         continue;
                     }
                     let resend = seq >= self.opts.resume_from && self.opts.resume_from > 0;
-                    let eopts = self.export_options(version, resend);
                     let slot = slots::key_slot(&key);
-                    let staged = self.opts.on_exists != OnExists::Replace && !resend;
-                    let tmp = self.tmp_name(slot, seq);
-                    let name: &[u8] = if staged && !eopts.restore { &tmp } else { &key };
                     let info = KeyInfo {
                         db: target_db,
-                        key: name,
+                        key: &key,
                         ty,
                         expire_ms,
                         idle: meta.idle,
                         freq: meta.freq,
                     };
-                    let mut body = Vec::new();
-                    let set_form = !eopts.restore
-                        && ty.kind() == Kind::String
-                        && (self.facts.target.valkey || self.facts.target.major >= 3);
-                    let (form, commands) = if set_form {
-                        let value = read_string(&mut reader)?;
-                        if value.len() <= eopts.batch.bytes {
-                            self.set_command(&key, &value, expire_ms, staged)
-                                .write_to(&mut body)
-                                .map_err(|e| Error::Target(e.to_string()))?;
-                            (Form::Set, 1)
-                        } else {
-                            // Larger than one bulk string may be: SET and APPENDs.
-                            let (start, end) = reader.value_span();
-                            let n = native_from_bytes(
-                                &data[start as usize..end as usize],
-                                &info,
-                                &eopts,
-                                &mut body,
-                            )?;
-                            if staged {
-                                (Form::Staged { tmp: tmp.clone() }, n)
-                            } else {
-                                (Form::Direct, n)
-                            }
-                        }
-                    } else {
-                        let sent = export::resp_key(
-                            &mut reader,
-                            data,
-                            version,
-                            &info,
-                            &eopts,
-                            &mut esummary,
-                            &mut body,
-                        )?;
-                        match sent {
-                            Sent::Restore if name == &key[..] => (Form::Restore, 1),
-                            Sent::Restore => (Form::Staged { tmp }, 1),
-                            Sent::Native(n) if !staged => (Form::Direct, n),
-                            Sent::Native(n) if name == &tmp[..] => (Form::Staged { tmp }, n),
-                            Sent::Native(_) => {
-                                // A value too large for RESTORE, written natively under its own
-                                // name: write it again under the temporary one.
-                                let (start, end) = reader.value_span();
-                                body.clear();
-                                let info = KeyInfo { key: &tmp, ..info };
-                                let n = native_from_bytes(
-                                    &data[start as usize..end as usize],
-                                    &info,
-                                    &eopts,
-                                    &mut body,
-                                )?;
-                                (Form::Staged { tmp }, n)
-                            }
-                        }
-                    };
+                    let (form, commands, body) = self.encode_key(
+                        &mut reader,
+                        data,
+                        version,
+                        info,
+                        (slot, seq, resend),
+                        &mut esummary,
+                    )?;
                     match form {
                         Form::Restore => self.summary.restored += 1,
                         _ => self.summary.native += 1,
@@ -466,6 +413,73 @@ impl<'h> Replay<'h> {
             self.notice(n);
         }
         Ok(())
+    }
+
+    /// The commands for one key, and their form: `SET [NX]` for a string, `RESTORE`, or native
+    /// commands (on a temporary key when an existing key must not be overwritten). `at` is the
+    /// key's slot, position and whether it is sent with replace semantics.
+    fn encode_key<'a>(
+        &self,
+        reader: &mut Reader<'a, SliceInput<'a>>,
+        data: &[u8],
+        version: u16,
+        info: KeyInfo<'_>,
+        (slot, seq, resend): (u16, u64, bool),
+        esummary: &mut export::Summary,
+    ) -> Result<(Form, u64, Vec<u8>), Error> {
+        let eopts = self.export_options(version, resend);
+        let staged = self.opts.on_exists != OnExists::Replace && !resend;
+        let key = info.key;
+        let tmp = if staged {
+            self.tmp_name(slot, seq)
+        } else {
+            Vec::new()
+        };
+        let mut body = Vec::new();
+        // Written natively under `name`, then the form that makes the key.
+        let native = |name: &[u8], n: u64| match name == key {
+            true => (Form::Direct, n),
+            false => (Form::Staged { tmp: tmp.clone() }, n),
+        };
+        let name: &[u8] = if staged && !eopts.restore { &tmp } else { key };
+        let t = self.facts.target;
+        if !eopts.restore && info.ty.kind() == Kind::String && (t.valkey || t.major >= 3) {
+            let value = read_string(reader)?;
+            if value.len() <= eopts.batch.bytes {
+                self.set_command(key, &value, info.expire_ms, staged)
+                    .write_to(&mut body)
+                    .map_err(|e| Error::Target(e.to_string()))?;
+                return Ok((Form::Set, 1, body));
+            }
+            // Larger than one bulk string may be: SET and APPENDs.
+            let (start, end) = reader.value_span();
+            let value = &data[start as usize..end as usize];
+            let n = native_from_bytes(value, &KeyInfo { key: name, ..info }, &eopts, &mut body)?;
+            let (form, n) = native(name, n);
+            return Ok((form, n, body));
+        }
+        let info = KeyInfo { key: name, ..info };
+        let (form, n) =
+            match export::resp_key(reader, data, version, &info, &eopts, esummary, &mut body)? {
+                Sent::Restore if name == key => (Form::Restore, 1),
+                Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
+                Sent::Native(n) if !staged || name != key => native(name, n),
+                Sent::Native(_) => {
+                    // Too large for RESTORE, so written natively under the key's own name: write
+                    // it again under the temporary one.
+                    let (start, end) = reader.value_span();
+                    body.clear();
+                    let value = &data[start as usize..end as usize];
+                    let n = native_from_bytes(
+                        value,
+                        &KeyInfo { key: &tmp, ..info },
+                        &eopts,
+                        &mut body,
+                    )?;
+                    native(&tmp, n)
+                }
+            };
+        Ok((form, n, body))
     }
 
     /// Where keys of source database `db` go: `--db-map`, else the URL's database when it
