@@ -672,3 +672,51 @@ fn tls_checks_certificates() {
     let (code, out, err) = replay(&rdb, &to, &["--insecure", "--on-exists", "skip"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// Ctrl-C: the keys in flight get their answers, the checkpoint is written, the exit status
+/// says the replay did not finish; --resume completes it.
+#[test]
+fn interrupt_writes_the_checkpoint_and_resume_completes() {
+    let b = build("redis-7.0");
+    let (source, rdb) = populated_dump(50_000);
+    let want = source.digest();
+    let target = Server::start(&b, None);
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("checkpoint.json");
+    let child = Command::new(rdbtool_bin())
+        .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
+        .args([
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--max-ops-per-sec",
+            "10000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let done = checkpoint["done"].as_u64().unwrap();
+    let on_target: u64 = target.cli(&["DBSIZE"]).trim().parse().unwrap();
+    assert!(done > 0 && done < 50_000, "{checkpoint}");
+    // Everything in flight was answered before the checkpoint was written.
+    assert_eq!(on_target, done, "{checkpoint}");
+    let (code, out, err) = replay(
+        &rdb,
+        &url(&target),
+        &["--checkpoint", cp.to_str().unwrap(), "--resume"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target.digest(), want);
+}
