@@ -135,7 +135,6 @@ impl Packed {
                         Command::new("RENAMENX").arg(tmp).arg(&u.key),
                         ask,
                     );
-                    p.push(i, Role::Body, Command::new("DEL").arg(tmp), ask);
                 }
                 (Form::Staged { tmp }, true) => {
                     p.push(i, Role::Body, Command::new("DEL").arg(tmp), ask);
@@ -313,10 +312,10 @@ mod tests {
             (staged, false, true, 6),
         ];
         for (form, resend, ask, replies) in cases {
-            let units = [unit(form, resend, ask)];
+            let units = [unit(form.clone(), resend, ask)];
             let p = Packed::new(&units, &mut Some(0));
-            assert_eq!(p.replies(), replies);
-            assert_eq!(split_commands(&p.buf).len(), replies);
+            assert_eq!(p.replies(), replies, "{form:?} {resend} {ask}");
+            assert_eq!(split_commands(&p.buf).len(), replies, "{:?}", String::from_utf8_lossy(&p.buf));
         }
         let units = [unit(Form::Direct, false, false)];
         assert_eq!(Packed::new(&units, &mut Some(3)).replies(), 4, "SELECT");
