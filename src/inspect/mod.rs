@@ -16,7 +16,7 @@ use crate::rdb::ordered;
 use crate::rdb::value::Container;
 use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
-use memory::MemoryVisitor;
+use memory::{Allocator, MemoryVisitor, Model, Server};
 use prefix::Prefixes;
 
 #[derive(Debug, Clone)]
@@ -27,6 +27,10 @@ pub struct Options {
     pub depth: usize,
     /// Expiries are compared with this time (unix ms).
     pub now_ms: i64,
+    /// The release whose memory layout the estimate follows; by default the one that wrote
+    /// the file (see [`memory::model`]).
+    pub memory_model: Option<Server>,
+    pub allocator: Allocator,
 }
 
 /// One key's facts, as `--keys` writes them.
@@ -41,7 +45,7 @@ pub struct KeyRow<'k> {
     pub rdb_bytes: u64,
     pub elements: u64,
     pub largest_element: u64,
-    /// Estimated bytes in a Redis 7.0 server; None for module values.
+    /// Estimated bytes in the server (as `MEMORY USAGE` counts them); None for module values.
     pub memory: Option<u64>,
 }
 
@@ -131,9 +135,34 @@ pub struct TopKey {
     pub value: u64,
 }
 
+/// The memory model an estimate followed.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MemoryModel {
+    /// The release, `redis-7.0` or `valkey-9.1`.
+    pub server: String,
+    /// The releases that lay memory out the same way.
+    pub layout: &'static str,
+    pub allocator: &'static str,
+    /// What named the release: `--memory-model`, an aux field (`redis-ver 7.0.15`), or the
+    /// file's format.
+    pub chosen_by: String,
+}
+
+impl MemoryModel {
+    fn new(model: &Model, origin: &memory::Origin) -> Self {
+        MemoryModel {
+            server: model.server.to_string(),
+            layout: model.layout.name,
+            allocator: model.allocator.name(),
+            chosen_by: origin.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Report {
     pub format: String,
+    pub memory_model: MemoryModel,
     pub aux: Vec<AuxField>,
     pub functions: Vec<String>,
     pub module_aux: Vec<String>,
@@ -152,9 +181,6 @@ pub struct Report {
     pub top_by_memory: Vec<TopKey>,
     pub prefixes: Vec<prefix::PrefixRow>,
 }
-
-/// Bytes of an expires-dict entry per key with a TTL (a 24-byte dictEntry).
-const EXPIRE_ENTRY: u64 = 24;
 
 /// A candidate for a top list: (measure, tie-breaker favouring earlier keys, db, key, type,
 /// encoding).
@@ -265,6 +291,7 @@ struct KeyInfo<'a> {
     key: std::borrow::Cow<'a, [u8]>,
     ty: ObjectType,
     meta: rdb::KeyMeta,
+    model: Model,
     record: u64,
     start: u64,
     end: u64,
@@ -275,7 +302,7 @@ type Measured = Result<(u64, u64, MemoryVisitor), rdb::Error>;
 
 fn measure(data: &[u8], info: &KeyInfo<'_>) -> Measured {
     let mut v = KeyVisitor {
-        memory: MemoryVisitor::new(info.ty),
+        memory: MemoryVisitor::new(info.ty, info.model),
         elements: 0,
         largest: 0,
     };
@@ -309,6 +336,13 @@ pub fn inspect(
     let mut header = Report::default();
     let mut error: Option<rdb::Error> = None;
     let mut value_error: Option<rdb::Error> = None;
+    // Decided at the first key, once the aux fields that name the writer have been read.
+    let format = reader.format();
+    let mut versions: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut model: Option<(Model, memory::Origin)> = None;
+    let choose = |versions: &[(Vec<u8>, Vec<u8>)]| {
+        memory::model::choose(opts.memory_model, opts.allocator, format, versions)
+    };
     let mut keys = |info: KeyInfo<'_>, measured: Measured| {
         let (elements, largest, memory) = match measured {
             Ok(m) => m,
@@ -337,13 +371,14 @@ pub fn inspect(
             rdb_bytes: info.end - info.record,
             elements,
             largest_element: largest,
-            memory: memory.finish(info.key.len() as u64),
+            memory: memory.finish(info.key.len() as u64, info.meta.expire_ms.is_some()),
         };
         add_key(
             &mut report,
             &mut types[usize::from(info.ty.code())],
             &row,
             &info.meta,
+            memory::expire_entry(&info.model),
             ctime_ms.get(),
             opts.now_ms,
         );
@@ -372,6 +407,9 @@ pub fn inspect(
             };
             match rec.record {
                 Record::Aux { key, value } => {
+                    if Server::from_aux(&key, &value).is_some() {
+                        versions.push((key.to_vec(), value.to_vec()));
+                    }
                     let name = String::from_utf8_lossy(&key).into_owned();
                     let value = String::from_utf8_lossy(&value).into_owned();
                     if name == "ctime" {
@@ -403,6 +441,7 @@ pub fn inspect(
                         key,
                         ty,
                         meta,
+                        model: model.get_or_insert_with(|| choose(&versions)).0,
                         record: rec.offset,
                         start,
                         end,
@@ -421,6 +460,8 @@ pub fn inspect(
     {
         return Err(e);
     }
+    let (model, origin) = model.unwrap_or_else(|| choose(&versions));
+    report.memory_model = MemoryModel::new(&model, &origin);
     report.aux = header.aux;
     report.functions = header.functions;
     report.module_aux = header.module_aux;
@@ -457,12 +498,13 @@ fn add_key(
     t: &mut TypeStats,
     row: &KeyRow<'_>,
     meta: &rdb::KeyMeta,
+    expire_entry: u64,
     ctime_ms: Option<i64>,
     now_ms: i64,
 ) {
     let memory = row.memory.unwrap_or(0)
         + if row.expire_at.is_some() {
-            EXPIRE_ENTRY
+            expire_entry
         } else {
             0
         };
