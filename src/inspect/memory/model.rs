@@ -251,6 +251,9 @@ const OLD_STREAM: StreamLayout = StreamLayout {
     rax: Rax::Allowance,
 };
 
+/// Redis 4.0 and 5.0 (and files of older releases): sds strings reported by header and
+/// length, ziplists and intsets by length, embedded strings as `len + 2 + 16`; 96-byte dicts;
+/// skiplist headers of 64 levels; streams (5.0) without their struct, nodes by length.
 pub static REDIS_4_0: Layout = Layout {
     name: "redis-4.0..5.0",
     key: KeyHolding::Separate,
@@ -272,6 +275,7 @@ pub static REDIS_4_0: Layout = Layout {
     expire_entry: 24,
 };
 
+/// Redis 6.0: sds strings by allocation; skiplist headers of 32 levels.
 pub static REDIS_6_0: Layout = Layout {
     name: "redis-6.0",
     sds_exact: false,
@@ -279,6 +283,7 @@ pub static REDIS_6_0: Layout = Layout {
     ..REDIS_4_0
 };
 
+/// Redis 6.2: streams count their 40-byte struct and nodes by allocation.
 pub static REDIS_6_2: Layout = Layout {
     name: "redis-6.2",
     stream: StreamLayout {
@@ -289,6 +294,8 @@ pub static REDIS_6_2: Layout = Layout {
     ..REDIS_6_0
 };
 
+/// Redis 7.0: listpacks instead of ziplists, every blob by allocation, 56-byte dicts, 40-byte
+/// quicklist nodes, 80-byte stream structs and 40-byte consumer groups.
 pub static REDIS_7_0: Layout = Layout {
     name: "redis-7.0",
     blobs_exact: false,
@@ -307,6 +314,9 @@ pub static REDIS_7_0: Layout = Layout {
     ..REDIS_6_2
 };
 
+/// Redis 7.2 to 7.4 (and Valkey 7.2): a one-node list under 8 KiB and small sets are
+/// listpacks, scores are written shortest, consumers have an active time (32 bytes); 7.4's
+/// hash fields with a TTL carry 16 bytes of metadata.
 pub static REDIS_7_2: Layout = Layout {
     name: "redis-7.2..7.4",
     list_listpack: true,
@@ -319,6 +329,8 @@ pub static REDIS_7_2: Layout = Layout {
     ..REDIS_7_0
 };
 
+/// Redis 8.0 and 8.1: the key and its expiry live in the value's object (`kvobj`), strings
+/// embedded with them up to 64 bytes; sorted-set members count a 16-byte dict entry.
 pub static REDIS_8_0: Layout = Layout {
     name: "redis-8.0..8.1",
     key: KeyHolding::InObject(Embedding {
@@ -344,6 +356,8 @@ pub static REDIS_8_2: Layout = Layout {
     ..REDIS_8_0
 };
 
+/// Valkey 8.0: 7.2's layout, the key embedded in its keyspace dict entry, set members without
+/// an entry of their own when alone in their bucket.
 pub static VALKEY_8_0: Layout = Layout {
     name: "valkey-8.0",
     key: KeyHolding::InEntry,
@@ -351,6 +365,10 @@ pub static VALKEY_8_0: Layout = Layout {
     ..REDIS_7_2
 };
 
+/// Valkey 8.1 to 9.0: the key and expiry in the value's object (strings embedded up to 64
+/// bytes), the open-addressing hashtable for sets, hashes and sorted sets, hash entries holding
+/// field and value in one allocation, radix trees by their real allocations; 9.0's hash fields
+/// with a TTL are tracked in a set of their own.
 pub static VALKEY_8_1: Layout = Layout {
     name: "valkey-8.1..9.0",
     key: KeyHolding::InObject(Embedding {
@@ -370,6 +388,8 @@ pub static VALKEY_8_1: Layout = Layout {
     ..REDIS_7_2
 };
 
+/// Valkey 9.1: embedded strings reuse the value pointer's 8 bytes and go up to 128 bytes;
+/// sorted-set members live in their skiplist node.
 pub static VALKEY_9_1: Layout = Layout {
     name: "valkey-9.1",
     key: KeyHolding::InObject(Embedding {
