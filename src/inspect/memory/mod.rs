@@ -103,6 +103,7 @@ pub struct MemoryVisitor {
     /// Per-element structures of a table, and the small encoding it may take instead.
     entries: u64,
     small: Option<Small>,
+    node_cost: tables::NodeCost,
     elements: u64,
     /// Hash fields with a TTL.
     ttl_fields: u64,
@@ -141,6 +142,7 @@ impl MemoryVisitor {
             last_node: 0,
             entries: 0,
             small,
+            node_cost: Default::default(),
             elements: 0,
             ttl_fields: 0,
             string_len: 0,
@@ -440,7 +442,8 @@ impl Visitor for MemoryVisitor {
             Item::Scored { member, score } => {
                 self.elements += 1;
                 if self.shape == Shape::Table(Holds::Zset) {
-                    self.entries += tables::zset_member(&m, member.len() as u64);
+                    let len = member.len() as u64;
+                    self.entries += tables::zset_member(&m, len, &mut self.node_cost);
                     if let Some(s) = self.small.as_mut() {
                         s.scored(member, score, !m.layout.short_scores);
                     }

@@ -150,7 +150,8 @@ impl Small {
             None => self.ints = false,
         }
         self.longest = self.longest.max(e.len() as u64);
-        self.packer.push(e);
+        // An integer is stored as one, so the packer need not parse it again.
+        self.packer.push(int.map_or(e, Elem::Int));
     }
 
     /// A hash field and value, or a sorted-set member and score.

@@ -85,14 +85,31 @@ pub fn sds_request(len: u64) -> u64 {
     header + len + 1
 }
 
-/// The integer a string stands for, when it is written the one way Redis would write it.
+/// The integer a string stands for, when it is written the one way Redis would write it
+/// (`string2ll`: an optional minus, no leading zeros, no "-0", within 64 bits).
 pub fn canonical_int(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
+    let (negative, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    match digits {
+        [] | [b'0', _, ..] => return None,
+        [b'0'] if negative => return None,
+        _ if digits.len() > 19 => return None,
+        _ => {}
     }
-    let s = std::str::from_utf8(b).ok()?;
-    let i: i64 = s.parse().ok()?;
-    (itoa::Buffer::new().format(i) == s).then_some(i)
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    if negative {
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
 /// The integer a packed encoding would store `e` as, if any.
@@ -197,6 +214,25 @@ mod tests {
         assert_eq!(sds_request(0), 4);
         assert_eq!(sds_request(40), 44);
         assert_eq!(sds_request(300), 306);
+    }
+
+    #[test]
+    fn canonical_ints() {
+        for (s, v) in [
+            (&b"0"[..], Some(0)),
+            (b"-7", Some(-7)),
+            (b"9223372036854775807", Some(i64::MAX)),
+            (b"-9223372036854775808", Some(i64::MIN)),
+            (b"9223372036854775808", None),
+            (b"007", None),
+            (b"-0", None),
+            (b"+1", None),
+            (b"", None),
+            (b"-", None),
+            (b"1.5", None),
+        ] {
+            assert_eq!(canonical_int(s), v, "{}", String::from_utf8_lossy(s));
+        }
     }
 
     #[test]

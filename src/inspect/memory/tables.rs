@@ -29,14 +29,34 @@ pub fn set_member(m: &Model, len: u64) -> u64 {
 }
 
 /// A sorted-set member: its sds, its skiplist node, and its dict entry where it has one.
-pub fn zset_member(m: &Model, len: u64) -> u64 {
+pub fn zset_member(m: &Model, len: u64, nodes: &mut NodeCost) -> u64 {
     match m.layout.table {
-        Table::Dict { .. } => m.layout.zset_entry + m.sds(len) + skiplist_node(m, 24),
+        Table::Dict { .. } => m.layout.zset_entry + m.sds(len) + nodes.get(m, 24),
         // Score, backward pointer, levels, the sds header size byte, then the sds.
         Table::Buckets { .. } if m.layout.member_in_node => {
-            skiplist_node(m, 16 + 1 + sds_header(len) + len + 1)
+            nodes.get(m, 16 + 1 + sds_header(len) + len + 1)
         }
-        Table::Buckets { .. } => m.sds(len) + skiplist_node(m, 24),
+        Table::Buckets { .. } => m.sds(len) + nodes.get(m, 24),
+    }
+}
+
+/// The expected skiplist node size last asked for: one per sorted set where members do not
+/// live in their nodes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeCost {
+    base: u64,
+    cost: u64,
+}
+
+impl NodeCost {
+    fn get(&mut self, m: &Model, base: u64) -> u64 {
+        if self.cost == 0 || self.base != base {
+            *self = NodeCost {
+                base,
+                cost: skiplist_node(m, base),
+            };
+        }
+        self.cost
     }
 }
 
