@@ -7,6 +7,7 @@ pub mod prefix;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -291,25 +292,29 @@ struct KeyInfo<'a> {
     key: std::borrow::Cow<'a, [u8]>,
     ty: ObjectType,
     meta: rdb::KeyMeta,
-    model: Model,
     record: u64,
     start: u64,
     end: u64,
 }
 
-/// What a key's value measures, worked out on either core.
-type Measured = Result<(u64, u64, MemoryVisitor), rdb::Error>;
+/// What a key's value measures, worked out on either core: elements, largest element and
+/// estimated memory.
+type Measured = Result<(u64, u64, Option<u64>), rdb::Error>;
 
-fn measure(data: &[u8], info: &KeyInfo<'_>) -> Measured {
+fn measure(data: &[u8], info: &KeyInfo<'_>, model: Model) -> Measured {
     let mut v = KeyVisitor {
-        memory: MemoryVisitor::new(info.ty, info.model),
+        memory: MemoryVisitor::new(info.ty, model),
         elements: 0,
         largest: 0,
     };
     ValueReader::with_thread_reader(|values| {
         values.read_span(data, info.start, info.end, info.ty, &mut v)
     })?;
-    Ok((v.elements, v.largest, v.memory))
+    // Finished here, so that only three numbers travel back to the consumer.
+    let memory = v
+        .memory
+        .finish(info.key.len() as u64, info.meta.expire_ms.is_some());
+    Ok((v.elements, v.largest, memory))
 }
 
 /// Reads the whole file; `each_key` sees every selected key's row (for `--keys`), in file
@@ -336,13 +341,16 @@ pub fn inspect(
     let mut header = Report::default();
     let mut error: Option<rdb::Error> = None;
     let mut value_error: Option<rdb::Error> = None;
-    // Decided at the first key, once the aux fields that name the writer have been read.
+    // Decided by the walker at the first key, once the aux fields that name the writer have
+    // been read; the cores measuring values read it from here.
     let format = reader.format();
     let mut versions: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut model: Option<(Model, memory::Origin)> = None;
+    let chosen: OnceLock<Model> = OnceLock::new();
+    let mut origin: Option<memory::Origin> = None;
     let choose = |versions: &[(Vec<u8>, Vec<u8>)]| {
         memory::model::choose(opts.memory_model, opts.allocator, format, versions)
     };
+    let model = || *chosen.get_or_init(|| choose(&[]).0);
     let mut keys = |info: KeyInfo<'_>, measured: Measured| {
         let (elements, largest, memory) = match measured {
             Ok(m) => m,
@@ -371,14 +379,14 @@ pub fn inspect(
             rdb_bytes: info.end - info.record,
             elements,
             largest_element: largest,
-            memory: memory.finish(info.key.len() as u64, info.meta.expire_ms.is_some()),
+            memory,
         };
         add_key(
             &mut report,
             &mut types[usize::from(info.ty.code())],
             &row,
             &info.meta,
-            memory::expire_entry(&info.model),
+            memory::expire_entry(&model()),
             ctime_ms.get(),
             opts.now_ms,
         );
@@ -388,7 +396,7 @@ pub fn inspect(
         prefixes.add(&row);
         each_key(&row);
     };
-    let work = |info: &KeyInfo<'_>| measure(data, info);
+    let work = |info: &KeyInfo<'_>| measure(data, info, model());
     ordered::run(&work, &mut keys, |values| {
         let mut db = 0;
         let mut records = 0u64;
@@ -436,12 +444,16 @@ pub fn inspect(
                         break;
                     }
                     let (start, end) = reader.value_span();
+                    if origin.is_none() {
+                        let (m, o) = choose(&versions);
+                        let _ = chosen.set(m);
+                        origin = Some(o);
+                    }
                     let info = KeyInfo {
                         db,
                         key,
                         ty,
                         meta,
-                        model: model.get_or_insert_with(|| choose(&versions)).0,
                         record: rec.offset,
                         start,
                         end,
@@ -460,7 +472,10 @@ pub fn inspect(
     {
         return Err(e);
     }
-    let (model, origin) = model.unwrap_or_else(|| choose(&versions));
+    let (model, origin) = match (chosen.get(), origin) {
+        (Some(&m), Some(o)) => (m, o),
+        _ => choose(&versions),
+    };
     report.memory_model = MemoryModel::new(&model, &origin);
     report.aux = header.aux;
     report.functions = header.functions;

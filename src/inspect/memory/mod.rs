@@ -100,32 +100,72 @@ pub struct MemoryVisitor {
     nodes: u64,
     /// Size of the last node, for the one-node quicklist that becomes a listpack.
     last_node: u64,
-    /// Per-element structures of a table, and the small encoding it may take instead.
+    /// What a set, hash or sorted set stored as a table is adding up.
+    table: Option<Box<TableState>>,
+    elements: u64,
+    string_len: u64,
+    int_string: bool,
+    stream: Option<Box<StreamTrees>>,
+    module: bool,
+}
+
+/// A table's per-element structures, and the small encoding it may take instead.
+struct TableState {
     entries: u64,
     small: Option<Small>,
     node_cost: tables::NodeCost,
-    elements: u64,
     /// Hash fields with a TTL.
     ttl_fields: u64,
-    string_len: u64,
-    int_string: bool,
-    /// A stream's tree of nodes, keyed by each node's first entry; a node just opened.
-    stream_nodes: Option<rax::Rax>,
+}
+
+/// A stream's radix trees, as they are read.
+struct StreamTrees {
+    /// The tree of nodes, keyed by each node's first entry; a node was just opened.
+    nodes: rax::Rax,
     node_opened: bool,
     /// The pending-entries tree being read (a group's or a consumer's), and the bytes of the
     /// groups' structures so far.
     pending: Option<rax::Rax>,
     groups: u64,
-    module: bool,
+}
+
+impl StreamTrees {
+    /// Counts the pending-entries tree just read.
+    fn close_pending(&mut self, m: &Model) {
+        if let Some(tree) = self.pending.take() {
+            self.groups += rax_cost(m, &tree);
+        }
+    }
+}
+
+fn new_rax(m: &Model) -> rax::Rax {
+    let header = match m.layout.stream.rax {
+        Rax::Allocated { header } => header,
+        Rax::Allowance => 0,
+    };
+    rax::Rax::new(m.allocator, header)
+}
+
+/// A stream radix tree as `MEMORY USAGE` counts it.
+fn rax_cost(m: &Model, tree: &rax::Rax) -> u64 {
+    match m.layout.stream.rax {
+        Rax::Allowance => 16 * tree.keys() + RAX_NODE * tree.nodes(),
+        Rax::Allocated { .. } => tree.allocated(),
+    }
 }
 
 impl MemoryVisitor {
+    // Inlined so that it is built where it is used: one is made per key.
+    #[inline(always)]
     pub fn new(ty: ObjectType, model: Model) -> Self {
         let shape = shape(ty, &model);
         let listpack = model.layout.listpack;
         // A hash with field TTLs in Valkey is a hashtable whatever its size.
         let small = match shape {
-            Shape::Table(Holds::Set) => Some(Small::new(listpack, SET_MAX_INTSET)),
+            Shape::Table(Holds::Set) if model.layout.list_listpack => {
+                Some(Small::new(listpack, SET_MAX_INTSET))
+            }
+            Shape::Table(Holds::Set) => Some(Small::new(listpack, SET_MAX_INTSET).ints_only()),
             Shape::Table(Holds::Hash) if ty != ObjectType::ValkeyHash2 => {
                 Some(Small::new(listpack, HASH_MAX_PACKED))
             }
@@ -140,17 +180,25 @@ impl MemoryVisitor {
             blobs: 0,
             nodes: 0,
             last_node: 0,
-            entries: 0,
-            small,
-            node_cost: Default::default(),
+            table: matches!(shape, Shape::Table(_)).then(|| {
+                Box::new(TableState {
+                    entries: 0,
+                    small,
+                    node_cost: Default::default(),
+                    ttl_fields: 0,
+                })
+            }),
             elements: 0,
-            ttl_fields: 0,
             string_len: 0,
             int_string: false,
-            stream_nodes: None,
-            node_opened: false,
-            pending: None,
-            groups: 0,
+            stream: (shape == Shape::Stream).then(|| {
+                Box::new(StreamTrees {
+                    nodes: new_rax(&model),
+                    node_opened: false,
+                    pending: None,
+                    groups: 0,
+                })
+            }),
             module: false,
         }
     }
@@ -292,18 +340,16 @@ impl MemoryVisitor {
     /// when it is small enough, else as a table.
     fn table(&self, holds: Holds) -> u64 {
         let m = &self.model;
-        if let Some(small) = self.small {
+        let Some(t) = self.table.as_deref() else {
+            return 0;
+        };
+        if let Some(small) = t.small {
             let hfe = matches!(
                 self.ty,
                 ObjectType::HashMetadata | ObjectType::HashMetadataPreGa
             );
             let packed = match holds {
-                Holds::Set => small.intset().or_else(|| {
-                    m.layout
-                        .list_listpack
-                        .then(|| small.packed(SET_MAX_LISTPACK))
-                        .flatten()
-                }),
+                Holds::Set => small.intset().or_else(|| small.packed(SET_MAX_LISTPACK)),
                 Holds::Hash => small.packed(HASH_MAX_PACKED),
                 Holds::Zset => small.packed(ZSET_MAX_PACKED),
             };
@@ -316,46 +362,25 @@ impl MemoryVisitor {
             self.ty,
             ObjectType::HashMetadata | ObjectType::HashMetadataPreGa
         );
-        let table = tables::table(m, holds, self.elements, grown, self.ttl_fields);
+        let table = tables::table(m, holds, self.elements, grown, t.ttl_fields) + t.entries;
         match holds {
-            Holds::Zset => ZSET + ZSKIPLIST + tables::skiplist_header(m) + table + self.entries,
-            _ => table + self.entries,
+            Holds::Zset => ZSET + ZSKIPLIST + tables::skiplist_header(m) + table,
+            _ => table,
         }
     }
 
     fn stream(&mut self) -> u64 {
-        self.close_pending();
-        let header = self.model.layout.stream.header;
-        let nodes = self.stream_nodes.take().unwrap_or_else(|| self.new_rax());
-        header + self.rax(&nodes) + self.blobs + self.groups
-    }
-
-    fn new_rax(&self) -> rax::Rax {
-        let header = match self.model.layout.stream.rax {
-            Rax::Allocated { header } => header,
-            Rax::Allowance => 0,
+        let m = self.model;
+        let Some(s) = self.stream.as_mut() else {
+            return 0;
         };
-        rax::Rax::new(self.model.allocator, header)
-    }
-
-    /// A stream radix tree as `MEMORY USAGE` counts it.
-    fn rax(&self, tree: &rax::Rax) -> u64 {
-        match self.model.layout.stream.rax {
-            Rax::Allowance => 16 * tree.keys() + RAX_NODE * tree.nodes(),
-            Rax::Allocated { .. } => tree.allocated(),
-        }
-    }
-
-    /// Counts the pending-entries tree just read.
-    fn close_pending(&mut self) {
-        if let Some(tree) = self.pending.take() {
-            self.groups += self.rax(&tree);
-        }
+        s.close_pending(&m);
+        m.layout.stream.header + rax_cost(&m, &s.nodes) + self.blobs + s.groups
     }
 
     /// The key's estimate: key, keyspace entry and value; None for module values. `ttl`: the
     /// key has an expiry (which layouts that keep the key in the object store there too).
-    pub fn finish(mut self, key_len: u64, ttl: bool) -> Option<u64> {
+    pub fn finish(&mut self, key_len: u64, ttl: bool) -> Option<u64> {
         self.close_blob();
         if self.module {
             return None;
@@ -404,7 +429,7 @@ impl Visitor for MemoryVisitor {
 
     fn container(&mut self, encoding: Container, bytes: usize) {
         match self.ty {
-            _ if self.shape == Shape::Stream => self.node_opened = true,
+            _ if let Some(s) = self.stream.as_mut() => s.node_opened = true,
             // Its elements are pushed into a new quicklist.
             ObjectType::ListZiplist => return,
             _ => {}
@@ -429,9 +454,9 @@ impl Visitor for MemoryVisitor {
             Item::Elem(e) => {
                 self.elements += 1;
                 match self.ty {
-                    _ if self.shape == Shape::Table(Holds::Set) => {
-                        self.entries += tables::set_member(&m, e.len() as u64);
-                        if let Some(s) = self.small.as_mut() {
+                    _ if let Some(t) = self.table.as_deref_mut() => {
+                        t.entries += tables::set_member(&m, e.len() as u64);
+                        if let Some(s) = t.small.as_mut() {
                             s.member(e);
                         }
                     }
@@ -441,10 +466,10 @@ impl Visitor for MemoryVisitor {
             }
             Item::Scored { member, score } => {
                 self.elements += 1;
-                if self.shape == Shape::Table(Holds::Zset) {
+                if let Some(t) = self.table.as_deref_mut() {
                     let len = member.len() as u64;
-                    self.entries += tables::zset_member(&m, len, &mut self.node_cost);
-                    if let Some(s) = self.small.as_mut() {
+                    t.entries += tables::zset_member(&m, len, &mut t.node_cost);
+                    if let Some(s) = t.small.as_mut() {
                         s.scored(member, score, !m.layout.short_scores);
                     }
                 } else {
@@ -458,11 +483,11 @@ impl Visitor for MemoryVisitor {
                 expire_ms,
             } => {
                 self.elements += 1;
-                self.ttl_fields += u64::from(expire_ms.is_some());
-                if self.shape == Shape::Table(Holds::Hash) {
+                if let Some(t) = self.table.as_deref_mut() {
                     let (f, v) = (field.len() as u64, value.len() as u64);
-                    self.entries += tables::hash_field(&m, f, v, expire_ms.is_some());
-                    if let Some(s) = self.small.as_mut() {
+                    t.ttl_fields += u64::from(expire_ms.is_some());
+                    t.entries += tables::hash_field(&m, f, v, expire_ms.is_some());
+                    if let Some(s) = t.small.as_mut() {
                         s.pair(field, value);
                     }
                 } else {
@@ -470,27 +495,30 @@ impl Visitor for MemoryVisitor {
                     self.pack(value);
                 }
             }
-            Item::StreamEntry { id, .. } if self.node_opened => {
-                // The node's key is its master ID, which its first entry has unless that was
-                // deleted; either sits the same way in the tree.
-                self.node_opened = false;
-                let mut tree = self.stream_nodes.take().unwrap_or_else(|| self.new_rax());
-                tree.insert(rax::stream_key(id.ms, id.seq));
-                self.stream_nodes = Some(tree);
+            Item::StreamEntry { id, .. } => {
+                if let Some(s) = self.stream.as_mut().filter(|s| s.node_opened) {
+                    // The node's key is its master ID, which its first entry has unless that
+                    // was deleted; either sits the same way in the tree.
+                    s.node_opened = false;
+                    s.nodes.insert(rax::stream_key(id.ms, id.seq));
+                }
             }
             Item::StreamGroup { pending, .. } => {
-                self.close_pending();
-                let s = m.layout.stream;
-                self.groups += s.group + s.nack * pending;
-                self.pending = Some(self.new_rax());
+                if let Some(s) = self.stream.as_mut() {
+                    s.close_pending(&m);
+                    s.groups += m.layout.stream.group + m.layout.stream.nack * pending;
+                    s.pending = Some(new_rax(&m));
+                }
             }
             Item::StreamConsumer { name, .. } => {
-                self.close_pending();
-                self.groups += m.layout.stream.consumer + name.len() as u64;
-                self.pending = Some(self.new_rax());
+                if let Some(s) = self.stream.as_mut() {
+                    s.close_pending(&m);
+                    s.groups += m.layout.stream.consumer + name.len() as u64;
+                    s.pending = Some(new_rax(&m));
+                }
             }
             Item::StreamPending { id, .. } | Item::StreamConsumerPending { id } => {
-                if let Some(tree) = self.pending.as_mut() {
+                if let Some(tree) = self.stream.as_mut().and_then(|s| s.pending.as_mut()) {
                     tree.insert(rax::stream_key(id.ms, id.seq));
                 }
             }

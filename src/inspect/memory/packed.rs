@@ -115,6 +115,8 @@ pub struct Small {
     width: u64,
     /// Elements beyond which no small encoding takes the value.
     limit: u64,
+    /// Only an intset could take it (sets before 7.2, which have no listpack sets).
+    ints_only: bool,
 }
 
 impl Small {
@@ -126,11 +128,19 @@ impl Small {
             ints: true,
             width: 2,
             limit,
+            ints_only: false,
         }
     }
 
+    /// For a set that can only become an intset.
+    pub fn ints_only(mut self) -> Self {
+        self.ints_only = true;
+        self
+    }
+
     pub fn possible(&self) -> bool {
-        self.elements <= self.limit && (self.ints || self.longest <= MAX_PACKED_VALUE)
+        self.elements <= self.limit
+            && (self.ints || (!self.ints_only && self.longest <= MAX_PACKED_VALUE))
     }
 
     /// A set member: tracks the intset and the listpack it could be.
@@ -149,9 +159,11 @@ impl Small {
             Some(_) => self.width = 8,
             None => self.ints = false,
         }
-        self.longest = self.longest.max(e.len() as u64);
-        // An integer is stored as one, so the packer need not parse it again.
-        self.packer.push(int.map_or(e, Elem::Int));
+        if !self.ints_only {
+            self.longest = self.longest.max(e.len() as u64);
+            // An integer is stored as one, so the packer need not parse it again.
+            self.packer.push(int.map_or(e, Elem::Int));
+        }
     }
 
     /// A hash field and value, or a sorted-set member and score.
@@ -182,7 +194,7 @@ impl Small {
 
     /// Bytes of the listpack or ziplist, if the elements fit one.
     pub fn packed(&self, max_elements: u64) -> Option<u64> {
-        (self.elements <= max_elements && self.longest <= MAX_PACKED_VALUE)
+        (!self.ints_only && self.elements <= max_elements && self.longest <= MAX_PACKED_VALUE)
             .then(|| self.packer.bytes())
     }
 }
