@@ -152,6 +152,8 @@ fn export_and_inspect_survive_damage() {
         delimiter: b':',
         depth: 2,
         now_ms: 0,
+        memory_model: None,
+        allocator: Default::default(),
     };
     let data = std::fs::read(common::testdata("redis-7.0.rdb")).unwrap();
     let run_all = |bytes: &[u8]| {

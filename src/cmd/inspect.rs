@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
 use rdbtool::export::json::write_bytes;
+use rdbtool::inspect::memory::{Allocator, Server};
 use rdbtool::inspect::{self, KeyRow, Options, Report};
 use rdbtool::rdb::mapped::MappedFile;
 
@@ -15,7 +16,8 @@ use super::args::FilterArgs;
 use super::{Exit, iec, thousands};
 
 /// Show what is in a dump and where the memory goes: header, databases, types and encodings,
-/// TTLs, the biggest keys, key prefixes, and each key's estimated memory in a Redis 7.0 server.
+/// TTLs, the biggest keys, key prefixes, and each key's estimated memory in the server that
+/// wrote the file (or the one `--memory-model` names).
 #[derive(clap::Args)]
 pub struct Args {
     /// The RDB file.
@@ -44,6 +46,35 @@ pub struct Args {
     /// The time TTLs are measured from, in unix milliseconds (default: now).
     #[arg(long, value_name = "MS")]
     now: Option<i64>,
+    /// Estimate memory as this server release lays it out: redis-X.Y (4.0 to 8.x) or
+    /// valkey-X.Y (8.0 to 9.x); X.Y alone means Redis. Default: the release the file's
+    /// redis-ver / valkey-ver aux field names, else the newest that writes its format.
+    #[arg(long, value_name = "SERVER")]
+    memory_model: Option<Server>,
+    /// The allocator the server was built with.
+    #[arg(long, value_enum, default_value_t = AllocatorArg::Jemalloc)]
+    allocator: AllocatorArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum AllocatorArg {
+    /// jemalloc as Redis and Valkey bundle it (8-byte quantum)
+    Jemalloc,
+    /// A system jemalloc with its 16-byte quantum (Debian and Ubuntu packages)
+    #[value(name = "jemalloc-16")]
+    Jemalloc16,
+    /// glibc malloc (builds with MALLOC=libc)
+    Libc,
+}
+
+impl From<AllocatorArg> for Allocator {
+    fn from(a: AllocatorArg) -> Self {
+        match a {
+            AllocatorArg::Jemalloc => Allocator::Jemalloc,
+            AllocatorArg::Jemalloc16 => Allocator::Jemalloc16,
+            AllocatorArg::Libc => Allocator::Libc,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +98,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         delimiter,
         depth: args.depth,
         now_ms: args.now.unwrap_or_else(super::now_ms),
+        memory_model: args.memory_model,
+        allocator: args.allocator.into(),
     };
     let mut io_error = None;
     if args.keys == Some(KeysFormat::Csv) {
@@ -170,14 +203,18 @@ fn write_tables(
     size: u64,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let m = &r.memory_model;
     writeln!(
         out,
-        "{}: {}, {}, {} keys, estimated memory {}",
+        "{}: {}, {}, {} keys, estimated memory {} in {} with {} (from {})",
         path.display(),
         r.format,
         iec(size),
         thousands(r.keys),
-        iec(r.memory)
+        iec(r.memory),
+        m.server,
+        m.allocator,
+        m.chosen_by
     )?;
     let mut header = table(&["field", "value"]);
     for a in &r.aux {

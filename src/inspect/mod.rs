@@ -7,6 +7,7 @@ pub mod prefix;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -16,7 +17,7 @@ use crate::rdb::ordered;
 use crate::rdb::value::Container;
 use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
-use memory::MemoryVisitor;
+use memory::{Allocator, MemoryVisitor, Model, Server};
 use prefix::Prefixes;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,10 @@ pub struct Options {
     pub depth: usize,
     /// Expiries are compared with this time (unix ms).
     pub now_ms: i64,
+    /// The release whose memory layout the estimate follows; by default the one that wrote
+    /// the file (see [`memory::model`]).
+    pub memory_model: Option<Server>,
+    pub allocator: Allocator,
 }
 
 /// One key's facts, as `--keys` writes them.
@@ -41,7 +46,7 @@ pub struct KeyRow<'k> {
     pub rdb_bytes: u64,
     pub elements: u64,
     pub largest_element: u64,
-    /// Estimated bytes in a Redis 7.0 server; None for module values.
+    /// Estimated bytes in the server (as `MEMORY USAGE` counts them); None for module values.
     pub memory: Option<u64>,
 }
 
@@ -131,9 +136,34 @@ pub struct TopKey {
     pub value: u64,
 }
 
+/// The memory model an estimate followed.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MemoryModel {
+    /// The release, `redis-7.0` or `valkey-9.1`.
+    pub server: String,
+    /// The releases that lay memory out the same way.
+    pub layout: &'static str,
+    pub allocator: &'static str,
+    /// What named the release: `--memory-model`, an aux field (`redis-ver 7.0.15`), or the
+    /// file's format.
+    pub chosen_by: String,
+}
+
+impl MemoryModel {
+    fn new(model: &Model, origin: &memory::Origin) -> Self {
+        MemoryModel {
+            server: model.server.to_string(),
+            layout: model.layout.name,
+            allocator: model.allocator.name(),
+            chosen_by: origin.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Report {
     pub format: String,
+    pub memory_model: MemoryModel,
     pub aux: Vec<AuxField>,
     pub functions: Vec<String>,
     pub module_aux: Vec<String>,
@@ -152,9 +182,6 @@ pub struct Report {
     pub top_by_memory: Vec<TopKey>,
     pub prefixes: Vec<prefix::PrefixRow>,
 }
-
-/// Bytes of an expires-dict entry per key with a TTL (a 24-byte dictEntry).
-const EXPIRE_ENTRY: u64 = 24;
 
 /// A candidate for a top list: (measure, tie-breaker favouring earlier keys, db, key, type,
 /// encoding).
@@ -270,19 +297,24 @@ struct KeyInfo<'a> {
     end: u64,
 }
 
-/// What a key's value measures, worked out on either core.
-type Measured = Result<(u64, u64, MemoryVisitor), rdb::Error>;
+/// What a key's value measures, worked out on either core: elements, largest element and
+/// estimated memory.
+type Measured = Result<(u64, u64, Option<u64>), rdb::Error>;
 
-fn measure(data: &[u8], info: &KeyInfo<'_>) -> Measured {
+fn measure(data: &[u8], info: &KeyInfo<'_>, model: Model) -> Measured {
     let mut v = KeyVisitor {
-        memory: MemoryVisitor::new(info.ty),
+        memory: MemoryVisitor::new(info.ty, model),
         elements: 0,
         largest: 0,
     };
     ValueReader::with_thread_reader(|values| {
         values.read_span(data, info.start, info.end, info.ty, &mut v)
     })?;
-    Ok((v.elements, v.largest, v.memory))
+    // Finished here, so that only three numbers travel back to the consumer.
+    let memory = v
+        .memory
+        .finish(info.key.len() as u64, info.meta.expire_ms.is_some());
+    Ok((v.elements, v.largest, memory))
 }
 
 /// Reads the whole file; `each_key` sees every selected key's row (for `--keys`), in file
@@ -309,6 +341,16 @@ pub fn inspect(
     let mut header = Report::default();
     let mut error: Option<rdb::Error> = None;
     let mut value_error: Option<rdb::Error> = None;
+    // Decided by the walker at the first key, once the aux fields that name the writer have
+    // been read; the cores measuring values read it from here.
+    let format = reader.format();
+    let mut versions: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let chosen: OnceLock<Model> = OnceLock::new();
+    let mut origin: Option<memory::Origin> = None;
+    let choose = |versions: &[(Vec<u8>, Vec<u8>)]| {
+        memory::model::choose(opts.memory_model, opts.allocator, format, versions)
+    };
+    let model = || *chosen.get_or_init(|| choose(&[]).0);
     let mut keys = |info: KeyInfo<'_>, measured: Measured| {
         let (elements, largest, memory) = match measured {
             Ok(m) => m,
@@ -337,13 +379,14 @@ pub fn inspect(
             rdb_bytes: info.end - info.record,
             elements,
             largest_element: largest,
-            memory: memory.finish(info.key.len() as u64),
+            memory,
         };
         add_key(
             &mut report,
             &mut types[usize::from(info.ty.code())],
             &row,
             &info.meta,
+            memory::expire_entry(&model()),
             ctime_ms.get(),
             opts.now_ms,
         );
@@ -353,7 +396,7 @@ pub fn inspect(
         prefixes.add(&row);
         each_key(&row);
     };
-    let work = |info: &KeyInfo<'_>| measure(data, info);
+    let work = |info: &KeyInfo<'_>| measure(data, info, model());
     ordered::run(&work, &mut keys, |values| {
         let mut db = 0;
         let mut records = 0u64;
@@ -372,6 +415,9 @@ pub fn inspect(
             };
             match rec.record {
                 Record::Aux { key, value } => {
+                    if Server::from_aux(&key, &value).is_some() {
+                        versions.push((key.to_vec(), value.to_vec()));
+                    }
                     let name = String::from_utf8_lossy(&key).into_owned();
                     let value = String::from_utf8_lossy(&value).into_owned();
                     if name == "ctime" {
@@ -398,6 +444,11 @@ pub fn inspect(
                         break;
                     }
                     let (start, end) = reader.value_span();
+                    if origin.is_none() {
+                        let (m, o) = choose(&versions);
+                        let _ = chosen.set(m);
+                        origin = Some(o);
+                    }
                     let info = KeyInfo {
                         db,
                         key,
@@ -421,6 +472,11 @@ pub fn inspect(
     {
         return Err(e);
     }
+    let (model, origin) = match (chosen.get(), origin) {
+        (Some(&m), Some(o)) => (m, o),
+        _ => choose(&versions),
+    };
+    report.memory_model = MemoryModel::new(&model, &origin);
     report.aux = header.aux;
     report.functions = header.functions;
     report.module_aux = header.module_aux;
@@ -457,12 +513,13 @@ fn add_key(
     t: &mut TypeStats,
     row: &KeyRow<'_>,
     meta: &rdb::KeyMeta,
+    expire_entry: u64,
     ctime_ms: Option<i64>,
     now_ms: i64,
 ) {
     let memory = row.memory.unwrap_or(0)
         + if row.expire_at.is_some() {
-            EXPIRE_ENTRY
+            expire_entry
         } else {
             0
         };
