@@ -430,20 +430,10 @@ impl<'h> Replay<'h> {
         let eopts = self.export_options(version, resend);
         let staged = self.opts.on_exists != OnExists::Replace && !resend;
         let key = info.key;
-        let tmp = if staged {
-            self.tmp_name(slot, seq)
-        } else {
-            Vec::new()
-        };
-        let mut body = Vec::new();
-        // Written natively under `name`, then the form that makes the key.
-        let native = |name: &[u8], n: u64| match name == key {
-            true => (Form::Direct, n),
-            false => (Form::Staged { tmp: tmp.clone() }, n),
-        };
-        let name: &[u8] = if staged && !eopts.restore { &tmp } else { key };
         let t = self.facts.target;
-        if !eopts.restore && info.ty.kind() == Kind::String && (t.valkey || t.major >= 3) {
+        let string = !eopts.restore && info.ty.kind() == Kind::String && (t.valkey || t.major >= 3);
+        let mut body = Vec::new();
+        if string {
             let value = read_string(reader)?;
             if value.len() <= eopts.batch.bytes {
                 self.set_command(key, &value, info.expire_ms, staged)
@@ -451,6 +441,19 @@ impl<'h> Replay<'h> {
                     .map_err(|e| Error::Target(e.to_string()))?;
                 return Ok((Form::Set, 1, body));
             }
+        }
+        let tmp = if staged {
+            self.tmp_name(slot, seq)
+        } else {
+            Vec::new()
+        };
+        // Written natively under `name`, then the form that makes the key.
+        let native = |name: &[u8], n: u64| match name == key {
+            true => (Form::Direct, n),
+            false => (Form::Staged { tmp: tmp.clone() }, n),
+        };
+        let name: &[u8] = if staged && !eopts.restore { &tmp } else { key };
+        if string {
             // Larger than one bulk string may be: SET and APPENDs.
             let (start, end) = reader.value_span();
             let value = &data[start as usize..end as usize];

@@ -108,7 +108,15 @@ impl Packed {
     /// Encodes `units`; `db` is the connection's selected database (`None` in a cluster, which
     /// has only database 0).
     pub fn new(units: &[Unit], db: &mut Option<u64>) -> Packed {
-        let mut p = Packed::default();
+        // Room for the bodies and what goes around them (SELECT, DEL, RENAMENX, ASKING).
+        let room: usize = units
+            .iter()
+            .map(|u| u.body.len() + 2 * u.key.len() + 96)
+            .sum();
+        let mut p = Packed {
+            buf: Vec::with_capacity(room),
+            plan: Vec::with_capacity(units.len() * 2),
+        };
         for (i, u) in units.iter().enumerate() {
             let i = i as u32;
             if let Some(cur) = db
@@ -315,7 +323,12 @@ mod tests {
             let units = [unit(form.clone(), resend, ask)];
             let p = Packed::new(&units, &mut Some(0));
             assert_eq!(p.replies(), replies, "{form:?} {resend} {ask}");
-            assert_eq!(split_commands(&p.buf).len(), replies, "{:?}", String::from_utf8_lossy(&p.buf));
+            assert_eq!(
+                split_commands(&p.buf).len(),
+                replies,
+                "{:?}",
+                String::from_utf8_lossy(&p.buf)
+            );
         }
         let units = [unit(Form::Direct, false, false)];
         assert_eq!(Packed::new(&units, &mut Some(3)).replies(), 4, "SELECT");
