@@ -1,0 +1,233 @@
+//! The join: side B's keys are looked up in side A's index as they come; equal keys are only
+//! counted, differing ones are kept (name, both sides' facts) for the second pass. Keys of A
+//! that B never matched are the removed ones.
+
+use super::index::{Index, Seen};
+use super::{Print, TtlRule};
+use crate::rdb::Kind;
+
+/// How a key differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Change {
+    /// Only in B.
+    Added,
+    /// Only in A.
+    Removed,
+    TypeChanged,
+    /// Same type, another value (the TTL may have changed too).
+    ValueChanged,
+    /// Same value, another expiry.
+    TtlChanged,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::TypeChanged => "type-changed",
+            Change::ValueChanged => "value-changed",
+            Change::TtlChanged => "ttl-changed",
+        }
+    }
+}
+
+/// One side's facts about a differing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySide {
+    pub kind: Kind,
+    pub expire: Option<i64>,
+    pub value: u128,
+    /// A file's record offset; a server's payload size.
+    pub loc: u64,
+    /// Serialized size of the value (filled in for A when the key is located again).
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Diff {
+    pub db: u64,
+    /// Empty until resolved, for keys only A has.
+    pub key: Vec<u8>,
+    pub id: u128,
+    pub change: Change,
+    pub a: Option<KeySide>,
+    pub b: Option<KeySide>,
+}
+
+impl Diff {
+    /// The kind the key has in B, else in A.
+    pub fn kind(&self) -> Kind {
+        self.b.or(self.a).map_or(Kind::String, |s| s.kind)
+    }
+}
+
+/// Counts for one type.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct KindTally {
+    pub only_a: u64,
+    pub only_b: u64,
+    pub value_changed: u64,
+    pub ttl_changed: u64,
+    pub type_changed: u64,
+    pub unchanged: u64,
+    /// Serialized bytes of the differing keys, on each side.
+    pub bytes_a: u64,
+    pub bytes_b: u64,
+}
+
+impl KindTally {
+    pub fn differing(&self) -> u64 {
+        self.only_a + self.only_b + self.value_changed + self.ttl_changed + self.type_changed
+    }
+}
+
+pub const KINDS: [Kind; 7] = [
+    Kind::String,
+    Kind::List,
+    Kind::Set,
+    Kind::Zset,
+    Kind::Hash,
+    Kind::Stream,
+    Kind::Module,
+];
+
+/// Counts per type (a type change counts under A's type).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub kinds: [KindTally; 7],
+    pub keys_a: u64,
+    pub keys_b: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, d: &Diff) {
+        let kind = d.a.or(d.b).map_or(Kind::String, |s| s.kind);
+        let t = &mut self.kinds[kind as usize];
+        match d.change {
+            Change::Added => t.only_b += 1,
+            Change::Removed => t.only_a += 1,
+            Change::TypeChanged => t.type_changed += 1,
+            Change::ValueChanged => t.value_changed += 1,
+            Change::TtlChanged => t.ttl_changed += 1,
+        }
+        t.bytes_a += d.a.map_or(0, |s| s.bytes);
+        t.bytes_b += d.b.map_or(0, |s| s.bytes);
+    }
+
+    pub fn total(&self) -> KindTally {
+        let mut all = KindTally::default();
+        for t in &self.kinds {
+            all.only_a += t.only_a;
+            all.only_b += t.only_b;
+            all.value_changed += t.value_changed;
+            all.ttl_changed += t.ttl_changed;
+            all.type_changed += t.type_changed;
+            all.unchanged += t.unchanged;
+            all.bytes_a += t.bytes_a;
+            all.bytes_b += t.bytes_b;
+        }
+        all
+    }
+}
+
+/// The join in progress. The index itself is passed in (the first pass looks it up from
+/// both cores while this is updated on one).
+pub struct Comparison {
+    ttl: TtlRule,
+    seen: Seen,
+    diffs: Vec<Diff>,
+    unchanged: [u64; 7],
+}
+
+impl Comparison {
+    pub fn new(index: &Index, ttl: TtlRule) -> Self {
+        Comparison {
+            ttl,
+            seen: Seen::new(index.len()),
+            diffs: Vec::new(),
+            unchanged: [0; 7],
+        }
+    }
+
+    /// One key of B, at `found` in A's index if A has it.
+    pub fn b_key(&mut self, index: &Index, p: &Print<'_>, found: Option<usize>) {
+        let b = KeySide {
+            kind: p.kind,
+            expire: p.expire,
+            value: p.value,
+            loc: p.loc,
+            bytes: p.bytes,
+        };
+        let (change, a) = match found {
+            Some(i) => {
+                if !self.seen.mark(i) {
+                    return; // a repeat (SCAN may return a key twice)
+                }
+                let Some(e) = index.entries().get(i) else {
+                    return;
+                };
+                let a = KeySide {
+                    kind: e.kind(),
+                    expire: e.expire(),
+                    value: e.value,
+                    loc: e.loc(),
+                    bytes: 0,
+                };
+                let change = if a.kind != b.kind {
+                    Change::TypeChanged
+                } else if a.value != b.value {
+                    Change::ValueChanged
+                } else if !self.ttl.same(a.expire, b.expire) {
+                    Change::TtlChanged
+                } else {
+                    self.unchanged[p.kind as usize] += 1;
+                    return;
+                };
+                (change, Some(a))
+            }
+            None => (Change::Added, None),
+        };
+        self.diffs.push(Diff {
+            db: p.db,
+            key: p.key.to_vec(),
+            id: p.id,
+            change,
+            a,
+            b: Some(b),
+        });
+    }
+
+    /// Adds the keys B never matched (unresolved: no name, db unknown) and drops repeats of
+    /// added keys. Returns the differing keys and the unchanged counts so far.
+    pub fn finish(mut self, index: &Index) -> (Vec<Diff>, Tally) {
+        self.diffs.sort_by_key(|d| d.id);
+        self.diffs.dedup_by_key(|d| d.id);
+        let mut tally = Tally::default();
+        for (t, n) in tally.kinds.iter_mut().zip(self.unchanged) {
+            t.unchanged = n;
+        }
+        tally.keys_a = index.len() as u64;
+        // Every diff so far is a key of B.
+        tally.keys_b = self.unchanged.iter().sum::<u64>() + self.diffs.len() as u64;
+        for (i, e) in index.entries().iter().enumerate() {
+            if !self.seen.is_marked(i) {
+                self.diffs.push(Diff {
+                    db: u64::MAX,
+                    key: Vec::new(),
+                    id: e.key,
+                    change: Change::Removed,
+                    a: Some(KeySide {
+                        kind: e.kind(),
+                        expire: e.expire(),
+                        value: e.value,
+                        loc: e.loc(),
+                        bytes: 0,
+                    }),
+                    b: None,
+                });
+            }
+        }
+        (self.diffs, tally)
+    }
+}

@@ -1,0 +1,246 @@
+//! An RDB file as one side of a comparison: fingerprinted on two cores in file order (as
+//! `verify` and `inspect` read), then read again at the offsets of the keys that differ.
+
+use std::borrow::Cow;
+
+use super::fingerprint::Fingerprinter;
+use super::index::Index;
+use super::{Each, Error, Options, Print, Value};
+use crate::rdb::error::Context;
+use crate::rdb::mapped::MappedFile;
+use crate::rdb::value::{ValueReader, is_empty_key};
+use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing, ordered};
+
+pub struct FileSide<'m> {
+    label: String,
+    file: &'m MappedFile,
+    format: Option<Format>,
+    /// Where each database's records begin: (offset, db), in file order.
+    db_starts: Vec<(u64, u64)>,
+}
+
+/// What the walking thread knows of a key.
+struct Job<'a> {
+    db: u64,
+    key: Cow<'a, [u8]>,
+    ty: ObjectType,
+    expire: Option<i64>,
+    record: u64,
+    start: u64,
+    end: u64,
+}
+
+/// A key's identity and fingerprint, and where the other side has it; None for an empty key
+/// (which the server drops when loading).
+type Done = Result<Option<(u128, u128, Option<usize>)>, rdb::Error>;
+
+/// How often (in records) progress is reported.
+const PROGRESS_EVERY: u64 = 4096;
+
+impl<'m> FileSide<'m> {
+    pub fn new(label: String, file: &'m MappedFile) -> Self {
+        FileSide {
+            label,
+            file,
+            format: None,
+            db_starts: Vec::new(),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn format(&self) -> Option<Format> {
+        self.format
+    }
+
+    fn error(&self, error: rdb::Error) -> Error {
+        Error::rdb(self.label.clone(), error)
+    }
+
+    /// Reads every selected key, fingerprinting values on both cores; `each` sees them in file
+    /// order. `progress` is told the position now and then.
+    pub fn scan(
+        &mut self,
+        opts: &Options,
+        lookup: Option<&Index>,
+        each: &mut Each<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let data = self.file.data();
+        let (format, db_starts, error) = self.file.scan(|inp, release| {
+            let mut progress = |pos: u64| {
+                // Values behind this point may still be read on the other core.
+                let pos = pos.saturating_sub(ordered::TRAILING_BYTES);
+                release(pos);
+                progress(pos);
+            };
+            walk(inp, data, opts, lookup, each, &mut progress)
+        });
+        self.format = format;
+        self.db_starts = db_starts;
+        match error {
+            Some(e) => Err(self.error(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The database of the key whose record is at `offset`.
+    pub fn db_at(&self, offset: u64) -> u64 {
+        self.db_starts
+            .iter()
+            .take_while(|(at, _)| *at < offset)
+            .last()
+            .map_or(0, |&(_, db)| db)
+    }
+
+    /// The key and value of the record at `offset` (found by the first pass).
+    pub fn locate(&self, offset: u64) -> Result<(Vec<u8>, Value<'m>), Error> {
+        let data = self.file.data();
+        let format = self.format.ok_or_else(|| Error::Live {
+            side: self.label.clone(),
+            message: "file not read yet".into(),
+        })?;
+        let fail = |e: rdb::Error| self.error(e);
+        let mut inp = SliceInput::new(data);
+        rdb::Input::skip(&mut inp, offset, "record").map_err(fail)?;
+        let b = rdb::Input::read_u8(&mut inp, "type").map_err(fail)?;
+        let ty = ObjectType::from_byte(format, b)
+            .ok_or_else(|| fail(rdb::Error::new(offset, rdb::ErrorKind::UnknownType(b))))?;
+        let key = rdb::primitive::read_bytes(&mut inp)
+            .map_err(fail)?
+            .into_owned();
+        let start = rdb::Input::pos(&inp);
+        if !framing::skip_value(&mut inp, ty).map_err(fail)? {
+            ValueReader::new()
+                .read(&mut inp, ty, &mut rdb::Skip)
+                .map_err(fail)?;
+        }
+        let end = rdb::Input::pos(&inp);
+        Ok((
+            key,
+            Value::File {
+                data,
+                ty,
+                start,
+                end,
+                version: format.version,
+            },
+        ))
+    }
+}
+
+/// The record walk: framing on this thread, fingerprints on both (see [`ordered`]). Returns
+/// the format, where each database starts, and the first error in file order.
+fn walk<'a>(
+    inp: SliceInput<'a>,
+    data: &'a [u8],
+    opts: &Options,
+    lookup: Option<&Index>,
+    each: &mut Each<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> (Option<Format>, Vec<(u64, u64)>, Option<rdb::Error>) {
+    let mut reader = match Reader::new(inp) {
+        Ok(r) => r,
+        Err(e) => return (None, Vec::new(), Some(e)),
+    };
+    let format = reader.format();
+    let mut db_starts = Vec::new();
+    let mut error: Option<rdb::Error> = None;
+    let mut value_error: Option<rdb::Error> = None;
+    let seed = opts.seed;
+    let work = |job: &Job<'_>| -> Done {
+        let kind = job.ty.kind();
+        let (n, value) = Fingerprinter::with_thread(seed, kind, |fp| {
+            let n = ValueReader::with_thread_reader(|r| {
+                r.read_span(data, job.start, job.end, job.ty, fp)
+            })?;
+            Ok::<_, rdb::Error>((n, fp.finish()))
+        })?;
+        if is_empty_key(job.ty, n) {
+            return Ok(None);
+        }
+        let id = seed.key(job.db, &job.key);
+        Ok(Some((id, value, lookup.and_then(|ix| ix.find(id)))))
+    };
+    let mut consume = |job: Job<'_>, done: Done| {
+        if value_error.is_some() {
+            return;
+        }
+        match done {
+            Ok(Some((id, value, found))) => {
+                let print = Print {
+                    db: job.db,
+                    key: &job.key,
+                    kind: job.ty.kind(),
+                    expire: job.expire,
+                    id,
+                    value,
+                    bytes: job.end - job.start,
+                    loc: job.record,
+                };
+                each(&print, found);
+            }
+            Ok(None) => {}
+            Err(mut e) => {
+                e.context = Context {
+                    phase: Some(Phase::ReadValue),
+                    db: Some(job.db),
+                    key: Some(job.key.to_vec()),
+                    type_name: Some(job.ty.name()),
+                };
+                value_error = Some(e);
+            }
+        }
+    };
+    ordered::run(&work, &mut consume, |jobs| {
+        let mut records = 0u64;
+        while let Some(rec) = reader.next_record() {
+            records += 1;
+            if records.is_multiple_of(PROGRESS_EVERY) {
+                progress(reader.pos());
+            }
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            match rec.record {
+                Record::SelectDb { db } => db_starts.push((rec.offset, db)),
+                Record::Key { db, key, ty, meta } => {
+                    let expire = meta.expire_ms;
+                    if !opts.filter.key(db, &key, ty.kind())
+                        || (expire.is_some_and(|ms| ms <= opts.now_ms) && !opts.keep_expired)
+                    {
+                        continue;
+                    }
+                    if let Err(e) = reader.skip_value() {
+                        error = Some(e);
+                        break;
+                    }
+                    let (start, end) = reader.value_span();
+                    let job = Job {
+                        db,
+                        key,
+                        ty,
+                        expire,
+                        record: rec.offset,
+                        start,
+                        end,
+                    };
+                    jobs.push(job, end - start);
+                }
+                _ => {}
+            }
+        }
+    });
+    // The first problem in file order is the one to report.
+    let first = [error, value_error]
+        .into_iter()
+        .flatten()
+        .min_by_key(|e| e.offset);
+    (Some(format), db_starts, first)
+}

@@ -1,0 +1,147 @@
+//! The two kinds of side behind one interface, and the comparison from first pass to the list
+//! of differing keys, named and sorted.
+
+use std::collections::HashMap;
+
+use super::compare::{Change, Comparison, Diff, KeySide, Tally};
+use super::file::FileSide;
+use super::index::{Entry, Index};
+use super::live::LiveSide;
+use super::{Each, Error, Options, Value};
+
+pub enum Side<'m> {
+    File(FileSide<'m>),
+    Live(LiveSide),
+}
+
+/// What the first pass found.
+pub struct Outcome {
+    /// Differing keys, sorted by database and name.
+    pub diffs: Vec<Diff>,
+    pub tally: Tally,
+    /// Memory per key of A's index.
+    pub bytes_per_key: f64,
+    /// Keys only A has that a server no longer showed when asked their names.
+    pub vanished: u64,
+}
+
+impl<'m> Side<'m> {
+    pub fn label(&self) -> &str {
+        match self {
+            Side::File(f) => f.label(),
+            Side::Live(l) => l.label(),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, Side::Live(_))
+    }
+
+    pub fn scan(
+        &mut self,
+        opts: &Options,
+        lookup: Option<&Index>,
+        each: &mut Each<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        match self {
+            Side::File(f) => f.scan(opts, lookup, each, progress),
+            Side::Live(l) => l.scan(opts, lookup, each, progress),
+        }
+    }
+
+    /// The value of a differing key on this side (`facts` from the first pass); None if a
+    /// server no longer has it.
+    pub fn value(&mut self, d: &Diff, facts: &KeySide) -> Result<Option<Value<'m>>, Error> {
+        match self {
+            Side::File(f) => f.locate(facts.loc).map(|(_, v)| Some(v)),
+            Side::Live(l) => Ok(l.value(d.db, &d.key)?.map(|(v, _)| v)),
+        }
+    }
+
+    /// Names, databases and sizes of A's differing keys. Returns how many keys only A had
+    /// could not be named (a server that dropped them meanwhile); they are left out.
+    fn resolve_a(&mut self, opts: &Options, diffs: &mut Vec<Diff>) -> Result<u64, Error> {
+        match self {
+            Side::File(f) => {
+                for d in diffs.iter_mut() {
+                    let Some(a) = &mut d.a else { continue };
+                    let (key, value) = f.locate(a.loc)?;
+                    a.bytes = value.bytes();
+                    if d.change == Change::Removed {
+                        d.db = f.db_at(a.loc);
+                        d.key = key;
+                    }
+                }
+                Ok(0)
+            }
+            Side::Live(l) => {
+                let mut wanted = HashMap::new();
+                for (i, d) in diffs.iter_mut().enumerate() {
+                    if let Some(a) = &mut d.a {
+                        a.bytes = a.loc;
+                        if d.change == Change::Removed {
+                            wanted.insert(d.id, i);
+                        }
+                    }
+                }
+                let mut named = vec![false; diffs.len()];
+                l.names(opts, &wanted, &mut |i, db, key| {
+                    if let Some(d) = diffs.get_mut(i) {
+                        d.db = db;
+                        d.key = key.to_vec();
+                        named[i] = true;
+                    }
+                })?;
+                let before = diffs.len();
+                let mut i = 0;
+                diffs.retain(|d| {
+                    let keep = d.change != Change::Removed || named[i];
+                    i += 1;
+                    keep
+                });
+                Ok((before - diffs.len()) as u64)
+            }
+        }
+    }
+}
+
+/// Both passes of the comparison up to the list of differing keys: A into an index, B
+/// against it, A's unmatched keys named. `progress(side, position)` for progress bars.
+pub fn compare(
+    a: &mut Side<'_>,
+    b: &mut Side<'_>,
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<Outcome, Error> {
+    let mut entries = Vec::new();
+    a.scan(
+        opts,
+        None,
+        &mut |p, _| entries.push(Entry::new(p.id, p.value, p.expire, p.kind, p.loc)),
+        &mut |pos| progress(0, pos),
+    )?;
+    let (index, _repeats) = Index::build(entries);
+    let bytes_per_key = index.bytes_per_key();
+    let mut cmp = Comparison::new(&index, opts.ttl);
+    b.scan(
+        opts,
+        Some(&index),
+        &mut |p, found| cmp.b_key(&index, p, found),
+        &mut |pos| progress(1, pos),
+    )?;
+    let (mut diffs, mut tally) = cmp.finish(&index);
+    drop(index);
+    let vanished = a.resolve_a(opts, &mut diffs)?;
+    for d in &diffs {
+        tally.add(d);
+    }
+    tally.keys_a -= vanished;
+    diffs.sort_by(|x, y| (x.db, &x.key).cmp(&(y.db, &y.key)));
+    Ok(Outcome {
+        diffs,
+        tally,
+        bytes_per_key,
+        vanished,
+    })
+}
