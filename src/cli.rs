@@ -26,6 +26,7 @@ enum Command {
     Verify(cmd::verify::Args),
     Inspect(cmd::inspect::Args),
     Export(cmd::export::Args),
+    Diff(cmd::diff::Args),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -43,6 +44,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Verify(args) => cmd::verify::run(args, out),
         Command::Inspect(args) => cmd::inspect::run(args, out),
         Command::Export(args) => cmd::export::run(args, out),
+        Command::Diff(args) => cmd::diff::run(args, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rdbtool", out);
             Ok(Exit::Ok)
