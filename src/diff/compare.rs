@@ -2,7 +2,7 @@
 //! counted, differing ones are kept (name, both sides' facts) for the second pass. Keys of A
 //! that B never matched are the removed ones.
 
-use super::index::{Index, Seen};
+use super::index::{Entry, Index, Seen};
 use super::{Print, TtlRule};
 use crate::rdb::Kind;
 
@@ -131,13 +131,32 @@ impl Tally {
     }
 }
 
-/// The join in progress. The index itself is passed in (the first pass looks it up from
-/// both cores while this is updated on one).
+/// B's keys waiting for the join: sorted by identity before they are looked up, so the walk
+/// through A's index goes one way (a lookup in key order costs a few nanoseconds; in file
+/// order, a cache and TLB miss or three).
+const JOIN_BATCH: usize = 1 << 16;
+
+/// One key of B waiting for the join.
+struct Pending {
+    id: u128,
+    value: u128,
+    expire: Option<i64>,
+    db: u64,
+    loc: u64,
+    bytes: u64,
+    kind: Kind,
+    /// Its name in `names`.
+    name: (usize, usize),
+}
+
+/// The join in progress.
 pub struct Comparison {
     ttl: TtlRule,
     seen: Seen,
     diffs: Vec<Diff>,
     unchanged: [u64; 7],
+    pending: Vec<Pending>,
+    names: Vec<u8>,
 }
 
 impl Comparison {
@@ -147,11 +166,43 @@ impl Comparison {
             seen: Seen::new(index.len()),
             diffs: Vec::new(),
             unchanged: [0; 7],
+            pending: Vec::with_capacity(JOIN_BATCH),
+            names: Vec::new(),
         }
     }
 
-    /// One key of B, at `found` in A's index if A has it.
-    pub fn b_key(&mut self, index: &Index, p: &Print<'_>, found: Option<usize>) {
+    /// One key of B.
+    pub fn b_key(&mut self, index: &Index, p: &Print<'_>) {
+        let at = self.names.len();
+        self.names.extend_from_slice(p.key);
+        self.pending.push(Pending {
+            id: p.id,
+            value: p.value,
+            expire: p.expire,
+            db: p.db,
+            loc: p.loc,
+            bytes: p.bytes,
+            kind: p.kind,
+            name: (at, p.key.len()),
+        });
+        if self.pending.len() >= JOIN_BATCH {
+            self.join(index);
+        }
+    }
+
+    /// Looks up the pending keys in key order.
+    fn join(&mut self, index: &Index) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable_by_key(|p| p.id);
+        for p in pending.drain(..) {
+            self.b_joined(&p, index.get(p.id));
+        }
+        self.pending = pending;
+        self.names.clear();
+    }
+
+    /// One key of B, with A's entry (and its position in A's index) if A has it.
+    fn b_joined(&mut self, p: &Pending, found: Option<(usize, Entry)>) {
         let b = KeySide {
             kind: p.kind,
             expire: p.expire,
@@ -160,13 +211,10 @@ impl Comparison {
             bytes: p.bytes,
         };
         let (change, a) = match found {
-            Some(i) => {
+            Some((i, e)) => {
                 if !self.seen.mark(i) {
                     return; // a repeat (SCAN may return a key twice)
                 }
-                let Some(e) = index.entries().get(i) else {
-                    return;
-                };
                 let a = KeySide {
                     kind: e.kind(),
                     expire: e.expire(),
@@ -188,9 +236,10 @@ impl Comparison {
             }
             None => (Change::Added, None),
         };
+        let (at, len) = p.name;
         self.diffs.push(Diff {
             db: p.db,
-            key: p.key.to_vec(),
+            key: self.names.get(at..at + len).unwrap_or_default().to_vec(),
             id: p.id,
             change,
             a,
@@ -201,6 +250,7 @@ impl Comparison {
     /// Adds the keys B never matched (unresolved: no name, db unknown) and drops repeats of
     /// added keys. Returns the differing keys and the unchanged counts so far.
     pub fn finish(mut self, index: &Index) -> (Vec<Diff>, Tally) {
+        self.join(index);
         self.diffs.sort_by_key(|d| d.id);
         self.diffs.dedup_by_key(|d| d.id);
         let mut tally = Tally::default();

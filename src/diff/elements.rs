@@ -101,7 +101,8 @@ pub struct Changes {
     pub removed: Vec<Element>,
     /// In both, with A's state then B's.
     pub changed: Vec<(Section, Vec<u8>, State, State)>,
-    /// Bytes of all of B's elements (names and states), for the cost of a rewrite.
+    /// Bytes of all of B's elements (names, states and their framing), for the cost of a
+    /// rewrite.
     pub b_bytes: u64,
 }
 
@@ -148,6 +149,9 @@ pub struct Part {
 
 /// Past this many partitions a key is compared over budget rather than split further.
 const MAX_MODULUS: u64 = 1 << 16;
+
+/// What an element costs in a command beyond its bytes (RESP framing of its arguments).
+pub const ARG_OVERHEAD: u64 = 8;
 
 /// Bookkeeping bytes counted per element held (map entry, vectors).
 const PER_ELEMENT: usize = 96;
@@ -202,7 +206,8 @@ impl Collect {
 
     fn put(&mut self, section: Section, name: &[u8], state: State) {
         let size = name.len() + state.size();
-        self.all_bytes += size as u64;
+        // As a command argument: its bytes and their framing.
+        self.all_bytes += size as u64 + ARG_OVERHEAD;
         if self.over || !self.wanted(section, name) {
             return;
         }

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 
 use super::fingerprint::Fingerprinter;
-use super::index::Index;
 use super::{Each, Error, Options, Print, Value};
 use crate::rdb::error::Context;
 use crate::rdb::mapped::MappedFile;
@@ -14,6 +13,8 @@ use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, fr
 pub struct FileSide<'m> {
     label: String,
     file: &'m MappedFile,
+    /// Where values were read out of order since their pages were last released.
+    touched: std::cell::RefCell<Vec<(u64, u64)>>,
     format: Option<Format>,
     /// Where each database's records begin: (offset, db), in file order.
     db_starts: Vec<(u64, u64)>,
@@ -30,9 +31,12 @@ struct Job<'a> {
     end: u64,
 }
 
-/// A key's identity and fingerprint, and where the other side has it; None for an empty key
-/// (which the server drops when loading).
-type Done = Result<Option<(u128, u128, Option<usize>)>, rdb::Error>;
+/// A key's identity and fingerprint; None for an empty key (which the server drops when
+/// loading).
+type Done = Result<Option<(u128, u128)>, rdb::Error>;
+
+/// The second pass releases the pages of the values it read after this many.
+const RELEASE_EVERY: usize = 64;
 
 /// How often (in records) progress is reported.
 const PROGRESS_EVERY: u64 = 4096;
@@ -42,6 +46,7 @@ impl<'m> FileSide<'m> {
         FileSide {
             label,
             file,
+            touched: std::cell::RefCell::new(Vec::new()),
             format: None,
             db_starts: Vec::new(),
         }
@@ -64,7 +69,6 @@ impl<'m> FileSide<'m> {
     pub fn scan(
         &mut self,
         opts: &Options,
-        lookup: Option<&Index>,
         each: &mut Each<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
@@ -76,13 +80,28 @@ impl<'m> FileSide<'m> {
                 release(pos);
                 progress(pos);
             };
-            walk(inp, data, opts, lookup, each, &mut progress)
+            walk(inp, data, opts, each, &mut progress)
         });
         self.format = format;
         self.db_starts = db_starts;
+        // What follows reads a few values here and there.
+        self.file.release_all();
+        self.file.random_access();
         match error {
             Some(e) => Err(self.error(e)),
             None => Ok(()),
+        }
+    }
+
+    /// Pages of values read out of order are dropped now and then (the map stays valid: they
+    /// are read again if touched), so memory does not grow with the number of keys read.
+    fn touched(&self, start: u64, end: u64) {
+        let mut touched = self.touched.borrow_mut();
+        touched.push((start, end));
+        if touched.len() >= RELEASE_EVERY {
+            for (s, e) in touched.drain(..) {
+                self.file.release_around(s as usize, e as usize);
+            }
         }
     }
 
@@ -118,6 +137,7 @@ impl<'m> FileSide<'m> {
                 .map_err(fail)?;
         }
         let end = rdb::Input::pos(&inp);
+        self.touched(offset, end);
         Ok((
             key,
             Value::File {
@@ -137,7 +157,6 @@ fn walk<'a>(
     inp: SliceInput<'a>,
     data: &'a [u8],
     opts: &Options,
-    lookup: Option<&Index>,
     each: &mut Each<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> (Option<Format>, Vec<(u64, u64)>, Option<rdb::Error>) {
@@ -161,15 +180,14 @@ fn walk<'a>(
         if is_empty_key(job.ty, n) {
             return Ok(None);
         }
-        let id = seed.key(job.db, &job.key);
-        Ok(Some((id, value, lookup.and_then(|ix| ix.find(id)))))
+        Ok(Some((seed.key(job.db, &job.key), value)))
     };
     let mut consume = |job: Job<'_>, done: Done| {
         if value_error.is_some() {
             return;
         }
         match done {
-            Ok(Some((id, value, found))) => {
+            Ok(Some((id, value))) => {
                 let print = Print {
                     db: job.db,
                     key: &job.key,
@@ -180,7 +198,7 @@ fn walk<'a>(
                     bytes: job.end - job.start,
                     loc: job.record,
                 };
-                each(&print, found);
+                each(&print);
             }
             Ok(None) => {}
             Err(mut e) => {

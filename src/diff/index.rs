@@ -74,7 +74,7 @@ fn bucket(key: u128, shift: u32) -> usize {
 }
 
 /// Average entries per directory bucket.
-const PER_BUCKET: usize = 8;
+const PER_BUCKET: usize = 4;
 
 impl Index {
     /// Sorts the entries; a key seen twice (a server's SCAN may return a key more than once)
@@ -85,7 +85,11 @@ impl Index {
         entries.dedup_by_key(|e| e.key);
         let repeats = (before - entries.len()) as u64;
         entries.shrink_to_fit();
-        let bits = (entries.len() / PER_BUCKET).max(1).ilog2().min(32);
+        let bits = (entries.len() / PER_BUCKET)
+            .max(1)
+            .next_power_of_two()
+            .ilog2()
+            .min(32);
         let buckets = 1usize << bits;
         let shift = 128 - bits;
         let mut dir = Vec::with_capacity(buckets + 1);
@@ -125,9 +129,15 @@ impl Index {
         let start = *self.dir.get(b)? as usize;
         let end = *self.dir.get(b + 1)? as usize;
         let run = self.entries.get(start..end)?;
-        run.binary_search_by_key(&key, |e| e.key)
-            .ok()
-            .map(|i| start + i)
+        // A handful of neighbours: a linear scan reads them in order.
+        run.iter().position(|e| e.key == key).map(|i| start + i)
+    }
+
+    /// The entry with identity `key` and its position (the copy travels to whoever compares
+    /// it, so the index is touched once per lookup, on the core that looks up).
+    pub fn get(&self, key: u128) -> Option<(usize, Entry)> {
+        let i = self.find(key)?;
+        self.entries.get(i).map(|e| (i, *e))
     }
 
     /// Bytes held per key, directory included.

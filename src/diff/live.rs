@@ -11,7 +11,6 @@ use std::time::Duration;
 use redis::{Connection, Value as Reply};
 
 use super::fingerprint::Fingerprinter;
-use super::index::Index;
 use super::{Each, Error, Options, Print, Value};
 use crate::rdb::{self, Format, ObjectType, payload};
 
@@ -39,9 +38,11 @@ struct Fetched {
     expire: Option<i64>,
 }
 
-/// Per key of a batch: type, identity, fingerprint and where the other side has it; None for a
-/// value the server sent empty.
-type Done = Result<Vec<Option<(ObjectType, u128, u128, Option<usize>)>>, String>;
+/// Per key of a batch; None for a value the server sent empty.
+type Done = Result<Vec<Option<Found>>, String>;
+
+/// Type, identity, fingerprint.
+type Found = (ObjectType, u128, u128);
 
 /// `redis://user:pass@host:port/db` with the password hidden.
 pub fn redact(url: &str) -> String {
@@ -239,7 +240,6 @@ impl LiveSide {
     pub fn scan(
         &mut self,
         opts: &Options,
-        lookup: Option<&Index>,
         each: &mut Each<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
@@ -271,8 +271,7 @@ impl LiveSide {
                     if rdb::value::is_empty_key(p.ty, p.elements) {
                         return Ok(None);
                     }
-                    let id = seed.key(batch.db, &f.key);
-                    Ok(Some((ty, id, value, lookup.and_then(|ix| ix.find(id)))))
+                    Ok(Some((ty, seed.key(batch.db, &f.key), value)))
                 })
                 .collect()
         };
@@ -293,7 +292,7 @@ impl LiveSide {
                 }
             };
             for (f, d) in batch.keys.iter().zip(done) {
-                let Some((ty, id, value, found)) = d else {
+                let Some((ty, id, value)) = d else {
                     continue;
                 };
                 if !opts.filter.key(batch.db, &f.key, ty.kind()) {
@@ -310,7 +309,7 @@ impl LiveSide {
                     bytes,
                     loc: bytes,
                 };
-                each(&print, found);
+                each(&print);
             }
         };
         let mut walk_error = None;

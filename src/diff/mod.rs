@@ -71,9 +71,8 @@ pub struct Print<'k> {
     pub loc: u64,
 }
 
-/// Called for each key of a side with its position in the other side's index (when there is
-/// one and the key is in it).
-pub type Each<'e> = dyn FnMut(&Print<'_>, Option<usize>) + 'e;
+/// Called for each key of a side.
+pub type Each<'e> = dyn FnMut(&Print<'_>) + 'e;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

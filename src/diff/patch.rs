@@ -359,11 +359,11 @@ fn score_arg(x: f64) -> String {
 /// Roughly what the element commands of `c` weigh, to compare with a rewrite.
 fn cost(c: &Changes) -> u64 {
     let state = |s: &State| match s {
-        State::Value { value, .. } => value.len() + 8,
+        State::Value { value, .. } => value.len(),
         State::Score(_) => 8,
         _ => 0,
     };
-    let each = |name: &[u8], s: &State| (name.len() + state(s) + 8) as u64;
+    let each = |name: &[u8], s: &State| (name.len() + state(s)) as u64 + elements::ARG_OVERHEAD;
     c.added.iter().map(|e| each(&e.1, &e.2)).sum::<u64>()
         + c.removed
             .iter()

@@ -40,13 +40,12 @@ impl<'m> Side<'m> {
     pub fn scan(
         &mut self,
         opts: &Options,
-        lookup: Option<&Index>,
         each: &mut Each<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
         match self {
-            Side::File(f) => f.scan(opts, lookup, each, progress),
-            Side::Live(l) => l.scan(opts, lookup, each, progress),
+            Side::File(f) => f.scan(opts, each, progress),
+            Side::Live(l) => l.scan(opts, each, progress),
         }
     }
 
@@ -117,19 +116,15 @@ pub fn compare(
     let mut entries = Vec::new();
     a.scan(
         opts,
-        None,
-        &mut |p, _| entries.push(Entry::new(p.id, p.value, p.expire, p.kind, p.loc)),
+        &mut |p| entries.push(Entry::new(p.id, p.value, p.expire, p.kind, p.loc)),
         &mut |pos| progress(0, pos),
     )?;
     let (index, _repeats) = Index::build(entries);
     let bytes_per_key = index.bytes_per_key();
     let mut cmp = Comparison::new(&index, opts.ttl);
-    b.scan(
-        opts,
-        Some(&index),
-        &mut |p, found| cmp.b_key(&index, p, found),
-        &mut |pos| progress(1, pos),
-    )?;
+    b.scan(opts, &mut |p| cmp.b_key(&index, p), &mut |pos| {
+        progress(1, pos)
+    })?;
     let (mut diffs, mut tally) = cmp.finish(&index);
     drop(index);
     let vanished = a.resolve_a(opts, &mut diffs)?;
