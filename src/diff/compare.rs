@@ -134,7 +134,7 @@ impl Tally {
 /// B's keys waiting for the join: sorted by identity before they are looked up, so the walk
 /// through A's index goes one way (a lookup in key order costs a few nanoseconds; in file
 /// order, a cache and TLB miss or three).
-const JOIN_BATCH: usize = 1 << 16;
+const JOIN_BATCH: usize = 1 << 18;
 
 /// One key of B waiting for the join.
 struct Pending {

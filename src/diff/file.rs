@@ -151,6 +151,12 @@ impl<'m> FileSide<'m> {
     }
 }
 
+thread_local! {
+    /// Values are fingerprinted, not verified: no search for repeated members.
+    static READER: std::cell::RefCell<ValueReader> =
+        std::cell::RefCell::new(ValueReader::without_duplicate_checks());
+}
+
 /// The record walk: framing on this thread, fingerprints on both (see [`ordered`]). Returns
 /// the format, where each database starts, and the first error in file order.
 fn walk<'a>(
@@ -172,9 +178,8 @@ fn walk<'a>(
     let work = |job: &Job<'_>| -> Done {
         let kind = job.ty.kind();
         let (n, value) = Fingerprinter::with_thread(seed, kind, |fp| {
-            let n = ValueReader::with_thread_reader(|r| {
-                r.read_span(data, job.start, job.end, job.ty, fp)
-            })?;
+            let n =
+                READER.with_borrow_mut(|r| r.read_span(data, job.start, job.end, job.ty, fp))?;
             Ok::<_, rdb::Error>((n, fp.finish()))
         })?;
         if is_empty_key(job.ty, n) {

@@ -93,7 +93,7 @@ impl Fingerprinter {
     /// The fingerprint of the value visited since [`Fingerprinter::start`].
     pub fn finish(&mut self) -> u128 {
         let body = match self.kind {
-            Kind::Set | Kind::Hash | Kind::Zset => self.sum,
+            Kind::String | Kind::Set | Kind::Hash | Kind::Zset => self.sum,
             _ => self.ordered.digest128(),
         };
         let mut last = [0u8; 25];
@@ -167,11 +167,8 @@ impl Visitor for Fingerprinter {
     fn item(&mut self, item: Item<'_>) {
         match item {
             Item::Str(e) => {
-                // Straight into the hash: a string value may be large.
-                e.with_bytes(|b| {
-                    self.ordered.update(&(b.len() as u64).to_le_bytes());
-                    self.ordered.update(b);
-                });
+                // One value, hashed in one go.
+                self.sum = e.with_bytes(|b| self.seed.bytes(b));
                 self.count += 1;
             }
             // Not sent: this visitor wants bytes.
