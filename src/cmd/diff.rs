@@ -162,7 +162,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         None => out,
     };
     match args.format {
-        FormatArg::Table => write_table(&args, &outcome, out)?,
+        FormatArg::Table => write_table([a.label(), b.label()], &outcome, out)?,
         FormatArg::Jsonl => {
             let ropts = RecordOptions {
                 detail: args.detail,
@@ -258,7 +258,11 @@ fn progress_bars(
         .collect()
 }
 
-fn write_table(args: &Args, outcome: &diff::Outcome, out: &mut dyn Write) -> std::io::Result<()> {
+fn write_table(
+    labels: [&str; 2],
+    outcome: &diff::Outcome,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let t: &Tally = &outcome.tally;
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED).set_header(
@@ -301,8 +305,8 @@ fn write_table(args: &Args, outcome: &diff::Outcome, out: &mut dyn Write) -> std
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    writeln!(out, "A: {} ({} keys)", args.a, thousands(t.keys_a))?;
-    writeln!(out, "B: {} ({} keys)", args.b, thousands(t.keys_b))?;
+    writeln!(out, "A: {} ({} keys)", labels[0], thousands(t.keys_a))?;
+    writeln!(out, "B: {} ({} keys)", labels[1], thousands(t.keys_b))?;
     writeln!(out, "{table}")?;
     let differing = total.differing();
     if differing == 0 {

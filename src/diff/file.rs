@@ -117,11 +117,11 @@ impl<'m> FileSide<'m> {
     /// The key and value of the record at `offset` (found by the first pass).
     pub fn locate(&self, offset: u64) -> Result<(Vec<u8>, Value<'m>), Error> {
         let data = self.file.data();
-        let format = self.format.ok_or_else(|| Error::Live {
-            side: self.label.clone(),
-            message: "file not read yet".into(),
-        })?;
         let fail = |e: rdb::Error| self.error(e);
+        let format = self.format.ok_or_else(|| {
+            let why = rdb::ErrorKind::Invalid("read by offset before the first pass".into());
+            fail(rdb::Error::new(offset, why))
+        })?;
         let mut inp = SliceInput::new(data);
         rdb::Input::skip(&mut inp, offset, "record").map_err(fail)?;
         let b = rdb::Input::read_u8(&mut inp, "type").map_err(fail)?;

@@ -220,14 +220,14 @@ fn add_changes(detail: &mut [SectionDetail; 4], c: Changes) -> io::Result<()> {
 }
 
 /// A whole value as `{"value": ...}`, the way export writes a key's value.
-fn write_whole(out: &mut dyn Write, v: &Value<'_>) -> Result<(), super::Error> {
+fn write_whole(out: &mut dyn Write, side: &str, v: &Value<'_>) -> Result<(), super::Error> {
     out.write_all(b"{\"value\":")?;
     let kind = v.ty().kind();
     let mut w = JsonValue::new(out, kind);
     let read = v.visit(&mut w);
     let raw = v.raw().to_vec();
     w.finish(&raw)?;
-    read.map_err(|error| super::Error::rdb("value", error))?;
+    read.map_err(|error| super::Error::rdb(side, error))?;
     out.write_all(b"}")?;
     Ok(())
 }
@@ -299,7 +299,7 @@ pub fn write_record(
         for (name, v) in [("a", a), ("b", b)] {
             if let Some(v) = v {
                 write!(out, ",\"{name}\":")?;
-                write_whole(out, v)?;
+                write_whole(out, &name.to_uppercase(), v)?;
             }
         }
     }

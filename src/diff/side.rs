@@ -19,8 +19,6 @@ pub struct Outcome {
     /// Differing keys, sorted by database and name.
     pub diffs: Vec<Diff>,
     pub tally: Tally,
-    /// Memory per key of A's index.
-    pub bytes_per_key: f64,
     /// Keys only A has that a server no longer showed when asked their names.
     pub vanished: u64,
 }
@@ -120,7 +118,6 @@ pub fn compare(
         &mut |pos| progress(0, pos),
     )?;
     let (index, _repeats) = Index::build(entries);
-    let bytes_per_key = index.bytes_per_key();
     let mut cmp = Comparison::new(&index, opts.ttl);
     b.scan(opts, &mut |p| cmp.b_key(&index, p), &mut |pos| {
         progress(1, pos)
@@ -136,7 +133,6 @@ pub fn compare(
     Ok(Outcome {
         diffs,
         tally,
-        bytes_per_key,
         vanished,
     })
 }
