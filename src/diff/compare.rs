@@ -157,6 +157,7 @@ pub struct Comparison {
     unchanged: [u64; 7],
     pending: Vec<Pending>,
     names: Vec<u8>,
+    batch: usize,
 }
 
 impl Comparison {
@@ -168,6 +169,7 @@ impl Comparison {
             unchanged: [0; 7],
             pending: Vec::with_capacity(JOIN_BATCH),
             names: Vec::new(),
+            batch: JOIN_BATCH,
         }
     }
 
@@ -185,7 +187,7 @@ impl Comparison {
             kind: p.kind,
             name: (at, p.key.len()),
         });
-        if self.pending.len() >= JOIN_BATCH {
+        if self.pending.len() >= self.batch {
             self.join(index);
         }
     }
@@ -279,5 +281,92 @@ impl Comparison {
             }
         }
         (self.diffs, tally)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::fingerprint::Seed;
+
+    fn print(
+        seed: Seed,
+        db: u64,
+        key: &[u8],
+        value: u128,
+        expire: Option<i64>,
+    ) -> (u128, Print<'_>) {
+        let id = seed.key(db, key);
+        let p = Print {
+            db,
+            key,
+            kind: Kind::String,
+            expire,
+            id,
+            value,
+            bytes: 1,
+            loc: 0,
+        };
+        (id, p)
+    }
+
+    #[test]
+    fn join_in_small_batches_finds_every_change_once() {
+        let seed = Seed(5);
+        let names: Vec<Vec<u8>> = (0..1000u32).map(|i| format!("k{i}").into_bytes()).collect();
+        let entries = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let (id, _) = print(seed, 0, n, 0, None);
+                Entry::new(
+                    id,
+                    i as u128,
+                    (i % 10 == 0).then_some(1_000_000),
+                    Kind::String,
+                    0,
+                )
+            })
+            .collect();
+        let (index, _) = Index::build(entries);
+        let mut cmp = Comparison::new(&index, TtlRule::Tolerance(1000));
+        cmp.batch = 7;
+        for (i, n) in names.iter().enumerate() {
+            // Keys 0..100 removed; every 7th value changed; keys 10, 20.. keep their TTL within
+            // tolerance except 500, which moves far.
+            if i < 100 {
+                continue;
+            }
+            let value = if i % 7 == 0 { 9999 } else { i as u128 };
+            let expire = match i {
+                500 => Some(9_000_000),
+                i if i % 10 == 0 => Some(1_000_900),
+                _ => None,
+            };
+            let (_, p) = print(seed, 0, n, value, expire);
+            cmp.b_key(&index, &p);
+            if i == 300 {
+                cmp.b_key(&index, &p); // SCAN's repeat
+            }
+        }
+        let extra = b"new".to_vec();
+        let (_, p) = print(seed, 0, &extra, 1, None);
+        cmp.b_key(&index, &p);
+        cmp.b_key(&index, &p);
+        let (diffs, tally) = cmp.finish(&index);
+        let count = |c: Change| diffs.iter().filter(|d| d.change == c).count();
+        let changed = (100..1000).filter(|i| i % 7 == 0).count();
+        assert_eq!(count(Change::Removed), 100);
+        assert_eq!(count(Change::Added), 1);
+        assert_eq!(count(Change::ValueChanged), changed);
+        assert_eq!(count(Change::TtlChanged), 1);
+        assert_eq!(tally.kinds[0].unchanged, 900 - changed as u64 - 1);
+        assert_eq!((tally.keys_a, tally.keys_b), (1000, 901));
+        let named: Vec<&[u8]> = diffs
+            .iter()
+            .filter(|d| d.change == Change::TtlChanged)
+            .map(|d| d.key.as_slice())
+            .collect();
+        assert_eq!(named, [b"k500".as_slice()]);
     }
 }
