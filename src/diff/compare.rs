@@ -37,7 +37,6 @@ impl Change {
 pub struct KeySide {
     pub kind: Kind,
     pub expire: Option<i64>,
-    pub value: u128,
     /// A file's record offset; a server's payload size.
     pub loc: u64,
     /// Serialized size of the value (filled in for A when the key is located again).
@@ -152,20 +151,62 @@ struct Pending {
 /// The join in progress.
 pub struct Comparison {
     ttl: TtlRule,
+    /// The prints hash the values' bytes (see [`super::Prints`]): unequal ones are settled
+    /// later, by meaning.
+    raw: bool,
     seen: Seen,
     diffs: Vec<Diff>,
+    undecided: Vec<Diff>,
     unchanged: [u64; 7],
     pending: Vec<Pending>,
     names: Vec<u8>,
     batch: usize,
 }
 
+/// What the join found.
+pub struct Joined {
+    /// Differing keys; those only A has are not named yet.
+    pub diffs: Vec<Diff>,
+    pub tally: Tally,
+    /// Keys whose stored bytes differ (raw prints), to compare by meaning: see
+    /// [`Joined::settle`].
+    pub undecided: Vec<Diff>,
+    ttl: TtlRule,
+}
+
+impl Joined {
+    /// Classifies the undecided keys given both sides' canonical fingerprints (in the order of
+    /// `undecided`).
+    pub fn settle(&mut self, canonical: &[(u128, u128)]) {
+        for (mut d, &(a, b)) in std::mem::take(&mut self.undecided)
+            .into_iter()
+            .zip(canonical)
+        {
+            let (Some(sa), Some(sb)) = (d.a, d.b) else {
+                continue;
+            };
+            d.change = if a != b {
+                Change::ValueChanged
+            } else if !self.ttl.same(sa.expire, sb.expire) {
+                Change::TtlChanged
+            } else {
+                self.tally.kinds[sb.kind as usize].unchanged += 1;
+                continue;
+            };
+            self.diffs.push(d);
+        }
+    }
+}
+
 impl Comparison {
-    pub fn new(index: &Index, ttl: TtlRule) -> Self {
+    /// `raw`: the prints of both sides hash the values' bytes.
+    pub fn new(index: &Index, ttl: TtlRule, raw: bool) -> Self {
         Comparison {
             ttl,
+            raw,
             seen: Seen::new(index.len()),
             diffs: Vec::new(),
+            undecided: Vec::new(),
             unchanged: [0; 7],
             pending: Vec::with_capacity(JOIN_BATCH),
             names: Vec::new(),
@@ -208,7 +249,6 @@ impl Comparison {
         let b = KeySide {
             kind: p.kind,
             expire: p.expire,
-            value: p.value,
             loc: p.loc,
             bytes: p.bytes,
         };
@@ -220,13 +260,12 @@ impl Comparison {
                 let a = KeySide {
                     kind: e.kind(),
                     expire: e.expire(),
-                    value: e.value,
                     loc: e.loc(),
                     bytes: 0,
                 };
                 let change = if a.kind != b.kind {
                     Change::TypeChanged
-                } else if a.value != b.value {
+                } else if e.value != p.value {
                     Change::ValueChanged
                 } else if !self.ttl.same(a.expire, b.expire) {
                     Change::TtlChanged
@@ -239,19 +278,24 @@ impl Comparison {
             None => (Change::Added, None),
         };
         let (at, len) = p.name;
-        self.diffs.push(Diff {
+        let d = Diff {
             db: p.db,
             key: self.names.get(at..at + len).unwrap_or_default().to_vec(),
             id: p.id,
             change,
             a,
             b: Some(b),
-        });
+        };
+        if self.raw && change == Change::ValueChanged {
+            self.undecided.push(d);
+        } else {
+            self.diffs.push(d);
+        }
     }
 
     /// Adds the keys B never matched (unresolved: no name, db unknown) and drops repeats of
-    /// added keys. Returns the differing keys and the unchanged counts so far.
-    pub fn finish(mut self, index: &Index) -> (Vec<Diff>, Tally) {
+    /// added keys.
+    pub fn finish(mut self, index: &Index) -> Joined {
         self.join(index);
         self.diffs.sort_by_key(|d| d.id);
         self.diffs.dedup_by_key(|d| d.id);
@@ -261,7 +305,9 @@ impl Comparison {
         }
         tally.keys_a = index.len() as u64;
         // Every diff so far is a key of B.
-        tally.keys_b = self.unchanged.iter().sum::<u64>() + self.diffs.len() as u64;
+        tally.keys_b = self.unchanged.iter().sum::<u64>()
+            + self.diffs.len() as u64
+            + self.undecided.len() as u64;
         for (i, e) in index.entries().iter().enumerate() {
             if !self.seen.is_marked(i) {
                 self.diffs.push(Diff {
@@ -272,7 +318,6 @@ impl Comparison {
                     a: Some(KeySide {
                         kind: e.kind(),
                         expire: e.expire(),
-                        value: e.value,
                         loc: e.loc(),
                         bytes: 0,
                     }),
@@ -280,7 +325,12 @@ impl Comparison {
                 });
             }
         }
-        (self.diffs, tally)
+        Joined {
+            diffs: self.diffs,
+            tally,
+            undecided: self.undecided,
+            ttl: self.ttl,
+        }
     }
 }
 
@@ -329,7 +379,7 @@ mod tests {
             })
             .collect();
         let (index, _) = Index::build(entries);
-        let mut cmp = Comparison::new(&index, TtlRule::Tolerance(1000));
+        let mut cmp = Comparison::new(&index, TtlRule::Tolerance(1000), false);
         cmp.batch = 7;
         for (i, n) in names.iter().enumerate() {
             // Keys 0..100 removed; every 7th value changed; keys 10, 20.. keep their TTL within
@@ -353,7 +403,7 @@ mod tests {
         let (_, p) = print(seed, 0, &extra, 1, None);
         cmp.b_key(&index, &p);
         cmp.b_key(&index, &p);
-        let (diffs, tally) = cmp.finish(&index);
+        let Joined { diffs, tally, .. } = cmp.finish(&index);
         let count = |c: Change| diffs.iter().filter(|d| d.change == c).count();
         let changed = (100..1000).filter(|i| i % 7 == 0).count();
         assert_eq!(count(Change::Removed), 100);

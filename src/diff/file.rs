@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::fingerprint::Fingerprinter;
-use super::{Each, Error, Options, Print, Value};
+use super::{Each, Error, Options, Print, Prints, Value};
 use crate::rdb::error::Context;
 use crate::rdb::mapped::MappedFile;
 use crate::rdb::value::{ValueReader, is_empty_key};
@@ -60,6 +60,12 @@ impl<'m> FileSide<'m> {
         self.format
     }
 
+    /// The format its signature announces, before it is read.
+    pub fn peek_format(&self) -> Option<Format> {
+        let magic: &[u8; 9] = self.file.data().get(..9)?.try_into().ok()?;
+        rdb::reader::parse_magic(magic).ok()
+    }
+
     fn error(&self, error: rdb::Error) -> Error {
         Error::rdb(self.label.clone(), error)
     }
@@ -69,6 +75,7 @@ impl<'m> FileSide<'m> {
     pub fn scan(
         &mut self,
         opts: &Options,
+        prints: Prints,
         each: &mut Each<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
@@ -80,7 +87,7 @@ impl<'m> FileSide<'m> {
                 release(pos);
                 progress(pos);
             };
-            walk(inp, data, opts, each, &mut progress)
+            walk(inp, data, opts, prints, each, &mut progress)
         });
         self.format = format;
         self.db_starts = db_starts;
@@ -103,6 +110,15 @@ impl<'m> FileSide<'m> {
                 self.file.release_around(s as usize, e as usize);
             }
         }
+    }
+
+    /// The canonical fingerprint of the value of the record at `offset`.
+    pub fn fingerprint_at(&self, seed: super::Seed, offset: u64) -> Result<u128, Error> {
+        let (_, value) = self.locate(offset)?;
+        Fingerprinter::with_thread(seed, value.ty().kind(), |fp| {
+            value.visit(fp).map(|()| fp.finish())
+        })
+        .map_err(|e| self.error(e))
     }
 
     /// The database of the key whose record is at `offset`.
@@ -151,6 +167,17 @@ impl<'m> FileSide<'m> {
     }
 }
 
+/// Encodings a server writes in hash-table order, which a reload changes: their bytes say
+/// little, so they are fingerprinted by meaning even when raw prints are asked for (a raw
+/// and a canonical print never match, and such a pair is then compared by meaning).
+fn reordered_on_save(ty: ObjectType) -> bool {
+    use ObjectType::*;
+    matches!(
+        ty,
+        Set | Hash | ZsetText | Zset2 | HashMetadata | HashMetadataPreGa | ValkeyHash2
+    )
+}
+
 thread_local! {
     /// Values are fingerprinted, not verified: no search for repeated members.
     static READER: std::cell::RefCell<ValueReader> =
@@ -163,6 +190,7 @@ fn walk<'a>(
     inp: SliceInput<'a>,
     data: &'a [u8],
     opts: &Options,
+    prints: Prints,
     each: &mut Each<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> (Option<Format>, Vec<(u64, u64)>, Option<rdb::Error>) {
@@ -176,6 +204,13 @@ fn walk<'a>(
     let mut value_error: Option<rdb::Error> = None;
     let seed = opts.seed;
     let work = |job: &Job<'_>| -> Done {
+        let id = seed.key(job.db, &job.key);
+        if prints == Prints::Raw && !reordered_on_save(job.ty) {
+            let value = data
+                .get(job.start as usize..job.end as usize)
+                .unwrap_or_default();
+            return Ok(Some((id, seed.raw(job.ty.code(), value))));
+        }
         let kind = job.ty.kind();
         let (n, value) = Fingerprinter::with_thread(seed, kind, |fp| {
             let n =
@@ -185,7 +220,7 @@ fn walk<'a>(
         if is_empty_key(job.ty, n) {
             return Ok(None);
         }
-        Ok(Some((seed.key(job.db, &job.key), value)))
+        Ok(Some((id, value)))
     };
     let mut consume = |job: Job<'_>, done: Done| {
         if value_error.is_some() {

@@ -34,6 +34,11 @@ impl Seed {
         xxh3_128_with_seed(key, self.0 ^ db.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
+    /// A hash of a value's stored bytes (type code and encoding), see [`super::Prints::Raw`].
+    pub fn raw(self, type_code: u8, value: &[u8]) -> u128 {
+        xxh3_128_with_seed(value, self.0 ^ (u64::from(type_code) << 56) ^ 0x0072_6177)
+    }
+
     /// A hash of arbitrary bytes with this seed (element identities in the detail pass).
     pub fn bytes(self, b: &[u8]) -> u128 {
         xxh3_128_with_seed(b, self.0)

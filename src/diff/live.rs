@@ -237,6 +237,8 @@ impl LiveSide {
 
     /// Reads every selected key; `each` sees them in SCAN order (a key may come twice: SCAN
     /// promises every key at least once).
+    /// Reads every selected key (canonically: payloads carry their own version, so their
+    /// bytes are not compared).
     pub fn scan(
         &mut self,
         opts: &Options,

@@ -44,6 +44,18 @@ impl TtlRule {
     }
 }
 
+/// What a first pass puts in [`Print::value`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prints {
+    /// The canonical fingerprint ([`fingerprint::Fingerprinter`]): values are decoded.
+    Canonical,
+    /// A hash of the value's stored bytes, for two files of the same format: equal bytes are
+    /// an equal value, so only keys whose bytes differ are decoded and compared by meaning,
+    /// afterwards. Hash-table encodings (written in an order a reload changes) are still
+    /// fingerprinted canonically; servers are always read canonically.
+    Raw,
+}
+
 /// What both sides are read with.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -64,6 +76,7 @@ pub struct Print<'k> {
     pub expire: Option<i64>,
     /// [`Seed::key`] of (db, key).
     pub id: u128,
+    /// The value's fingerprint (see [`Prints`]).
     pub value: u128,
     /// Serialized size of the value.
     pub bytes: u64,

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::compare::{Change, Comparison, Diff, KeySide, Tally};
+use super::compare::{Change, Comparison, Diff, Joined, KeySide, Tally};
 use super::file::FileSide;
 use super::index::{Entry, Index};
 use super::live::LiveSide;
-use super::{Each, Error, Options, Value};
+use super::{Each, Error, Options, Prints, Value};
 
 pub enum Side<'m> {
     File(FileSide<'m>),
@@ -38,11 +38,12 @@ impl<'m> Side<'m> {
     pub fn scan(
         &mut self,
         opts: &Options,
+        prints: Prints,
         each: &mut Each<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
         match self {
-            Side::File(f) => f.scan(opts, each, progress),
+            Side::File(f) => f.scan(opts, prints, each, progress),
             Side::Live(l) => l.scan(opts, each, progress),
         }
     }
@@ -111,19 +112,37 @@ pub fn compare(
     opts: &Options,
     progress: &mut dyn FnMut(usize, u64),
 ) -> Result<Outcome, Error> {
+    let prints = match (&*a, &*b) {
+        (Side::File(fa), Side::File(fb))
+            if fa.peek_format().is_some() && fa.peek_format() == fb.peek_format() =>
+        {
+            Prints::Raw
+        }
+        _ => Prints::Canonical,
+    };
     let mut entries = Vec::new();
     a.scan(
         opts,
+        prints,
         &mut |p| entries.push(Entry::new(p.id, p.value, p.expire, p.kind, p.loc)),
         &mut |pos| progress(0, pos),
     )?;
     let (index, _repeats) = Index::build(entries);
-    let mut cmp = Comparison::new(&index, opts.ttl);
-    b.scan(opts, &mut |p| cmp.b_key(&index, p), &mut |pos| {
+    let mut cmp = Comparison::new(&index, opts.ttl, prints == Prints::Raw);
+    b.scan(opts, prints, &mut |p| cmp.b_key(&index, p), &mut |pos| {
         progress(1, pos)
     })?;
-    let (mut diffs, mut tally) = cmp.finish(&index);
+    let mut joined = cmp.finish(&index);
     drop(index);
+    if let (Side::File(fa), Side::File(fb)) = (&*a, &*b) {
+        let canonical = settle_by_meaning(fa, fb, opts, &joined.undecided)?;
+        joined.settle(&canonical);
+    }
+    let Joined {
+        mut diffs,
+        mut tally,
+        ..
+    } = joined;
     let vanished = a.resolve_a(opts, &mut diffs)?;
     for d in &diffs {
         tally.add(d);
@@ -135,4 +154,29 @@ pub fn compare(
         tally,
         vanished,
     })
+}
+
+/// Canonical fingerprints of both sides of keys whose stored bytes differ, each file read in
+/// its own order.
+fn settle_by_meaning(
+    a: &FileSide<'_>,
+    b: &FileSide<'_>,
+    opts: &Options,
+    undecided: &[Diff],
+) -> Result<Vec<(u128, u128)>, Error> {
+    let mut prints = vec![(0u128, 0u128); undecided.len()];
+    for (side, file) in [(0, a), (1, b)] {
+        let loc = |d: &Diff| if side == 0 { d.a } else { d.b }.map_or(0, |s| s.loc);
+        let mut order: Vec<usize> = (0..undecided.len()).collect();
+        order.sort_by_key(|&i| loc(&undecided[i]));
+        for i in order {
+            let fp = file.fingerprint_at(opts.seed, loc(&undecided[i]))?;
+            if side == 0 {
+                prints[i].0 = fp;
+            } else {
+                prints[i].1 = fp;
+            }
+        }
+    }
+    Ok(prints)
 }
