@@ -13,8 +13,8 @@ use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, fr
 pub struct FileSide<'m> {
     label: String,
     file: &'m MappedFile,
-    /// Where values were read out of order since their pages were last released.
-    touched: std::cell::RefCell<Vec<(u64, u64)>>,
+    /// Values read out of order since the mapping's pages were last released.
+    touched: std::cell::Cell<usize>,
     format: Option<Format>,
     /// Where each database's records begin: (offset, db), in file order.
     db_starts: Vec<(u64, u64)>,
@@ -35,8 +35,9 @@ struct Job<'a> {
 /// loading).
 type Done = Result<Option<(u128, u128)>, rdb::Error>;
 
-/// The second pass releases the pages of the values it read after this many.
-const RELEASE_EVERY: usize = 64;
+/// The second pass releases the pages of the values it read after this many (at most some
+/// 64 KiB each).
+const RELEASE_EVERY: usize = 512;
 
 /// How often (in records) progress is reported.
 const PROGRESS_EVERY: u64 = 4096;
@@ -46,7 +47,7 @@ impl<'m> FileSide<'m> {
         FileSide {
             label,
             file,
-            touched: std::cell::RefCell::new(Vec::new()),
+            touched: std::cell::Cell::new(0),
             format: None,
             db_starts: Vec::new(),
         }
@@ -101,24 +102,58 @@ impl<'m> FileSide<'m> {
     }
 
     /// Pages of values read out of order are dropped now and then (the map stays valid: they
-    /// are read again if touched), so memory does not grow with the number of keys read.
-    fn touched(&self, start: u64, end: u64) {
-        let mut touched = self.touched.borrow_mut();
-        touched.push((start, end));
-        if touched.len() >= RELEASE_EVERY {
-            for (s, e) in touched.drain(..) {
-                self.file.release_around(s as usize, e as usize);
-            }
+    /// are read again if touched), so memory does not grow with the number of keys read. Each
+    /// read maps up to 64 KiB around it; dropping the whole map at once is one cheap call,
+    /// where one per value (with two threads, each a TLB shootdown) is not.
+    fn touched(&self) {
+        let n = self.touched.get() + 1;
+        self.touched.set(n % RELEASE_EVERY);
+        if n == RELEASE_EVERY {
+            self.file.release_all();
         }
     }
 
-    /// The canonical fingerprint of the value of the record at `offset`.
-    pub fn fingerprint_at(&self, seed: super::Seed, offset: u64) -> Result<u128, Error> {
-        let (_, value) = self.locate(offset)?;
-        Fingerprinter::with_thread(seed, value.ty().kind(), |fp| {
-            value.visit(fp).map(|()| fp.finish())
+    /// The canonical fingerprints of the values of the records at `offsets`, worked out on
+    /// both cores (in offset order: give them sorted).
+    pub fn fingerprints(&self, seed: super::Seed, offsets: &[u64]) -> Result<Vec<u128>, Error> {
+        let format = self.read_format(offsets.first().copied().unwrap_or(0))?;
+        let data = self.file.data();
+        let file = self.file;
+        // One core's share: pages are released as it goes (see `touched`).
+        let share = |offsets: &[u64]| -> Result<Vec<u128>, rdb::Error> {
+            let mut prints = Vec::with_capacity(offsets.len());
+            for chunk in offsets.chunks(RELEASE_EVERY) {
+                for &offset in chunk {
+                    let (_, value) = locate_in(data, format, offset)?;
+                    prints.push(Fingerprinter::with_thread(seed, value.ty().kind(), |fp| {
+                        value.visit(fp).map(|()| fp.finish())
+                    })?);
+                }
+                file.release_all();
+            }
+            Ok(prints)
+        };
+        let (first, second) = offsets.split_at(offsets.len() / 2);
+        let (one, two) = std::thread::scope(|s| {
+            let other = s.spawn(|| share(second));
+            (share(first), other.join())
+        });
+        let mut prints = one.map_err(|e| self.error(e))?;
+        let two = two.map_err(|_| {
+            self.error(rdb::Error::new(
+                0,
+                rdb::ErrorKind::Invalid("fingerprinting thread failed".into()),
+            ))
+        })?;
+        prints.extend(two.map_err(|e| self.error(e))?);
+        Ok(prints)
+    }
+
+    fn read_format(&self, offset: u64) -> Result<Format, Error> {
+        self.format.ok_or_else(|| {
+            let why = rdb::ErrorKind::Invalid("read by offset before the first pass".into());
+            self.error(rdb::Error::new(offset, why))
         })
-        .map_err(|e| self.error(e))
     }
 
     /// The database of the key whose record is at `offset`.
@@ -132,39 +167,34 @@ impl<'m> FileSide<'m> {
 
     /// The key and value of the record at `offset` (found by the first pass).
     pub fn locate(&self, offset: u64) -> Result<(Vec<u8>, Value<'m>), Error> {
-        let data = self.file.data();
-        let fail = |e: rdb::Error| self.error(e);
-        let format = self.format.ok_or_else(|| {
-            let why = rdb::ErrorKind::Invalid("read by offset before the first pass".into());
-            fail(rdb::Error::new(offset, why))
-        })?;
-        let mut inp = SliceInput::new(data);
-        rdb::Input::skip(&mut inp, offset, "record").map_err(fail)?;
-        let b = rdb::Input::read_u8(&mut inp, "type").map_err(fail)?;
-        let ty = ObjectType::from_byte(format, b)
-            .ok_or_else(|| fail(rdb::Error::new(offset, rdb::ErrorKind::UnknownType(b))))?;
-        let key = rdb::primitive::read_bytes(&mut inp)
-            .map_err(fail)?
-            .into_owned();
-        let start = rdb::Input::pos(&inp);
-        if !framing::skip_value(&mut inp, ty).map_err(fail)? {
-            ValueReader::new()
-                .read(&mut inp, ty, &mut rdb::Skip)
-                .map_err(fail)?;
-        }
-        let end = rdb::Input::pos(&inp);
-        self.touched(offset, end);
-        Ok((
-            key,
-            Value::File {
-                data,
-                ty,
-                start,
-                end,
-                version: format.version,
-            },
-        ))
+        let format = self.read_format(offset)?;
+        let located = locate_in(self.file.data(), format, offset).map_err(|e| self.error(e))?;
+        self.touched();
+        Ok(located)
     }
+}
+
+/// The key and value of the record at `offset` of `data`.
+fn locate_in(data: &[u8], format: Format, offset: u64) -> Result<(Vec<u8>, Value<'_>), rdb::Error> {
+    let mut inp = SliceInput::new(data);
+    rdb::Input::skip(&mut inp, offset, "record")?;
+    let b = rdb::Input::read_u8(&mut inp, "type")?;
+    let ty = ObjectType::from_byte(format, b)
+        .ok_or_else(|| rdb::Error::new(offset, rdb::ErrorKind::UnknownType(b)))?;
+    let key = rdb::primitive::read_bytes(&mut inp)?.into_owned();
+    let start = rdb::Input::pos(&inp);
+    if !framing::skip_value(&mut inp, ty)? {
+        ValueReader::new().read(&mut inp, ty, &mut rdb::Skip)?;
+    }
+    let end = rdb::Input::pos(&inp);
+    let value = Value::File {
+        data,
+        ty,
+        start,
+        end,
+        version: format.version,
+    };
+    Ok((key, value))
 }
 
 /// Encodings a server writes in hash-table order, which a reload changes: their bytes say

@@ -169,8 +169,11 @@ fn settle_by_meaning(
         let loc = |d: &Diff| if side == 0 { d.a } else { d.b }.map_or(0, |s| s.loc);
         let mut order: Vec<usize> = (0..undecided.len()).collect();
         order.sort_by_key(|&i| loc(&undecided[i]));
-        for i in order {
-            let fp = file.fingerprint_at(opts.seed, loc(&undecided[i]))?;
+        let offsets: Vec<u64> = order.iter().map(|&i| loc(&undecided[i])).collect();
+        for (i, fp) in order
+            .into_iter()
+            .zip(file.fingerprints(opts.seed, &offsets)?)
+        {
             if side == 0 {
                 prints[i].0 = fp;
             } else {

@@ -46,13 +46,6 @@ impl MappedFile {
         self.release(0, self.data().len());
     }
 
-    /// Drops the pages around `start..end` (a value read out of order), neighbours included.
-    pub fn release_around(&self, start: usize, end: usize) {
-        let start = start / RELEASE_ALIGN * RELEASE_ALIGN;
-        let end = end.next_multiple_of(RELEASE_ALIGN).min(self.data().len());
-        self.release(start, end);
-    }
-
     /// Drops the resident pages wholly inside `start..end`.
     fn release(&self, start: usize, end: usize) {
         let Some(map) = &self.map else { return };
