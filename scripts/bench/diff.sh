@@ -7,7 +7,7 @@
 #   A          default /tmp/rdbtool-bench/mixed-1g.rdb (made by gen_dump.py when absent)
 #   B          default /tmp/rdbtool-bench/mixed-1g-b.rdb (made from A by
 #              make_diff_pair.py when absent: ~1% of keys changed by a real Redis 7.0)
-#   RUNS=N     timed runs per row after one warm-up (default 3)
+#   RUNS=N     rounds of timed runs after one warm-up (default 5)
 #   TEXT=0     skip the export | sort | diff row (slow)
 #
 # Rows run from a warm page cache. The time of "2 x verify" is the sum of one verify of A
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 a=${1:-/tmp/rdbtool-bench/mixed-1g.rdb}
 b=${2:-/tmp/rdbtool-bench/mixed-1g-b.rdb}
-runs=${RUNS:-3}
+runs=${RUNS:-5}
 rdbtool=$root/target/release/rdbtool
 
 (cd "$root" && cargo build --release)
@@ -43,19 +43,32 @@ run() {
         'BEGIN {printf "%.3f %.2f %d\n", e - s, u + y, k}'
 }
 
-# measure NAME CMD...: warm-up, then $runs runs; the median wall time's run is kept.
-declare -A wall cpu rss
-measure() {
+# Rows are timed in rounds, each round running every row once, so that load from other
+# processes falls on all rows alike; the median of each row's runs is kept.
+declare -A wall cpu rss cmds results
+names=()
+row_cmd() {
     local name=$1; shift
-    echo "measuring $name: $*" >&2
-    "$@" >/dev/null 2>&1 || true
-    local i results=()
-    for ((i = 0; i < runs; i++)); do
-        results+=("$(run "$@")")
+    names+=("$name")
+    cmds[$name]=$(printf '%q ' "$@")
+}
+measure_rounds() {
+    local name i
+    for name in "${names[@]}"; do
+        echo "warm-up $name" >&2
+        eval "${cmds[$name]}" >/dev/null 2>&1 || true
     done
-    local median
-    median=$(printf '%s\n' "${results[@]}" | sort -g | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}')
-    read -r "wall[$name]" "cpu[$name]" "rss[$name]" <<< "$median"
+    for ((i = 0; i < runs; i++)); do
+        for name in "${names[@]}"; do
+            echo "round $((i + 1)): $name" >&2
+            results[$name]+="$(eval "run ${cmds[$name]}")"$'\n'
+        done
+    done
+    for name in "${names[@]}"; do
+        local median
+        median=$(printf '%s' "${results[$name]}" | sort -g | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}')
+        read -r "wall[$name]" "cpu[$name]" "rss[$name]" <<< "$median"
+    done
 }
 
 # The text way, as one command: both dumps exported to JSON Lines (one key per line, like
@@ -65,13 +78,17 @@ text_diff=(bash -c 'export LC_ALL=C
     "$0" export "$2" --format jsonl -q | sort > "$3/b.jsonl"
     diff "$3/a.jsonl" "$3/b.jsonl" > "$3/text.diff" || true' "$rdbtool" "$a" "$b" "$tmp")
 
-measure "verify A" "$rdbtool" verify "$a"
-measure "verify B" "$rdbtool" verify "$b"
-measure "diff (table)" "$rdbtool" diff "$a" "$b"
-measure "diff --format jsonl" "$rdbtool" diff "$a" "$b" --format jsonl -o /dev/null
-measure "diff --format resp" "$rdbtool" diff "$a" "$b" --format resp -o /dev/null
+row_cmd "verify A" "$rdbtool" verify "$a"
+row_cmd "verify B" "$rdbtool" verify "$b"
+row_cmd "diff (table)" "$rdbtool" diff "$a" "$b"
+row_cmd "diff --format jsonl" "$rdbtool" diff "$a" "$b" --format jsonl -o /dev/null
+row_cmd "diff --format resp" "$rdbtool" diff "$a" "$b" --format resp -o /dev/null
+measure_rounds
 if [[ ${TEXT:-1} != 0 ]]; then
-    runs=1 measure "export | sort | diff" "${text_diff[@]}"
+    # One run: it takes a minute.
+    echo "measuring export | sort | diff" >&2
+    read -r "wall[export | sort | diff]" "cpu[export | sort | diff]" "rss[export | sort | diff]" \
+        <<< "$(run "${text_diff[@]}")"
 fi
 
 "$rdbtool" diff "$a" "$b" > "$tmp/summary" || true
@@ -84,7 +101,7 @@ echo
 echo "A: $a ($(stat -c %s "$a") bytes, $keys keys)"
 echo "B: $b ($(stat -c %s "$b") bytes)"
 tail -n 1 "$tmp/summary"
-echo "runs: $runs timed after 1 warm-up, median shown; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "runs: $runs rounds (every row once per round) after 1 warm-up, median shown; text row: 1 run; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rdbtool: $(cd "$root" && git describe --always --dirty 2>/dev/null || echo 'no commit')"
 printf '%-24s %9s %8s %13s %16s %14s\n' row "wall s" "cpu s" "peak RSS MiB" "wall vs 2 verify" "RSS B/key of A"
 row() {
