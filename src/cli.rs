@@ -27,6 +27,7 @@ enum Command {
     Inspect(cmd::inspect::Args),
     Export(cmd::export::Args),
     Replay(cmd::replay::Args),
+    Diff(cmd::diff::Args),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -45,6 +46,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Inspect(args) => cmd::inspect::run(args, out),
         Command::Export(args) => cmd::export::run(args, out),
         Command::Replay(args) => cmd::replay::run(args, out),
+        Command::Diff(args) => cmd::diff::run(args, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rdbtool", out);
             Ok(Exit::Ok)

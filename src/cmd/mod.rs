@@ -1,6 +1,7 @@
 //! Subcommands, one file each, and what they share.
 
 pub mod args;
+pub mod diff;
 pub mod export;
 pub mod inspect;
 pub mod replay;

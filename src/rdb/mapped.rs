@@ -33,6 +33,19 @@ impl MappedFile {
         self.map.as_deref().unwrap_or_default()
     }
 
+    /// Reads from now on jump around (a second pass to a few keys): no read-ahead, which would
+    /// otherwise bring in 128 KiB around every value touched.
+    pub fn random_access(&self) {
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
+    /// Drops every resident page (they are read again if touched).
+    pub fn release_all(&self) {
+        self.release(0, self.data().len());
+    }
+
     /// Drops the resident pages wholly inside `start..end`.
     fn release(&self, start: usize, end: usize) {
         let Some(map) = &self.map else { return };

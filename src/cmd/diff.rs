@@ -1,0 +1,338 @@
+//! `rdbtool diff`: compares two snapshots, or a snapshot and a live server, key by key, and
+//! exits 0 (identical), 1 (differences found) or 2 (could not compare), like diff(1).
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+
+use rdbtool::diff::compare::{Change, KINDS, Tally};
+use rdbtool::diff::file::FileSide;
+use rdbtool::diff::jsonl::{self, RecordOptions};
+use rdbtool::diff::live::{LiveSide, is_url};
+use rdbtool::diff::patch::{Patch, PatchOptions};
+use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
+use rdbtool::export::Target;
+use rdbtool::export::commands::Batch;
+use rdbtool::rdb::mapped::MappedFile;
+
+use super::args::FilterArgs;
+use super::{Exit, PROGRESS_MIN, iec, thousands};
+
+/// Compare two dumps, or a dump and a live server, by meaning: the same hash stored as a
+/// listpack in one and a hashtable in the other is equal. Shows a summary, one JSON record per
+/// differing key, or the commands that turn A into B (`| redis-cli --pipe`).
+///
+/// A and B are RDB files or server URLs (`redis://[user:pass@]host:port[/db]`, `rediss://`).
+/// Exit status: 0 identical, 1 differences found, 2 could not compare.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The first side: an RDB file or a server URL.
+    #[arg(value_name = "A")]
+    a: String,
+    /// The second side: an RDB file or a server URL.
+    #[arg(value_name = "B")]
+    b: String,
+    /// Output: a summary table, one JSON record per differing key, or the RESP patch A → B.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// JSON Lines: add the differing elements (or whole values) to each record.
+    #[arg(long)]
+    detail: bool,
+    /// Expiry times this close are equal (`1s`, `250ms`, `2m`; a bare number is milliseconds).
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    ttl_tolerance: u64,
+    /// Do not compare key TTLs.
+    #[arg(long)]
+    ignore_ttl: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Keys of a file already expired (relative to --now): skipped, as a server would, or kept.
+    #[arg(long, value_enum, default_value_t = Expired::Skip)]
+    expired: Expired,
+    /// The time expiries are compared with, in unix milliseconds (default: now).
+    #[arg(long, value_name = "MS")]
+    now: Option<i64>,
+    /// RESP: rewrite keys with RESTORE of their payload instead of native commands.
+    #[arg(long)]
+    restore: bool,
+    /// RESP: what the server the patch is for accepts, e.g. `6.2`, `valkey-8.1` (default: newest).
+    #[arg(long, value_name = "X.Y")]
+    target_version: Option<Target>,
+    /// RESP: at most this many elements per command.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    batch_elements: usize,
+    /// RESP: at most about this many bytes per command.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// RESP with --restore: larger values are sent as native commands.
+    #[arg(long, default_value_t = 512 << 20, value_name = "BYTES")]
+    restore_max: u64,
+    /// Memory for comparing one key element by element; larger keys are compared in parts.
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    key_memory: usize,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum FormatArg {
+    Table,
+    Jsonl,
+    Resp,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    Skip,
+    Keep,
+}
+
+/// `1s`, `250ms`, `2m`, `1h`, or milliseconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: expected e.g. 1s, 250ms"))?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("bad duration unit {other:?}: use ms, s, m or h")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| "duration too long".into())
+}
+
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    let opts = Options {
+        seed: Seed::random(),
+        filter: args.filter.filter()?,
+        ttl: if args.ignore_ttl {
+            TtlRule::Ignore
+        } else {
+            TtlRule::Tolerance(args.ttl_tolerance)
+        },
+        keep_expired: args.expired == Expired::Keep,
+        now_ms: args.now.unwrap_or_else(super::now_ms),
+    };
+    let maps = [map(&args.a)?, map(&args.b)?];
+    let mut sides = Vec::new();
+    for (arg, m) in [&args.a, &args.b].into_iter().zip(&maps) {
+        sides.push(match m {
+            Some(m) => Side::File(FileSide::new(arg.clone(), m)),
+            None => Side::Live(LiveSide::connect(arg)?),
+        });
+    }
+    let [mut a, mut b]: [Side<'_>; 2] =
+        sides.try_into().map_err(|_| anyhow::anyhow!("two sides"))?;
+
+    let bars = progress_bars(&args, &maps);
+    let outcome = diff::compare(&mut a, &mut b, &opts, &mut |side, pos| {
+        if let Some(Some(bar)) = bars.get(side) {
+            bar.set_position(pos);
+        }
+    });
+    for bar in bars.into_iter().flatten() {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    if outcome.vanished > 0 {
+        eprintln!(
+            "rdbtool: notice: {} keys of {} were gone when their names were asked for",
+            outcome.vanished,
+            a.label()
+        );
+    }
+
+    let mut file_out;
+    let out: &mut dyn Write = match &args.output {
+        Some(path) => {
+            let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
+            file_out = std::io::BufWriter::new(f);
+            &mut file_out
+        }
+        None => out,
+    };
+    match args.format {
+        FormatArg::Table => write_table([a.label(), b.label()], &outcome, out)?,
+        FormatArg::Jsonl => {
+            let ropts = RecordOptions {
+                detail: args.detail,
+                seed: opts.seed,
+                budget: args.key_memory,
+            };
+            for d in &outcome.diffs {
+                let elementwise =
+                    d.change == Change::ValueChanged && jsonl::is_collection(d.kind());
+                let need = elementwise || (args.detail && d.change != Change::TtlChanged);
+                let (va, vb) = values(&mut a, &mut b, d, need, need)?;
+                jsonl::write_record(out, d, va.as_ref(), vb.as_ref(), &ropts)?;
+            }
+            jsonl::write_summary(out, &outcome.tally)?;
+        }
+        FormatArg::Resp => {
+            let popts = PatchOptions {
+                target: args.target_version.unwrap_or_default(),
+                batch: Batch {
+                    elements: args.batch_elements.max(1),
+                    bytes: args.batch_bytes.max(1),
+                },
+                restore: args.restore,
+                restore_max: args.restore_max,
+                now_ms: opts.now_ms,
+                seed: opts.seed,
+                budget: args.key_memory,
+            };
+            let mut patch = Patch::new(out, popts);
+            for d in &outcome.diffs {
+                let need_b = !matches!(d.change, Change::Removed | Change::TtlChanged);
+                let need_a = d.change == Change::ValueChanged;
+                let (va, vb) = values(&mut a, &mut b, d, need_a, need_b)?;
+                patch.key(d, va.as_ref(), vb.as_ref())?;
+            }
+            for n in &patch.notices {
+                eprintln!("rdbtool: notice: {n}");
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if outcome.tally.total().differing() > 0 {
+        Exit::Problems
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Maps a file side; None for a server URL.
+fn map(arg: &str) -> Result<Option<MappedFile>> {
+    if is_url(arg) {
+        return Ok(None);
+    }
+    if arg == "-" {
+        bail!("diff reads files by offset: standard input (-) is not supported");
+    }
+    MappedFile::open(std::path::Path::new(arg))
+        .with_context(|| arg.to_string())
+        .map(Some)
+}
+
+/// The values of a differing key on both sides, as far as wanted and present.
+fn values<'m>(
+    a: &mut Side<'m>,
+    b: &mut Side<'m>,
+    d: &Diff,
+    want_a: bool,
+    want_b: bool,
+) -> Result<(Option<Value<'m>>, Option<Value<'m>>)> {
+    let va = match (&d.a, want_a) {
+        (Some(facts), true) => a.value(d, facts)?,
+        _ => None,
+    };
+    let vb = match (&d.b, want_b) {
+        (Some(facts), true) => b.value(d, facts)?,
+        _ => None,
+    };
+    Ok((va, vb))
+}
+
+fn progress_bars(
+    args: &Args,
+    maps: &[Option<MappedFile>; 2],
+) -> Vec<Option<indicatif::ProgressBar>> {
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    [&args.a, &args.b]
+        .into_iter()
+        .zip(maps)
+        .map(|(arg, m)| {
+            let len = m.as_ref()?.data().len() as u64;
+            (show && len >= PROGRESS_MIN).then(|| super::bar(len, std::path::Path::new(arg)))
+        })
+        .collect()
+}
+
+fn write_table(
+    labels: [&str; 2],
+    outcome: &diff::Outcome,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let t: &Tally = &outcome.tally;
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header(
+        [
+            "type",
+            "only in A",
+            "only in B",
+            "value changed",
+            "TTL changed",
+            "type changed",
+            "unchanged",
+            "bytes A",
+            "bytes B",
+        ]
+        .iter()
+        .map(Cell::new),
+    );
+    let row = |name: &str, k: &diff::compare::KindTally| {
+        vec![
+            name.to_string(),
+            thousands(k.only_a),
+            thousands(k.only_b),
+            thousands(k.value_changed),
+            thousands(k.ttl_changed),
+            thousands(k.type_changed),
+            thousands(k.unchanged),
+            iec(k.bytes_a),
+            iec(k.bytes_b),
+        ]
+    };
+    for (kind, k) in KINDS.iter().zip(&t.kinds) {
+        if k.differing() + k.unchanged > 0 {
+            table.add_row(row(kind.as_str(), k));
+        }
+    }
+    let total = t.total();
+    table.add_row(row("total", &total));
+    for i in 1..9 {
+        if let Some(c) = table.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    writeln!(out, "A: {} ({} keys)", labels[0], thousands(t.keys_a))?;
+    writeln!(out, "B: {} ({} keys)", labels[1], thousands(t.keys_b))?;
+    writeln!(out, "{table}")?;
+    let differing = total.differing();
+    if differing == 0 {
+        writeln!(out, "identical")
+    } else {
+        writeln!(
+            out,
+            "{} keys differ ({} of A's value bytes, {} of B's)",
+            thousands(differing),
+            iec(total.bytes_a),
+            iec(total.bytes_b)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(1000));
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("250"), Ok(250));
+        assert_eq!(parse_duration("2m"), Ok(120_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert!(parse_duration("1d").is_err() && parse_duration("s").is_err());
+    }
+}

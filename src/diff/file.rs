@@ -1,0 +1,334 @@
+//! An RDB file as one side of a comparison: fingerprinted on two cores in file order (as
+//! `verify` and `inspect` read), then read again at the offsets of the keys that differ.
+
+use std::borrow::Cow;
+
+use super::fingerprint::Fingerprinter;
+use super::{Each, Error, Options, Print, Prints, Value};
+use crate::rdb::error::Context;
+use crate::rdb::mapped::MappedFile;
+use crate::rdb::value::{ValueReader, is_empty_key};
+use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing, ordered};
+
+pub struct FileSide<'m> {
+    label: String,
+    file: &'m MappedFile,
+    /// Values read out of order since the mapping's pages were last released.
+    touched: std::cell::Cell<usize>,
+    format: Option<Format>,
+    /// Where each database's records begin: (offset, db), in file order.
+    db_starts: Vec<(u64, u64)>,
+}
+
+/// What the walking thread knows of a key.
+struct Job<'a> {
+    db: u64,
+    key: Cow<'a, [u8]>,
+    ty: ObjectType,
+    expire: Option<i64>,
+    record: u64,
+    start: u64,
+    end: u64,
+}
+
+/// A key's identity and fingerprint; None for an empty key (which the server drops when
+/// loading).
+type Done = Result<Option<(u128, u128)>, rdb::Error>;
+
+/// The second pass releases the pages of the values it read after this many (at most some
+/// 64 KiB each).
+const RELEASE_EVERY: usize = 512;
+
+/// How often (in records) progress is reported.
+const PROGRESS_EVERY: u64 = 4096;
+
+impl<'m> FileSide<'m> {
+    pub fn new(label: String, file: &'m MappedFile) -> Self {
+        FileSide {
+            label,
+            file,
+            touched: std::cell::Cell::new(0),
+            format: None,
+            db_starts: Vec::new(),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn format(&self) -> Option<Format> {
+        self.format
+    }
+
+    /// The format its signature announces, before it is read.
+    pub fn peek_format(&self) -> Option<Format> {
+        let magic: &[u8; 9] = self.file.data().get(..9)?.try_into().ok()?;
+        rdb::reader::parse_magic(magic).ok()
+    }
+
+    fn error(&self, error: rdb::Error) -> Error {
+        Error::rdb(self.label.clone(), error)
+    }
+
+    /// Reads every selected key, fingerprinting values on both cores; `each` sees them in file
+    /// order. `progress` is told the position now and then.
+    pub fn scan(
+        &mut self,
+        opts: &Options,
+        prints: Prints,
+        each: &mut Each<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let data = self.file.data();
+        let (format, db_starts, error) = self.file.scan(|inp, release| {
+            let mut progress = |pos: u64| {
+                // Values behind this point may still be read on the other core.
+                let pos = pos.saturating_sub(ordered::TRAILING_BYTES);
+                release(pos);
+                progress(pos);
+            };
+            walk(inp, data, opts, prints, each, &mut progress)
+        });
+        self.format = format;
+        self.db_starts = db_starts;
+        // What follows reads a few values here and there.
+        self.file.release_all();
+        self.file.random_access();
+        match error {
+            Some(e) => Err(self.error(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Pages of values read out of order are dropped now and then (the map stays valid: they
+    /// are read again if touched), so memory does not grow with the number of keys read. Each
+    /// read maps up to 64 KiB around it; dropping the whole map at once is one cheap call,
+    /// where one per value (with two threads, each a TLB shootdown) is not.
+    fn touched(&self) {
+        let n = self.touched.get() + 1;
+        self.touched.set(n % RELEASE_EVERY);
+        if n == RELEASE_EVERY {
+            self.file.release_all();
+        }
+    }
+
+    /// The canonical fingerprints of the values of the records at `offsets`, worked out on
+    /// both cores (in offset order: give them sorted).
+    pub fn fingerprints(&self, seed: super::Seed, offsets: &[u64]) -> Result<Vec<u128>, Error> {
+        let format = self.read_format(offsets.first().copied().unwrap_or(0))?;
+        let data = self.file.data();
+        let file = self.file;
+        // One core's share: pages are released as it goes (see `touched`).
+        let share = |offsets: &[u64]| -> Result<Vec<u128>, rdb::Error> {
+            let mut prints = Vec::with_capacity(offsets.len());
+            for chunk in offsets.chunks(RELEASE_EVERY) {
+                for &offset in chunk {
+                    let (_, value) = locate_in(data, format, offset)?;
+                    prints.push(Fingerprinter::with_thread(seed, value.ty().kind(), |fp| {
+                        value.visit(fp).map(|()| fp.finish())
+                    })?);
+                }
+                file.release_all();
+            }
+            Ok(prints)
+        };
+        let (first, second) = offsets.split_at(offsets.len() / 2);
+        let (one, two) = std::thread::scope(|s| {
+            let other = s.spawn(|| share(second));
+            (share(first), other.join())
+        });
+        let mut prints = one.map_err(|e| self.error(e))?;
+        let two = two.map_err(|_| {
+            self.error(rdb::Error::new(
+                0,
+                rdb::ErrorKind::Invalid("fingerprinting thread failed".into()),
+            ))
+        })?;
+        prints.extend(two.map_err(|e| self.error(e))?);
+        Ok(prints)
+    }
+
+    fn read_format(&self, offset: u64) -> Result<Format, Error> {
+        self.format.ok_or_else(|| {
+            let why = rdb::ErrorKind::Invalid("read by offset before the first pass".into());
+            self.error(rdb::Error::new(offset, why))
+        })
+    }
+
+    /// The database of the key whose record is at `offset`.
+    pub fn db_at(&self, offset: u64) -> u64 {
+        self.db_starts
+            .iter()
+            .take_while(|(at, _)| *at < offset)
+            .last()
+            .map_or(0, |&(_, db)| db)
+    }
+
+    /// The key and value of the record at `offset` (found by the first pass).
+    pub fn locate(&self, offset: u64) -> Result<(Vec<u8>, Value<'m>), Error> {
+        let format = self.read_format(offset)?;
+        let located = locate_in(self.file.data(), format, offset).map_err(|e| self.error(e))?;
+        self.touched();
+        Ok(located)
+    }
+}
+
+/// The key and value of the record at `offset` of `data`.
+fn locate_in(data: &[u8], format: Format, offset: u64) -> Result<(Vec<u8>, Value<'_>), rdb::Error> {
+    let mut inp = SliceInput::new(data);
+    rdb::Input::skip(&mut inp, offset, "record")?;
+    let b = rdb::Input::read_u8(&mut inp, "type")?;
+    let ty = ObjectType::from_byte(format, b)
+        .ok_or_else(|| rdb::Error::new(offset, rdb::ErrorKind::UnknownType(b)))?;
+    let key = rdb::primitive::read_bytes(&mut inp)?.into_owned();
+    let start = rdb::Input::pos(&inp);
+    if !framing::skip_value(&mut inp, ty)? {
+        ValueReader::new().read(&mut inp, ty, &mut rdb::Skip)?;
+    }
+    let end = rdb::Input::pos(&inp);
+    let value = Value::File {
+        data,
+        ty,
+        start,
+        end,
+        version: format.version,
+    };
+    Ok((key, value))
+}
+
+/// Encodings a server writes in hash-table order, which a reload changes: their bytes say
+/// little, so they are fingerprinted by meaning even when raw prints are asked for (a raw
+/// and a canonical print never match, and such a pair is then compared by meaning).
+fn reordered_on_save(ty: ObjectType) -> bool {
+    use ObjectType::*;
+    matches!(
+        ty,
+        Set | Hash | ZsetText | Zset2 | HashMetadata | HashMetadataPreGa | ValkeyHash2
+    )
+}
+
+thread_local! {
+    /// Values are fingerprinted, not verified: no search for repeated members.
+    static READER: std::cell::RefCell<ValueReader> =
+        std::cell::RefCell::new(ValueReader::without_duplicate_checks());
+}
+
+/// The record walk: framing on this thread, fingerprints on both (see [`ordered`]). Returns
+/// the format, where each database starts, and the first error in file order.
+fn walk<'a>(
+    inp: SliceInput<'a>,
+    data: &'a [u8],
+    opts: &Options,
+    prints: Prints,
+    each: &mut Each<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> (Option<Format>, Vec<(u64, u64)>, Option<rdb::Error>) {
+    let mut reader = match Reader::new(inp) {
+        Ok(r) => r,
+        Err(e) => return (None, Vec::new(), Some(e)),
+    };
+    let format = reader.format();
+    let mut db_starts = Vec::new();
+    let mut error: Option<rdb::Error> = None;
+    let mut value_error: Option<rdb::Error> = None;
+    let seed = opts.seed;
+    let work = |job: &Job<'_>| -> Done {
+        let id = seed.key(job.db, &job.key);
+        if prints == Prints::Raw && !reordered_on_save(job.ty) {
+            let value = data
+                .get(job.start as usize..job.end as usize)
+                .unwrap_or_default();
+            return Ok(Some((id, seed.raw(job.ty.code(), value))));
+        }
+        let kind = job.ty.kind();
+        let (n, value) = Fingerprinter::with_thread(seed, kind, |fp| {
+            let n =
+                READER.with_borrow_mut(|r| r.read_span(data, job.start, job.end, job.ty, fp))?;
+            Ok::<_, rdb::Error>((n, fp.finish()))
+        })?;
+        if is_empty_key(job.ty, n) {
+            return Ok(None);
+        }
+        Ok(Some((id, value)))
+    };
+    let mut consume = |job: Job<'_>, done: Done| {
+        if value_error.is_some() {
+            return;
+        }
+        match done {
+            Ok(Some((id, value))) => {
+                let print = Print {
+                    db: job.db,
+                    key: &job.key,
+                    kind: job.ty.kind(),
+                    expire: job.expire,
+                    id,
+                    value,
+                    bytes: job.end - job.start,
+                    loc: job.record,
+                };
+                each(&print);
+            }
+            Ok(None) => {}
+            Err(mut e) => {
+                e.context = Context {
+                    phase: Some(Phase::ReadValue),
+                    db: Some(job.db),
+                    key: Some(job.key.to_vec()),
+                    type_name: Some(job.ty.name()),
+                };
+                value_error = Some(e);
+            }
+        }
+    };
+    ordered::run(&work, &mut consume, |jobs| {
+        let mut records = 0u64;
+        while let Some(rec) = reader.next_record() {
+            records += 1;
+            if records.is_multiple_of(PROGRESS_EVERY) {
+                progress(reader.pos());
+            }
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            match rec.record {
+                Record::SelectDb { db } => db_starts.push((rec.offset, db)),
+                Record::Key { db, key, ty, meta } => {
+                    let expire = meta.expire_ms;
+                    if !opts.filter.key(db, &key, ty.kind())
+                        || (expire.is_some_and(|ms| ms <= opts.now_ms) && !opts.keep_expired)
+                    {
+                        continue;
+                    }
+                    if let Err(e) = reader.skip_value() {
+                        error = Some(e);
+                        break;
+                    }
+                    let (start, end) = reader.value_span();
+                    let job = Job {
+                        db,
+                        key,
+                        ty,
+                        expire,
+                        record: rec.offset,
+                        start,
+                        end,
+                    };
+                    jobs.push(job, end - start);
+                }
+                _ => {}
+            }
+        }
+    });
+    // The first problem in file order is the one to report.
+    let first = [error, value_error]
+        .into_iter()
+        .flatten()
+        .min_by_key(|e| e.offset);
+    (Some(format), db_starts, first)
+}
