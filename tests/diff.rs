@@ -539,21 +539,16 @@ fn the_patch_keeps_element_commands_small() {
     assert_eq!(commands, ["SELECT", "HSET", "SADD", "SREM"], "{patch:?}");
 }
 
-/// Loads `fixture` into a fresh server of `name` the way a user would without `replay`.
+/// Loads `fixture` into a fresh server of `name` with `rdbtool replay`.
 fn loaded(name: &str, fixture: &Path) -> Server {
     let server = Server::start(&build(name), None);
-    let target = build(name).target();
-    let out = common::rdbtool(&[
-        "export",
-        "--format",
-        "resp",
-        "--restore",
-        "--target-version",
-        &target,
-        fixture.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    run(&server, &out.stdout);
+    let out = common::rdbtool(&["replay", fixture.to_str().unwrap(), "--to", &url(&server)]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     server
 }
 
