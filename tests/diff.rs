@@ -683,3 +683,64 @@ fn errors_exit_2_with_where_and_why() {
     let out = common::rdbtool(&["diff", good, "--ttl-tolerance", "1d", good]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn every_corpus_file_equals_itself_and_broken_ones_fail_cleanly() {
+    let reference = common::testdata("redis-7.0.rdb");
+    let mut checked = 0;
+    for entry in common::catalog().iter().filter(|e| e["kind"] == "rdb") {
+        let path = common::corpus()
+            .join(entry["source"].as_str().unwrap())
+            .join(entry["path"].as_str().unwrap());
+        let path = path.to_str().unwrap();
+        let features: Vec<&str> = entry["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let broken = entry["parse"] != "ok"
+            || entry["crc"] == "INVALID"
+            || entry["version"] == "REDIS0099"
+            || features.contains(&"corrupt")
+            || features.contains(&"duplicate-keys");
+        for mode in [&[][..], &["--by-meaning"][..]] {
+            let mut args = vec!["diff", "--format", "jsonl", "--expired", "keep"];
+            args.extend_from_slice(mode);
+            args.extend([path, path]);
+            let out = common::rdbtool(&args);
+            let code = out.status.code().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if features.contains(&"duplicate-keys") {
+                assert_eq!(code, 2, "{path}: {err}");
+                assert!(err.contains("keys appear twice"), "{err}");
+            } else if broken {
+                // A clean refusal or a comparison, never a crash.
+                assert!(code == 0 || code == 2, "{path} {mode:?}: {code} {err}");
+            } else {
+                assert_eq!(code, 0, "{path} {mode:?}: {err}");
+                let summary: Value =
+                    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+                assert_eq!(summary["summary"]["keys_a"], summary["summary"]["keys_b"]);
+            }
+            if code == 2 {
+                assert!(
+                    err.starts_with("rdbtool: ") && err.lines().count() == 1,
+                    "{err}"
+                );
+            }
+        }
+        // Against a file of another format every value is decoded: corrupt ones are found.
+        let out = common::rdbtool(&["diff", path, reference.to_str().unwrap()]);
+        let code = out.status.code().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if features.contains(&"corrupt") || entry["crc"] == "INVALID" {
+            assert_eq!(code, 2, "{path}: {err}");
+            assert!(err.contains(path) && err.contains("offset"), "{err}");
+        } else {
+            assert!(code == 1 || code == 2, "{path}: {code} {err}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 100, "{checked}");
+}

@@ -45,6 +45,10 @@ pub struct Args {
     /// Do not compare key TTLs.
     #[arg(long)]
     ignore_ttl: bool,
+    /// Decode every value, even where two files of one format store the same bytes (slower;
+    /// every value's encoding is then read and checked).
+    #[arg(long)]
+    by_meaning: bool,
     #[command(flatten)]
     filter: FilterArgs,
     /// Keys of a file already expired (relative to --now): skipped, as a server would, or kept.
@@ -121,6 +125,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             TtlRule::Tolerance(args.ttl_tolerance)
         },
         keep_expired: args.expired == Expired::Keep,
+        by_meaning: args.by_meaning,
         now_ms: args.now.unwrap_or_else(super::now_ms),
     };
     let maps = [map(&args.a)?, map(&args.b)?];

@@ -161,6 +161,7 @@ pub struct Comparison {
     pending: Vec<Pending>,
     names: Vec<u8>,
     batch: usize,
+    repeats: u64,
 }
 
 /// What the join found.
@@ -171,6 +172,8 @@ pub struct Joined {
     /// Keys whose stored bytes differ (raw prints), to compare by meaning: see
     /// [`Joined::settle`].
     pub undecided: Vec<Diff>,
+    /// Keys B gave more than once (a server's SCAN may; a file must not).
+    pub repeats: u64,
     ttl: TtlRule,
 }
 
@@ -211,6 +214,7 @@ impl Comparison {
             pending: Vec::with_capacity(JOIN_BATCH),
             names: Vec::new(),
             batch: JOIN_BATCH,
+            repeats: 0,
         }
     }
 
@@ -255,7 +259,8 @@ impl Comparison {
         let (change, a) = match found {
             Some((i, e)) => {
                 if !self.seen.mark(i) {
-                    return; // a repeat (SCAN may return a key twice)
+                    self.repeats += 1;
+                    return;
                 }
                 let a = KeySide {
                     kind: e.kind(),
@@ -298,7 +303,9 @@ impl Comparison {
     pub fn finish(mut self, index: &Index) -> Joined {
         self.join(index);
         self.diffs.sort_by_key(|d| d.id);
+        let before = self.diffs.len();
         self.diffs.dedup_by_key(|d| d.id);
+        self.repeats += (before - self.diffs.len()) as u64;
         let mut tally = Tally::default();
         for (t, n) in tally.kinds.iter_mut().zip(self.unchanged) {
             t.unchanged = n;
@@ -329,6 +336,7 @@ impl Comparison {
             diffs: self.diffs,
             tally,
             undecided: self.undecided,
+            repeats: self.repeats,
             ttl: self.ttl,
         }
     }
@@ -403,7 +411,13 @@ mod tests {
         let (_, p) = print(seed, 0, &extra, 1, None);
         cmp.b_key(&index, &p);
         cmp.b_key(&index, &p);
-        let Joined { diffs, tally, .. } = cmp.finish(&index);
+        let Joined {
+            diffs,
+            tally,
+            repeats,
+            ..
+        } = cmp.finish(&index);
+        assert_eq!(repeats, 2);
         let count = |c: Change| diffs.iter().filter(|d| d.change == c).count();
         let changed = (100..1000).filter(|i| i % 7 == 0).count();
         assert_eq!(count(Change::Removed), 100);

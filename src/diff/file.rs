@@ -35,9 +35,10 @@ struct Job<'a> {
 /// loading).
 type Done = Result<Option<(u128, u128)>, rdb::Error>;
 
-/// The second pass releases the pages of the values it read after this many (at most some
-/// 64 KiB each).
-const RELEASE_EVERY: usize = 512;
+/// The second pass releases the pages of the values it read after this many. A read maps
+/// more than its value: the kernel maps whole page-cache folios around a fault (some 200 KiB
+/// a value on the benchmark dumps).
+const RELEASE_EVERY: usize = 64;
 
 /// How often (in records) progress is reported.
 const PROGRESS_EVERY: u64 = 4096;
@@ -102,9 +103,9 @@ impl<'m> FileSide<'m> {
     }
 
     /// Pages of values read out of order are dropped now and then (the map stays valid: they
-    /// are read again if touched), so memory does not grow with the number of keys read. Each
-    /// read maps up to 64 KiB around it; dropping the whole map at once is one cheap call,
-    /// where one per value (with two threads, each a TLB shootdown) is not.
+    /// are read again if touched), so memory does not grow with the number of keys read.
+    /// Dropping the whole map at once is one cheap call, where one per value (with two
+    /// threads, each a TLB shootdown) is not.
     fn touched(&self) {
         let n = self.touched.get() + 1;
         self.touched.set(n % RELEASE_EVERY);

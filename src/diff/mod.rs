@@ -64,6 +64,8 @@ pub struct Options {
     pub ttl: TtlRule,
     /// Keep keys of a file whose expiry is before `now_ms` (a server never shows them).
     pub keep_expired: bool,
+    /// Decode every value, even where two files of one format store the same bytes.
+    pub by_meaning: bool,
     pub now_ms: i64,
 }
 
@@ -102,6 +104,11 @@ pub enum Error {
     /// A server replied with something we cannot use.
     #[error("{side}: {message}")]
     Live { side: String, message: String },
+    /// A file holding a key twice in one database, which a server refuses to load.
+    #[error(
+        "{side}: {count} keys appear twice in one database (a server refuses to load such a file; `rdbtool verify` names them)"
+    )]
+    Duplicates { side: String, count: u64 },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

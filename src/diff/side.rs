@@ -114,7 +114,9 @@ pub fn compare(
 ) -> Result<Outcome, Error> {
     let prints = match (&*a, &*b) {
         (Side::File(fa), Side::File(fb))
-            if fa.peek_format().is_some() && fa.peek_format() == fb.peek_format() =>
+            if !opts.by_meaning
+                && fa.peek_format().is_some()
+                && fa.peek_format() == fb.peek_format() =>
         {
             Prints::Raw
         }
@@ -127,13 +129,15 @@ pub fn compare(
         &mut |p| entries.push(Entry::new(p.id, p.value, p.expire, p.kind, p.loc)),
         &mut |pos| progress(0, pos),
     )?;
-    let (index, _repeats) = Index::build(entries);
+    let (index, repeats) = Index::build(entries);
+    duplicates(a, repeats)?;
     let mut cmp = Comparison::new(&index, opts.ttl, prints == Prints::Raw);
     b.scan(opts, prints, &mut |p| cmp.b_key(&index, p), &mut |pos| {
         progress(1, pos)
     })?;
     let mut joined = cmp.finish(&index);
     drop(index);
+    duplicates(b, joined.repeats)?;
     if let (Side::File(fa), Side::File(fb)) = (&*a, &*b) {
         let canonical = settle_by_meaning(fa, fb, opts, &joined.undecided)?;
         joined.settle(&canonical);
@@ -154,6 +158,17 @@ pub fn compare(
         tally,
         vanished,
     })
+}
+
+/// A file may not hold a key twice (a server's SCAN may return one twice).
+fn duplicates(side: &Side<'_>, repeats: u64) -> Result<(), Error> {
+    if repeats > 0 && !side.is_live() {
+        return Err(Error::Duplicates {
+            side: side.label().to_string(),
+            count: repeats,
+        });
+    }
+    Ok(())
 }
 
 /// Canonical fingerprints of both sides of keys whose stored bytes differ, each file read in
