@@ -3,6 +3,8 @@
 
 use anyhow::{Context, Result};
 
+use rdbtool::export::Target;
+use rdbtool::export::commands::Batch;
 use rdbtool::filter::Filter;
 use rdbtool::rdb::Kind;
 
@@ -60,5 +62,40 @@ impl FilterArgs {
             regex,
             kinds,
         })
+    }
+}
+
+/// How a command stream is written (`export --format resp`, `diff --format resp`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RespArgs {
+    /// RESP: one `RESTORE key ttl payload ABSTTL` per key, built from the file's own bytes,
+    /// instead of native commands.
+    #[arg(long)]
+    pub restore: bool,
+    /// RESP: what the receiving server accepts, e.g. `6.2`, `7.4`, `valkey-8.1` (default: newest).
+    #[arg(long, value_name = "X.Y")]
+    target_version: Option<Target>,
+    /// RESP: at most this many elements per command of a large key.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    batch_elements: usize,
+    /// RESP: at most about this many bytes per command of a large key.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// RESP with --restore: larger values are sent as native commands (the server's
+    /// proto-max-bulk-len).
+    #[arg(long, default_value_t = 512 << 20, value_name = "BYTES")]
+    pub restore_max: u64,
+}
+
+impl RespArgs {
+    pub fn target(&self) -> Target {
+        self.target_version.unwrap_or_default()
+    }
+
+    pub fn batch(&self) -> Batch {
+        Batch {
+            elements: self.batch_elements.max(1),
+            bytes: self.batch_bytes.max(1),
+        }
     }
 }

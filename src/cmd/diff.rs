@@ -12,11 +12,9 @@ use rdbtool::diff::jsonl::{self, RecordOptions};
 use rdbtool::diff::live::{LiveSide, is_url};
 use rdbtool::diff::patch::{Patch, PatchOptions};
 use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
-use rdbtool::export::Target;
-use rdbtool::export::commands::Batch;
 use rdbtool::rdb::mapped::MappedFile;
 
-use super::args::FilterArgs;
+use super::args::{FilterArgs, RespArgs};
 use super::{Exit, PROGRESS_MIN, iec, thousands};
 
 /// Compare two dumps, or a dump and a live server, by meaning: the same hash stored as a
@@ -57,21 +55,8 @@ pub struct Args {
     /// The time expiries are compared with, in unix milliseconds (default: now).
     #[arg(long, value_name = "MS")]
     now: Option<i64>,
-    /// RESP: rewrite keys with RESTORE of their payload instead of native commands.
-    #[arg(long)]
-    restore: bool,
-    /// RESP: what the server the patch is for accepts, e.g. `6.2`, `valkey-8.1` (default: newest).
-    #[arg(long, value_name = "X.Y")]
-    target_version: Option<Target>,
-    /// RESP: at most this many elements per command.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    batch_elements: usize,
-    /// RESP: at most about this many bytes per command.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-    batch_bytes: usize,
-    /// RESP with --restore: larger values are sent as native commands.
-    #[arg(long, default_value_t = 512 << 20, value_name = "BYTES")]
-    restore_max: u64,
+    #[command(flatten)]
+    resp: RespArgs,
     /// Memory for comparing one key element by element; larger keys are compared in parts.
     #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
     key_memory: usize,
@@ -185,13 +170,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         }
         FormatArg::Resp => {
             let popts = PatchOptions {
-                target: args.target_version.unwrap_or_default(),
-                batch: Batch {
-                    elements: args.batch_elements.max(1),
-                    bytes: args.batch_bytes.max(1),
-                },
-                restore: args.restore,
-                restore_max: args.restore_max,
+                target: args.resp.target(),
+                batch: args.resp.batch(),
+                restore: args.resp.restore,
+                restore_max: args.resp.restore_max,
                 now_ms: opts.now_ms,
                 seed: opts.seed,
                 budget: args.key_memory,

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use rdbtool::export::commands::Batch;
-use rdbtool::export::{self, Format, Options, Target};
+use rdbtool::export::{self, Format, Options};
 use rdbtool::rdb::mapped::MappedFile;
 
 use super::Exit;
-use super::args::FilterArgs;
+use super::args::{FilterArgs, RespArgs};
 
 /// Convert a dump to lossless JSON / JSON Lines, or to the command stream that rebuilds it
 /// (`| redis-cli --pipe`).
@@ -22,22 +21,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
     format: FormatArg,
-    /// RESP: one `RESTORE key ttl payload ABSTTL` per key, built from the file's own bytes.
-    #[arg(long)]
-    restore: bool,
-    /// RESP: what the receiving server accepts, e.g. `6.2`, `7.4`, `valkey-8.1` (default: newest).
-    #[arg(long, value_name = "X.Y")]
-    target_version: Option<Target>,
-    /// RESP: at most this many elements per command of a large key.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    batch_elements: usize,
-    /// RESP: at most about this many bytes per command of a large key.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-    batch_bytes: usize,
-    /// RESP with --restore: larger values are sent as native commands (the server's
-    /// proto-max-bulk-len).
-    #[arg(long, default_value_t = 512 << 20, value_name = "BYTES")]
-    restore_max: u64,
+    #[command(flatten)]
+    resp: RespArgs,
     #[command(flatten)]
     filter: FilterArgs,
     /// Keys already expired (relative to --now): skipped or kept.
@@ -83,13 +68,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             FormatArg::Jsonl => Format::Jsonl,
             FormatArg::Resp => Format::Resp,
         },
-        restore: args.restore,
-        target: args.target_version.unwrap_or_default(),
-        batch: Batch {
-            elements: args.batch_elements.max(1),
-            bytes: args.batch_bytes.max(1),
-        },
-        restore_max: args.restore_max,
+        restore: args.resp.restore,
+        target: args.resp.target(),
+        batch: args.resp.batch(),
+        restore_max: args.resp.restore_max,
         filter: args.filter.filter()?,
         keep_expired: args.expired == Expired::Keep,
         now_ms,
