@@ -14,7 +14,7 @@ use rdbtool::rdb::error::escape;
 use rdbtool::rdb::keys::KeyIndex;
 use rdbtool::rdb::mapped::MappedFile;
 use rdbtool::rdb::ordered::{self, Ordered};
-use rdbtool::rdb::value::ValueReader;
+use rdbtool::rdb::value::{Checks, ValueReader};
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
 use super::{Exit, PROGRESS_MIN, iec, thousands};
@@ -515,7 +515,7 @@ fn check_job(job: &Job, data: &[u8]) -> Vec<Problem> {
             context: context(),
         })
     };
-    ValueReader::with_thread_reader(|values| {
+    ValueReader::with_thread_reader(Checks::Duplicates, |values| {
         match values.read_span(data, job.start, job.end, job.ty, &mut rdb::Skip) {
             Ok(n) => {
                 if rdb::value::is_empty_key(job.ty, n) {

@@ -7,7 +7,7 @@ use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Prints, Value};
 use crate::rdb::error::Context;
 use crate::rdb::mapped::MappedFile;
-use crate::rdb::value::{ValueReader, is_empty_key};
+use crate::rdb::value::{Checks, ValueReader, is_empty_key};
 use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing, ordered};
 
 pub struct FileSide<'m> {
@@ -209,12 +209,6 @@ fn reordered_on_save(ty: ObjectType) -> bool {
     )
 }
 
-thread_local! {
-    /// Values are fingerprinted, not verified: no search for repeated members.
-    static READER: std::cell::RefCell<ValueReader> =
-        std::cell::RefCell::new(ValueReader::without_duplicate_checks());
-}
-
 /// The record walk: framing on this thread, fingerprints on both (see [`ordered`]). Returns
 /// the format, where each database starts, and the first error in file order.
 fn walk<'a>(
@@ -244,8 +238,9 @@ fn walk<'a>(
         }
         let kind = job.ty.kind();
         let (n, value) = Fingerprinter::with_thread(seed, kind, |fp| {
-            let n =
-                READER.with_borrow_mut(|r| r.read_span(data, job.start, job.end, job.ty, fp))?;
+            let n = ValueReader::with_thread_reader(Checks::None, |r| {
+                r.read_span(data, job.start, job.end, job.ty, fp)
+            })?;
             Ok::<_, rdb::Error>((n, fp.finish()))
         })?;
         if is_empty_key(job.ty, n) {

@@ -173,7 +173,7 @@ impl Value<'_> {
                 start,
                 end,
                 ..
-            } => rdb::value::ValueReader::with_thread_reader(|r| {
+            } => rdb::value::ValueReader::with_thread_reader(rdb::value::Checks::None, |r| {
                 r.read_span(data, *start, *end, *ty, v)
             })
             .map(drop),

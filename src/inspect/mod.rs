@@ -15,7 +15,7 @@ use crate::filter::Filter;
 use crate::rdb::module::module_name;
 use crate::rdb::ordered;
 use crate::rdb::value::Container;
-use crate::rdb::value::ValueReader;
+use crate::rdb::value::{Checks, ValueReader};
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
 use memory::{Allocator, MemoryVisitor, Model, Server};
 use prefix::Prefixes;
@@ -307,7 +307,7 @@ fn measure(data: &[u8], info: &KeyInfo<'_>, model: Model) -> Measured {
         elements: 0,
         largest: 0,
     };
-    ValueReader::with_thread_reader(|values| {
+    ValueReader::with_thread_reader(Checks::None, |values| {
         values.read_span(data, info.start, info.end, info.ty, &mut v)
     })?;
     // Finished here, so that only three numbers travel back to the consumer.

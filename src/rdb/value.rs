@@ -229,6 +229,13 @@ pub struct ValueReader {
     skip_duplicate_checks: bool,
 }
 
+/// Whether a [`ValueReader`] looks for repeated set members, hash fields and zset members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    Duplicates,
+    None,
+}
+
 impl ValueReader {
     pub fn new() -> Self {
         Self::default()
@@ -276,12 +283,20 @@ impl ValueReader {
         })
     }
 
-    /// Runs `f` with this thread's reusable reader, for work spread over threads.
-    pub fn with_thread_reader<R>(f: impl FnOnce(&mut ValueReader) -> R) -> R {
+    /// Runs `f` with this thread's reusable reader, for work spread over threads: one that
+    /// looks for repeated members (`Checks::Duplicates`, verify's), or one that does not
+    /// (readers that measure or compare, which saves a hash set insert per element).
+    pub fn with_thread_reader<R>(checks: Checks, f: impl FnOnce(&mut ValueReader) -> R) -> R {
         thread_local! {
-            static READER: std::cell::RefCell<ValueReader> = std::cell::RefCell::new(ValueReader::new());
+            static CHECKING: std::cell::RefCell<ValueReader> =
+                std::cell::RefCell::new(ValueReader::new());
+            static TRUSTING: std::cell::RefCell<ValueReader> =
+                std::cell::RefCell::new(ValueReader::without_duplicate_checks());
         }
-        READER.with_borrow_mut(f)
+        match checks {
+            Checks::Duplicates => CHECKING.with_borrow_mut(f),
+            Checks::None => TRUSTING.with_borrow_mut(f),
+        }
     }
 
     /// Reads the value of type `ty`, returning the number of elements it holds (1 for a string;
