@@ -94,10 +94,6 @@ impl Watermark {
     pub fn offset(&self, end: u64) -> u64 {
         self.offsets.front().copied().unwrap_or(end)
     }
-
-    pub fn open_count(&self) -> usize {
-        self.flags.iter().filter(|f| !**f).count()
-    }
 }
 
 #[cfg(test)]

@@ -575,7 +575,8 @@ impl<'h> Replay<'h> {
     /// EXEC goes as one unit.
     fn run_aof(&mut self, data: &[u8], start: usize) -> Result<(), Error> {
         let mut db = 0u64;
-        let mut multi: Option<Unit> = None;
+        // An open transaction, and where its MULTI is.
+        let mut multi: Option<(Unit, u64)> = None;
         let mut commands = aof::Commands::new(data, start);
         let mut n = 0u64;
         while let Some(cmd) = commands.next() {
@@ -596,7 +597,7 @@ impl<'h> Replay<'h> {
                     .ok_or_else(|| Error::Aof(format!("offset {}: bad SELECT", cmd.offset)))?;
                 continue;
             }
-            if let Some(m) = multi.as_mut() {
+            if let Some((m, _)) = multi.as_mut() {
                 m.body.extend_from_slice(cmd.raw);
                 m.commands += 1;
                 if m.key.is_empty()
@@ -606,8 +607,8 @@ impl<'h> Replay<'h> {
                     m.slot = slots::key_slot(k);
                 }
                 if name == b"EXEC" || name == b"DISCARD" {
-                    let unit = multi.take().expect("in a transaction");
-                    self.aof_unit(unit)?;
+                    let (unit, offset) = multi.take().expect("in a transaction");
+                    self.aof_unit(unit, offset)?;
                 }
                 continue;
             }
@@ -630,9 +631,9 @@ impl<'h> Replay<'h> {
                 failing_since: None,
             };
             if name == b"MULTI" {
-                multi = Some(unit);
+                multi = Some((unit, cmd.offset));
             } else {
-                self.aof_unit(unit)?;
+                self.aof_unit(unit, cmd.offset)?;
             }
         }
         if multi.is_some() {
@@ -641,8 +642,9 @@ impl<'h> Replay<'h> {
         Ok(())
     }
 
-    fn aof_unit(&mut self, mut unit: Unit) -> Result<(), Error> {
-        let seq = self.watermark.open(self.source_pos);
+    /// One AOF command (or transaction) found at `offset`.
+    fn aof_unit(&mut self, mut unit: Unit, offset: u64) -> Result<(), Error> {
+        let seq = self.watermark.open(offset);
         unit.seq = seq;
         if seq < self.opts.resume_from {
             self.summary.skipped_resumed += 1;
