@@ -180,14 +180,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         target: args.target_version,
         resume_from,
     };
-    let source = Source::detect(data);
-    let opts = match source {
-        // An AOF's order matters: one connection per node keeps it.
-        Source::Aof(_) => Options {
+    let aof = replay::is_aof(data);
+    // An AOF's order matters: one connection per node keeps it.
+    let opts = match aof {
+        true => Options {
             connections: 1,
             ..opts
         },
-        Source::Rdb(_) => opts,
+        false => opts,
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -214,6 +214,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         indicatif::ProgressBar::new(len).with_style(style)
     });
     let mut hooks = CliHooks {
+        file: &file,
+        released: 0,
         stop,
         errors_to,
         checkpoint: args
@@ -238,7 +240,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     };
     let target = replay.facts().target;
     let started = Instant::now();
-    let (summary, result) = replay.run(source);
+    // The RDB's checksum is summed on the other core as it is read (and its pages released);
+    // the reader's pages are released by the progress hook.
+    let (summary, result) = file.scan(|inp, _| match aof {
+        true => replay.run(Source::Aof(data)),
+        false => replay.run(Source::Rdb(inp)),
+    });
     let elapsed = started.elapsed();
     if let Some(bar) = &hooks.bar {
         bar.finish_and_clear();
@@ -329,7 +336,11 @@ fn write_summary(
     Ok(())
 }
 
-struct CliHooks {
+struct CliHooks<'f> {
+    /// The source, whose pages behind the reader are released as it goes (every key's
+    /// commands are copied out of it).
+    file: &'f MappedFile,
+    released: u64,
     stop: Arc<AtomicBool>,
     errors_to: Option<std::io::BufWriter<std::fs::File>>,
     /// Path, source name, source hash, source size.
@@ -339,8 +350,13 @@ struct CliHooks {
     io_error: Option<String>,
 }
 
-impl Hooks for CliHooks {
+impl Hooks for CliHooks<'_> {
     fn progress(&mut self, pos: u64, s: &Summary) {
+        if pos > self.released {
+            self.file.release(self.released as usize, pos as usize);
+            // Released in whole 64 KiB blocks: the block holding `pos` goes next time.
+            self.released = pos - pos % (64 << 10);
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(pos);
             let secs = self.started.elapsed().as_secs_f64().max(1e-9);

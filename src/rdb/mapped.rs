@@ -46,8 +46,8 @@ impl MappedFile {
         self.release(0, self.data().len());
     }
 
-    /// Drops the resident pages wholly inside `start..end`.
-    fn release(&self, start: usize, end: usize) {
+    /// Drops the resident pages wholly inside `start..end` (read again if touched).
+    pub fn release(&self, start: usize, end: usize) {
         let Some(map) = &self.map else { return };
         let page = RELEASE_ALIGN;
         let start = start.div_ceil(page) * page;

@@ -145,20 +145,16 @@ impl From<export::Error> for Error {
 
 /// The source's shape.
 pub enum Source<'a> {
-    Rdb(&'a [u8]),
-    /// RESP commands, after an RDB preamble when the file starts with `REDIS`.
+    /// An RDB, possibly followed by AOF commands (a preamble).
+    Rdb(SliceInput<'a>),
+    /// RESP commands.
     Aof(&'a [u8]),
 }
 
-impl<'a> Source<'a> {
-    /// An RDB (or AOF with RDB preamble) starts with `REDIS`/`VALKEY`, a plain AOF with `*` or
-    /// an annotation.
-    pub fn detect(data: &'a [u8]) -> Source<'a> {
-        match data.first() {
-            Some(b'*') | Some(b'#') => Source::Aof(data),
-            _ => Source::Rdb(data),
-        }
-    }
+/// A plain AOF starts with `*` or an annotation; an RDB (or an AOF with RDB preamble) with
+/// `REDIS`/`VALKEY`.
+pub fn is_aof(data: &[u8]) -> bool {
+    matches!(data.first(), Some(b'*' | b'#'))
 }
 
 /// How often (in source records) progress is reported and checkpoints considered.
@@ -264,7 +260,7 @@ impl<'h> Replay<'h> {
     /// Replays a whole source; returns the summary (failed keys are in it, not errors).
     pub fn run(mut self, source: Source<'_>) -> (Summary, Result<(), Error>) {
         let result = match source {
-            Source::Rdb(data) => self.run_rdb(data),
+            Source::Rdb(inp) => self.run_rdb(inp),
             Source::Aof(data) => self.run_aof(data, 0),
         }
         .and_then(|()| {
@@ -308,8 +304,9 @@ impl<'h> Replay<'h> {
         }
     }
 
-    fn run_rdb(&mut self, data: &[u8]) -> Result<(), Error> {
-        let mut reader = Reader::new(SliceInput::new(data))?;
+    fn run_rdb(&mut self, inp: SliceInput<'_>) -> Result<(), Error> {
+        let data = inp.data();
+        let mut reader = Reader::new(inp)?;
         let version = reader.format().version;
         if self.opts.mode == Mode::Restore && !self.facts.target.accepts_payload(version) {
             return Err(Error::Target(format!(
