@@ -99,3 +99,31 @@ impl RespArgs {
         }
     }
 }
+
+/// Which keys count as expired, and what happens to them (`export`, `diff`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExpiryArgs {
+    /// Keys already expired (relative to --now): skipped, as a server loading the file would,
+    /// or kept.
+    #[arg(long, value_enum, default_value_t = Expired::Skip)]
+    expired: Expired,
+    /// The time expiries are compared with, in unix milliseconds (default: now).
+    #[arg(long, value_name = "MS")]
+    now: Option<i64>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Expired {
+    Skip,
+    Keep,
+}
+
+impl ExpiryArgs {
+    pub fn keep_expired(&self) -> bool {
+        self.expired == Expired::Keep
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now.unwrap_or_else(super::now_ms)
+    }
+}

@@ -14,7 +14,7 @@ use rdbtool::diff::patch::{Patch, PatchOptions};
 use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
 use rdbtool::rdb::mapped::MappedFile;
 
-use super::args::{FilterArgs, RespArgs};
+use super::args::{ExpiryArgs, FilterArgs, RespArgs};
 use super::{Exit, PROGRESS_MIN, iec, thousands};
 
 /// Compare two dumps, or a dump and a live server, by meaning: the same hash stored as a
@@ -49,12 +49,8 @@ pub struct Args {
     by_meaning: bool,
     #[command(flatten)]
     filter: FilterArgs,
-    /// Keys of a file already expired (relative to --now): skipped, as a server would, or kept.
-    #[arg(long, value_enum, default_value_t = Expired::Skip)]
-    expired: Expired,
-    /// The time expiries are compared with, in unix milliseconds (default: now).
-    #[arg(long, value_name = "MS")]
-    now: Option<i64>,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
     #[command(flatten)]
     resp: RespArgs,
     /// Memory for comparing one key element by element; larger keys are compared in parts.
@@ -73,12 +69,6 @@ enum FormatArg {
     Table,
     Jsonl,
     Resp,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Expired {
-    Skip,
-    Keep,
 }
 
 /// `1s`, `250ms`, `2m`, `1h`, or milliseconds.
@@ -109,9 +99,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         } else {
             TtlRule::Tolerance(args.ttl_tolerance)
         },
-        keep_expired: args.expired == Expired::Keep,
+        keep_expired: args.expiry.keep_expired(),
         by_meaning: args.by_meaning,
-        now_ms: args.now.unwrap_or_else(super::now_ms),
+        now_ms: args.expiry.now_ms(),
     };
     let maps = [map(&args.a)?, map(&args.b)?];
     let mut sides = Vec::new();

@@ -9,7 +9,7 @@ use rdbtool::export::{self, Format, Options};
 use rdbtool::rdb::mapped::MappedFile;
 
 use super::Exit;
-use super::args::{FilterArgs, RespArgs};
+use super::args::{ExpiryArgs, FilterArgs, RespArgs};
 
 /// Convert a dump to lossless JSON / JSON Lines, or to the command stream that rebuilds it
 /// (`| redis-cli --pipe`).
@@ -25,15 +25,11 @@ pub struct Args {
     resp: RespArgs,
     #[command(flatten)]
     filter: FilterArgs,
-    /// Keys already expired (relative to --now): skipped or kept.
-    #[arg(long, value_enum, default_value_t = Expired::Skip)]
-    expired: Expired,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-    /// The time expiries are compared with, in unix milliseconds (default: now).
-    #[arg(long, value_name = "MS")]
-    now: Option<i64>,
     /// Drop key TTLs.
     #[arg(long)]
     no_ttl: bool,
@@ -49,19 +45,8 @@ enum FormatArg {
     Resp,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Expired {
-    Skip,
-    Keep,
-}
-
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
-    let now_ms = args.now.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    });
     let opts = Options {
         format: match args.format {
             FormatArg::Json => Format::Json,
@@ -73,8 +58,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         batch: args.resp.batch(),
         restore_max: args.resp.restore_max,
         filter: args.filter.filter()?,
-        keep_expired: args.expired == Expired::Keep,
-        now_ms,
+        keep_expired: args.expiry.keep_expired(),
+        now_ms: args.expiry.now_ms(),
         no_ttl: args.no_ttl,
         restore_replace: false,
     };
