@@ -395,6 +395,7 @@ impl<'h> Replay<'h> {
                         ask: None,
                         pinned: None,
                         failing_since: None,
+                        alone: false,
                     })?;
                 }
                 Record::Eof { .. } => {
@@ -563,6 +564,7 @@ impl<'h> Replay<'h> {
                 ask: None,
                 pinned: Some(node),
                 failing_since: None,
+                alone: false,
             })?;
         }
         Ok(())
@@ -626,6 +628,7 @@ impl<'h> Replay<'h> {
                 ask: None,
                 pinned: None,
                 failing_since: None,
+                alone: false,
             };
             if name == b"MULTI" {
                 multi = Some((unit, cmd.offset));
@@ -687,7 +690,8 @@ impl<'h> Replay<'h> {
         }
         let node = self.route(&unit);
         self.summary.commands += u64::from(unit.commands);
-        self.summary.sent += u64::from(unit.failing_since.is_none() && unit.form != Form::Cleanup);
+        self.summary.sent +=
+            u64::from(unit.failing_since.is_none() && !unit.alone && unit.form != Form::Cleanup);
         let batch = &mut self.pending[node];
         batch.1 += unit.commands as usize;
         batch.2 += unit.body.len();
@@ -781,6 +785,7 @@ impl<'h> Replay<'h> {
                         ask: None,
                         pinned: None,
                         failing_since: None,
+                        alone: false,
                     },
                 ));
             }
@@ -803,6 +808,10 @@ impl<'h> Replay<'h> {
                 },
                 Outcome::Failed(msg) => {
                     self.fail(unit.seq, unit.db, &unit.key, &msg);
+                }
+                Outcome::Grouped => {
+                    unit.alone = true;
+                    self.delayed.push((Instant::now(), unit));
                 }
                 Outcome::Retry(why) => {
                     self.summary.retries += 1;

@@ -1,6 +1,7 @@
 //! A unit of work: everything that writes one key (or one AOF command), sent and acknowledged
 //! as a whole, and sent again as a whole (with replace semantics) when it has to be retried.
 
+use std::io::Write;
 use std::time::Instant;
 
 use redis::Value;
@@ -46,6 +47,8 @@ pub struct Unit {
     pub pinned: Option<usize>,
     /// When the unit first failed to get an answer (for the retry deadline).
     pub failing_since: Option<Instant>,
+    /// Never grouped with other strings into one `MSETNX` (one of a group's keys existed).
+    pub alone: bool,
 }
 
 /// What became of a unit.
@@ -58,6 +61,8 @@ pub enum Outcome {
     Failed(String),
     /// Not done; send again (to where the redirection says).
     Retry(Redirect),
+    /// Not done: a key of the unit's `MSETNX` group existed. Send again, alone.
+    Grouped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +96,23 @@ enum Role {
     Body,
     /// RENAMENX of a staged unit: 0 means the key existed.
     RenameNx,
+    /// `MSET`/`MSETNX` of this many string units (listed in `members`); for `MSETNX`, 0
+    /// means that some key existed and none was set.
+    Group(u32),
 }
+
+/// Most keys, and most bytes, one `MSET`/`MSETNX` writes.
+const GROUP_KEYS: usize = 128;
+const GROUP_BYTES: usize = 256 << 10;
 
 /// Commands for a batch of units, and which reply belongs to which unit.
 #[derive(Default)]
 pub struct Packed {
     pub buf: Vec<u8>,
+    /// Per reply: the unit it answers (for a group, where its units start in `members`).
     plan: Vec<(u32, Role)>,
+    /// The units of each `MSET`/`MSETNX`, one run per group.
+    members: Vec<u32>,
 }
 
 impl Packed {
@@ -107,6 +122,13 @@ impl Packed {
 
     /// Encodes `units`; `db` is the connection's selected database (`None` in a cluster, which
     /// has only database 0).
+    ///
+    /// Outside a cluster, the strings without a TTL of each database are written last, in one
+    /// `MSETNX` (or `MSET` with replace semantics) per up to [`GROUP_KEYS`]: the server spends
+    /// about as much on reading, dispatching and answering a command as on setting a small
+    /// string. (A cluster refuses keys of different slots in one command.) Units are distinct
+    /// keys, so their order within a batch does not matter, except for AOF commands, which are
+    /// never grouped.
     pub fn new(units: &[Unit], db: &mut Option<u64>) -> Packed {
         // Room for the bodies and what goes around them (SELECT, DEL, RENAMENX, ASKING).
         let room: usize = units
@@ -116,17 +138,18 @@ impl Packed {
         let mut p = Packed {
             buf: Vec::with_capacity(room),
             plan: Vec::with_capacity(units.len() * 2),
+            members: Vec::new(),
+        };
+        let groups = match db {
+            Some(_) => Groups::of(units),
+            None => Groups::default(),
         };
         for (i, u) in units.iter().enumerate() {
-            let i = i as u32;
-            if let Some(cur) = db
-                && *cur != u.db
-            {
-                let mut c = Command::new("SELECT");
-                c.arg_uint(u.db);
-                p.push(i, Role::Control, &c, false);
-                *cur = u.db;
+            if groups.has(i) {
+                continue;
             }
+            let i = i as u32;
+            p.select(i, u.db, db);
             let ask = u.ask.is_some();
             match (&u.form, u.resend) {
                 (Form::Restore | Form::Set, false)
@@ -156,7 +179,40 @@ impl Packed {
                 }
             }
         }
+        for group in groups.chunks(units) {
+            p.group(units, &group, db);
+        }
         p
+    }
+
+    fn select(&mut self, unit: u32, want: u64, db: &mut Option<u64>) {
+        if let Some(cur) = db
+            && *cur != want
+        {
+            let mut c = Command::new("SELECT");
+            c.arg_uint(want);
+            self.push(unit, Role::Control, &c, false);
+            *cur = want;
+        }
+    }
+
+    /// One `MSET`/`MSETNX` of the string units `group` (all of one database).
+    fn group(&mut self, units: &[Unit], group: &[u32], db: &mut Option<u64>) {
+        let first = &units[group[0] as usize];
+        self.select(group[0], first.db, db);
+        let nx = first.body.ends_with(NX);
+        let name: &[u8] = if nx { b"MSETNX" } else { b"MSET" };
+        let _ = write!(self.buf, "*{}\r\n${}\r\n", 1 + 2 * group.len(), name.len());
+        self.buf.extend_from_slice(name);
+        self.buf.extend_from_slice(b"\r\n");
+        for &i in group {
+            if let Some((kv, _)) = group_pair(&units[i as usize]) {
+                self.buf.extend_from_slice(kv);
+            }
+        }
+        let from = self.members.len() as u32;
+        self.members.extend_from_slice(group);
+        self.plan.push((from, Role::Group(group.len() as u32)));
     }
 
     fn push(&mut self, unit: u32, role: Role, c: &Command, ask: bool) {
@@ -196,8 +252,21 @@ impl Packed {
             errors: 0,
         };
         for (&(unit, role), reply) in self.plan.iter().zip(replies) {
-            let o = &mut out[unit as usize];
             counts.errors += u64::from(matches!(reply, Value::ServerError(_)));
+            if let Role::Group(n) = role {
+                let new = match reply {
+                    Value::ServerError(e) => {
+                        classify(e.code(), e.details().unwrap_or(""), &Form::Set)
+                    }
+                    Value::Int(0) => Outcome::Grouped,
+                    _ => continue,
+                };
+                for &m in &self.members[unit as usize..(unit + n) as usize] {
+                    out[m as usize] = new.clone();
+                }
+                continue;
+            }
+            let o = &mut out[unit as usize];
             let new = match reply {
                 Value::ServerError(e) => classify(
                     e.code(),
@@ -221,7 +290,7 @@ fn rank(o: &Outcome) -> u8 {
         Outcome::Acked => 0,
         Outcome::Exists => 1,
         Outcome::Failed(_) => 2,
-        Outcome::Retry(_) => 3,
+        Outcome::Retry(_) | Outcome::Grouped => 3,
     }
 }
 
@@ -243,6 +312,92 @@ fn classify(code: &str, details: &str, form: &Form) -> Outcome {
         "BUSYKEY" if *form == Form::Restore => Outcome::Exists,
         _ if *form == Form::Function && details.contains("already exists") => Outcome::Exists,
         _ => Outcome::Failed(format!("{code} {details}").trim_end().to_string()),
+    }
+}
+
+const NX: &[u8] = b"$2\r\nNX\r\n";
+
+/// For a string unit that may join an `MSET`/`MSETNX`: its key and value as encoded in its
+/// `SET key value [NX]` (no TTL), and whether it has `NX`.
+fn group_pair(u: &Unit) -> Option<(&[u8], bool)> {
+    if u.form != Form::Set || u.resend || u.alone || u.ask.is_some() {
+        return None;
+    }
+    let b = &u.body;
+    let (n, pos) = header(b, 0, b'*')?;
+    let nx = match n {
+        3 => false,
+        4 => true,
+        _ => return None,
+    };
+    let bulk_end = |pos: usize| {
+        let (len, start) = header(b, pos, b'$')?;
+        start.checked_add(len as usize)?.checked_add(2)
+    };
+    let key = bulk_end(pos)?;
+    let end = bulk_end(bulk_end(key)?)?;
+    (!nx || b.get(end..) == Some(NX)).then(|| (&b[key..end], nx))
+}
+
+/// The string units of a batch that go into `MSET`/`MSETNX` commands.
+#[derive(Default)]
+struct Groups {
+    /// Indices of grouped units, by (database, NX), in batch order.
+    by_db: Vec<((u64, bool), Vec<u32>)>,
+    grouped: Vec<bool>,
+}
+
+impl Groups {
+    fn of(units: &[Unit]) -> Groups {
+        let mut g = Groups::default();
+        for (i, u) in units.iter().enumerate() {
+            let Some((_, nx)) = group_pair(u) else {
+                continue;
+            };
+            let at = match g.by_db.iter().position(|(k, _)| *k == (u.db, nx)) {
+                Some(at) => at,
+                None => {
+                    g.by_db.push(((u.db, nx), Vec::new()));
+                    g.by_db.len() - 1
+                }
+            };
+            g.by_db[at].1.push(i as u32);
+        }
+        // A lone string is cheaper as its own SET.
+        g.by_db.retain(|(_, v)| v.len() > 1);
+        g.grouped = vec![false; units.len()];
+        for (_, v) in &g.by_db {
+            for &i in v {
+                g.grouped[i as usize] = true;
+            }
+        }
+        g
+    }
+
+    fn has(&self, unit: usize) -> bool {
+        self.grouped.get(unit).copied().unwrap_or(false)
+    }
+
+    /// The groups, each at most [`GROUP_KEYS`] keys and about [`GROUP_BYTES`], and never the
+    /// same key twice (the second would overwrite the first instead of being refused).
+    fn chunks(&self, units: &[Unit]) -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        for (_, members) in &self.by_db {
+            let mut cur: Vec<u32> = Vec::new();
+            let mut bytes = 0;
+            for &i in members {
+                let u = &units[i as usize];
+                let repeat = cur.iter().any(|&j| units[j as usize].key == u.key);
+                if cur.len() == GROUP_KEYS || bytes >= GROUP_BYTES || repeat {
+                    out.push(std::mem::take(&mut cur));
+                    bytes = 0;
+                }
+                bytes += u.body.len();
+                cur.push(i);
+            }
+            out.push(cur);
+        }
+        out
     }
 }
 
@@ -306,6 +461,7 @@ mod tests {
             ask: ask.then_some(1),
             pinned: None,
             failing_since: None,
+            alone: false,
         }
     }
 
@@ -332,6 +488,74 @@ mod tests {
         }
         let units = [unit(Form::Direct, false, false)];
         assert_eq!(Packed::new(&units, &mut Some(3)).replies(), 4, "SELECT");
+    }
+
+    fn string(key: &str, db: u64, args: &[&str]) -> Unit {
+        let mut c = Command::new("SET");
+        c.arg(key.as_bytes()).arg(b"v");
+        for a in args {
+            c.arg(a.as_bytes());
+        }
+        let mut u = unit(Form::Set, false, false);
+        u.body.clear();
+        c.write_to(&mut u.body).unwrap();
+        u.commands = 1;
+        (u.key, u.db) = (key.as_bytes().to_vec(), db);
+        u
+    }
+
+    #[test]
+    fn strings_without_ttl_share_one_msetnx_per_database() {
+        let mut units = vec![
+            string("a", 0, &["NX"]),
+            string("ttl", 0, &["NX", "PXAT", "5"]),
+            unit(Form::Staged { tmp: b"t".to_vec() }, false, false),
+            string("b", 1, &["NX"]),
+            string("c", 0, &["NX"]),
+            string("d", 1, &["NX"]),
+            string("a", 0, &["NX"]),
+        ];
+        let p = Packed::new(&units, &mut Some(0));
+        let cmds: Vec<String> = split_commands(&p.buf)
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).replace("\r\n", " "))
+            .collect();
+        assert_eq!(
+            cmds,
+            [
+                "*6 $3 SET $3 ttl $1 v $2 NX $4 PXAT $1 5 ",
+                "*3 $5 RPUSH $1 t $1 a ",
+                "*3 $5 RPUSH $1 t $1 a ",
+                "*3 $8 RENAMENX $1 t $1 k ",
+                // A key never appears twice in one group.
+                "*5 $6 MSETNX $1 a $1 v $1 c $1 v ",
+                "*3 $6 MSETNX $1 a $1 v ",
+                "*2 $6 SELECT $1 1 ",
+                "*5 $6 MSETNX $1 b $1 v $1 d $1 v ",
+            ]
+        );
+        assert_eq!(p.replies(), cmds.len());
+        let replies = [
+            Value::Okay,
+            Value::Int(2),
+            Value::Int(2),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Okay,
+            redis::parse_redis_value(b"-OOM command not allowed\r\n").unwrap(),
+        ];
+        let (out, counts) = p.outcomes(&units, &replies);
+        assert_eq!(counts.errors, 1);
+        assert_eq!(out[0], Outcome::Grouped, "a: its group was refused");
+        assert_eq!(out[4], Outcome::Grouped);
+        assert_eq!(out[6], Outcome::Acked);
+        assert!(matches!(out[3], Outcome::Failed(_)), "{:?}", out[3]);
+        assert_eq!(out[1], Outcome::Acked);
+        // Sent again alone after a refusal, a string is its own SET NX; in a cluster, always.
+        units[0].alone = true;
+        assert_eq!(Packed::new(&units[..1], &mut Some(0)).buf, units[0].body);
+        assert_eq!(Packed::new(&units[2..], &mut None).replies(), 7);
     }
 
     #[test]
