@@ -37,6 +37,9 @@ pub struct NativeWriter<'o> {
     pending: usize,
     /// Field TTLs of the hash fields in `cmd`: (expiry, field).
     field_ttls: Vec<(u64, Vec<u8>)>,
+    /// ZADD: where each (score, member) pair of `cmd` starts, while the scores ascend.
+    ascending: Vec<usize>,
+    last_score: f64,
     stream: StreamState,
     pub commands: u64,
     error: Option<io::Error>,
@@ -64,6 +67,8 @@ impl<'o> NativeWriter<'o> {
             cmd: Command::default(),
             pending: 0,
             field_ttls: Vec::new(),
+            ascending: Vec::new(),
+            last_score: f64::NEG_INFINITY,
             stream: StreamState::default(),
             commands: 0,
             error: None,
@@ -111,6 +116,15 @@ impl<'o> NativeWriter<'o> {
         if self.pending == 0 {
             return;
         }
+        // A small sorted set is a listpack on the server, and each ZADD member is inserted by
+        // walking the listpack from its head, parsing every score it passes: members in
+        // ascending order (how listpacks are saved) cost a walk over the whole list each,
+        // descending ones stop at the head. (Large sorted sets are saved descending already.)
+        if self.ascending.len() > 1 && self.ascending.len() == self.pending {
+            self.cmd.reverse_runs(&self.ascending);
+        }
+        self.ascending.clear();
+        self.last_score = f64::NEG_INFINITY;
         self.send_cmd();
         self.pending = 0;
         self.flush_field_ttls();
@@ -282,7 +296,12 @@ impl Visitor for NativeWriter<'_> {
                 self.batch_full();
             }
             (_, Item::Scored { member, score }) => {
-                self.batch_arg("ZADD").arg_score(score).arg_elem(member);
+                let at = self.batch_arg("ZADD").len();
+                if score >= self.last_score && (self.ascending.len() + 1 == self.pending) {
+                    self.ascending.push(at);
+                    self.last_score = score;
+                }
+                self.cmd.arg_score(score).arg_elem(member);
                 self.batch_full();
             }
             (
@@ -307,5 +326,49 @@ impl Visitor for NativeWriter<'_> {
             (Kind::Stream, item) => self.stream_item(item),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::Elem;
+
+    fn zadds(scores: &[f64], elements: usize) -> String {
+        let mut out = Vec::new();
+        let mut w = NativeWriter::new(
+            &mut out,
+            Target::default(),
+            Batch {
+                elements,
+                bytes: 1 << 20,
+            },
+        );
+        w.begin_key(b"z", Kind::Zset);
+        for (i, &score) in scores.iter().enumerate() {
+            let member = Elem::Int(i as i64);
+            w.item(Item::Scored { member, score });
+        }
+        w.end_key(None);
+        String::from_utf8(out)
+            .unwrap()
+            .split("*")
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                let words: Vec<&str> = c.split("\r\n").skip(2).step_by(2).collect();
+                words[2..].join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    #[test]
+    fn ascending_zadd_batches_are_sent_descending() {
+        // Listpack order (ascending) is reversed within each ZADD; members stay with scores.
+        assert_eq!(zadds(&[1.0, 2.0, 2.0, 3.5], 10), "3.5 3 2 2 2 1 1 0");
+        assert_eq!(zadds(&[1.0, 2.0, 3.0], 2), "2 1 1 0 | 3 2");
+        // Any other order (skiplists are saved descending) is left as it is.
+        assert_eq!(zadds(&[3.0, 1.0, 2.0], 10), "3 0 1 1 2 2");
+        assert_eq!(zadds(&[5.0], 10), "5 0");
     }
 }

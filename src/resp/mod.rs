@@ -73,6 +73,22 @@ impl Command {
         self.args == 0
     }
 
+    /// Puts the runs of arguments that start at these offsets (of [`Command::len`], ascending;
+    /// the last run ends with the command) in the opposite order.
+    pub fn reverse_runs(&mut self, starts: &[usize]) {
+        let Some(&first) = starts.first() else {
+            return;
+        };
+        let mut ends = starts[1..].to_vec();
+        ends.push(self.body.len());
+        let mut tail = Vec::with_capacity(self.body.len() - first);
+        for (&s, &e) in starts.iter().zip(&ends).rev() {
+            tail.extend_from_slice(&self.body[s..e]);
+        }
+        self.body.truncate(first);
+        self.body.extend_from_slice(&tail);
+    }
+
     pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(b"*")?;
         out.write_all(itoa::Buffer::new().format(self.args).as_bytes())?;
