@@ -434,10 +434,11 @@ impl<'h> Replay<'h> {
         if string {
             let value = read_string(reader)?;
             if value.len() <= eopts.batch.bytes {
-                self.set_command(key, &value, info.expire_ms, staged)
-                    .write_to(&mut body)
-                    .map_err(|e| Error::Target(e.to_string()))?;
-                return Ok((Form::Set, 1, body));
+                return Ok((
+                    Form::Set,
+                    1,
+                    self.set_body(key, &value, info.expire_ms, staged),
+                ));
             }
         }
         let tmp = if staged {
@@ -494,23 +495,25 @@ impl<'h> Replay<'h> {
     }
 
     /// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command.
-    fn set_command(&self, key: &[u8], value: &[u8], expire_ms: Option<i64>, nx: bool) -> Command {
-        let mut c = Command::new("SET");
-        c.arg(key).arg(value);
+    fn set_body(&self, key: &[u8], value: &[u8], expire_ms: Option<i64>, nx: bool) -> Vec<u8> {
+        let mut ms = itoa::Buffer::new();
+        let mut args: [&[u8]; 6] = [b"SET", key, value, b"", b"", b""];
+        let mut n = 3;
         if nx {
-            c.arg(b"NX");
+            args[n] = b"NX";
+            n += 1;
         }
         let t = self.facts.target;
-        match expire_ms {
-            Some(ms) if t.valkey || (t.major, t.minor) >= (6, 2) => {
-                c.arg(b"PXAT").arg_int(ms);
-            }
-            Some(ms) => {
-                c.arg(b"PX").arg_int((ms - self.opts.now_ms).max(1));
-            }
-            None => {}
+        if let Some(at) = expire_ms {
+            let (name, v) = match t.valkey || (t.major, t.minor) >= (6, 2) {
+                true => ("PXAT", at),
+                false => ("PX", (at - self.opts.now_ms).max(1)),
+            };
+            args[n] = name.as_bytes();
+            args[n + 1] = ms.format(v).as_bytes();
+            n += 2;
         }
-        c
+        crate::resp::encode(&args[..n])
     }
 
     fn notice(&mut self, n: String) {

@@ -318,25 +318,21 @@ fn classify(code: &str, details: &str, form: &Form) -> Outcome {
 const NX: &[u8] = b"$2\r\nNX\r\n";
 
 /// For a string unit that may join an `MSET`/`MSETNX`: its key and value as encoded in its
-/// `SET key value [NX]` (no TTL), and whether it has `NX`.
+/// `SET key value [NX]` (no TTL), and whether it has `NX`. The body is ours (see
+/// `Replay::set_command`), so its shape is known: the argument count tells which it is.
 fn group_pair(u: &Unit) -> Option<(&[u8], bool)> {
+    const SET3: &[u8] = b"*3\r\n$3\r\nSET\r\n";
+    const SET4: &[u8] = b"*4\r\n$3\r\nSET\r\n";
     if u.form != Form::Set || u.resend || u.alone || u.ask.is_some() {
         return None;
     }
-    let b = &u.body;
-    let (n, pos) = header(b, 0, b'*')?;
-    let nx = match n {
-        3 => false,
-        4 => true,
-        _ => return None,
-    };
-    let bulk_end = |pos: usize| {
-        let (len, start) = header(b, pos, b'$')?;
-        start.checked_add(len as usize)?.checked_add(2)
-    };
-    let key = bulk_end(pos)?;
-    let end = bulk_end(bulk_end(key)?)?;
-    (!nx || b.get(end..) == Some(NX)).then(|| (&b[key..end], nx))
+    let b = &u.body[..];
+    if let Some(kv) = b.strip_prefix(SET3) {
+        Some((kv, false))
+    } else {
+        let kv = b.strip_prefix(SET4)?.strip_suffix(NX)?;
+        Some((kv, true))
+    }
 }
 
 /// The string units of a batch that go into `MSET`/`MSETNX` commands.
@@ -387,7 +383,10 @@ impl Groups {
             let mut bytes = 0;
             for &i in members {
                 let u = &units[i as usize];
-                let repeat = cur.iter().any(|&j| units[j as usize].key == u.key);
+                let repeat = cur.iter().any(|&j| {
+                    let v = &units[j as usize];
+                    v.slot == u.slot && v.key == u.key
+                });
                 if cur.len() == GROUP_KEYS || bytes >= GROUP_BYTES || repeat {
                     out.push(std::mem::take(&mut cur));
                     bytes = 0;
@@ -435,7 +434,13 @@ pub fn header(buf: &[u8], pos: usize, tag: u8) -> Option<(u64, usize)> {
     if line.get(end + 1) != Some(&b'\n') {
         return None;
     }
-    let n = std::str::from_utf8(&line[..end]).ok()?.parse().ok()?;
+    let digits = &line[..end];
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     Some((n, pos + 1 + end + 2))
 }
 

@@ -5,6 +5,30 @@ use std::io::{self, Write};
 
 use crate::rdb::Elem;
 
+/// One whole command, encoded in a buffer of exactly its size.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let digits = |n: usize| itoa::Buffer::new().format(n).len();
+    let size = 3
+        + digits(args.len())
+        + args
+            .iter()
+            .map(|a| 5 + digits(a.len()) + a.len())
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    debug_assert_eq!(out.len(), size);
+    out
+}
+
 /// One command being built. Arguments are encoded as they are added; the array header, which
 /// needs the count, is written in front when the command is sent.
 #[derive(Default)]
