@@ -1,7 +1,8 @@
 //! `rdbtool replay` against real servers: every fixture into a fresh server of the version that
 //! wrote it (both modes, DEBUG DIGEST equal to the server that loaded the file); a key over the
 //! target's proto-max-bulk-len; a target killed mid-replay and resumed from the checkpoint; a
-//! real 3-master cluster, with and without a slot migration running during the replay.
+//! real 3-master cluster, with and without a slot migration running during the replay, and one
+//! with replicas where a master fails over to its replica during the replay.
 
 mod common;
 
@@ -283,8 +284,14 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Three masters, no replicas.
     fn start(b: &Build) -> Cluster {
-        let nodes: Vec<Server> = (0..3)
+        Cluster::start_with_replicas(b, 0)
+    }
+
+    /// Three masters with `replicas` replicas each, every replica in sync with its master.
+    fn start_with_replicas(b: &Build, replicas: usize) -> Cluster {
+        let nodes: Vec<Server> = (0..3 * (1 + replicas))
             .map(|_| {
                 Server::start_with(
                     b,
@@ -300,7 +307,7 @@ impl Cluster {
         let out = Command::new(redis_cli())
             .args(["--cluster", "create"])
             .args(&addrs)
-            .arg("--cluster-yes")
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap();
         assert!(
@@ -308,15 +315,45 @@ impl Cluster {
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
+        let cluster = Cluster { nodes };
+        let known = format!("cluster_known_nodes:{}", cluster.nodes.len());
         let start = Instant::now();
-        while !nodes
-            .iter()
-            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        while !cluster.nodes.iter().all(|n| {
+            let info = n.cli(&["CLUSTER", "INFO"]);
+            info.contains("cluster_state:ok") && info.contains(&known)
+        }) || !cluster.replicas_in_sync(replicas)
         {
             assert!(start.elapsed() < Duration::from_secs(30), "cluster not ok");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Cluster { nodes }
+        cluster
+    }
+
+    /// Every master has `replicas` replicas online, each with its link to the master up.
+    fn replicas_in_sync(&self, replicas: usize) -> bool {
+        let roles: Vec<String> = self.nodes.iter().map(|n| n.cli(&["ROLE"])).collect();
+        let masters = roles.iter().filter(|r| r.starts_with("master")).count();
+        let linked = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.cli(&["INFO", "replication"])
+                    .contains("master_link_status:up")
+            })
+            .count();
+        masters == 3 && linked == 3 * replicas
+    }
+
+    fn is_master(n: &Server) -> bool {
+        n.cli(&["INFO", "replication"]).contains("role:master")
+    }
+
+    /// The port of the master `n` replicates, if it is a replica.
+    fn master_port(n: &Server) -> Option<u16> {
+        n.cli(&["INFO", "replication"])
+            .lines()
+            .find_map(|l| l.strip_prefix("master_port:"))
+            .and_then(|p| p.trim().parse().ok())
     }
 
     fn conn(port: u16) -> redis::Connection {
@@ -326,10 +363,10 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Every key of every node, checked to be in a slot that node owns.
+    /// Every key of every master, checked to be in a slot that master owns.
     fn keys_by_node(&self) -> Vec<(u16, Vec<Vec<u8>>)> {
         let mut out = Vec::new();
-        for n in &self.nodes {
+        for n in self.nodes.iter().filter(|n| Cluster::is_master(n)) {
             let mut c = Cluster::conn(n.port);
             let myid: String = redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap();
             let ranges: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).unwrap();
@@ -456,6 +493,134 @@ fn cluster_replay_survives_a_slot_migration() {
         .unwrap_or(0);
     assert!(retries > 0, "the migration redirected nothing: {out}");
     check_cluster_matches(&cluster, &source, 100_000);
+}
+
+/// A number in the replay summary: the one before `label` (e.g. " retries").
+fn summary_number(out: &str, label: &str) -> u64 {
+    out.split(label)
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in: {out}"))
+}
+
+/// A master of a cluster with replicas fails over to its replica (CLUSTER FAILOVER: coordinated,
+/// no acknowledged write lost) in the middle of the replay: both modes, as every key is one
+/// RESTORE or several native commands the failover may split.
+#[test]
+fn cluster_replay_survives_a_failover() {
+    let b = build("redis-7.0");
+    let (source, rdb) = populated_dump(100_000);
+    for mode in ["restore", "commands"] {
+        failover_during_replay(&b, &source, &rdb, mode);
+    }
+}
+
+/// A background replay, killed if an assertion fails while it runs.
+struct Background(Option<std::process::Child>);
+
+impl Background {
+    fn running(&mut self) -> bool {
+        self.0.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn failover_during_replay(b: &Build, source: &Server, rdb: &Path, mode: &str) {
+    let cluster = Cluster::start_with_replicas(b, 1);
+    let replica = cluster
+        .nodes
+        .iter()
+        .find(|n| !Cluster::is_master(n))
+        .expect("a replica");
+    let old_port = Cluster::master_port(replica).expect("its master");
+    let old = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port == old_port)
+        .expect("the replica's master is a node of the cluster");
+    let masters_dbsize = || -> u64 {
+        cluster
+            .nodes
+            .iter()
+            .filter(|n| Cluster::is_master(n))
+            .map(|n| n.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap_or(0))
+            .sum()
+    };
+
+    let started = Instant::now();
+    // Slow enough (5 to 8 s) that the failover lands in the middle of the replay. Sent to the
+    // master about to be demoted, which is then also the node asked for the slot map.
+    let mut child = Background(Some(
+        Command::new(rdbtool_bin())
+            .args([
+                "replay",
+                rdb.to_str().unwrap(),
+                "--to",
+                &url(old),
+                "--quiet",
+            ])
+            .args(["--mode", mode, "--max-ops-per-sec", "20000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // Some keys acknowledged first.
+    while masters_dbsize() < 20_000 {
+        assert!(
+            child.running(),
+            "{mode}: the replay ended before the failover"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{mode}: replay stuck"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = masters_dbsize();
+    assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
+    let failover = Instant::now();
+    while !(Cluster::is_master(replica) && Cluster::master_port(old) == Some(replica.port)) {
+        assert!(
+            failover.elapsed() < Duration::from_secs(20),
+            "{mode}: roles did not swap"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let swapped_after = failover.elapsed();
+    let during_replay = child.running();
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let (code, out, err) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!(
+        "{mode}: failover at {before} keys, roles swapped in {swapped_after:?}, replay done in \
+         {:?}\n{out}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{mode}: {out}{err}");
+    assert!(out.contains(", 0 failed"), "{mode}: {out}");
+    assert!(
+        during_replay,
+        "{mode}: the failover ended after the replay: {out}"
+    );
+    assert!(
+        summary_number(&out, " retries") > 0 && summary_number(&out, " topology refreshes") > 0,
+        "{mode}: the failover redirected nothing: {out}"
+    );
+    assert_eq!(masters_dbsize(), 100_000, "{mode}: every key, once");
+    check_cluster_matches(&cluster, source, 100_000);
 }
 
 /// An AOF written by a real Redis 6.2 (one file): plain, and with an RDB preamble followed by
