@@ -189,6 +189,8 @@ pub(super) struct DupSet {
 /// Above this capacity the set is dropped after the key: clearing costs time in proportion to
 /// capacity, which a run of small keys after one big key would otherwise pay again and again.
 const DUPSET_KEEP: usize = 1024;
+/// At most this many members are made room for in advance (16 MiB of fingerprints).
+const DUPSET_EXPECT_MAX: u64 = 1 << 20;
 
 impl Default for DupSet {
     fn default() -> Self {
@@ -208,6 +210,13 @@ impl DupSet {
     fn insert(&mut self, e: Elem<'_>) -> bool {
         let fp = e.with_bytes(|b| self.fingerprint(b));
         self.seen.insert(fp)
+    }
+
+    /// Room for `n` members claimed by the file, bounded by what `left` bytes can hold (a
+    /// member takes at least one byte), so a big collection does not grow the set step by step.
+    fn expect(&mut self, n: u64, left: Option<u64>) {
+        let n = n.min(left.unwrap_or(0)).min(DUPSET_EXPECT_MAX);
+        self.seen.reserve(n as usize);
     }
 
     fn reset(&mut self) {
@@ -416,6 +425,9 @@ impl ValueReader {
         v: &mut dyn Visitor,
     ) -> Result<u64> {
         let n = read_len(inp)?;
+        if unique && !self.skip_duplicate_checks {
+            self.dups.expect(n, inp.remaining());
+        }
         for _ in 0..n {
             let at = inp.pos();
             let s = read_string(inp)?;
@@ -429,6 +441,9 @@ impl ValueReader {
 
     fn plain_hash<'a, I: Input<'a>>(&mut self, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
         let n = read_len(inp)?;
+        if !self.skip_duplicate_checks {
+            self.dups.expect(n, inp.remaining());
+        }
         for _ in 0..n {
             let at = inp.pos();
             let field = read_string(inp)?;
@@ -450,6 +465,9 @@ impl ValueReader {
         v: &mut dyn Visitor,
     ) -> Result<u64> {
         let n = read_len(inp)?;
+        if !self.skip_duplicate_checks {
+            self.dups.expect(n, inp.remaining());
+        }
         for _ in 0..n {
             let at = inp.pos();
             let member = read_string(inp)?;
