@@ -200,7 +200,8 @@ impl Packed {
     fn group(&mut self, units: &[Unit], group: &[u32], db: &mut Option<u64>) {
         let first = &units[group[0] as usize];
         self.select(group[0], first.db, db);
-        let nx = first.body.ends_with(NX);
+        // Not `body.ends_with(NX)`: a value may end with those bytes.
+        let nx = group_pair(first).is_some_and(|(_, nx)| nx);
         let name: &[u8] = if nx { b"MSETNX" } else { b"MSET" };
         let _ = write!(self.buf, "*{}\r\n${}\r\n", 1 + 2 * group.len(), name.len());
         self.buf.extend_from_slice(name);
@@ -319,7 +320,7 @@ const NX: &[u8] = b"$2\r\nNX\r\n";
 
 /// For a string unit that may join an `MSET`/`MSETNX`: its key and value as encoded in its
 /// `SET key value [NX]` (no TTL), and whether it has `NX`. The body is ours (see
-/// `Replay::set_command`), so its shape is known: the argument count tells which it is.
+/// `Replay::set_body`), so its shape is known: the argument count tells which it is.
 fn group_pair(u: &Unit) -> Option<(&[u8], bool)> {
     const SET3: &[u8] = b"*3\r\n$3\r\nSET\r\n";
     const SET4: &[u8] = b"*4\r\n$3\r\nSET\r\n";
