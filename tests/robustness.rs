@@ -156,14 +156,28 @@ fn export_and_inspect_survive_damage() {
         allocator: Default::default(),
     };
     let data = std::fs::read(common::testdata("redis-7.0.rdb")).unwrap();
+    // Damaged runs whose JSON Lines had keys before the error.
+    let partial = std::cell::Cell::new(0);
     let run_all = |bytes: &[u8]| {
         for format in [Format::Json, Format::Jsonl, Format::Resp] {
-            let _ = export::export(
+            let mut out = Vec::new();
+            let result = export::export(
                 SliceInput::new(bytes),
                 &export_opts(format),
-                &mut Vec::new(),
+                &mut out,
                 &mut |_| {},
             );
+            if format == Format::Jsonl && result.is_err() {
+                // A key is written whole or not at all: every line is a JSON document.
+                let text = String::from_utf8(out).unwrap();
+                for line in text.lines() {
+                    assert!(
+                        serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                        "{line}"
+                    );
+                }
+                partial.set(partial.get() + u32::from(!text.is_empty()));
+            }
         }
         let _ = inspect::inspect(SliceInput::new(bytes), &inspect_opts, |_| {}, &mut |_| {});
     };
@@ -175,6 +189,11 @@ fn export_and_inspect_survive_damage() {
         bad[pos] ^= 0x5a;
         run_all(&bad);
     }
+    assert!(
+        partial.get() > 10,
+        "{} damaged exports had keys",
+        partial.get()
+    );
     // The complete file exports without error, so the loops above did reach the writers.
     assert!(
         export::export(

@@ -8,8 +8,7 @@ pub mod target;
 use std::io::{self, Write};
 
 use crate::filter::Filter;
-use crate::rdb::payload;
-use crate::rdb::value::ValueReader;
+use crate::rdb::value::{Checks, ValueReader};
 use crate::rdb::{self, Kind, ObjectType, Reader, Record, Skip, SliceInput};
 use crate::resp::Command;
 use commands::{Batch, NativeWriter};
@@ -63,6 +62,22 @@ pub struct Summary {
     pub notices: Vec<String>,
 }
 
+impl Summary {
+    fn add(&mut self, o: &Summary) {
+        self.keys += o.keys;
+        self.skipped_expired += o.skipped_expired;
+        self.filtered_out += o.filtered_out;
+        self.restored += o.restored;
+        self.native += o.native;
+        self.commands += o.commands;
+        for n in &o.notices {
+            if !self.notices.contains(n) {
+                self.notices.push(n.clone());
+            }
+        }
+    }
+}
+
 /// Per-key facts the writers need.
 pub(crate) struct KeyInfo<'k> {
     pub db: u64,
@@ -80,6 +95,10 @@ pub const PROGRESS_EVERY: u64 = 4096;
 
 /// Exports a whole file; `progress` is told the input position now and then (to release
 /// mapped pages, or move a progress bar).
+///
+/// The records are walked on this thread; keys are rendered on two cores (see
+/// [`rdb::ordered`]) in runs of about [`RUN_BYTES`] of values, each into one buffer, written
+/// in file order.
 pub fn export(
     inp: SliceInput<'_>,
     opts: &Options,
@@ -92,70 +111,122 @@ pub fn export(
     let mut summary = Summary::default();
     let mut aux: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut functions: Vec<Vec<u8>> = Vec::new();
-    let mut selected_db: Option<u64> = None;
-    let mut first = true;
     if opts.format == Format::Json {
         out.write_all(b"{\"keys\":[\n")?;
     }
-    let mut records = 0u64;
-    while let Some(rec) = reader.next_record() {
-        records += 1;
-        if records.is_multiple_of(PROGRESS_EVERY) {
-            progress(reader.pos());
+    // The first error in file order: from the walk, a rendering, or the output.
+    let mut failed: Option<Error> = None;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Output buffers go back and forth between the threads instead of being allocated on one
+    // and freed on the other.
+    let buffers = std::sync::Mutex::new(Vec::<Vec<u8>>::new());
+    let work = |run: &Run<'_>| {
+        let buf = buffers
+            .lock()
+            .ok()
+            .and_then(|mut b| b.pop())
+            .unwrap_or_default();
+        render(run, buf, data, version, opts)
+    };
+    let mut consume = |_: Run<'_>, done: Rendered| {
+        if failed.is_some() {
+            return;
         }
-        match rec?.record {
-            Record::Aux { key, value } => aux.push((key.into_owned(), value.into_owned())),
-            Record::Function { code } => {
-                if opts.format == Format::Resp {
-                    write_function(&code, opts, &mut summary, out)?;
-                }
-                functions.push(code.into_owned());
-            }
-            Record::Key { db, key, ty, meta } => {
-                let expire_ms = meta.expire_ms.filter(|_| !opts.no_ttl);
-                if !opts.filter.key(db, &key, ty.kind()) {
-                    summary.filtered_out += 1;
-                    continue;
-                }
-                if expire_ms.is_some_and(|ms| ms <= opts.now_ms) && !opts.keep_expired {
-                    summary.skipped_expired += 1;
-                    continue;
-                }
-                let info = KeyInfo {
-                    db,
-                    key: &key,
-                    ty,
-                    expire_ms,
-                    idle: meta.idle,
-                    freq: meta.freq,
-                };
-                summary.keys += 1;
-                match opts.format {
-                    Format::Resp => {
-                        if selected_db != Some(db) {
-                            let mut c = Command::new("SELECT");
-                            c.arg_uint(db);
-                            c.write_to(out)?;
-                            summary.commands += 1;
-                            selected_db = Some(db);
-                        }
-                        resp_key(&mut reader, data, version, &info, opts, &mut summary, out)?;
+        let written = out.write_all(&done.out);
+        if let Ok(mut b) = buffers.lock()
+            && b.len() < 16
+            && done.out.capacity() <= 4 << 20
+        {
+            b.push(done.out);
+        }
+        summary.add(&done.summary);
+        if let Some(e) = done
+            .error
+            .map(Error::from)
+            .or(written.err().map(Error::from))
+        {
+            failed = Some(e);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let mut walked = Ok(Summary::default());
+    rdb::ordered::run(&work, &mut consume, |runs| {
+        let mut run = Run::default();
+        let mut selected_db: Option<u64> = None;
+        let mut first = true;
+        let mut records = 0u64;
+        let mut counts = Summary::default();
+        let result = (|| -> Result<(), Error> {
+            while let Some(rec) = reader.next_record() {
+                records += 1;
+                if records.is_multiple_of(PROGRESS_EVERY) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Ok(());
                     }
-                    Format::Json | Format::Jsonl => {
-                        if opts.format == Format::Json && !first {
-                            out.write_all(b",\n")?;
+                    // Values behind this point may still be read on the other core.
+                    progress(reader.pos().saturating_sub(rdb::ordered::TRAILING_BYTES));
+                }
+                match rec?.record {
+                    Record::Aux { key, value } => aux.push((key.into_owned(), value.into_owned())),
+                    Record::Function { code } => {
+                        if opts.format == Format::Resp {
+                            let mut bytes = Vec::new();
+                            write_function(&code, opts, &mut counts, &mut bytes)?;
+                            run.jobs.push(Job::Bytes(bytes));
                         }
+                        functions.push(code.into_owned());
+                    }
+                    Record::Key { db, key, ty, meta } => {
+                        let expire_ms = meta.expire_ms.filter(|_| !opts.no_ttl);
+                        if !opts.filter.key(db, &key, ty.kind()) {
+                            counts.filtered_out += 1;
+                            reader.skip_value()?;
+                            continue;
+                        }
+                        if expire_ms.is_some_and(|ms| ms <= opts.now_ms) && !opts.keep_expired {
+                            counts.skipped_expired += 1;
+                            reader.skip_value()?;
+                            continue;
+                        }
+                        counts.keys += 1;
+                        // Framing finds the value; a type framing cannot skip is read (and
+                        // checked) here, and rendered from the same bytes.
+                        reader.skip_value()?;
+                        let (start, end) = reader.value_span();
+                        let select = opts.format == Format::Resp && selected_db != Some(db);
+                        selected_db = Some(db);
+                        run.bytes += end - start;
+                        run.jobs.push(Job::Key(KeyJob {
+                            db,
+                            key,
+                            ty,
+                            expire_ms,
+                            idle: meta.idle,
+                            freq: meta.freq,
+                            start,
+                            end,
+                            select,
+                            comma: opts.format == Format::Json && !first,
+                        }));
                         first = false;
-                        json_key(&mut reader, data, &info, out)?;
-                        if opts.format == Format::Jsonl {
-                            out.write_all(b"\n")?;
+                        if run.bytes >= RUN_BYTES {
+                            let bytes = run.bytes;
+                            runs.push(std::mem::take(&mut run), bytes);
                         }
                     }
+                    _ => {}
                 }
             }
-            _ => {}
-        }
+            Ok(())
+        })();
+        let bytes = run.bytes;
+        runs.push(run, bytes);
+        walked = result.map(|()| counts);
+    });
+    if let Some(e) = failed.take() {
+        return Err(e);
     }
+    summary.add(&walked?);
     if opts.format != Format::Resp {
         write_summary(
             opts.format,
@@ -167,6 +238,166 @@ pub fn export(
         )?;
     }
     Ok(summary)
+}
+
+/// Values per run of keys rendered into one buffer.
+const RUN_BYTES: u64 = 256 << 10;
+
+/// Keys rendered together, in file order.
+#[derive(Default)]
+struct Run<'a> {
+    jobs: Vec<Job<'a>>,
+    bytes: u64,
+}
+
+enum Job<'a> {
+    Key(KeyJob<'a>),
+    /// Output made while walking (a function library's command).
+    Bytes(Vec<u8>),
+}
+
+struct KeyJob<'a> {
+    db: u64,
+    key: std::borrow::Cow<'a, [u8]>,
+    ty: ObjectType,
+    expire_ms: Option<i64>,
+    idle: Option<u64>,
+    freq: Option<u8>,
+    /// The value's bytes in the file.
+    start: u64,
+    end: u64,
+    /// RESP: a SELECT goes first.
+    select: bool,
+    /// JSON: a separator goes first.
+    comma: bool,
+}
+
+struct Rendered {
+    out: Vec<u8>,
+    summary: Summary,
+    /// Rendering stopped at a key: the keys before it are in `out`, nothing of it.
+    error: Option<rdb::Error>,
+}
+
+/// Renders `run` into `out` (emptied first).
+fn render(run: &Run<'_>, mut out: Vec<u8>, data: &[u8], version: u16, opts: &Options) -> Rendered {
+    out.clear();
+    out.reserve(run.bytes as usize * 3 / 2 + 4096);
+    let mut done = Rendered {
+        out,
+        summary: Summary::default(),
+        error: None,
+    };
+    ValueReader::with_thread_reader(Checks::Duplicates, |values| {
+        for job in &run.jobs {
+            let k = match job {
+                Job::Bytes(b) => {
+                    done.out.extend_from_slice(b);
+                    continue;
+                }
+                Job::Key(k) => k,
+            };
+            let info = KeyInfo {
+                db: k.db,
+                key: &k.key,
+                ty: k.ty,
+                expire_ms: k.expire_ms,
+                idle: k.idle,
+                freq: k.freq,
+            };
+            let mut value = Value::Span {
+                data,
+                start: k.start,
+                end: k.end,
+                values: &mut *values,
+            };
+            let mark = done.out.len();
+            let out = &mut done.out;
+            let rendered = match opts.format {
+                Format::Resp => {
+                    if k.select {
+                        let mut c = Command::new("SELECT");
+                        c.arg_uint(k.db);
+                        let _ = c.write_to(out);
+                        done.summary.commands += 1;
+                    }
+                    resp_key(&mut value, version, &info, opts, &mut done.summary, out).map(drop)
+                }
+                Format::Json | Format::Jsonl => {
+                    if k.comma {
+                        out.extend_from_slice(b",\n");
+                    }
+                    let r = json_key(&mut value, &info, out);
+                    if opts.format == Format::Jsonl {
+                        out.push(b'\n');
+                    }
+                    r
+                }
+            };
+            if let Err(e) = rendered {
+                // A key is written whole or not at all.
+                done.out.truncate(mark);
+                done.error = Some(match e {
+                    Error::Rdb(mut e) => {
+                        e.context = rdb::error::Context {
+                            phase: Some(rdb::Phase::ReadValue),
+                            db: Some(k.db),
+                            key: Some(k.key.to_vec()),
+                            type_name: Some(k.ty.name()),
+                        };
+                        e
+                    }
+                    // Writing into a vector does not fail.
+                    Error::Io(e) => {
+                        rdb::Error::new(k.start, rdb::ErrorKind::Invalid(e.to_string().into()))
+                    }
+                });
+                return;
+            }
+        }
+    });
+    done
+}
+
+/// Where a key's value is read from: the reader, positioned at it, or its bytes in the file
+/// (found by framing), decoded by a [`ValueReader`].
+pub(crate) enum Value<'r, 'a> {
+    Reader {
+        reader: &'r mut Reader<'a, SliceInput<'a>>,
+        data: &'a [u8],
+    },
+    Span {
+        data: &'a [u8],
+        start: u64,
+        end: u64,
+        values: &'r mut ValueReader,
+    },
+}
+
+impl<'a> Value<'_, 'a> {
+    /// Reads (and checks) the value into `v`.
+    fn visit(&mut self, ty: ObjectType, v: &mut dyn rdb::Visitor) -> Result<u64, rdb::Error> {
+        match self {
+            Value::Reader { reader, .. } => reader.read_value(v),
+            Value::Span {
+                data,
+                start,
+                end,
+                values,
+            } => values.read_span(data, *start, *end, ty, v),
+        }
+    }
+
+    /// The value's bytes in the file (once read).
+    fn bytes(&self) -> &'a [u8] {
+        let (data, (start, end)) = match self {
+            Value::Reader { reader, data } => (*data, reader.value_span()),
+            Value::Span {
+                data, start, end, ..
+            } => (*data, (*start, *end)),
+        };
+        &data[start as usize..end as usize]
+    }
 }
 
 fn write_function(
@@ -188,12 +419,7 @@ fn write_function(
     c.write_to(out)
 }
 
-fn json_key<'a>(
-    reader: &mut Reader<'a, SliceInput<'a>>,
-    data: &[u8],
-    k: &KeyInfo<'_>,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
+fn json_key(value: &mut Value<'_, '_>, k: &KeyInfo<'_>, out: &mut dyn Write) -> Result<(), Error> {
     write!(out, "{{\"db\":{},\"key\":", k.db)?;
     json::write_bytes(out, k.key)?;
     write!(
@@ -213,10 +439,9 @@ fn json_key<'a>(
         write!(out, ",\"freq\":{freq}")?;
     }
     out.write_all(b",\"value\":")?;
-    let mut value = json::JsonValue::new(out, k.ty.kind());
-    reader.read_value(&mut value)?;
-    let (start, end) = reader.value_span();
-    value.finish(&data[start as usize..end as usize])?;
+    let mut json = json::JsonValue::new(out, k.ty.kind());
+    value.visit(k.ty, &mut json)?;
+    json.finish(value.bytes())?;
     out.write_all(b"}")?;
     Ok(())
 }
@@ -261,9 +486,8 @@ fn write_summary(
 
 /// One key as RESP: a RESTORE of the file's own bytes when asked for (or when native commands
 /// cannot express the value, as for modules), native commands otherwise.
-pub(crate) fn resp_key<'a>(
-    reader: &mut Reader<'a, SliceInput<'a>>,
-    data: &[u8],
+pub(crate) fn resp_key(
+    value: &mut Value<'_, '_>,
     version: u16,
     k: &KeyInfo<'_>,
     opts: &Options,
@@ -273,9 +497,8 @@ pub(crate) fn resp_key<'a>(
     let module = k.ty.kind() == Kind::Module;
     let payload_ok = opts.target.accepts_payload(version);
     if (opts.restore && payload_ok) || module {
-        reader.read_value(&mut Skip)?;
-        let (start, end) = reader.value_span();
-        let value = &data[start as usize..end as usize];
+        value.visit(k.ty, &mut Skip)?;
+        let value = value.bytes();
         if (value.len() as u64) < opts.restore_max || module {
             if module && !opts.restore {
                 let name = String::from_utf8_lossy(k.key);
@@ -296,7 +519,7 @@ pub(crate) fn resp_key<'a>(
     }
     let mut w = NativeWriter::new(out, opts.target, opts.batch);
     w.begin_key(k.key, k.ty.kind());
-    reader.read_value(&mut w)?;
+    value.visit(k.ty, &mut w)?;
     finish_native(w, k, summary)
 }
 
@@ -329,18 +552,20 @@ fn write_restore(
     opts: &Options,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut body = Vec::with_capacity(value.len() + 1);
-    body.push(k.ty.code());
-    body.extend_from_slice(value);
-    let payload = payload::build(&body, version);
-    let mut c = Command::new("RESTORE");
+    let mut c = Command::with_capacity("RESTORE", k.key.len() + value.len() + 128);
     c.arg(k.key);
     match k.expire_ms {
         Some(ms) if opts.target.restore_absttl() => c.arg_int(ms),
         Some(ms) => c.arg_int((ms - opts.now_ms).max(1)),
         None => c.arg(b"0"),
     };
-    c.arg(&payload);
+    // The payload, made where it is sent: type, value, version, CRC-64 of the three.
+    let (ty, version) = ([k.ty.code()], version.to_le_bytes());
+    let mut crc = crate::rdb::crc::Crc64::new();
+    for part in [&ty[..], value, &version] {
+        crc.update(part);
+    }
+    c.arg_parts(&[&ty, value, &version, &crc.value().to_le_bytes()]);
     if opts.restore_replace {
         c.arg(b"REPLACE");
     }

@@ -419,7 +419,7 @@ impl<'h> Replay<'h> {
     fn encode_key<'a>(
         &self,
         reader: &mut Reader<'a, SliceInput<'a>>,
-        data: &[u8],
+        data: &'a [u8],
         version: u16,
         info: KeyInfo<'_>,
         (slot, seq, resend): (u16, u64, bool),
@@ -461,26 +461,28 @@ impl<'h> Replay<'h> {
             return Ok((form, n, body));
         }
         let info = KeyInfo { key: name, ..info };
-        let (form, n) =
-            match export::resp_key(reader, data, version, &info, &eopts, esummary, &mut body)? {
-                Sent::Restore if name == key => (Form::Restore, 1),
-                Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
-                Sent::Native(n) if !staged || name != key => native(name, n),
-                Sent::Native(_) => {
-                    // Too large for RESTORE, so written natively under the key's own name: write
-                    // it again under the temporary one.
-                    let (start, end) = reader.value_span();
-                    body.clear();
-                    let value = &data[start as usize..end as usize];
-                    let n = native_from_bytes(
-                        value,
-                        &KeyInfo { key: &tmp, ..info },
-                        &eopts,
-                        &mut body,
-                    )?;
-                    native(&tmp, n)
-                }
-            };
+        let (form, n) = match export::resp_key(
+            &mut export::Value::Reader { reader, data },
+            version,
+            &info,
+            &eopts,
+            esummary,
+            &mut body,
+        )? {
+            Sent::Restore if name == key => (Form::Restore, 1),
+            Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
+            Sent::Native(n) if !staged || name != key => native(name, n),
+            Sent::Native(_) => {
+                // Too large for RESTORE, so written natively under the key's own name: write
+                // it again under the temporary one.
+                let (start, end) = reader.value_span();
+                body.clear();
+                let value = &data[start as usize..end as usize];
+                let n =
+                    native_from_bytes(value, &KeyInfo { key: &tmp, ..info }, &eopts, &mut body)?;
+                native(&tmp, n)
+            }
+        };
         Ok((form, n, body))
     }
 

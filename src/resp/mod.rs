@@ -44,6 +44,16 @@ impl Command {
         c
     }
 
+    /// A command whose arguments will take about `bytes` encoded.
+    pub fn with_capacity(name: &str, bytes: usize) -> Self {
+        let mut c = Command {
+            body: Vec::with_capacity(bytes),
+            args: 0,
+        };
+        c.arg(name.as_bytes());
+        c
+    }
+
     /// Starts over with a new command name, keeping the buffer.
     pub fn reset(&mut self, name: &str) -> &mut Self {
         self.body.clear();
@@ -51,12 +61,30 @@ impl Command {
         self.arg(name.as_bytes())
     }
 
+    #[inline]
     pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        let mut len = itoa::Buffer::new();
+        let len = len.format(a.len()).as_bytes();
+        self.body.reserve(a.len() + len.len() + 5);
         self.body.push(b'$');
-        self.body
-            .extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        self.body.extend_from_slice(len);
         self.body.extend_from_slice(b"\r\n");
         self.body.extend_from_slice(a);
+        self.body.extend_from_slice(b"\r\n");
+        self.args += 1;
+        self
+    }
+
+    /// One argument made of these parts, one after the other.
+    pub fn arg_parts(&mut self, parts: &[&[u8]]) -> &mut Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.body.push(b'$');
+        self.body
+            .extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+        self.body.extend_from_slice(b"\r\n");
+        for p in parts {
+            self.body.extend_from_slice(p);
+        }
         self.body.extend_from_slice(b"\r\n");
         self.args += 1;
         self
