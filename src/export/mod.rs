@@ -288,7 +288,7 @@ fn render(run: &Run<'_>, mut out: Vec<u8>, data: &[u8], version: u16, opts: &Opt
         summary: Summary::default(),
         error: None,
     };
-    ValueReader::with_thread_reader(Checks::Duplicates, |values| {
+    ValueReader::with_thread_reader(Checks::None, |values| {
         for job in &run.jobs {
             let k = match job {
                 Job::Bytes(b) => {
