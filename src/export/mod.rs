@@ -552,32 +552,33 @@ fn write_restore(
     opts: &Options,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut c = Command::with_capacity("RESTORE", k.key.len() + value.len() + 128);
-    c.arg(k.key);
+    let mut head = Command::new("RESTORE");
+    head.arg(k.key);
     match k.expire_ms {
-        Some(ms) if opts.target.restore_absttl() => c.arg_int(ms),
-        Some(ms) => c.arg_int((ms - opts.now_ms).max(1)),
-        None => c.arg(b"0"),
+        Some(ms) if opts.target.restore_absttl() => head.arg_int(ms),
+        Some(ms) => head.arg_int((ms - opts.now_ms).max(1)),
+        None => head.arg(b"0"),
     };
-    // The payload, made where it is sent: type, value, version, CRC-64 of the three.
+    let mut tail = Command::default();
+    if opts.restore_replace {
+        tail.arg(b"REPLACE");
+    }
+    if k.expire_ms.is_some() && opts.target.restore_absttl() {
+        tail.arg(b"ABSTTL");
+    }
+    if opts.target.restore_absttl() {
+        if let Some(idle) = k.idle {
+            tail.arg(b"IDLETIME").arg_uint(idle);
+        } else if let Some(freq) = k.freq {
+            tail.arg(b"FREQ").arg_uint(u64::from(freq));
+        }
+    }
+    // The payload, written where it is sent: type, value, version, CRC-64 of the three.
     let (ty, version) = ([k.ty.code()], version.to_le_bytes());
     let mut crc = crate::rdb::crc::Crc64::new();
     for part in [&ty[..], value, &version] {
         crc.update(part);
     }
-    c.arg_parts(&[&ty, value, &version, &crc.value().to_le_bytes()]);
-    if opts.restore_replace {
-        c.arg(b"REPLACE");
-    }
-    if k.expire_ms.is_some() && opts.target.restore_absttl() {
-        c.arg(b"ABSTTL");
-    }
-    if opts.target.restore_absttl() {
-        if let Some(idle) = k.idle {
-            c.arg(b"IDLETIME").arg_uint(idle);
-        } else if let Some(freq) = k.freq {
-            c.arg(b"FREQ").arg_uint(u64::from(freq));
-        }
-    }
-    c.write_to(out)
+    let payload = [&ty[..], value, &version, &crc.value().to_le_bytes()];
+    crate::resp::write_around(out, &head, &payload, &tail)
 }

@@ -29,6 +29,26 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// `head`'s arguments, one argument made of `parts`, then `tail`'s: one command, written
+/// without copying the parts (a large value) into a buffer first.
+pub fn write_around(
+    out: &mut dyn Write,
+    head: &Command,
+    parts: &[&[u8]],
+    tail: &Command,
+) -> io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let args = head.args + 1 + tail.args;
+    write!(out, "*{args}\r\n")?;
+    out.write_all(&head.body)?;
+    write!(out, "${len}\r\n")?;
+    for p in parts {
+        out.write_all(p)?;
+    }
+    out.write_all(b"\r\n")?;
+    out.write_all(&tail.body)
+}
+
 /// One command being built. Arguments are encoded as they are added; the array header, which
 /// needs the count, is written in front when the command is sent.
 #[derive(Default)]
@@ -40,16 +60,6 @@ pub struct Command {
 impl Command {
     pub fn new(name: &str) -> Self {
         let mut c = Command::default();
-        c.arg(name.as_bytes());
-        c
-    }
-
-    /// A command whose arguments will take about `bytes` encoded.
-    pub fn with_capacity(name: &str, bytes: usize) -> Self {
-        let mut c = Command {
-            body: Vec::with_capacity(bytes),
-            args: 0,
-        };
         c.arg(name.as_bytes());
         c
     }
@@ -70,21 +80,6 @@ impl Command {
         self.body.extend_from_slice(len);
         self.body.extend_from_slice(b"\r\n");
         self.body.extend_from_slice(a);
-        self.body.extend_from_slice(b"\r\n");
-        self.args += 1;
-        self
-    }
-
-    /// One argument made of these parts, one after the other.
-    pub fn arg_parts(&mut self, parts: &[&[u8]]) -> &mut Self {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        self.body.push(b'$');
-        self.body
-            .extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-        self.body.extend_from_slice(b"\r\n");
-        for p in parts {
-            self.body.extend_from_slice(p);
-        }
         self.body.extend_from_slice(b"\r\n");
         self.args += 1;
         self
