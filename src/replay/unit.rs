@@ -99,6 +99,9 @@ enum Role {
     /// `MSET`/`MSETNX` of this many string units (listed in `members`); for `MSETNX`, 0
     /// means that some key existed and none was set.
     Group(u32),
+    /// `DEL` of the keys of this many units (listed in `members`) sent with replace semantics,
+    /// before their commands.
+    Deletes(u32),
 }
 
 /// Most keys, and most bytes, one `MSET`/`MSETNX` writes.
@@ -128,7 +131,8 @@ impl Packed {
     /// about as much on reading, dispatching and answering a command as on setting a small
     /// string. (A cluster refuses keys of different slots in one command.) Units are distinct
     /// keys, so their order within a batch does not matter, except for AOF commands, which are
-    /// never grouped.
+    /// never grouped. Likewise the `DEL`s of units sent with replace semantics go first, one
+    /// command per database.
     pub fn new(units: &[Unit], db: &mut Option<u64>) -> Packed {
         // Room for the bodies and what goes around them (SELECT, DEL, RENAMENX, ASKING).
         let room: usize = units
@@ -140,14 +144,30 @@ impl Packed {
             plan: Vec::with_capacity(units.len() * 2),
             members: Vec::new(),
         };
-        let groups = match db {
-            Some(_) => Groups::of(units),
-            None => Groups::default(),
+        let (groups, deletes) = match db {
+            Some(_) => (
+                Groups::of(units, group_pair, false),
+                Groups::of(units, |u| needs_del(u).then_some((&u.key[..], false)), true),
+            ),
+            None => (Groups::default(), Groups::default()),
         };
+        for del in deletes.chunks(units, DELETE_KEYS, |u| u.key.len()) {
+            let first = &units[del[0] as usize];
+            p.select(del[0], first.db, db);
+            let mut c = Command::new("DEL");
+            for &i in &del {
+                c.arg(&units[i as usize].key);
+            }
+            let _ = c.write_to(&mut p.buf);
+            let from = p.members.len() as u32;
+            p.members.extend_from_slice(&del);
+            p.plan.push((from, Role::Deletes(del.len() as u32)));
+        }
         for (i, u) in units.iter().enumerate() {
             if groups.has(i) {
                 continue;
             }
+            let deleted = deletes.has(i);
             let i = i as u32;
             p.select(i, u.db, db);
             let ask = u.ask.is_some();
@@ -155,7 +175,9 @@ impl Packed {
                 (Form::Restore | Form::Set, false)
                 | (Form::Raw | Form::Function | Form::Cleanup, _) => p.body(i, u, ask),
                 (Form::Restore | Form::Set, true) | (Form::Direct, _) => {
-                    p.push(i, Role::Body, Command::new("DEL").arg(&u.key), ask);
+                    if !deleted {
+                        p.push(i, Role::Body, Command::new("DEL").arg(&u.key), ask);
+                    }
                     p.body(i, u, ask);
                 }
                 (Form::Staged { tmp }, false) => {
@@ -179,7 +201,7 @@ impl Packed {
                 }
             }
         }
-        for group in groups.chunks(units) {
+        for group in groups.chunks(units, GROUP_KEYS, |u| u.body.len()) {
             p.group(units, &group, db);
         }
         p
@@ -254,16 +276,19 @@ impl Packed {
         };
         for (&(unit, role), reply) in self.plan.iter().zip(replies) {
             counts.errors += u64::from(matches!(reply, Value::ServerError(_)));
-            if let Role::Group(n) = role {
+            if let Role::Group(n) | Role::Deletes(n) = role {
                 let new = match reply {
                     Value::ServerError(e) => {
-                        classify(e.code(), e.details().unwrap_or(""), &Form::Set)
+                        classify(e.code(), e.details().unwrap_or(""), &Form::Direct)
                     }
-                    Value::Int(0) => Outcome::Grouped,
+                    Value::Int(0) if matches!(role, Role::Group(_)) => Outcome::Grouped,
                     _ => continue,
                 };
                 for &m in &self.members[unit as usize..(unit + n) as usize] {
-                    out[m as usize] = new.clone();
+                    let o = &mut out[m as usize];
+                    if rank(&new) > rank(o) {
+                        *o = new.clone();
+                    }
                 }
                 continue;
             }
@@ -344,11 +369,34 @@ struct Groups {
     grouped: Vec<bool>,
 }
 
+fn same_key(a: &Unit, b: &Unit) -> bool {
+    a.db == b.db && a.slot == b.slot && a.key == b.key
+}
+
+/// Keys a `DEL` of a batch removes: units sent with replace semantics.
+fn needs_del(u: &Unit) -> bool {
+    u.ask.is_none()
+        && match u.form {
+            Form::Direct => true,
+            Form::Restore | Form::Set => u.resend,
+            _ => false,
+        }
+}
+
+/// Most keys one `DEL` of a batch names.
+const DELETE_KEYS: usize = 512;
+
 impl Groups {
-    fn of(units: &[Unit]) -> Groups {
+    /// The units `select` picks (with a flag that splits them further), by database; with
+    /// `distinct`, only the first unit of a key (a repeat keeps its own place in the batch).
+    fn of(
+        units: &[Unit],
+        select: impl Fn(&Unit) -> Option<(&[u8], bool)>,
+        distinct: bool,
+    ) -> Groups {
         let mut g = Groups::default();
         for (i, u) in units.iter().enumerate() {
-            let Some((_, nx)) = group_pair(u) else {
+            let Some((_, nx)) = select(u) else {
                 continue;
             };
             let at = match g.by_db.iter().position(|(k, _)| *k == (u.db, nx)) {
@@ -358,9 +406,13 @@ impl Groups {
                     g.by_db.len() - 1
                 }
             };
-            g.by_db[at].1.push(i as u32);
+            let group = &mut g.by_db[at].1;
+            if distinct && group.iter().any(|&j| same_key(&units[j as usize], u)) {
+                continue;
+            }
+            group.push(i as u32);
         }
-        // A lone string is cheaper as its own SET.
+        // A lone unit is cheaper as it is.
         g.by_db.retain(|(_, v)| v.len() > 1);
         g.grouped = vec![false; units.len()];
         for (_, v) in &g.by_db {
@@ -375,24 +427,22 @@ impl Groups {
         self.grouped.get(unit).copied().unwrap_or(false)
     }
 
-    /// The groups, each at most [`GROUP_KEYS`] keys and about [`GROUP_BYTES`], and never the
-    /// same key twice (the second would overwrite the first instead of being refused).
-    fn chunks(&self, units: &[Unit]) -> Vec<Vec<u32>> {
+    /// The groups, each at most `keys` keys and about [`GROUP_BYTES`] (as `size` counts), and
+    /// never the same key twice (an MSETNX would let the second overwrite the first instead of
+    /// being refused).
+    fn chunks(&self, units: &[Unit], keys: usize, size: impl Fn(&Unit) -> usize) -> Vec<Vec<u32>> {
         let mut out = Vec::new();
         for (_, members) in &self.by_db {
             let mut cur: Vec<u32> = Vec::new();
             let mut bytes = 0;
             for &i in members {
                 let u = &units[i as usize];
-                let repeat = cur.iter().any(|&j| {
-                    let v = &units[j as usize];
-                    v.slot == u.slot && v.key == u.key
-                });
-                if cur.len() == GROUP_KEYS || bytes >= GROUP_BYTES || repeat {
+                let repeat = cur.iter().any(|&j| same_key(&units[j as usize], u));
+                if cur.len() == keys || bytes >= GROUP_BYTES || repeat {
                     out.push(std::mem::take(&mut cur));
                     bytes = 0;
                 }
-                bytes += u.body.len();
+                bytes += size(u);
                 cur.push(i);
             }
             out.push(cur);
@@ -562,6 +612,32 @@ mod tests {
         units[0].alone = true;
         assert_eq!(Packed::new(&units[..1], &mut Some(0)).buf, units[0].body);
         assert_eq!(Packed::new(&units[2..], &mut None).replies(), 7);
+    }
+
+    #[test]
+    fn replace_semantics_delete_a_batch_of_keys_in_one_del() {
+        let mut units = vec![
+            unit(Form::Direct, false, false),
+            unit(Form::Restore, true, false),
+            unit(Form::Direct, false, false),
+            unit(Form::Restore, false, false),
+        ];
+        units[1].key = b"r".to_vec();
+        // The same key again keeps its own DEL, between the first one's commands and its own.
+        let p = Packed::new(&units, &mut Some(0));
+        let cmds: Vec<String> = split_commands(&p.buf)
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).replace("\r\n", " "))
+            .collect();
+        assert_eq!(cmds[0], "*3 $3 DEL $1 k $1 r ");
+        assert_eq!(cmds[5], "*2 $3 DEL $1 k ", "{cmds:?}");
+        assert_eq!(p.replies(), 1 + 2 + 2 + 1 + 2 + 2);
+        let mut replies = vec![Value::Int(1); p.replies()];
+        replies[0] = redis::parse_redis_value(b"-READONLY You can't write\r\n").unwrap();
+        let (out, _) = p.outcomes(&units, &replies);
+        assert!(matches!(out[0], Outcome::Retry(Redirect::Wait(_))), "{out:?}");
+        assert!(matches!(out[1], Outcome::Retry(Redirect::Wait(_))));
+        assert_eq!(out[2..], [Outcome::Acked, Outcome::Acked]);
     }
 
     #[test]
