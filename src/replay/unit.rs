@@ -635,7 +635,10 @@ mod tests {
         let mut replies = vec![Value::Int(1); p.replies()];
         replies[0] = redis::parse_redis_value(b"-READONLY You can't write\r\n").unwrap();
         let (out, _) = p.outcomes(&units, &replies);
-        assert!(matches!(out[0], Outcome::Retry(Redirect::Wait(_))), "{out:?}");
+        assert!(
+            matches!(out[0], Outcome::Retry(Redirect::Wait(_))),
+            "{out:?}"
+        );
         assert!(matches!(out[1], Outcome::Retry(Redirect::Wait(_))));
         assert_eq!(out[2..], [Outcome::Acked, Outcome::Acked]);
     }
