@@ -159,9 +159,7 @@ impl Packed {
                 c.arg(&units[i as usize].key);
             }
             let _ = c.write_to(&mut p.buf);
-            let from = p.members.len() as u32;
-            p.members.extend_from_slice(&del);
-            p.plan.push((from, Role::Deletes(del.len() as u32)));
+            p.answer_for(&del, Role::Deletes(del.len() as u32));
         }
         for (i, u) in units.iter().enumerate() {
             if groups.has(i) {
@@ -233,9 +231,14 @@ impl Packed {
                 self.buf.extend_from_slice(kv);
             }
         }
+        self.answer_for(group, Role::Group(group.len() as u32));
+    }
+
+    /// One reply, of `role`, answers for all of `units`.
+    fn answer_for(&mut self, units: &[u32], role: Role) {
         let from = self.members.len() as u32;
-        self.members.extend_from_slice(group);
-        self.plan.push((from, Role::Group(group.len() as u32)));
+        self.members.extend_from_slice(units);
+        self.plan.push((from, role));
     }
 
     fn push(&mut self, unit: u32, role: Role, c: &Command, ask: bool) {

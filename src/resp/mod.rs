@@ -126,11 +126,11 @@ impl Command {
         let Some(&first) = starts.first() else {
             return;
         };
-        let mut ends = starts[1..].to_vec();
-        ends.push(self.body.len());
         let mut tail = Vec::with_capacity(self.body.len() - first);
-        for (&s, &e) in starts.iter().zip(&ends).rev() {
-            tail.extend_from_slice(&self.body[s..e]);
+        let mut end = self.body.len();
+        for &start in starts.iter().rev() {
+            tail.extend_from_slice(&self.body[start..end]);
+            end = start;
         }
         self.body.truncate(first);
         self.body.extend_from_slice(&tail);
