@@ -30,7 +30,7 @@ pub struct NativeWriter<'o> {
     out: &'o mut dyn Write,
     target: Target,
     batch: Batch,
-    key: Vec<u8>,
+    key: &'o [u8],
     kind: Kind,
     cmd: Command,
     /// Elements in `cmd` so far.
@@ -62,7 +62,7 @@ impl<'o> NativeWriter<'o> {
             out,
             target,
             batch,
-            key: Vec::new(),
+            key: &[],
             kind: Kind::String,
             cmd: Command::default(),
             pending: 0,
@@ -89,9 +89,8 @@ impl<'o> NativeWriter<'o> {
         }
     }
 
-    pub fn begin_key(&mut self, key: &[u8], kind: Kind) {
-        self.key.clear();
-        self.key.extend_from_slice(key);
+    pub fn begin_key(&mut self, key: &'o [u8], kind: Kind) {
+        self.key = key;
         self.kind = kind;
         self.stream = StreamState::default();
     }
@@ -100,7 +99,7 @@ impl<'o> NativeWriter<'o> {
     pub fn end_key(&mut self, expire_ms: Option<i64>) {
         self.flush();
         if let Some(ms) = expire_ms {
-            self.cmd.reset("PEXPIREAT").arg(&self.key).arg_int(ms);
+            self.cmd.reset("PEXPIREAT").arg(self.key).arg_int(ms);
             self.send_cmd();
         }
     }
@@ -135,7 +134,7 @@ impl<'o> NativeWriter<'o> {
         let ttls = std::mem::take(&mut self.field_ttls);
         for run in ttls.chunk_by(|a, b| a.0 == b.0) {
             let mut c = Command::new("HPEXPIREAT");
-            c.arg(&self.key)
+            c.arg(self.key)
                 .arg_uint(run[0].0)
                 .arg(b"FIELDS")
                 .arg_uint(run.len() as u64);
@@ -149,7 +148,7 @@ impl<'o> NativeWriter<'o> {
     /// Starts (if needed) the batch command `name key`, then counts one element.
     fn batch_arg(&mut self, name: &str) -> &mut Command {
         if self.pending == 0 {
-            self.cmd.reset(name).arg(&self.key);
+            self.cmd.reset(name).arg(self.key);
         }
         self.pending += 1;
         &mut self.cmd
@@ -166,21 +165,21 @@ impl<'o> NativeWriter<'o> {
     fn string(&mut self, value: &[u8]) {
         let step = self.batch.bytes.max(1);
         let (first, rest) = value.split_at(value.len().min(step));
-        self.cmd.reset("SET").arg(&self.key).arg(first);
+        self.cmd.reset("SET").arg(self.key).arg(first);
         self.send_cmd();
         for chunk in rest.chunks(step) {
-            self.cmd.reset("APPEND").arg(&self.key).arg(chunk);
+            self.cmd.reset("APPEND").arg(self.key).arg(chunk);
             self.send_cmd();
         }
     }
 
     fn stream_item(&mut self, item: Item<'_>) {
-        let key = self.key.clone();
+        let key = self.key;
         match item {
             Item::StreamEntry { id, fields } => {
                 self.cmd
                     .reset("XADD")
-                    .arg(&key)
+                    .arg(key)
                     .arg(id.to_string().as_bytes());
                 self.pending = 1;
                 self.stream.fields_left = fields;
@@ -201,7 +200,7 @@ impl<'o> NativeWriter<'o> {
                     // The AOF rewrite's way to create an empty stream: add entry 0-1 and trim it
                     // away at once; XSETID below then sets the real last ID (which may be 0-0).
                     let mut c = Command::new("XADD");
-                    c.arg(&key)
+                    c.arg(key)
                         .arg(b"MAXLEN")
                         .arg(b"0")
                         .arg(b"0-1")
@@ -210,7 +209,7 @@ impl<'o> NativeWriter<'o> {
                     self.send(&c);
                 }
                 let mut c = Command::new("XSETID");
-                c.arg(&key).arg(meta.last_id.to_string().as_bytes());
+                c.arg(key).arg(meta.last_id.to_string().as_bytes());
                 if let (Some(added), Some(max_deleted), true) = (
                     meta.entries_added,
                     meta.max_deleted_id,
@@ -232,7 +231,7 @@ impl<'o> NativeWriter<'o> {
                 self.stream.pel.clear();
                 let mut c = Command::new("XGROUP");
                 c.arg(b"CREATE")
-                    .arg(&key)
+                    .arg(key)
                     .arg(name)
                     .arg(last_id.to_string().as_bytes());
                 if let (Some(n), true) = (entries_read, self.target.stream_v2_commands()) {
@@ -254,7 +253,7 @@ impl<'o> NativeWriter<'o> {
                 if self.target.create_consumer() {
                     let mut c = Command::new("XGROUP");
                     c.arg(b"CREATECONSUMER")
-                        .arg(&key)
+                        .arg(key)
                         .arg(&self.stream.group)
                         .arg(name);
                     self.send(&c);
@@ -263,7 +262,7 @@ impl<'o> NativeWriter<'o> {
             Item::StreamConsumerPending { id } => {
                 let (time, count) = self.stream.pel.get(&id).copied().unwrap_or_default();
                 let mut c = Command::new("XCLAIM");
-                c.arg(&key)
+                c.arg(key)
                     .arg(&self.stream.group)
                     .arg(&self.stream.consumer)
                     .arg(b"0");

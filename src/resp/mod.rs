@@ -51,10 +51,44 @@ pub fn write_around(
 
 /// One command being built. Arguments are encoded as they are added; the array header, which
 /// needs the count, is written in front when the command is sent.
-#[derive(Default)]
 pub struct Command {
     body: Vec<u8>,
     args: usize,
+}
+
+thread_local! {
+    /// Buffers of dropped commands, for the next ones: a command is built per key (and often
+    /// several), and growing a fresh buffer each time cost a tenth of an export's time.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// At most this many buffers of at most this size are kept per thread.
+const SPARE_BUFFERS: usize = 8;
+const SPARE_CAPACITY: usize = 4 << 20;
+
+impl Default for Command {
+    fn default() -> Self {
+        let body = SPARE
+            .with_borrow_mut(|spare| spare.pop())
+            .unwrap_or_else(|| Vec::with_capacity(256));
+        Command { body, args: 0 }
+    }
+}
+
+impl Drop for Command {
+    fn drop(&mut self) {
+        if self.body.capacity() <= SPARE_CAPACITY {
+            let mut body = std::mem::take(&mut self.body);
+            body.clear();
+            // Ignored when the thread is being torn down.
+            let _ = SPARE.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(body);
+                }
+            });
+        }
+    }
 }
 
 impl Command {
@@ -102,7 +136,7 @@ impl Command {
         if score.is_infinite() {
             self.arg(if score > 0.0 { b"+inf" } else { b"-inf" })
         } else {
-            self.arg(format_score(score).as_bytes())
+            with_score(score, |s| self.arg(s))
         }
     }
 
@@ -144,16 +178,19 @@ impl Command {
     }
 }
 
-/// The shortest decimal that reads back as the same double (`1`, `0.1`, `1e+300`).
+/// The shortest decimal that reads back as the same double (`1`, `0.1`, `1e300`).
 pub fn format_score(score: f64) -> String {
+    with_score(score, |s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// Runs `f` on [`format_score`]'s text, formatted on the stack.
+pub fn with_score<R>(score: f64, f: impl FnOnce(&[u8]) -> R) -> R {
     if score == score.trunc() && score.abs() < 1e15 {
-        return format!("{}", score as i64);
+        return f(itoa::Buffer::new().format(score as i64).as_bytes());
     }
-    let mut s = format!("{score:?}");
-    if s.ends_with(".0") {
-        s.truncate(s.len() - 2);
-    }
-    s
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format(score).as_bytes();
+    f(s.strip_suffix(b".0").unwrap_or(s))
 }
 
 #[cfg(test)]
@@ -173,7 +210,18 @@ mod tests {
 
     #[test]
     fn scores_round_trip() {
-        for s in [0.0, 1.0, -2.0, 0.1, 1.5e-7, 1e300, 123456789.125, -0.0] {
+        for s in [
+            0.0,
+            1.0,
+            -2.0,
+            0.1,
+            1.5e-7,
+            1e300,
+            123456789.125,
+            -0.0,
+            1e15,
+            -3e16,
+        ] {
             assert_eq!(format_score(s).parse::<f64>().unwrap(), s);
         }
         assert_eq!(format_score(3.0), "3");

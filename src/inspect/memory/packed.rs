@@ -69,7 +69,7 @@ impl Packer {
         } else if long_text {
             self.push(Elem::Bytes(g17(score).as_bytes()));
         } else {
-            self.push(Elem::Bytes(crate::resp::format_score(score).as_bytes()));
+            crate::resp::with_score(score, |s| self.push(Elem::Bytes(s)));
         }
     }
 }
