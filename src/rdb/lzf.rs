@@ -47,8 +47,9 @@ pub fn decompress(compressed: &[u8], ulen: u64) -> Result<Vec<u8>, ErrorKind> {
 /// Decodes into exactly `ulen` bytes, rejecting a literal run past the end of the input, a
 /// back-reference before the start of the output, and output longer or shorter than `ulen`.
 ///
-/// Where there is room, literals are copied 32 bytes at a time and short back-references 8 or
-/// 16 bytes at a time (fixed sizes compile to a few vector moves instead of a `memcpy` call).
+/// Where there is room, literals are copied 32 bytes at a time, back-references of up to 8 or
+/// 16 bytes as one 8- or 16-byte move, and longer ones far enough back in 32-byte chunks
+/// (fixed sizes compile to a few vector moves instead of a `memcpy` call).
 /// Bytes written past the end of a token stay inside `out` (slice indexing checks that) and are
 /// overwritten by the next tokens: tokens write the output strictly in order, a copy only reads
 /// bytes before its own start, and success requires every byte up to `ulen` to be produced.
@@ -95,11 +96,11 @@ fn decode(compressed: &[u8], ulen: usize) -> Result<Vec<u8>, &'static str> {
         }
         let from = op - dist;
         if len <= 8 && dist >= 8 && op + 8 <= ulen {
-            let (done, rest) = out.split_at_mut(op);
-            rest[..8].copy_from_slice(&done[from..from + 8]);
+            copy_chunks::<8>(&mut out, from, op, len);
         } else if len <= 16 && dist >= 16 && op + 16 <= ulen {
-            let (done, rest) = out.split_at_mut(op);
-            rest[..16].copy_from_slice(&done[from..from + 16]);
+            copy_chunks::<16>(&mut out, from, op, len);
+        } else if dist >= 32 && op + len.next_multiple_of(32) <= ulen {
+            copy_chunks::<32>(&mut out, from, op, len);
         } else if dist >= len {
             out.copy_within(from..from + len, op);
         } else if dist == 1 {
@@ -121,6 +122,17 @@ fn decode(compressed: &[u8], ulen: usize) -> Result<Vec<u8>, &'static str> {
         return Err("output shorter than declared");
     }
     Ok(out)
+}
+
+/// Copies `len` bytes from `from` to `op` in chunks of `C` bytes (fixed-size moves, no
+/// `memcpy` call), writing up to `C - 1` bytes past `op + len` (the caller checked there is
+/// room). Needs `op - from >= C`, so each chunk reads only bytes written before it.
+#[inline(always)]
+fn copy_chunks<const C: usize>(out: &mut [u8], from: usize, op: usize, len: usize) {
+    for i in (0..len).step_by(C) {
+        let (done, rest) = out.split_at_mut(op + i);
+        rest[..C].copy_from_slice(&done[from + i..from + i + C]);
+    }
 }
 
 /// Accepts exactly what [`decompress`] accepts, without producing the output: only the control

@@ -107,15 +107,38 @@ impl Command {
 
     #[inline]
     pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        self.args += 1;
+        let n = a.len();
+        if n <= SMALL_ARG {
+            // Most arguments are short: the whole `$n\r\n<a>\r\n` is assembled in a block with
+            // fixed-size moves and appended as one fixed-size block, then cut to length. That
+            // saves the `memcpy` calls of appending the pieces (a tenth of an export's time).
+            let mut block = [0u8; 64];
+            block[0] = b'$';
+            let at = if n < 10 {
+                block[1] = b'0' + n as u8;
+                2
+            } else {
+                block[1] = b'0' + (n / 10) as u8;
+                block[2] = b'0' + (n % 10) as u8;
+                3
+            };
+            block[at..at + 2].copy_from_slice(b"\r\n");
+            copy_short(&mut block[at + 2..], a);
+            block[at + 2 + n..at + 4 + n].copy_from_slice(b"\r\n");
+            let start = self.body.len();
+            self.body.extend_from_slice(&block);
+            self.body.truncate(start + at + 4 + n);
+            return self;
+        }
         let mut len = itoa::Buffer::new();
-        let len = len.format(a.len()).as_bytes();
-        self.body.reserve(a.len() + len.len() + 5);
+        let len = len.format(n).as_bytes();
+        self.body.reserve(n + len.len() + 5);
         self.body.push(b'$');
         self.body.extend_from_slice(len);
         self.body.extend_from_slice(b"\r\n");
         self.body.extend_from_slice(a);
         self.body.extend_from_slice(b"\r\n");
-        self.args += 1;
         self
     }
 
@@ -178,6 +201,40 @@ impl Command {
     }
 }
 
+/// Arguments up to this length are appended by [`Command::arg`] as one 64-byte block.
+const SMALL_ARG: usize = 48;
+
+/// Copies `src` (at most 48 bytes) to the start of `dst` with a few fixed-size moves, which may
+/// overlap each other (the way `memcpy` does it inside, without the call).
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+        }
+        8..=15 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+        }
+        16..=31 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+        }
+        _ => {
+            dst[..32].copy_from_slice(&src[..32]);
+            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+        }
+    }
+}
+
 /// The shortest decimal that reads back as the same double (`1`, `0.1`, `1e300`).
 pub fn format_score(score: f64) -> String {
     with_score(score, |s| String::from_utf8_lossy(s).into_owned())
@@ -206,6 +263,22 @@ mod tests {
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n-5\r\n");
         c.reset("PING");
         assert_eq!(c.args(), 1);
+    }
+
+    #[test]
+    fn arguments_of_every_short_length() {
+        for n in 0..=SMALL_ARG + 2 {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            let mut c = Command::new("X");
+            c.arg(&a).arg(b"z");
+            let mut out = Vec::new();
+            c.write_to(&mut out).unwrap();
+            let want = format!(
+                "*3\r\n$1\r\nX\r\n${n}\r\n{}\r\n$1\r\nz\r\n",
+                String::from_utf8_lossy(&a)
+            );
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]
