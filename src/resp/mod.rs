@@ -110,10 +110,13 @@ impl Command {
         self.args += 1;
         let n = a.len();
         if n <= SMALL_ARG {
-            // Most arguments are short: the whole `$n\r\n<a>\r\n` is assembled in a block with
-            // fixed-size moves and appended as one fixed-size block, then cut to length. That
-            // saves the `memcpy` calls of appending the pieces (a tenth of an export's time).
-            let mut block = [0u8; 64];
+            // Most arguments are short: 64 bytes are appended, the whole `$n\r\n<a>\r\n` is
+            // written into them with fixed-size moves, and the rest is cut off. That saves the
+            // `memcpy` calls of appending the pieces (a tenth of an export's time). (Assembling
+            // the block on the stack first stalls its copy on the narrow stores just made.)
+            let start = self.body.len();
+            self.body.extend_from_slice(&[0u8; 64]);
+            let block = &mut self.body[start..];
             block[0] = b'$';
             let at = if n < 10 {
                 block[1] = b'0' + n as u8;
@@ -126,8 +129,6 @@ impl Command {
             block[at..at + 2].copy_from_slice(b"\r\n");
             copy_short(&mut block[at + 2..], a);
             block[at + 2 + n..at + 4 + n].copy_from_slice(b"\r\n");
-            let start = self.body.len();
-            self.body.extend_from_slice(&block);
             self.body.truncate(start + at + 4 + n);
             return self;
         }
@@ -201,7 +202,7 @@ impl Command {
     }
 }
 
-/// Arguments up to this length are appended by [`Command::arg`] as one 64-byte block.
+/// Arguments up to this length are written by [`Command::arg`] into one 64-byte block.
 const SMALL_ARG: usize = 48;
 
 /// Copies `src` (at most 48 bytes) to the start of `dst` with a few fixed-size moves, which may
