@@ -420,23 +420,31 @@ fn write_function(
 }
 
 fn json_key(value: &mut Value<'_, '_>, k: &KeyInfo<'_>, out: &mut dyn Write) -> Result<(), Error> {
-    write!(out, "{{\"db\":{},\"key\":", k.db)?;
+    // Pieces written whole (no `write!`): this runs for every key.
+    out.write_all(b"{\"db\":")?;
+    json::write_int(out, k.db)?;
+    out.write_all(b",\"key\":")?;
     json::write_bytes(out, k.key)?;
-    write!(
-        out,
-        ",\"type\":\"{}\",\"encoding\":\"{}\",\"expire_at\":",
+    for piece in [
+        ",\"type\":\"",
         k.ty.kind().as_str(),
-        k.ty.encoding()
-    )?;
+        "\",\"encoding\":\"",
+        k.ty.encoding(),
+        "\",\"expire_at\":",
+    ] {
+        out.write_all(piece.as_bytes())?;
+    }
     match k.expire_ms {
-        Some(ms) => write!(out, "{ms}")?,
+        Some(ms) => json::write_int(out, ms)?,
         None => out.write_all(b"null")?,
     }
     if let Some(idle) = k.idle {
-        write!(out, ",\"idle\":{idle}")?;
+        out.write_all(b",\"idle\":")?;
+        json::write_int(out, idle)?;
     }
     if let Some(freq) = k.freq {
-        write!(out, ",\"freq\":{freq}")?;
+        out.write_all(b",\"freq\":")?;
+        json::write_int(out, freq)?;
     }
     out.write_all(b",\"value\":")?;
     let mut json = json::JsonValue::new(out, k.ty.kind());
