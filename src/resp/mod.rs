@@ -29,6 +29,31 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// `*n\r\n` or `$n\r\n`: a header line of RESP, in one piece (written with one call).
+struct Prefixed {
+    line: [u8; 24],
+    len: usize,
+}
+
+impl Prefixed {
+    fn new(kind: u8, n: usize) -> Self {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        let mut line = [0u8; 24];
+        line[0] = kind;
+        line[1..1 + digits.len()].copy_from_slice(digits);
+        line[1 + digits.len()..3 + digits.len()].copy_from_slice(b"\r\n");
+        Prefixed {
+            line,
+            len: 3 + digits.len(),
+        }
+    }
+
+    fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(&self.line[..self.len])
+    }
+}
+
 /// `head`'s arguments, one argument made of `parts`, then `tail`'s: one command, written
 /// without copying the parts (a large value) into a buffer first.
 pub fn write_around(
@@ -38,10 +63,9 @@ pub fn write_around(
     tail: &Command,
 ) -> io::Result<()> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let args = head.args + 1 + tail.args;
-    write!(out, "*{args}\r\n")?;
+    Prefixed::new(b'*', head.args + 1 + tail.args).write_to(out)?;
     out.write_all(&head.body)?;
-    write!(out, "${len}\r\n")?;
+    Prefixed::new(b'$', len).write_to(out)?;
     for p in parts {
         out.write_all(p)?;
     }
@@ -195,9 +219,7 @@ impl Command {
     }
 
     pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(b"*")?;
-        out.write_all(itoa::Buffer::new().format(self.args).as_bytes())?;
-        out.write_all(b"\r\n")?;
+        Prefixed::new(b'*', self.args).write_to(out)?;
         out.write_all(&self.body)
     }
 }
