@@ -11,10 +11,10 @@
 //! whole file. For timing, the compressed blobs are laid out back to back, as in a file.
 //!
 //! Candidates, all fed the same blobs and checked byte for byte against the originals first:
-//! `lzf` 1.0 (what `rdbtool::rdb::lzf` wraps), `lzf-rust` 0.1, and two safe decoders defined
-//! here, which (with `lzf-rust`) are also checked to accept and reject exactly what the decoder
-//! of rdb-format.md §4.3 does, on truncated, mutated and random input. The last row, allocating
-//! and zeroing the output only, is the floor every candidate pays.
+//! `lzf` 1.0, `lzf-rust` 0.1, rdbtool's own decoder (`rdbtool::rdb::lzf`) and a plainer safe
+//! decoder defined here, which (with `lzf-rust`) are also checked to accept and reject exactly
+//! what the decoder of rdb-format.md §4.3 does, on truncated, mutated and random input. The last
+//! row, allocating and zeroing the output only, is the floor every candidate pays.
 //!
 //! Time is this thread's CPU time (Linux schedstat; wall time elsewhere), so that a busy machine
 //! preempting the benchmark does not count. Each candidate runs for at least `LZF_BENCH_SECS`
