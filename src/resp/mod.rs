@@ -7,21 +7,16 @@ use crate::rdb::Elem;
 
 /// One whole command, encoded in a buffer of exactly its size.
 pub fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let digits = |n: usize| itoa::Buffer::new().format(n).len();
-    let size = 3
-        + digits(args.len())
+    let count = Prefixed::new(b'*', args.len());
+    let size = count.len
         + args
             .iter()
-            .map(|a| 5 + digits(a.len()) + a.len())
+            .map(|a| Prefixed::new(b'$', a.len()).len + a.len() + 2)
             .sum::<usize>();
     let mut out = Vec::with_capacity(size);
-    out.push(b'*');
-    out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(count.bytes());
     for a in args {
-        out.push(b'$');
-        out.extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(Prefixed::new(b'$', a.len()).bytes());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
@@ -29,7 +24,7 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// `*n\r\n` or `$n\r\n`: a header line of RESP, in one piece (written with one call).
+/// `*n\r\n` or `$n\r\n`: a header line of RESP, in one piece.
 struct Prefixed {
     line: [u8; 24],
     len: usize,
@@ -49,8 +44,8 @@ impl Prefixed {
         }
     }
 
-    fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(&self.line[..self.len])
+    fn bytes(&self) -> &[u8] {
+        &self.line[..self.len]
     }
 }
 
@@ -63,9 +58,9 @@ pub fn write_around(
     tail: &Command,
 ) -> io::Result<()> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    Prefixed::new(b'*', head.args + 1 + tail.args).write_to(out)?;
+    out.write_all(Prefixed::new(b'*', head.args + 1 + tail.args).bytes())?;
     out.write_all(&head.body)?;
-    Prefixed::new(b'$', len).write_to(out)?;
+    out.write_all(Prefixed::new(b'$', len).bytes())?;
     for p in parts {
         out.write_all(p)?;
     }
@@ -219,7 +214,7 @@ impl Command {
     }
 
     pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
-        Prefixed::new(b'*', self.args).write_to(out)?;
+        out.write_all(Prefixed::new(b'*', self.args).bytes())?;
         out.write_all(&self.body)
     }
 }
