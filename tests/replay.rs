@@ -568,7 +568,7 @@ fn failover_during_replay(b: &Build, source: &Server, rdb: &Path, mode: &str) {
                 &url(old),
                 "--quiet",
             ])
-            .args(["--mode", mode, "--max-ops-per-sec", "20000"])
+            .args(["--mode", mode, "--max-ops-per-sec", "8000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -589,11 +589,19 @@ fn failover_during_replay(b: &Build, source: &Server, rdb: &Path, mode: &str) {
     let before = masters_dbsize();
     assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
     let failover = Instant::now();
+    let mut asked = Instant::now();
     while !(Cluster::is_master(replica) && Cluster::master_port(old) == Some(replica.port)) {
         assert!(
-            failover.elapsed() < Duration::from_secs(20),
+            failover.elapsed() < Duration::from_secs(30),
             "{mode}: roles did not swap"
         );
+        // A manual failover is given up silently when the replica has not caught up with the
+        // paused master within 5 s (a busy host); ask again, as an operator would. The rate
+        // limit above leaves the replay running for 10 s after the first request.
+        if asked.elapsed() > Duration::from_secs(6) && !Cluster::is_master(replica) {
+            assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
+            asked = Instant::now();
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     let swapped_after = failover.elapsed();
