@@ -5,7 +5,7 @@
 use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
-use super::primitive::{Elem, read_blob, read_len, read_string};
+use super::primitive::{Elem, read_len, read_string};
 use super::value::{Container, Item, ValueReader, Visitor};
 
 impl ValueReader {
@@ -57,46 +57,47 @@ impl ValueReader {
         if has_min {
             inp.skip(8, "min expire")?;
         }
-        let blob = read_blob(inp)?;
-        let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
-        v.container(Container::Listpack, blob.data.len());
-        let mut next = || lp.next_elem().map_err(|e| blob.error(e.0, e.1));
-        let mut n = 0;
-        // Fields with a TTL come first, by ascending TTL; the server relies on that order.
-        let mut prev_order = 0u64;
-        while let Some(field) = next()? {
-            let (Some(value), Some(ttl)) = (next()?, next()?) else {
-                return Err(blob.error(
-                    0,
-                    corrupt(
-                        "listpack",
-                        "entry count not a multiple of 3 in a hash with field TTLs",
-                    ),
-                ));
-            };
-            let expire = match ttl {
-                Elem::Int(0) => None,
-                Elem::Int(t) if t > 0 => Some(t as u64),
-                _ => return Err(bad_expire(blob.at)),
-            };
-            check_field_expire(expire, blob.at)?;
-            let order = expire.unwrap_or(u64::MAX);
-            if order < prev_order {
-                return Err(blob.error(
-                    0,
-                    corrupt("listpack", "hash fields not in ascending TTL order"),
-                ));
+        self.with_blob(inp, |r, blob| {
+            let mut lp = Listpack::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+            v.container(Container::Listpack, blob.data.len());
+            let mut next = || lp.next_elem().map_err(|e| blob.error(e.0, e.1));
+            let mut n = 0;
+            // Fields with a TTL come first, by ascending TTL; the server relies on that order.
+            let mut prev_order = 0u64;
+            while let Some(field) = next()? {
+                let (Some(value), Some(ttl)) = (next()?, next()?) else {
+                    return Err(blob.error(
+                        0,
+                        corrupt(
+                            "listpack",
+                            "entry count not a multiple of 3 in a hash with field TTLs",
+                        ),
+                    ));
+                };
+                let expire = match ttl {
+                    Elem::Int(0) => None,
+                    Elem::Int(t) if t > 0 => Some(t as u64),
+                    _ => return Err(bad_expire(blob.at)),
+                };
+                check_field_expire(expire, blob.at)?;
+                let order = expire.unwrap_or(u64::MAX);
+                if order < prev_order {
+                    return Err(blob.error(
+                        0,
+                        corrupt("listpack", "hash fields not in ascending TTL order"),
+                    ));
+                }
+                prev_order = order;
+                r.unique(field, blob.at, "hash field")?;
+                v.item(Item::Field {
+                    field,
+                    value,
+                    expire_ms: expire,
+                });
+                n += 1;
             }
-            prev_order = order;
-            self.unique(field, blob.at, "hash field")?;
-            v.item(Item::Field {
-                field,
-                value,
-                expire_ms: expire,
-            });
-            n += 1;
-        }
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// Valkey 9 `HASH_2`: (field, value, 8-byte expiry, -1 = none) per entry.

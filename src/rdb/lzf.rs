@@ -37,15 +37,33 @@ fn out_of_bounds() -> ErrorKind {
 
 /// Decompresses `compressed` into exactly `ulen` bytes.
 pub fn decompress(compressed: &[u8], ulen: u64) -> Result<Vec<u8>, ErrorKind> {
+    let mut out = Vec::new();
+    decompress_into(compressed, ulen, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses `compressed` into the first `ulen` bytes of `buf`, a buffer kept for the next
+/// blob: it only grows, so after the first few blobs nothing is allocated or zeroed (which
+/// cost a quarter of decoding the small blobs of real files). Returns those `ulen` bytes.
+pub fn decompress_into<'b>(
+    compressed: &[u8],
+    ulen: u64,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b [u8], ErrorKind> {
     if precheck(compressed.len() as u64, ulen)? {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     let ulen =
         usize::try_from(ulen).map_err(|_| ErrorKind::Lzf("size beyond address space".into()))?;
-    decode(compressed, ulen).map_err(|detail| ErrorKind::Lzf(detail.into()))
+    if buf.len() < ulen {
+        buf.resize(ulen, 0);
+    }
+    let out = &mut buf[..ulen];
+    decode(compressed, out).map_err(|detail| ErrorKind::Lzf(detail.into()))?;
+    Ok(out)
 }
 
-/// Decodes into exactly `ulen` bytes, rejecting a literal run past the end of the input, a
+/// Decodes into exactly `out.len()` bytes (`ulen`), rejecting a literal run past the end of the input, a
 /// back-reference before the start of the output, and output longer or shorter than `ulen`.
 ///
 /// Where there is room, literals are copied 32 bytes at a time, back-references of up to 8 or
@@ -54,8 +72,8 @@ pub fn decompress(compressed: &[u8], ulen: u64) -> Result<Vec<u8>, ErrorKind> {
 /// Bytes written past the end of a token stay inside `out` (slice indexing checks that) and are
 /// overwritten by the next tokens: tokens write the output strictly in order, a copy only reads
 /// bytes before its own start, and success requires every byte up to `ulen` to be produced.
-fn decode(compressed: &[u8], ulen: usize) -> Result<Vec<u8>, &'static str> {
-    let mut out = vec![0u8; ulen];
+fn decode(compressed: &[u8], out: &mut [u8]) -> Result<(), &'static str> {
+    let ulen = out.len();
     let clen = compressed.len();
     let (mut ip, mut op) = (0, 0);
     while ip < clen {
@@ -97,11 +115,11 @@ fn decode(compressed: &[u8], ulen: usize) -> Result<Vec<u8>, &'static str> {
         }
         let from = op - dist;
         if len <= 8 && dist >= 8 && op + 8 <= ulen {
-            copy_chunks::<8>(&mut out, from, op, len);
+            copy_once::<8>(out, from, op);
         } else if len <= 16 && dist >= 16 && op + 16 <= ulen {
-            copy_chunks::<16>(&mut out, from, op, len);
+            copy_once::<16>(out, from, op);
         } else if dist >= 32 && op + len.next_multiple_of(32) <= ulen {
-            copy_chunks::<32>(&mut out, from, op, len);
+            copy_chunks::<32>(out, from, op, len);
         } else if dist >= len {
             out.copy_within(from..from + len, op);
         } else if dist == 1 {
@@ -122,7 +140,15 @@ fn decode(compressed: &[u8], ulen: usize) -> Result<Vec<u8>, &'static str> {
     if op != ulen {
         return Err("output shorter than declared");
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Copies `C` bytes from `from` to `op` as one move (for a back-reference of at most `C`
+/// bytes; the rest is overwritten later). Needs `op - from >= C` and room for `C` bytes.
+#[inline(always)]
+fn copy_once<const C: usize>(out: &mut [u8], from: usize, op: usize) {
+    let (done, rest) = out.split_at_mut(op);
+    rest[..C].copy_from_slice(&done[from..from + C]);
 }
 
 /// Copies `len` bytes from `from` to `op` in chunks of `C` bytes (fixed-size moves, no
@@ -268,6 +294,8 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
+        // One buffer for every call, as the value reader keeps it: full of earlier output.
+        let mut buf = vec![0x5a; 1 << 12];
         for _ in 0..20_000 {
             let (mut block, mut op) = (Vec::new(), 0usize);
             for _ in 0..next() % 40 {
@@ -300,12 +328,15 @@ mod tests {
             }
             let want = reference(&block, op);
             assert!(want.is_some());
-            assert_eq!(decode(&block, op).ok(), want);
-            assert!(decode(&block, op + 1).is_err());
-            assert!(op == 0 || decode(&block, op - 1).is_err());
+            assert_eq!(decoded(&block, op, &mut buf), want);
+            assert!(decoded(&block, op + 1, &mut buf).is_none());
+            assert!(op == 0 || decoded(&block, op - 1, &mut buf).is_none());
             if !block.is_empty() {
                 let cut = next() as usize % block.len();
-                assert_eq!(decode(&block[..cut], op).ok(), reference(&block[..cut], op));
+                assert_eq!(
+                    decoded(&block[..cut], op, &mut buf),
+                    reference(&block[..cut], op)
+                );
                 let at = next() as usize % block.len();
                 block[at] = next() as u8;
                 let ulen = if next() % 4 == 0 {
@@ -313,13 +344,20 @@ mod tests {
                 } else {
                     op
                 };
-                assert_eq!(decode(&block, ulen).ok(), reference(&block, ulen));
+                assert_eq!(decoded(&block, ulen, &mut buf), reference(&block, ulen));
                 assert_eq!(
                     validate(&block, ulen as u64).is_ok(),
                     reference(&block, ulen).is_some()
                 );
             }
         }
+    }
+
+    /// Decodes into `buf`, reused from call to call.
+    fn decoded(block: &[u8], ulen: usize, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+        decompress_into(block, ulen as u64, buf)
+            .ok()
+            .map(<[u8]>::to_vec)
     }
 
     #[test]

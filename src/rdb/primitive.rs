@@ -111,7 +111,7 @@ pub fn read_len<'a, I: Input<'a>>(inp: &mut I) -> Result<u64> {
 }
 
 pub fn read_string<'a, I: Input<'a>>(inp: &mut I) -> Result<RdbStr<'a>> {
-    read_string_located(inp).map(|(s, _)| s)
+    read_string_located(inp, None).map(|(s, _)| s)
 }
 
 /// The value of an int-encoded string: special encoding 0, 1 or 2 (8, 16 or 32 bits, LE).
@@ -123,8 +123,13 @@ fn read_int_string<'a, I: Input<'a>>(inp: &mut I, width: u8) -> Result<i64> {
     })
 }
 
-/// A string and, when it is stored plain, the offset of its first byte in the input.
-fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Option<u64>)> {
+/// A string and, when it is stored plain, the offset of its first byte in the input. LZF data
+/// is decompressed into `scratch` when given (see [`lzf::decompress_into`]), else into a new
+/// buffer.
+fn read_string_located<'a: 'b, 'b, I: Input<'a>>(
+    inp: &mut I,
+    scratch: Option<&'b mut Vec<u8>>,
+) -> Result<(RdbStr<'b>, Option<u64>)> {
     let at = inp.pos();
     let int = |v: i64| Ok((RdbStr::Int(v), None));
     match read_len_or_special(inp)? {
@@ -138,9 +143,12 @@ fn read_string_located<'a, I: Input<'a>>(inp: &mut I) -> Result<(RdbStr<'a>, Opt
             let ulen = read_len(inp)?;
             let data_at = inp.pos();
             let compressed = inp.read_bytes(clen, "LZF data")?;
-            let out =
-                lzf::decompress(&compressed, ulen).map_err(|kind| Error::new(data_at, kind))?;
-            Ok((RdbStr::Bytes(Cow::Owned(out)), None))
+            let out = match scratch {
+                Some(buf) => lzf::decompress_into(&compressed, ulen, buf).map(Cow::Borrowed),
+                None => lzf::decompress(&compressed, ulen).map(Cow::Owned),
+            };
+            let out = out.map_err(|kind| Error::new(data_at, kind))?;
+            Ok((RdbStr::Bytes(out), None))
         }
         Len::Special(s) => Err(Error::new(at, ErrorKind::BadStringEncoding(s))),
     }
@@ -217,9 +225,14 @@ impl Blob<'_> {
     }
 }
 
-pub fn read_blob<'a, I: Input<'a>>(inp: &mut I) -> Result<Blob<'a>> {
+/// A blob (an embedded encoding); compressed ones are decompressed into `scratch`, which the
+/// caller keeps for the next.
+pub fn read_blob<'a: 'b, 'b, I: Input<'a>>(
+    inp: &mut I,
+    scratch: &'b mut Vec<u8>,
+) -> Result<Blob<'b>> {
     let at = inp.pos();
-    let (s, origin) = read_string_located(inp)?;
+    let (s, origin) = read_string_located(inp, Some(scratch))?;
     Ok(Blob {
         data: s.into_bytes(),
         origin,

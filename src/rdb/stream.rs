@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::error::{Error, ErrorKind, Result, Severity, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
-use super::primitive::{Blob, Elem, read_blob, read_bytes, read_len};
+use super::primitive::{Blob, Elem, read_bytes, read_len};
 use super::types::ObjectType;
 use super::value::{Container, Item, StreamId, StreamMeta, ValueReader, Visitor};
 
@@ -63,8 +63,9 @@ pub fn read<'a, I: Input<'a>>(
                 bad("listpack re-added with an existing node key"),
             ));
         }
-        let blob = read_blob(inp)?;
-        live += read_node(r, &blob, raw_id(&key), &mut last_seen, v)?;
+        live += r.with_blob(inp, |r, blob| {
+            read_node(r, blob, raw_id(&key), &mut last_seen, v)
+        })?;
     }
     let at = inp.pos();
     let length = read_len(inp)?;

@@ -228,11 +228,17 @@ impl DupSet {
     }
 }
 
+/// Above this size the decompression buffer is freed after use: a rare big blob should not
+/// hold its memory for the rest of the file.
+const SCRATCH_KEEP: usize = 1 << 20;
+
 /// Reusable state for decoding values: the duplicate detector and the notes of the last value.
 #[derive(Default)]
 pub struct ValueReader {
     pub(super) dups: DupSet,
     pub(super) notes: Vec<Note>,
+    /// Where compressed blobs are decompressed, kept for the next (see [`Self::with_blob`]).
+    scratch: Vec<u8>,
     /// For readers that compare rather than check (diff): repeated members are not looked
     /// for, which saves a hash set insert per element.
     skip_duplicate_checks: bool,
@@ -358,12 +364,8 @@ impl ValueReader {
             }
             Module2 => module::read_value(inp, v).map(|()| 1),
             HashZipmap => self.zipmap(inp, v),
-            ListZiplist => {
-                let blob = read_blob(inp)?;
-                self.ziplist_elems(&blob, false, v)
-            }
-            SetIntset => {
-                let blob = read_blob(inp)?;
+            ListZiplist => self.with_blob(inp, |r, blob| r.ziplist_elems(blob, false, v)),
+            SetIntset => self.with_blob(inp, |_, blob| {
                 let members = intset::members(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
                 v.container(Container::Intset, blob.data.len());
                 let mut n = 0;
@@ -372,21 +374,16 @@ impl ValueReader {
                     n += 1;
                 }
                 Ok(n)
-            }
+            }),
             ZsetZiplist | HashZiplist => {
-                let blob = read_blob(inp)?;
-                self.ziplist_pairs(&blob, ty == HashZiplist, v)
+                self.with_blob(inp, |r, blob| r.ziplist_pairs(blob, ty == HashZiplist, v))
             }
             ListQuicklist => quicklist::read_v1(self, inp, v),
-            ListQuicklist2 => quicklist::read_v2(inp, v),
+            ListQuicklist2 => quicklist::read_v2(self, inp, v),
             HashListpack | ZsetListpack => {
-                let blob = read_blob(inp)?;
-                self.listpack_pairs(&blob, ty == HashListpack, v)
+                self.with_blob(inp, |r, blob| r.listpack_pairs(blob, ty == HashListpack, v))
             }
-            SetListpack => {
-                let blob = read_blob(inp)?;
-                self.listpack_set(&blob, v)
-            }
+            SetListpack => self.with_blob(inp, |r, blob| r.listpack_set(blob, v)),
             Stream1 | Stream2 | Stream3 => stream::read(self, inp, ty, v),
             Stream4 => Err(Error::new(
                 inp.pos(),
@@ -398,6 +395,22 @@ impl ValueReader {
             }
             ValkeyHash2 => self.valkey_hash2(inp, v),
         }
+    }
+
+    /// Reads a blob (an embedded encoding) and hands it to `f`. A compressed blob is
+    /// decompressed into this reader's buffer, which is kept for the next unless it grew past
+    /// [`SCRATCH_KEEP`].
+    pub(super) fn with_blob<'a, I: Input<'a>, R>(
+        &mut self,
+        inp: &mut I,
+        f: impl FnOnce(&mut Self, &Blob<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = read_blob(inp, &mut scratch).and_then(|blob| f(self, &blob));
+        if scratch.len() <= SCRATCH_KEEP {
+            self.scratch = scratch;
+        }
+        r
     }
 
     /// Records `e` as seen; a repeat is corruption (the server refuses such a value).
@@ -492,18 +505,19 @@ impl ValueReader {
     }
 
     fn zipmap<'a, I: Input<'a>>(&mut self, inp: &mut I, v: &mut dyn Visitor) -> Result<u64> {
-        let blob = read_blob(inp)?;
-        let pairs = zipmap::pairs(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
-        v.container(Container::Zipmap, blob.data.len());
-        for (field, value) in &pairs {
-            self.unique(Elem::Bytes(field), blob.at, "hash field")?;
-            v.item(Item::Field {
-                field: Elem::Bytes(field),
-                value: Elem::Bytes(value),
-                expire_ms: None,
-            });
-        }
-        Ok(pairs.len() as u64)
+        self.with_blob(inp, |r, blob| {
+            let pairs = zipmap::pairs(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
+            v.container(Container::Zipmap, blob.data.len());
+            for (field, value) in &pairs {
+                r.unique(Elem::Bytes(field), blob.at, "hash field")?;
+                v.item(Item::Field {
+                    field: Elem::Bytes(field),
+                    value: Elem::Bytes(value),
+                    expire_ms: None,
+                });
+            }
+            Ok(pairs.len() as u64)
+        })
     }
 
     pub(super) fn ziplist_elems(
