@@ -147,8 +147,7 @@ fn decode(compressed: &[u8], out: &mut [u8]) -> Result<(), &'static str> {
 /// bytes; the rest is overwritten later). Needs `op - from >= C` and room for `C` bytes.
 #[inline(always)]
 fn copy_once<const C: usize>(out: &mut [u8], from: usize, op: usize) {
-    let (done, rest) = out.split_at_mut(op);
-    rest[..C].copy_from_slice(&done[from..from + C]);
+    out.copy_within(from..from + C, op);
 }
 
 /// Copies `len` bytes from `from` to `op` in chunks of `C` bytes (fixed-size moves, no
