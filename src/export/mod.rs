@@ -582,11 +582,12 @@ fn write_restore(
         }
     }
     // The payload, written where it is sent: type, value, version, CRC-64 of the three.
-    let (ty, version) = ([k.ty.code()], version.to_le_bytes());
-    let mut crc = crate::rdb::crc::Crc64::new();
-    for part in [&ty[..], value, &version] {
-        crc.update(part);
-    }
-    let payload = [&ty[..], value, &version, &crc.value().to_le_bytes()];
+    let crc = crate::rdb::crc::Crc64::payload(k.ty.code(), value, version);
+    let payload = [
+        &[k.ty.code()][..],
+        value,
+        &version.to_le_bytes(),
+        &crc.to_le_bytes(),
+    ];
     crate::resp::write_around(out, &head, &payload, &tail)
 }
