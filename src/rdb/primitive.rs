@@ -114,6 +114,15 @@ pub fn read_string<'a, I: Input<'a>>(inp: &mut I) -> Result<RdbStr<'a>> {
     read_string_located(inp, None).map(|(s, _)| s)
 }
 
+/// A string whose LZF data, if compressed, is decompressed into `scratch` (kept by the caller
+/// for the next).
+pub fn read_string_in<'a: 'b, 'b, I: Input<'a>>(
+    inp: &mut I,
+    scratch: &'b mut Vec<u8>,
+) -> Result<RdbStr<'b>> {
+    read_string_located(inp, Some(scratch)).map(|(s, _)| s)
+}
+
 /// The value of an int-encoded string: special encoding 0, 1 or 2 (8, 16 or 32 bits, LE).
 fn read_int_string<'a, I: Input<'a>>(inp: &mut I, width: u8) -> Result<i64> {
     Ok(match width {

@@ -11,7 +11,7 @@ use super::intset;
 use super::listpack::Listpack;
 use super::primitive::{
     Blob, Elem, Skipped, parse_double, read_binary_double, read_blob, read_len, read_string,
-    read_text_double, skip_string,
+    read_string_in, read_text_double, skip_string,
 };
 use super::types::{Kind, ObjectType};
 
@@ -343,11 +343,11 @@ impl ValueReader {
                 }
                 Ok(1)
             }
-            String => {
-                let s = read_string(inp)?;
+            String => self.with_scratch(|_, scratch| {
+                let s = read_string_in(inp, scratch)?;
                 v.item(Item::Str(s.elem()));
                 Ok(1)
-            }
+            }),
             ListLinked => self.plain_elems(inp, false, v),
             Set => self.plain_elems(inp, true, v),
             Hash => self.plain_hash(inp, v),
@@ -405,8 +405,17 @@ impl ValueReader {
         inp: &mut I,
         f: impl FnOnce(&mut Self, &Blob<'_>) -> Result<R>,
     ) -> Result<R> {
+        self.with_scratch(|r, scratch| read_blob(inp, scratch).and_then(|blob| f(r, &blob)))
+    }
+
+    /// Lends `f` the decompression buffer, kept for the next value unless it grew past
+    /// [`SCRATCH_KEEP`].
+    fn with_scratch<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<R>,
+    ) -> Result<R> {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let r = read_blob(inp, &mut scratch).and_then(|blob| f(self, &blob));
+        let r = f(self, &mut scratch);
         if scratch.len() <= SCRATCH_KEEP {
             self.scratch = scratch;
         }
