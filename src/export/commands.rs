@@ -81,10 +81,14 @@ impl<'o> NativeWriter<'o> {
 
     /// Writes a command that is complete on its own.
     pub fn send(&mut self, cmd: &Command) {
-        if self.error.is_none() {
-            self.commands += 1;
-            if let Err(e) = cmd.write_to(self.out) {
-                self.error = Some(e);
+        Self::write(cmd, self.out, &mut self.commands, &mut self.error);
+    }
+
+    fn write(cmd: &Command, out: &mut dyn Write, count: &mut u64, error: &mut Option<io::Error>) {
+        if error.is_none() {
+            *count += 1;
+            if let Err(e) = cmd.write_to(out) {
+                *error = Some(e);
             }
         }
     }
@@ -106,9 +110,7 @@ impl<'o> NativeWriter<'o> {
 
     /// Sends the command in `self.cmd` (a whole command, not a batch).
     fn send_cmd(&mut self) {
-        let cmd = std::mem::take(&mut self.cmd);
-        self.send(&cmd);
-        self.cmd = cmd;
+        Self::write(&self.cmd, self.out, &mut self.commands, &mut self.error);
     }
 
     fn flush(&mut self) {
@@ -177,10 +179,7 @@ impl<'o> NativeWriter<'o> {
         let key = self.key;
         match item {
             Item::StreamEntry { id, fields } => {
-                self.cmd
-                    .reset("XADD")
-                    .arg(key)
-                    .arg(id.to_string().as_bytes());
+                self.cmd.reset("XADD").arg(key).arg_id(id);
                 self.pending = 1;
                 self.stream.fields_left = fields;
                 self.stream.entries += 1;
@@ -209,15 +208,14 @@ impl<'o> NativeWriter<'o> {
                     self.send(&c);
                 }
                 let mut c = Command::new("XSETID");
-                c.arg(key).arg(meta.last_id.to_string().as_bytes());
+                c.arg(key).arg_id(meta.last_id);
                 if let (Some(added), Some(max_deleted), true) = (
                     meta.entries_added,
                     meta.max_deleted_id,
                     self.target.stream_v2_commands(),
                 ) {
                     c.arg(b"ENTRIESADDED").arg_uint(added);
-                    c.arg(b"MAXDELETEDID")
-                        .arg(max_deleted.to_string().as_bytes());
+                    c.arg(b"MAXDELETEDID").arg_id(max_deleted);
                 }
                 self.send(&c);
             }
@@ -230,10 +228,7 @@ impl<'o> NativeWriter<'o> {
                 self.stream.group = name.to_vec();
                 self.stream.pel.clear();
                 let mut c = Command::new("XGROUP");
-                c.arg(b"CREATE")
-                    .arg(key)
-                    .arg(name)
-                    .arg(last_id.to_string().as_bytes());
+                c.arg(b"CREATE").arg(key).arg(name).arg_id(last_id);
                 if let (Some(n), true) = (entries_read, self.target.stream_v2_commands()) {
                     c.arg(b"ENTRIESREAD").arg_uint(n);
                 }
@@ -266,7 +261,7 @@ impl<'o> NativeWriter<'o> {
                     .arg(&self.stream.group)
                     .arg(&self.stream.consumer)
                     .arg(b"0");
-                c.arg(id.to_string().as_bytes())
+                c.arg_id(id)
                     .arg(b"TIME")
                     .arg_uint(time)
                     .arg(b"RETRYCOUNT")

@@ -270,15 +270,10 @@ pub fn read_text_double<'a, I: Input<'a>>(inp: &mut I) -> Result<f64> {
     }
 }
 
-/// Parses a score as Redis's `strtod` does for the forms writers produce.
+/// Parses a score as Redis's `strtod` does for the forms writers produce (Rust's parser takes
+/// `inf`, `infinity` and `nan` in any case, signed or not, as `strtod` does).
 pub fn parse_double(text: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(text).ok()?;
-    match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        "nan" | "-nan" => Some(f64::NAN),
-        _ => s.parse().ok(),
-    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -31,6 +31,22 @@ pub struct StreamId {
     pub seq: u64,
 }
 
+impl StreamId {
+    /// `ms-seq` as bytes, formatted on the stack.
+    pub fn with_text<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (ms, seq) = (
+            ms.format(self.ms).as_bytes(),
+            seq.format(self.seq).as_bytes(),
+        );
+        let mut text = [0u8; 41];
+        text[..ms.len()].copy_from_slice(ms);
+        text[ms.len()] = b'-';
+        text[ms.len() + 1..ms.len() + 1 + seq.len()].copy_from_slice(seq);
+        f(&text[..ms.len() + 1 + seq.len()])
+    }
+}
+
 impl std::fmt::Display for StreamId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::rdb::Elem;
+use crate::rdb::{Elem, StreamId};
 
 /// One whole command, encoded in a buffer of exactly its size.
 pub fn encode(args: &[&[u8]]) -> Vec<u8> {
@@ -170,6 +170,10 @@ impl Command {
         self.arg(itoa::Buffer::new().format(i).as_bytes())
     }
 
+    pub fn arg_id(&mut self, id: StreamId) -> &mut Self {
+        id.with_text(|t| self.arg(t))
+    }
+
     pub fn arg_elem(&mut self, e: Elem<'_>) -> &mut Self {
         e.with_bytes(|b| self.arg(b))
     }
@@ -271,6 +275,18 @@ pub fn with_score<R>(score: f64, f: impl FnOnce(&[u8]) -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_ids_as_text() {
+        for (ms, seq) in [(0, 0), (1_526_919_030_474, 55), (u64::MAX, u64::MAX)] {
+            let id = StreamId { ms, seq };
+            let mut c = Command::default();
+            c.arg_id(id);
+            let mut want = Command::default();
+            want.arg(id.to_string().as_bytes());
+            assert_eq!(c.body, want.body);
+        }
+    }
 
     #[test]
     fn encodes_bulk_arrays() {
