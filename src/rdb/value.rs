@@ -248,7 +248,8 @@ impl DupSet {
 /// hold its memory for the rest of the file.
 const SCRATCH_KEEP: usize = 1 << 20;
 
-/// Reusable state for decoding values: the duplicate detector and the notes of the last value.
+/// Reusable state for decoding values: the duplicate detector, the notes of the last value and
+/// the buffer compressed blobs are decompressed into.
 #[derive(Default)]
 pub struct ValueReader {
     pub(super) dups: DupSet,
