@@ -63,8 +63,9 @@ pub fn decompress_into<'b>(
     Ok(out)
 }
 
-/// Decodes into exactly `out.len()` bytes (`ulen`), rejecting a literal run past the end of the input, a
-/// back-reference before the start of the output, and output longer or shorter than `ulen`.
+/// Decodes into exactly `out.len()` (`ulen`) bytes, rejecting a literal run past the end of
+/// the input, a back-reference before the start of the output, and output longer or shorter
+/// than `ulen`. `out` may hold anything beforehand: every byte of it is written.
 ///
 /// Where there is room, literals are copied 32 bytes at a time, back-references of up to 8 or
 /// 16 bytes as one 8- or 16-byte move, and longer ones far enough back in 32-byte chunks
