@@ -210,8 +210,13 @@ pub fn export(
                         }));
                         first = false;
                         if run.bytes >= RUN_BYTES {
+                            // The next run is made room for as the last one needed.
+                            let next = Run {
+                                jobs: Vec::with_capacity(run.jobs.len()),
+                                bytes: 0,
+                            };
                             let bytes = run.bytes;
-                            runs.push(std::mem::take(&mut run), bytes);
+                            runs.push(std::mem::replace(&mut run, next), bytes);
                         }
                     }
                     _ => {}

@@ -634,22 +634,31 @@ impl ValueReader {
                 ErrorKind::Invalid("zset with NaN score".into()),
             ));
         }
-        let member = first.to_vec();
-        if prev
-            .as_ref()
-            .is_some_and(|(ps, pm)| (*ps, pm.as_slice()) > (score, member.as_slice()))
-        {
-            let msg = format!(
-                "zset not sorted by (score, member) at \"{}\"",
-                super::error::escape(&member)
-            );
-            self.note(Severity::Warning, at, msg);
-        }
+        first.with_bytes(|member| {
+            if prev
+                .as_ref()
+                .is_some_and(|(ps, pm)| (*ps, pm.as_slice()) > (score, member))
+            {
+                let msg = format!(
+                    "zset not sorted by (score, member) at \"{}\"",
+                    super::error::escape(member)
+                );
+                self.note(Severity::Warning, at, msg);
+            }
+            // The previous member's buffer is reused: no allocation per member.
+            match prev {
+                Some((ps, pm)) => {
+                    *ps = score;
+                    pm.clear();
+                    pm.extend_from_slice(member);
+                }
+                None => *prev = Some((score, member.to_vec())),
+            }
+        });
         v.item(Item::Scored {
             member: first,
             score,
         });
-        *prev = Some((score, member));
         Ok(())
     }
 
