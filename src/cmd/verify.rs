@@ -288,6 +288,14 @@ fn scan<'a, I: Input<'a>>(
     // Where each database's records begin, to say which db a duplicate is in.
     let mut db_starts: Vec<(u64, u64)> = Vec::new();
     let mut ticks = 0u32;
+    // (db, keys) of the keys read since the database last changed, so that the map is
+    // updated once per database rather than once per key.
+    let mut run = (0u64, 0u64);
+    let add_run = |per_db: &mut std::collections::BTreeMap<u64, u64>, (db, n): (u64, u64)| {
+        if n > 0 {
+            *per_db.entry(db).or_default() += n;
+        }
+    };
     while let Some(rec) = reader.next_record() {
         let rec = match rec {
             Ok(r) => r,
@@ -312,7 +320,11 @@ fn scan<'a, I: Input<'a>>(
             }
             Record::Key { db, key, meta, ty } => {
                 report.keys += 1;
-                *report.keys_per_db.entry(db).or_default() += 1;
+                if db != run.0 {
+                    add_run(&mut report.keys_per_db, run);
+                    run = (db, 0);
+                }
+                run.1 += 1;
                 if meta.expire_ms.is_some() {
                     report.expires += 1;
                 }
@@ -361,6 +373,7 @@ fn scan<'a, I: Input<'a>>(
     for p in reader.take_problems() {
         report.push(&p);
     }
+    add_run(&mut report.keys_per_db, run);
     report.dbs = report.keys_per_db.len() as u64;
     for (first, dup) in keys.duplicates() {
         let name = key_at(data, dup)
