@@ -7,8 +7,9 @@
 #
 # Usage: scripts/bench/replay.sh [DUMP]
 #   DUMP      default /tmp/rdbtool-bench/mixed-1g.rdb (made by gen_dump.py when absent)
-#   ROUNDS=N  rounds of the four rows, interleaved (default 1); with more, each ratio is
-#             also given as the median of its per-round ratios, which a busy host moves less
+#   ROUNDS=N  rounds of the four rows (default 1), every other one in reverse order; with
+#             more, each ratio is also given as the median of its per-round ratios, which a
+#             busy host moves less
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,36 +57,51 @@ echo "dump: $dump ($((size >> 20)) MiB)"
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 restore_ratios=()
 commands_ratios=()
+# The four rows of a round. Each starts a fresh server, so a row does not depend on the
+# one before, except through the host (page cache, memory just freed, other jobs).
+row_load() {
+    start "$dump"
+    load=$ready
+    nkeys=$(keys)
+    stop
+    echo "server loading at startup: ${load} s, ${nkeys} keys"
+}
+row_restore() {
+    start
+    restore=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode restore -q)
+    got=$(keys)
+    stop
+    echo "replay --mode restore: ${restore} s, ${got} keys"
+    tail -3 "$tmp/out"
+}
+row_commands() {
+    start
+    commands=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode commands -q)
+    got_c=$(keys)
+    stop
+    echo "replay --mode commands: ${commands} s, ${got_c} keys"
+    tail -3 "$tmp/out"
+}
+row_pipe() {
+    start
+    pipe=$(timed bash -c "'$rdbtool' export --format resp -q '$dump' | '$cli' -p $port --pipe")
+    got_p=$(keys)
+    stop
+    echo "export --format resp | redis-cli --pipe: ${pipe} s, ${got_p} keys"
+    tail -1 "$tmp/out"
+}
+
 for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
 (( ${ROUNDS:-1} > 1 )) && echo "== round $round"
-
-start "$dump"
-load=$ready
-nkeys=$(keys)
-stop
-echo "server loading at startup: ${load} s, ${nkeys} keys"
-
-start
-restore=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode restore -q)
-got=$(keys)
-stop
+# Every other round runs the rows in reverse, so that neither side of a ratio always runs
+# first (the host's state after the previous row would otherwise favour one side).
+if (( round % 2 )); then
+    row_load; row_restore; row_commands; row_pipe
+else
+    row_pipe; row_commands; row_restore; row_load
+fi
 restore_ratios+=("$(echo "scale=3; $restore / $load" | bc)")
-echo "replay --mode restore: ${restore} s, ${got} keys, $(echo "scale=2; $restore / $load" | bc)x the load time (target <= 1.5x)"
-tail -3 "$tmp/out"
-
-start
-commands=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode commands -q)
-got_c=$(keys)
-stop
-echo "replay --mode commands: ${commands} s, ${got_c} keys"
-tail -3 "$tmp/out"
-
-start
-pipe=$(timed bash -c "'$rdbtool' export --format resp -q '$dump' | '$cli' -p $port --pipe")
-got_p=$(keys)
-stop
-echo "export --format resp | redis-cli --pipe: ${pipe} s, ${got_p} keys"
-tail -1 "$tmp/out"
+echo "replay --mode restore: $(echo "scale=2; $restore / $load" | bc)x the load time (target <= 1.5x)"
 commands_ratios+=("$(echo "scale=3; $pipe / $commands" | bc)")
 echo "replay --mode commands vs export | redis-cli --pipe: $(echo "scale=2; $pipe / $commands" | bc)x keys/s (target >= 1.0x)"
 done
