@@ -3,11 +3,15 @@
 #   1. the floor: the server loading the same RDB at startup;
 #   2. replay --mode restore into an empty server (target: <= 1.5x the floor);
 #   3. replay --mode commands vs `export --format resp | redis-cli --pipe` on the same data
-#      (target: >= 1.0x, by keys loaded per second).
+#      (target: >= 1.0x, by keys loaded per second);
+#   4. the same with --on-exists replace, which writes collections under their own names:
+#      the default (fail) writes each under a temporary name and renames it (RENAMENX), so
+#      that an existing key is never merged into, and this row shows what that costs.
+# Each row also gives the server's CPU seconds: the server should be the bottleneck of all.
 #
 # Usage: scripts/bench/replay.sh [DUMP]
 #   DUMP      default /tmp/rdbtool-bench/mixed-1g.rdb (made by gen_dump.py when absent)
-#   ROUNDS=N  rounds of the four rows (default 1), every other one in reverse order; with
+#   ROUNDS=N  rounds of the five rows (default 1), every other one in reverse order; with
 #             more, each ratio is also given as the median of its per-round ratios, which a
 #             busy host moves less
 set -euo pipefail
@@ -49,6 +53,11 @@ timed() {
     echo "$(date +%s.%N) - $t0" | bc
 }
 
+# Seconds of CPU the server has used so far: about its wall time when it is the bottleneck, as
+# it should be in every row.
+tick=$(getconf CLK_TCK)
+cpu() { awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat"; }
+
 keys() { "$cli" -p "$port" INFO keyspace | awk -F'[=,:]' '/^db/ {n += $3} END {print n}'; }
 
 size=$(stat -c %s "$dump")
@@ -57,38 +66,40 @@ echo "dump: $dump ($((size >> 20)) MiB)"
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 restore_ratios=()
 commands_ratios=()
-# The four rows of a round. Each starts a fresh server, so a row does not depend on the
-# one before, except through the host (page cache, memory just freed, other jobs).
-row_load() {
-    start "$dump"
-    load=$ready
-    nkeys=$(keys)
-    stop
-    echo "server loading at startup: ${load} s, ${nkeys} keys"
-}
-row_restore() {
-    start
-    restore=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode restore -q)
+replace_ratios=()
+declare -A wall label=(
+    [load]="server loading at startup"
+    [restore]="replay --mode restore"
+    [commands]="replay --mode commands"
+    [replace]="replay --mode commands --on-exists replace"
+    [pipe]="export --format resp | redis-cli --pipe"
+)
+# row NAME: one row of a round, setting wall[NAME]. Each starts a fresh server, so a row does
+# not depend on the one before, except through the host (page cache, memory just freed, other
+# jobs).
+row() {
+    case $1 in
+        load) start "$dump"; wall[load]=$ready ;;
+        pipe)
+            start
+            wall[pipe]=$(timed bash -c "'$rdbtool' export --format resp -q '$dump' | '$cli' -p $port --pipe")
+            ;;
+        *)
+            start
+            # shellcheck disable=SC2086 # the label's words are the arguments
+            wall[$1]=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" ${label[$1]#replay } -q)
+            ;;
+    esac
+    local server_cpu got
+    server_cpu=$(cpu)
     got=$(keys)
     stop
-    echo "replay --mode restore: ${restore} s, ${got} keys"
-    tail -3 "$tmp/out"
-}
-row_commands() {
-    start
-    commands=$(timed "$rdbtool" replay "$dump" --to "redis://127.0.0.1:$port" --mode commands -q)
-    got_c=$(keys)
-    stop
-    echo "replay --mode commands: ${commands} s, ${got_c} keys"
-    tail -3 "$tmp/out"
-}
-row_pipe() {
-    start
-    pipe=$(timed bash -c "'$rdbtool' export --format resp -q '$dump' | '$cli' -p $port --pipe")
-    got_p=$(keys)
-    stop
-    echo "export --format resp | redis-cli --pipe: ${pipe} s, ${got_p} keys"
-    tail -1 "$tmp/out"
+    echo "${label[$1]}: ${wall[$1]} s (server CPU ${server_cpu} s), ${got} keys"
+    case $1 in
+        load) ;;
+        pipe) tail -1 "$tmp/out" ;;
+        *) tail -3 "$tmp/out" ;;
+    esac
 }
 
 for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
@@ -96,18 +107,23 @@ for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
 # Every other round runs the rows in reverse, so that neither side of a ratio always runs
 # first (the host's state after the previous row would otherwise favour one side).
 if (( round % 2 )); then
-    row_load; row_restore; row_commands; row_pipe
+    rows=(load restore commands pipe replace)
 else
-    row_pipe; row_commands; row_restore; row_load
+    rows=(replace pipe commands restore load)
 fi
+for r in "${rows[@]}"; do row "$r"; done
+restore=${wall[restore]} load=${wall[load]} commands=${wall[commands]} pipe=${wall[pipe]}
 restore_ratios+=("$(echo "scale=3; $restore / $load" | bc)")
 echo "replay --mode restore: $(echo "scale=2; $restore / $load" | bc)x the load time (target <= 1.5x)"
 commands_ratios+=("$(echo "scale=3; $pipe / $commands" | bc)")
 echo "replay --mode commands vs export | redis-cli --pipe: $(echo "scale=2; $pipe / $commands" | bc)x keys/s (target >= 1.0x)"
+replace_ratios+=("$(echo "scale=3; $pipe / ${wall[replace]}" | bc)")
+echo "  the same with --on-exists replace (no staging under a temporary name): ${replace_ratios[-1]}x"
 done
 
 if (( ${ROUNDS:-1} > 1 )); then
     echo "== medians of ${ROUNDS} rounds"
     echo "replay --mode restore / load at startup: $(printf '%s\n' "${restore_ratios[@]}" | median)x (rounds: ${restore_ratios[*]}; target <= 1.5x)"
     echo "replay --mode commands vs export | redis-cli --pipe: $(printf '%s\n' "${commands_ratios[@]}" | median)x keys/s (rounds: ${commands_ratios[*]}; target >= 1.0x)"
+    echo "  the same with --on-exists replace: $(printf '%s\n' "${replace_ratios[@]}" | median)x (rounds: ${replace_ratios[*]})"
 fi
