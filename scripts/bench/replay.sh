@@ -63,6 +63,7 @@ keys() { "$cli" -p "$port" INFO keyspace | awk -F'[=,:]' '/^db/ {n += $3} END {p
 size=$(stat -c %s "$dump")
 echo "dump: $dump ($((size >> 20)) MiB)"
 
+ratio() { echo "scale=3; $1 / $2" | bc; }
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 restore_ratios=()
 commands_ratios=()
@@ -112,12 +113,11 @@ else
     rows=(replace pipe commands restore load)
 fi
 for r in "${rows[@]}"; do row "$r"; done
-restore=${wall[restore]} load=${wall[load]} commands=${wall[commands]} pipe=${wall[pipe]}
-restore_ratios+=("$(echo "scale=3; $restore / $load" | bc)")
-echo "replay --mode restore: $(echo "scale=2; $restore / $load" | bc)x the load time (target <= 1.5x)"
-commands_ratios+=("$(echo "scale=3; $pipe / $commands" | bc)")
-echo "replay --mode commands vs export | redis-cli --pipe: $(echo "scale=2; $pipe / $commands" | bc)x keys/s (target >= 1.0x)"
-replace_ratios+=("$(echo "scale=3; $pipe / ${wall[replace]}" | bc)")
+restore_ratios+=("$(ratio "${wall[restore]}" "${wall[load]}")")
+echo "replay --mode restore: ${restore_ratios[-1]}x the load time (target <= 1.5x)"
+commands_ratios+=("$(ratio "${wall[pipe]}" "${wall[commands]}")")
+echo "replay --mode commands vs export | redis-cli --pipe: ${commands_ratios[-1]}x keys/s (target >= 1.0x)"
+replace_ratios+=("$(ratio "${wall[pipe]}" "${wall[replace]}")")
 echo "  the same with --on-exists replace (no staging under a temporary name): ${replace_ratios[-1]}x"
 done
 
