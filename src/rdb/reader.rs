@@ -519,3 +519,81 @@ fn with_phase(mut e: Error, phase: Phase) -> Error {
     e.context.phase = Some(phase);
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::Item;
+    use crate::rdb::crc::Crc64;
+    use crate::rdb::input::SliceInput;
+
+    /// A Redis 8.6 file: SELECTDB 0, then one string key led by a key-metadata block of one
+    /// class with two annotated items (see shared/docs/rdb-format.md §5.14).
+    fn redis_8_6_file() -> Vec<u8> {
+        let mut f = b"REDIS0013".to_vec();
+        f.extend_from_slice(&[0xfe, 0x00]);
+        f.push(OP_KEY_META_OR_SLOT_IMPORT);
+        f.push(1); // classes
+        f.extend_from_slice(&0x1234_5605u32.to_le_bytes()); // class spec
+        f.extend_from_slice(&[2, 42]); // UINT 42
+        f.extend_from_slice(&[5, 1, b'x']); // STRING "x"
+        f.push(0); // end of the class's items
+        f.extend_from_slice(&[0, 1, b'k', 1, b'v']); // string key "k" = "v"
+        f.push(0xff);
+        let crc = Crc64::checksum(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    /// The metadata, key and string value of the file's one key, and its checksum.
+    type OneKey = (KeyMeta, Vec<u8>, Vec<u8>, Option<u64>);
+
+    fn key_and_value(data: &[u8]) -> Result<OneKey> {
+        let mut reader = Reader::new(SliceInput::new(data))?;
+        let (mut meta, mut key, mut value, mut checksum) = (None, None, Vec::new(), None);
+        while let Some(rec) = reader.next_record() {
+            match rec?.record {
+                Record::Key {
+                    key: k, meta: m, ..
+                } => {
+                    key = Some(k.into_owned());
+                    meta = Some(m);
+                    reader.read_value(&mut |i: Item<'_>| {
+                        if let Item::Str(e) = i {
+                            e.with_bytes(|b| value.extend_from_slice(b));
+                        }
+                    })?;
+                }
+                Record::Eof { checksum: c } => checksum = c,
+                _ => {}
+            }
+        }
+        Ok((
+            meta.unwrap_or_default(),
+            key.unwrap_or_default(),
+            value,
+            checksum,
+        ))
+    }
+
+    #[test]
+    fn redis_8_6_key_metadata_is_read_past_to_its_key() {
+        let f = redis_8_6_file();
+        let (meta, key, value, checksum) = key_and_value(&f).expect("reads");
+        assert_eq!(meta.meta_classes, vec![0x1234_5605]);
+        assert_eq!(key, b"k");
+        assert_eq!(value, b"v");
+        assert!(checksum.is_some_and(|c| c != 0));
+    }
+
+    #[test]
+    fn a_cut_key_metadata_block_is_an_error_at_the_key() {
+        let f = redis_8_6_file();
+        // Cut inside the class's items: after the UINT opcode, before its value.
+        let meta_at = 11;
+        let cut = &f[..meta_at + 7];
+        let e = key_and_value(cut).expect_err("cut file");
+        assert!(e.to_string().contains("unexpected end"), "{e}");
+        assert_eq!(e.context.phase, Some(Phase::ReadKey));
+    }
+}
