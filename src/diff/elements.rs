@@ -49,7 +49,8 @@ pub enum State {
     /// A stream entry's fields.
     Fields(Vec<(Vec<u8>, Vec<u8>)>),
     Group(Group),
-    LastId(StreamId),
+    /// A stream ID: the stream's last ID, or the entry an IDMP ID of a producer added.
+    Id(StreamId),
 }
 
 /// A consumer group as compared (see [`super::fingerprint`] for what is left out).
@@ -74,7 +75,7 @@ impl State {
             (State::Count(a), State::Count(b)) => a == b,
             (State::Fields(a), State::Fields(b)) => a == b,
             (State::Group(a), State::Group(b)) => a == b,
-            (State::LastId(a), State::LastId(b)) => a == b,
+            (State::Id(a), State::Id(b)) => a == b,
             _ => false,
         }
     }
@@ -178,6 +179,8 @@ struct Collect {
     over: bool,
     entry: Option<PendingEntry>,
     group: Option<(Vec<u8>, Group)>,
+    /// The IDMP producer whose entries are being read.
+    producer: Vec<u8>,
 }
 
 impl Collect {
@@ -193,6 +196,7 @@ impl Collect {
             over: false,
             entry: None,
             group: None,
+            producer: Vec::new(),
         }
     }
 
@@ -306,7 +310,7 @@ impl Visitor for Collect {
             }
             Item::StreamMeta(m) => {
                 self.end_entry();
-                self.put(Section::Meta, b"last_id", State::LastId(m.last_id));
+                self.put(Section::Meta, b"last_id", State::Id(m.last_id));
             }
             Item::StreamGroup { name, last_id, .. } => {
                 self.end_group();
@@ -337,7 +341,34 @@ impl Visitor for Collect {
                     ids.push(id);
                 }
             }
-            Item::Str(_) | Item::StrLen(_) | Item::Module { .. } | Item::ModuleItem(_) => {}
+            Item::StreamIdmp {
+                duration_s,
+                max_entries,
+                ..
+            } => {
+                self.end_group();
+                let settings = format!("duration {duration_s} s, max entries {max_entries}");
+                let state = State::Value {
+                    value: settings.into_bytes(),
+                    ttl: None,
+                };
+                self.put(Section::Meta, b"idmp", state);
+            }
+            Item::StreamProducer { pid, .. } => self.producer = pid.to_vec(),
+            Item::StreamProducerEntry { iid, id } => {
+                // Named "idmp <pid length>:<pid> <iid>", so that no two (pid, iid) pairs share
+                // a name, nor any pair the names "last_id" and "idmp".
+                let mut name = format!("idmp {}:", self.producer.len()).into_bytes();
+                name.extend_from_slice(&self.producer);
+                name.push(b' ');
+                name.extend_from_slice(iid);
+                self.put(Section::Meta, &name, State::Id(id));
+            }
+            Item::Str(_)
+            | Item::StrLen(_)
+            | Item::Module { .. }
+            | Item::ModuleItem(_)
+            | Item::StreamIdmpTotals { .. } => {}
         }
     }
 }

@@ -60,6 +60,9 @@ mod tag {
     pub const FLOAT: u8 = 11;
     pub const DOUBLE: u8 = 12;
     pub const STR: u8 = 13;
+    pub const IDMP: u8 = 14;
+    pub const PRODUCER: u8 = 15;
+    pub const IDMP_ENTRY: u8 = 16;
 }
 
 /// Computes the fingerprint of one value from its items. Reused across values (the seeded
@@ -245,6 +248,26 @@ impl Visitor for Fingerprinter {
             Item::StreamConsumerPending { id } => self.part(tag::OWNED, |s| {
                 s.buf.extend_from_slice(&id_bytes(id));
             }),
+            // IDMP settings and history; not its counters, which no command can set (like
+            // consumer times, they would make every natively replayed stream differ).
+            Item::StreamIdmp {
+                duration_s,
+                max_entries,
+                producers,
+            } => self.part(tag::IDMP, |s| {
+                s.put_u64(duration_s);
+                s.put_u64(max_entries);
+                s.put_u64(producers);
+            }),
+            Item::StreamProducer { pid, entries } => self.part(tag::PRODUCER, |s| {
+                s.put(pid);
+                s.put_u64(entries);
+            }),
+            Item::StreamProducerEntry { iid, id } => self.part(tag::IDMP_ENTRY, |s| {
+                s.put(iid);
+                s.buf.extend_from_slice(&id_bytes(id));
+            }),
+            Item::StreamIdmpTotals { .. } => {}
             Item::Module { module_id } => {
                 self.count += 1;
                 self.part(tag::MODULE, |s| s.put_u64(module_id));

@@ -151,7 +151,7 @@ fn write_state(o: &mut Vec<u8>, s: &State) -> io::Result<()> {
             }
             o.write_all(b"]}")
         }
-        State::LastId(id) => write!(o, "\"{id}\""),
+        State::Id(id) => write!(o, "\"{id}\""),
     }
 }
 

@@ -269,6 +269,20 @@ impl<'o> NativeWriter<'o> {
                 c.arg(b"FORCE").arg(b"JUSTID");
                 self.send(&c);
             }
+            // The producers' history has no command (see `export::resp_key`); the settings do.
+            Item::StreamIdmp {
+                duration_s,
+                max_entries,
+                ..
+            } if self.target.idmp_settings() => {
+                let mut c = Command::new("XCFGSET");
+                c.arg(key)
+                    .arg(b"IDMP-DURATION")
+                    .arg_uint(duration_s)
+                    .arg(b"IDMP-MAXSIZE")
+                    .arg_uint(max_entries);
+                self.send(&c);
+            }
             _ => {}
         }
     }

@@ -99,6 +99,26 @@ enum StreamPart {
     Pending,
     /// A consumer's `pending` array, inside the group's `consumers`.
     Consumers,
+    /// The `idmp` object's `producers` array, before any producer.
+    Producers,
+    /// A producer's `entries` array.
+    ProducerEntries,
+    /// The `idmp` object, complete.
+    Idmp,
+}
+
+impl StreamPart {
+    /// What closes everything open inside the stream's object.
+    fn close(&self) -> &'static [u8] {
+        match self {
+            StreamPart::Entries | StreamPart::Groups => b"]",
+            StreamPart::Pending => b"],\"consumers\":[]}]",
+            StreamPart::Consumers => b"]}]}]",
+            StreamPart::Producers => b"]}",
+            StreamPart::ProducerEntries => b"]}]}",
+            StreamPart::Idmp => b"",
+        }
+    }
 }
 
 /// Streams one key's value; call [`JsonValue::finish`] after the last item.
@@ -249,15 +269,13 @@ impl<'o> JsonValue<'o> {
         if self.stream == Some(StreamPart::Entries) {
             self.close_entry();
         }
-        let close: &[u8] = match self.stream {
-            // Stream metadata always follows the entries; these only end a broken value.
-            None => b"]}",
-            Some(StreamPart::Entries) => b"]}",
-            Some(StreamPart::Groups) => b"]}",
-            Some(StreamPart::Pending) => b"],\"consumers\":[]}]}",
-            Some(StreamPart::Consumers) => b"]}]}]}",
-        };
-        self.io(|o| o.write_all(close));
+        // Stream metadata always follows the entries; `None` and `Entries` only end a broken
+        // value.
+        let close = self.stream.as_ref().map_or(&b"]"[..], StreamPart::close);
+        self.io(|o| {
+            o.write_all(close)?;
+            o.write_all(b"}")
+        });
     }
 
     /// A field or member name as an object key, or set aside when it is not UTF-8.
@@ -400,6 +418,56 @@ impl<'o> JsonValue<'o> {
                 let sep = if self.inner > 0 { "," } else { "" };
                 self.inner += 1;
                 self.io(|o| write!(o, "{sep}\"{id}\""));
+            }
+            Item::StreamIdmp {
+                duration_s,
+                max_entries,
+                ..
+            } => {
+                let close = self.stream.as_ref().map_or(&b""[..], StreamPart::close);
+                self.stream = Some(StreamPart::Producers);
+                self.io(|o| {
+                    o.write_all(close)?;
+                    write!(o, ",\"idmp\":{{\"duration\":{duration_s},\"max_entries\":{max_entries},\"producers\":[")
+                });
+            }
+            Item::StreamProducer { pid, .. } => {
+                let sep: &[u8] = match self.stream {
+                    Some(StreamPart::ProducerEntries) => b"]},",
+                    _ => b"",
+                };
+                self.stream = Some(StreamPart::ProducerEntries);
+                self.inner = 0;
+                self.io(|o| {
+                    o.write_all(sep)?;
+                    o.write_all(b"{\"pid\":")?;
+                    write_bytes(o, pid)?;
+                    o.write_all(b",\"entries\":[")
+                });
+            }
+            Item::StreamProducerEntry { iid, id } => {
+                let sep: &[u8] = if self.inner > 0 { b"," } else { b"" };
+                self.inner += 1;
+                self.io(|o| {
+                    o.write_all(sep)?;
+                    o.write_all(b"{\"iid\":")?;
+                    write_bytes(o, iid)?;
+                    write!(o, ",\"id\":\"{id}\"}}")
+                });
+            }
+            Item::StreamIdmpTotals { added, duplicates } => {
+                let close: &[u8] = match self.stream {
+                    Some(StreamPart::ProducerEntries) => b"]}]",
+                    _ => b"]",
+                };
+                self.stream = Some(StreamPart::Idmp);
+                self.io(|o| {
+                    o.write_all(close)?;
+                    write!(
+                        o,
+                        ",\"iids_added\":{added},\"iids_duplicates\":{duplicates}}}"
+                    )
+                });
             }
             _ => {}
         }

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use crate::filter::Filter;
 use crate::rdb::value::{Checks, ValueReader};
-use crate::rdb::{self, Kind, ObjectType, Reader, Record, Skip, SliceInput};
+use crate::rdb::{self, Kind, ObjectType, Reader, Record, SliceInput};
 use crate::resp::Command;
 use commands::{Batch, NativeWriter};
 pub use target::Target;
@@ -498,7 +498,8 @@ fn write_summary(
 }
 
 /// One key as RESP: a RESTORE of the file's own bytes when asked for (or when native commands
-/// cannot express the value, as for modules), native commands otherwise.
+/// cannot express the value: modules, and the idempotent-producer history of a stream), native
+/// commands otherwise.
 pub(crate) fn resp_key(
     value: &mut Value<'_, '_>,
     version: u16,
@@ -508,32 +509,71 @@ pub(crate) fn resp_key(
     out: &mut dyn Write,
 ) -> Result<Sent, Error> {
     let module = k.ty.kind() == Kind::Module;
+    let idmp = k.ty == ObjectType::Stream4;
     let payload_ok = opts.target.accepts_payload(version);
-    if (opts.restore && payload_ok) || module {
-        value.visit(k.ty, &mut Skip)?;
-        let value = value.bytes();
-        if (value.len() as u64) < opts.restore_max || module {
-            if module && !opts.restore {
-                let name = String::from_utf8_lossy(k.key);
-                summary.notices.push(format!(
-                    "module value {name:?} sent as RESTORE (no native commands for it)"
-                ));
-            }
-            write_restore(k, value, version, opts, out)?;
-            summary.restored += 1;
-            summary.commands += 1;
-            return Ok(Sent::Restore);
-        }
-        // Too large for one RESTORE: decode the same bytes again into native commands.
+    if !((opts.restore && payload_ok) || module || idmp) {
         let mut w = NativeWriter::new(out, opts.target, opts.batch);
         w.begin_key(k.key, k.ty.kind());
-        ValueReader::new().read(&mut SliceInput::new(value), k.ty, &mut w)?;
+        value.visit(k.ty, &mut w)?;
         return finish_native(w, k, summary);
     }
+    let mut history = IdmpHistory(false);
+    value.visit(k.ty, &mut history)?;
+    let history = history.0;
+    let value = value.bytes();
+    let name = || String::from_utf8_lossy(k.key);
+    let restore = (opts.restore || history) && payload_ok;
+    if module || (restore && (value.len() as u64) < opts.restore_max) {
+        if module && !opts.restore {
+            let why = "no native commands for it";
+            summary
+                .notices
+                .push(format!("module value {:?} sent as RESTORE ({why})", name()));
+        } else if history && !opts.restore {
+            let why = "no command sets its idempotent producers' history";
+            summary
+                .notices
+                .push(format!("stream {:?} sent as RESTORE ({why})", name()));
+        }
+        write_restore(k, value, version, opts, out)?;
+        summary.restored += 1;
+        summary.commands += 1;
+        return Ok(Sent::Restore);
+    }
+    if history {
+        summary.notices.push(format!(
+            "stream {:?}: its idempotent producers' history is left out (no command sets it, \
+             and a RESTORE payload would be {} for the target)",
+            name(),
+            if payload_ok { "too large" } else { "too new" }
+        ));
+    }
+    // Decode the same bytes again into native commands (too large for one RESTORE, or a
+    // stream whose history fits no RESTORE).
     let mut w = NativeWriter::new(out, opts.target, opts.batch);
     w.begin_key(k.key, k.ty.kind());
-    value.visit(k.ty, &mut w)?;
+    ValueReader::new().read(&mut SliceInput::new(value), k.ty, &mut w)?;
     finish_native(w, k, summary)
+}
+
+/// Whether a stream holds idempotent-producer history (recorded IDs, or counts of them), which
+/// only a RESTORE carries.
+struct IdmpHistory(bool);
+
+impl rdb::Visitor for IdmpHistory {
+    fn item(&mut self, item: rdb::Item<'_>) {
+        match item {
+            rdb::Item::StreamIdmp { producers, .. } => self.0 |= producers > 0,
+            rdb::Item::StreamIdmpTotals { added, duplicates } => {
+                self.0 |= added > 0 || duplicates > 0
+            }
+            _ => {}
+        }
+    }
+
+    fn wants_bytes(&self) -> bool {
+        false
+    }
 }
 
 /// How [`resp_key`] wrote a key.

@@ -110,6 +110,11 @@ impl Target {
     pub fn functions(&self) -> bool {
         self.valkey || self.at_least(7, 0)
     }
+
+    /// XCFGSET IDMP-DURATION / IDMP-MAXSIZE (streams of idempotent producers, Redis 8.6).
+    pub fn idmp_settings(&self) -> bool {
+        !self.valkey && self.at_least(8, 6)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Streams (types 15, 19, 21): listpack nodes keyed by master ID, then the stream metadata and
-//! the consumer groups with their pending-entries lists. Checked as Redis's deep sanitization
+//! Streams (types 15, 19, 21, 26): listpack nodes keyed by master ID, then the stream metadata,
+//! the consumer groups with their pending-entries lists and (type 26, Redis 8.6) the state of
+//! idempotent producers. Checked as Redis's deep sanitization
 //! does (node framing, lp-count, PEL ownership) plus ID order and metadata consistency, which
 //! Redis does not check, as warnings.
 
@@ -44,7 +45,8 @@ pub fn read<'a, I: Input<'a>>(
     let version = match ty {
         ObjectType::Stream1 => 1,
         ObjectType::Stream2 => 2,
-        _ => 3,
+        ObjectType::Stream3 => 3,
+        _ => 4,
     };
     let nodes = read_len(inp)?;
     let mut node_keys = HashSet::new();
@@ -91,7 +93,76 @@ pub fn read<'a, I: Input<'a>>(
     for _ in 0..groups {
         read_group(r, inp, version, last_id, &mut names, v)?;
     }
+    if version >= 4 {
+        read_idmp(r, inp, last_id, v)?;
+    }
     Ok(live)
+}
+
+/// The limits the server puts on IDMP settings (and refuses a file beyond).
+const IDMP_DURATION_S: std::ops::RangeInclusive<u64> = 1..=86_400;
+const IDMP_MAX_ENTRIES: std::ops::RangeInclusive<u64> = 1..=10_000;
+
+/// Idempotent-producer state: settings, then per producer (in pid order) the idempotency IDs
+/// it sent with the entries they added, oldest first, then two counters. Every number is a
+/// length; IDs are two lengths (ms, seq), not the 16 raw bytes of node keys and PELs.
+fn read_idmp<'a, I: Input<'a>>(
+    r: &mut ValueReader,
+    inp: &mut I,
+    last_id: StreamId,
+    v: &mut dyn Visitor,
+) -> Result<()> {
+    let at = inp.pos();
+    let duration_s = read_len(inp)?;
+    let max_entries = read_len(inp)?;
+    if !IDMP_DURATION_S.contains(&duration_s) || !IDMP_MAX_ENTRIES.contains(&max_entries) {
+        return Err(Error::new(
+            at,
+            bad(format!(
+                "IDMP duration {duration_s} s or max entries {max_entries} outside \
+                 {IDMP_DURATION_S:?} and {IDMP_MAX_ENTRIES:?}"
+            )),
+        ));
+    }
+    let producers = read_len(inp)?;
+    v.item(Item::StreamIdmp {
+        duration_s,
+        max_entries,
+        producers,
+    });
+    let mut pids = HashSet::new();
+    let mut iids = HashSet::new();
+    for _ in 0..producers {
+        let at = inp.pos();
+        let pid = read_bytes(inp)?;
+        if !pids.insert(pid.to_vec()) {
+            return Err(Error::new(at, bad("duplicate IDMP producer")));
+        }
+        let entries = read_len(inp)?;
+        v.item(Item::StreamProducer { pid: &pid, entries });
+        iids.clear();
+        for _ in 0..entries {
+            let at = inp.pos();
+            let iid = read_bytes(inp)?;
+            let id = read_id(inp)?;
+            if !iids.insert(iid.to_vec()) {
+                r.note(
+                    Severity::Warning,
+                    at,
+                    "repeated IDMP ID of one producer (the server keeps the first)",
+                );
+            }
+            if id > last_id {
+                let msg = format!("IDMP entry {id} beyond the stream's last ID {last_id}");
+                r.note(Severity::Warning, at, msg);
+            }
+            v.item(Item::StreamProducerEntry { iid: &iid, id });
+        }
+    }
+    let added = read_len(inp)?;
+    let duplicates = read_len(inp)?;
+    v.item(Item::StreamIdmpTotals { added, duplicates });
+    Ok(())
 }
 
 fn check_meta(

@@ -119,7 +119,7 @@ pub enum ObjectType {
     HashListpackExPreGa,
     HashMetadata,
     HashListpackEx,
-    /// Redis 8.6 (IDMP state); layout not yet confirmed.
+    /// Redis 8.6: a v3 stream followed by its idempotent producers' state.
     Stream4,
     /// Valkey 9 hash with per-field expiry (type 22 in VALKEY files).
     ValkeyHash2,

@@ -118,6 +118,28 @@ pub enum Item<'v> {
     StreamConsumerPending {
         id: StreamId,
     },
+    /// A stream's idempotent-producer settings (Redis 8.6, stream v4), after its groups; its
+    /// producers follow as [`Item::StreamProducer`], then [`Item::StreamIdmpTotals`].
+    StreamIdmp {
+        duration_s: u64,
+        max_entries: u64,
+        producers: u64,
+    },
+    /// A producer; its recorded message IDs follow as [`Item::StreamProducerEntry`].
+    StreamProducer {
+        pid: &'v [u8],
+        entries: u64,
+    },
+    /// An idempotency ID the producer sent, and the entry it added.
+    StreamProducerEntry {
+        iid: &'v [u8],
+        id: StreamId,
+    },
+    /// Counters kept since the stream was made: IDs recorded, and repeats refused.
+    StreamIdmpTotals {
+        added: u64,
+        duplicates: u64,
+    },
     /// A module value; its annotated items follow as [`Item::ModuleItem`].
     Module {
         module_id: u64,
@@ -401,11 +423,7 @@ impl ValueReader {
                 self.with_blob(inp, |r, blob| r.listpack_pairs(blob, ty == HashListpack, v))
             }
             SetListpack => self.with_blob(inp, |r, blob| r.listpack_set(blob, v)),
-            Stream1 | Stream2 | Stream3 => stream::read(self, inp, ty, v),
-            Stream4 => Err(Error::new(
-                inp.pos(),
-                ErrorKind::Unsupported("unsupported: stream v4 (type 26, Redis 8.6)".into()),
-            )),
+            Stream1 | Stream2 | Stream3 | Stream4 => stream::read(self, inp, ty, v),
             HashMetadata | HashMetadataPreGa => self.hash_metadata(inp, ty == HashMetadata, v),
             HashListpackEx | HashListpackExPreGa => {
                 self.hash_listpack_ex(inp, ty == HashListpackEx, v)
