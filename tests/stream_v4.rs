@@ -112,6 +112,29 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// `export --format resp --target-version TARGET` of `path`: (stdout, stderr).
+fn resp(path: &str, target: &str) -> (String, String) {
+    let out = common::rdbtool(&[
+        "export",
+        "--format",
+        "resp",
+        "--target-version",
+        target,
+        "--now",
+        "0",
+        path,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn the_last_stream_id_is_what_the_tests_assume() {
     let fixture = common::testdata("redis-8.2.rdb");
@@ -137,7 +160,11 @@ fn a_stream_v4_verifies_and_exports_its_producers() {
     assert_eq!(report["keys"], 1);
     assert_eq!(report["format"], "REDIS0013");
     let out = common::rdbtool(&["inspect", &path]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("stream:main"));
 
     let out = common::rdbtool(&["export", "--format", "json", "--now", "0", &path]);
@@ -192,28 +219,7 @@ fn a_stream_without_producers_ends_its_json_and_keeps_its_settings_in_commands()
     );
     // Native commands: the settings by XCFGSET where the target has it (Redis 8.6), nothing
     // otherwise; no history to leave out, so no notice and no RESTORE.
-    let resp = |target: &str| {
-        let out = common::rdbtool(&[
-            "export",
-            "--format",
-            "resp",
-            "--target-version",
-            target,
-            "--now",
-            "0",
-            &path,
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (new, notices) = resp("8.6");
+    let (new, notices) = resp(&path, "8.6");
     assert!(
         new.contains("XCFGSET\r\n$11\r\nstream:main\r\n$13\r\nIDMP-DURATION\r\n$4\r\n7200\r\n$12\r\nIDMP-MAXSIZE\r\n$4\r\n1000\r\n"),
         "{new}"
@@ -222,7 +228,7 @@ fn a_stream_without_producers_ends_its_json_and_keeps_its_settings_in_commands()
         !new.contains("RESTORE") && !notices.contains("idempotent"),
         "{notices}"
     );
-    let (old, _) = resp("8.2");
+    let (old, _) = resp(&path, "8.2");
     assert!(!old.contains("XCFGSET") && old.contains("XGROUP"));
 }
 
@@ -230,34 +236,13 @@ fn a_stream_without_producers_ends_its_json_and_keeps_its_settings_in_commands()
 fn producer_history_goes_by_restore_or_is_left_out_with_a_notice() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "v4.rdb", &file(&history()));
-    let resp = |target: &str| {
-        let out = common::rdbtool(&[
-            "export",
-            "--format",
-            "resp",
-            "--target-version",
-            target,
-            "--now",
-            "0",
-            &path,
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
     // Redis 8.6 reads RDB 13 payloads: one RESTORE carries everything.
-    let (new, notices) = resp("8.6");
+    let (new, notices) = resp(&path, "8.6");
     assert!(new.starts_with("*") && new.contains("RESTORE"), "{new}");
     assert!(!new.contains("XADD"));
     assert!(notices.contains("sent as RESTORE"), "{notices}");
     // Redis 8.2 does not: the stream by native commands, the history left out, and said so.
-    let (old, notices) = resp("8.2");
+    let (old, notices) = resp(&path, "8.2");
     assert!(!old.contains("RESTORE") && old.contains("XADD") && old.contains("XCLAIM"));
     assert!(notices.contains("history is left out"), "{notices}");
 }
