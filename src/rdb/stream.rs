@@ -1,8 +1,7 @@
 //! Streams (types 15, 19, 21, 26): listpack nodes keyed by master ID, then the stream metadata,
 //! the consumer groups with their pending-entries lists and (type 26, Redis 8.6) the state of
-//! idempotent producers. Checked as Redis's deep sanitization
-//! does (node framing, lp-count, PEL ownership) plus ID order and metadata consistency, which
-//! Redis does not check, as warnings.
+//! idempotent producers. Checked as Redis's deep sanitization does (node framing, lp-count, PEL
+//! ownership) plus ID order and metadata consistency, which Redis does not check, as warnings.
 
 use std::collections::{HashMap, HashSet};
 
