@@ -51,6 +51,31 @@ impl Crc64 {
     }
 }
 
+/// A CRC-64 of a growing prefix of some data, shared (behind a lock) by the code that releases
+/// a mapped file's pages, which sums them just before it lets them go, and the reader, which
+/// finishes the sum when it reaches the trailer. So each page is read once more while it is
+/// still mapped, rather than by a thread of its own running ahead, whose pages were mapped
+/// and unmapped a second time.
+#[derive(Default)]
+pub struct PrefixCrc {
+    crc: Crc64,
+    upto: usize,
+}
+
+impl PrefixCrc {
+    /// The checksum of `data[..end]` (`data` is always the same), summing what is not yet
+    /// summed.
+    pub fn upto(&mut self, data: &[u8], end: usize) -> u64 {
+        let end = end.min(data.len());
+        if end < self.upto {
+            return Crc64::checksum(&data[..end]);
+        }
+        self.crc.update(&data[self.upto..end]);
+        self.upto = end;
+        self.crc.value()
+    }
+}
+
 /// The register after one byte from a zero register, for every byte: what a reflected CRC
 /// with no final XOR folds a byte in with. Made by the crate itself.
 fn byte_table() -> &'static [u64; 256] {

@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 use std::io::Read;
-use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 
-use super::crc::Crc64;
+use super::crc::{Crc64, PrefixCrc};
 use super::error::{Error, ErrorKind, Result};
 
 /// A source of bytes with an absolute position. Methods never panic; running out of bytes is
@@ -58,8 +58,9 @@ fn eof(pos: u64, need: u64, what: &'static str) -> Error {
 pub struct SliceInput<'a> {
     data: &'a [u8],
     pos: usize,
-    /// The checksum of `data[..end]`, being computed elsewhere (on another core).
-    precomputed: Option<(usize, Receiver<u64>)>,
+    /// A checksum of a prefix of `data` being summed as the pages are released (see
+    /// [`super::mapped::MappedFile::scan`]).
+    shared_crc: Option<Arc<Mutex<PrefixCrc>>>,
 }
 
 impl<'a> SliceInput<'a> {
@@ -67,14 +68,14 @@ impl<'a> SliceInput<'a> {
         SliceInput {
             data,
             pos: 0,
-            precomputed: None,
+            shared_crc: None,
         }
     }
 
-    /// Takes the checksum of `data[..end]` from `rx` when it is asked for at `end`, which is
-    /// where the checksum of a well-formed file ends (its last 8 bytes are the trailer).
-    pub fn with_checksum_of_prefix(mut self, end: usize, rx: Receiver<u64>) -> Self {
-        self.precomputed = Some((end, rx));
+    /// Finishes `crc`, the running checksum of a prefix of the same data, when a checksum is
+    /// asked for.
+    pub fn with_shared_checksum(mut self, crc: Arc<Mutex<PrefixCrc>>) -> Self {
+        self.shared_crc = Some(crc);
         self
     }
 
@@ -132,11 +133,9 @@ impl<'a> Input<'a> for SliceInput<'a> {
     }
 
     fn checksum(&self) -> u64 {
-        match &self.precomputed {
-            Some((end, rx)) if *end == self.pos => rx
-                .recv()
-                .unwrap_or_else(|_| Crc64::checksum(&self.data[..self.pos])),
-            _ => Crc64::checksum(&self.data[..self.pos]),
+        match self.shared_crc.as_ref().and_then(|c| c.lock().ok()) {
+            Some(mut crc) => crc.upto(self.data, self.pos),
+            None => Crc64::checksum(&self.data[..self.pos]),
         }
     }
 }

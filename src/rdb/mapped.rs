@@ -6,7 +6,9 @@ use std::path::Path;
 
 use memmap2::{Mmap, UncheckedAdvice};
 
-use super::crc::Crc64;
+use std::sync::{Arc, Mutex};
+
+use super::crc::PrefixCrc;
 use super::input::SliceInput;
 
 /// Pages are released in windows of this size behind the scan.
@@ -61,32 +63,22 @@ impl MappedFile {
         }
     }
 
-    /// Runs `f` over the file as an input whose trailer checksum is summed on another core (a
-    /// well-formed file's checksum covers all but its last 8 bytes), releasing pages on both
-    /// cores as they are passed. `f` gets a callback to report its position now and then.
+    /// Runs `f` over the file as an input, releasing pages as `f` passes them: `f` gets a
+    /// callback to report, now and then, the position before which nothing will be read again.
+    /// The pages are checksummed just before they are released, so the checksum at the
+    /// trailer is mostly done when it is asked for.
     pub fn scan<R>(&self, f: impl FnOnce(SliceInput<'_>, &mut dyn FnMut(u64)) -> R) -> R {
         let data = self.data();
-        let crc_end = data.len().saturating_sub(8);
-        std::thread::scope(|s| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            s.spawn(move || tx.send(self.checksum_prefix(crc_end)));
-            let mut releaser = Releaser::new(self);
-            f(
-                SliceInput::new(data).with_checksum_of_prefix(crc_end, rx),
-                &mut |pos| releaser.advance(pos),
-            )
-        })
-    }
-
-    /// CRC-64 of `data()[..end]`, releasing pages as it goes.
-    fn checksum_prefix(&self, end: usize) -> u64 {
-        let data = self.data().get(..end).unwrap_or_default();
-        let mut crc = Crc64::new();
-        for (i, chunk) in data.chunks(WINDOW).enumerate() {
-            crc.update(chunk);
-            self.release(i * WINDOW, i * WINDOW + chunk.len());
-        }
-        crc.value()
+        let crc = Arc::new(Mutex::new(PrefixCrc::default()));
+        let mut releaser = Releaser {
+            file: self,
+            crc: Arc::clone(&crc),
+            done: 0,
+        };
+        f(
+            SliceInput::new(data).with_shared_checksum(crc),
+            &mut |pos| releaser.advance(pos),
+        )
     }
 }
 
@@ -94,23 +86,59 @@ impl MappedFile {
 /// without asking the OS.
 const RELEASE_ALIGN: usize = 64 << 10;
 
-/// Follows a sequential reader through a mapped file and releases what it has passed.
+/// Follows a sequential reader through a mapped file, summing and releasing what it has passed.
 struct Releaser<'m> {
     file: &'m MappedFile,
+    crc: Arc<Mutex<PrefixCrc>>,
     done: usize,
 }
 
-impl<'m> Releaser<'m> {
-    fn new(file: &'m MappedFile) -> Self {
-        Releaser { file, done: 0 }
-    }
-
+impl Releaser<'_> {
     #[inline]
     fn advance(&mut self, pos: u64) {
         let pos = pos as usize;
         if pos >= self.done + WINDOW {
+            if let Ok(mut crc) = self.crc.lock() {
+                crc.upto(self.file.data(), pos);
+            }
             self.file.release(self.done, pos);
             self.done = pos;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::Input;
+    use crate::rdb::crc::Crc64;
+
+    #[test]
+    fn checksum_summed_while_releasing_equals_one_pass() {
+        // Over two release windows, so pages are summed, released, and the rest summed at
+        // the end.
+        let len = 2 * WINDOW + 12_345;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &data).unwrap();
+        let file = MappedFile::open(f.path()).unwrap();
+        let end = len - 8;
+        let got = file.scan(|mut inp, release| {
+            for pos in [WINDOW / 2, WINDOW + 1, 2 * WINDOW + 3] {
+                inp.skip(pos as u64 - inp.pos(), "test").unwrap();
+                release(pos as u64);
+            }
+            inp.skip(end as u64 - inp.pos(), "test").unwrap();
+            inp.checksum()
+        });
+        assert_eq!(got, Crc64::checksum(&data[..end]));
     }
 }
