@@ -118,6 +118,10 @@ pub enum ErrorKind {
     },
     #[error("{0}")]
     Invalid(Cow<'static, str>),
+    /// A big set, hash or zset holds a member twice, found after it was read (which one is
+    /// known only by reading it again).
+    #[error("a member or field occurs twice in this collection")]
+    SpreadRepeat,
 }
 
 /// A fatal error: the record stream cannot go on.

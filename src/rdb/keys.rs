@@ -61,37 +61,56 @@ impl KeyIndex {
     }
 }
 
-/// The repeats within each bucket, found with an open-addressing table of entry indices per
-/// bucket: a bucket's table and entries fit in a core's cache, where sorting the buckets
-/// cost twice the time. Entries were pushed in file order, so the table keeps each key's
-/// first occurrence.
+/// The repeats within each bucket of keys (see [`repeats_in`]).
 fn repeats(buckets: &[Vec<Entry>]) -> Vec<(u64, u64)> {
-    const EMPTY: u32 = u32::MAX;
-    let mut table: Vec<u32> = Vec::new();
+    let mut table = Vec::new();
     let mut out = Vec::new();
     for bucket in buckets {
-        // At most half full. (A bucket of 2^32 entries would take 96 GiB.)
-        let mask = (bucket.len() * 2).next_power_of_two().max(16) - 1;
-        table.clear();
-        table.resize(mask + 1, EMPTY);
-        for (i, &(hi, lo, offset)) in bucket.iter().enumerate() {
-            let mut slot = lo as usize & mask;
-            loop {
-                let t = table[slot];
-                if t == EMPTY {
-                    table[slot] = i as u32;
-                    break;
-                }
-                let first = bucket[t as usize];
-                if (first.0, first.1) == (hi, lo) {
-                    out.push((first.2, offset));
-                    break;
-                }
-                slot = (slot + 1) & mask;
-            }
-        }
+        repeats_in(
+            bucket,
+            |e| (e.0, e.1),
+            &mut table,
+            |first, repeat| {
+                out.push((bucket[first].2, bucket[repeat].2));
+            },
+        );
     }
     out
+}
+
+/// Calls `found(first, repeat)` with the indices of every entry of `bucket` whose 128-bit
+/// fingerprint (as `fp` gives it) an earlier entry has, and of that earlier entry. It uses an
+/// open-addressing table of entry indices, at most half full, kept in `table` for the next
+/// bucket: a bucket of a few thousand entries and its table fit in a core's cache, where
+/// sorting the bucket costs twice the time, and one hash set of all the entries misses the
+/// cache on most inserts.
+pub(super) fn repeats_in<T>(
+    bucket: &[T],
+    fp: impl Fn(&T) -> (u64, u64),
+    table: &mut Vec<u32>,
+    mut found: impl FnMut(usize, usize),
+) {
+    const EMPTY: u32 = u32::MAX;
+    // (A bucket of 2^32 entries would take 64 GiB.)
+    let mask = (bucket.len() * 2).next_power_of_two().max(16) - 1;
+    table.clear();
+    table.resize(mask + 1, EMPTY);
+    for (i, e) in bucket.iter().enumerate() {
+        let key = fp(e);
+        let mut slot = key.1 as usize & mask;
+        loop {
+            let t = table[slot];
+            if t == EMPTY {
+                table[slot] = i as u32;
+                break;
+            }
+            if fp(&bucket[t as usize]) == key {
+                found(t as usize, i);
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -219,9 +219,19 @@ impl Hasher for PreHashed {
 
 /// 128-bit fingerprints of the members seen in the current collection. A random seed keeps
 /// crafted inputs from colliding on purpose.
+///
+/// A collection that announces more than [`SPREAD_MIN`] members has its fingerprints spread
+/// over buckets by their top bits instead, and looked through once it is read (see
+/// [`super::keys::repeats_in`]): random inserts into one big set missed the cache on most
+/// members, and cost as much as the rest of checking those collections.
 pub(super) struct DupSet {
     seed: u64,
     seen: HashSet<u128, BuildHasherDefault<PreHashed>>,
+    /// The buckets of a big collection (empty otherwise), and the shift that picks one.
+    spread: Vec<Vec<(u64, u64)>>,
+    shift: u32,
+    /// Never spread: a repeat is found, and named, the moment it is read.
+    at_once: bool,
 }
 
 /// Above this capacity the set is dropped after the key: clearing costs time in proportion to
@@ -229,12 +239,17 @@ pub(super) struct DupSet {
 const DUPSET_KEEP: usize = 1024;
 /// At most this many members are made room for in advance (16 MiB of fingerprints).
 const DUPSET_EXPECT_MAX: u64 = 1 << 20;
+/// Collections of more members are spread over buckets of about this many.
+const SPREAD_MIN: u64 = 4096;
 
 impl Default for DupSet {
     fn default() -> Self {
         DupSet {
             seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
             seen: HashSet::default(),
+            spread: Vec::new(),
+            shift: 0,
+            at_once: false,
         }
     }
 }
@@ -244,20 +259,52 @@ impl DupSet {
         xxhash_rust::xxh3::xxh3_128_with_seed(bytes, self.seed)
     }
 
-    /// True when `e` was not seen before in this collection.
+    /// True when `e` was not seen before in this collection, as far as is known yet: the
+    /// members of a spread collection are looked through by [`Self::spread_repeats`].
     fn insert(&mut self, e: Elem<'_>) -> bool {
         let fp = e.with_bytes(|b| self.fingerprint(b));
-        self.seen.insert(fp)
+        if self.spread.is_empty() {
+            return self.seen.insert(fp);
+        }
+        let hi = (fp >> 64) as u64;
+        self.spread[(hi >> self.shift) as usize].push((hi, fp as u64));
+        true
     }
 
     /// Room for `n` members claimed by the file, bounded by what `left` bytes can hold (a
     /// member takes at least one byte), so a big collection does not grow the set step by step.
     fn expect(&mut self, n: u64, left: Option<u64>) {
-        let n = n.min(left.unwrap_or(0)).min(DUPSET_EXPECT_MAX);
-        self.seen.reserve(n as usize);
+        let n = n.min(left.unwrap_or(0));
+        let room = n.min(DUPSET_EXPECT_MAX);
+        if n <= SPREAD_MIN || self.at_once {
+            self.seen.reserve(room as usize);
+            return;
+        }
+        // 16 to 4096 buckets.
+        let bits = (n / SPREAD_MIN)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(4, 12);
+        self.shift = 64 - bits;
+        let each = (room >> bits) as usize + 16;
+        self.spread = (0..1 << bits).map(|_| Vec::with_capacity(each)).collect();
+    }
+
+    /// Whether the spread collection just read held a member twice.
+    fn spread_repeats(&self) -> bool {
+        let mut table = Vec::new();
+        let mut found = false;
+        for bucket in &self.spread {
+            super::keys::repeats_in(bucket, |&e| e, &mut table, |_, _| found = true);
+            if found {
+                break;
+            }
+        }
+        found
     }
 
     fn reset(&mut self) {
+        self.spread = Vec::new();
         if self.seen.capacity() > DUPSET_KEEP {
             self.seen = HashSet::default();
         } else {
@@ -327,7 +374,19 @@ impl ValueReader {
         v: &mut dyn Visitor,
     ) -> Result<u64> {
         let bytes = data.get(start as usize..end as usize).unwrap_or_default();
-        let read = self.read(&mut super::input::SliceInput::new(bytes), ty, v);
+        let mut read = self.read(&mut super::input::SliceInput::new(bytes), ty, v);
+        if read
+            .as_ref()
+            .is_err_and(|e| e.kind == ErrorKind::SpreadRepeat)
+        {
+            // Read it again checking each member as it comes, to say which one repeats.
+            self.dups.at_once = true;
+            let again = self.read(&mut super::input::SliceInput::new(bytes), ty, &mut Skip);
+            self.dups.at_once = false;
+            if again.is_err() {
+                read = again;
+            }
+        }
         for note in &mut self.notes {
             note.offset += start;
         }
@@ -362,7 +421,11 @@ impl ValueReader {
         v: &mut dyn Visitor,
     ) -> Result<u64> {
         self.notes.clear();
-        let n = self.read_inner(inp, ty, v);
+        let start = inp.pos();
+        let mut n = self.read_inner(inp, ty, v);
+        if n.is_ok() && self.dups.spread_repeats() {
+            n = Err(Error::new(start, ErrorKind::SpreadRepeat));
+        }
         self.dups.reset();
         n
     }
@@ -690,5 +753,64 @@ impl ValueReader {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set (type 2) of `members` in RDB encoding: a 32-bit length, then short strings.
+    fn set_value(members: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = vec![0x80];
+        v.extend_from_slice(&(members.len() as u32).to_be_bytes());
+        for m in members {
+            v.push(m.len() as u8);
+            v.extend_from_slice(m);
+        }
+        v
+    }
+
+    fn members(n: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|i| format!("member:{i}").into_bytes()).collect()
+    }
+
+    #[test]
+    fn repeats_in_big_sets_are_found_and_named() {
+        let n = 3 * SPREAD_MIN as usize;
+        let mut r = ValueReader::new();
+        let good = set_value(&members(n));
+        assert_eq!(
+            r.read_span(&good, 0, good.len() as u64, ObjectType::Set, &mut Skip),
+            Ok(n as u64)
+        );
+
+        let mut m = members(n);
+        m[n - 10] = b"member:77".to_vec();
+        let bad = set_value(&m);
+        // Where the value can be read again, the repeat is named at its own offset.
+        let e = r
+            .read_span(&bad, 0, bad.len() as u64, ObjectType::Set, &mut Skip)
+            .unwrap_err();
+        assert_eq!(e.kind.to_string(), "duplicate set member \"member:77\"");
+        let at = bad
+            .windows(10)
+            .rposition(|w| w == b"\x09member:77")
+            .unwrap();
+        assert_eq!(e.offset, at as u64);
+        // Read once from a stream, it is still refused.
+        let e = r
+            .read(
+                &mut super::super::SliceInput::new(&bad),
+                ObjectType::Set,
+                &mut Skip,
+            )
+            .unwrap_err();
+        assert_eq!((e.offset, e.kind), (0, ErrorKind::SpreadRepeat));
+        // The reader is ready for the next value.
+        assert_eq!(
+            r.read_span(&good, 0, good.len() as u64, ObjectType::Set, &mut Skip),
+            Ok(n as u64)
+        );
     }
 }
