@@ -169,3 +169,38 @@ fn a_value_too_big_to_render_in_memory_keeps_its_place() {
             && find(b"$3\r\nbig\r\n") < find(b"$1\r\nz\r\n")
     );
 }
+
+/// A string whose LZF block is damaged is reported with its key, and the keys after it are
+/// still checked (framing knows where each value ends): here two damaged strings out of three.
+#[test]
+fn damaged_compressed_strings_are_each_reported() {
+    let mut rdb = b"REDIS0010\xfe\x00".to_vec();
+    // "a": a back-reference before the start of the output; "b": one byte where two are due.
+    rdb.extend_from_slice(b"\x00\x01a\xc3\x02\x03\x20\x00");
+    rdb.extend_from_slice(b"\x00\x01b\xc3\x02\x02\x00x");
+    rdb.extend_from_slice(b"\x00\x01c\x01v\xff\0\0\0\0\0\0\0\0");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.rdb");
+    std::fs::write(&path, &rdb).unwrap();
+    let (code, report) = common::verify_json(&[path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(report["keys"], 3);
+    let errors: Vec<_> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["severity"] == "error")
+        .map(|p| {
+            (
+                p["offset"].as_u64().unwrap(),
+                p["key"].as_str().unwrap(),
+                p["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(errors, [(17, "a", "string"), (25, "b", "string")]);
+    assert!(
+        common::messages(&report).contains("header says 2"),
+        "{report}"
+    );
+}
