@@ -288,6 +288,8 @@ fn scan<'a, I: Input<'a>>(
     // Where each database's records begin, to say which db a duplicate is in.
     let mut db_starts: Vec<(u64, u64)> = Vec::new();
     let mut ticks = 0u32;
+    // Where the value of the last job ends.
+    let mut pushed_upto = 0;
     // (db, keys) of the keys read since the database last changed, so that the map is
     // updated once per database rather than once per key.
     let mut run = (0u64, 0u64);
@@ -339,16 +341,18 @@ fn scan<'a, I: Input<'a>>(
                         }
                         Ok(true) => {
                             let (start, end) = reader.value_span();
-                            jobs.push(
-                                Job {
-                                    ty,
-                                    db,
-                                    record: rec.offset,
-                                    start,
-                                    end,
-                                },
-                                end - start,
-                            );
+                            let job = Job {
+                                ty,
+                                db,
+                                record: rec.offset,
+                                start,
+                                end,
+                            };
+                            // The walk's progress since the last job, strings and streams
+                            // checked here included, so that pages are kept for the other
+                            // core as far back as it may still read.
+                            jobs.push(job, end - pushed_upto);
+                            pushed_upto = end;
                         }
                         Ok(false) => {}
                         Err(e) => {

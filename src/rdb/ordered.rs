@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-/// Batches hold about this many value bytes; at most `QUEUE` wait for the second thread.
+/// Batches cover about this many bytes of the input; at most `QUEUE` wait for the second thread.
 const BATCH_BYTES: u64 = 1 << 20;
 const QUEUE: usize = 8;
 
@@ -31,7 +31,9 @@ pub struct Ordered<'c, I, R> {
 }
 
 impl<I, R> Ordered<'_, I, R> {
-    /// Queues a job of `bytes` value bytes.
+    /// Queues a job; `bytes` is how far the walk has gone since the previous job (at least the
+    /// job's value, and whatever the walk read itself in between), which bounds how far the
+    /// other thread may lag behind (see [`TRAILING_BYTES`]).
     pub fn push(&mut self, job: I, bytes: u64) {
         self.bytes += bytes;
         self.batch.push(job);
