@@ -52,10 +52,10 @@ pub struct Args {
     #[arg(long)]
     no_ttl: bool,
     /// Connections per target node.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N")]
     connections: usize,
     /// Commands per pipelined batch on a connection.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 2000, value_name = "N")]
     pipeline: usize,
     /// At most this many commands per second (for fragile targets).
     #[arg(long, value_name = "N")]
