@@ -3,10 +3,9 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use memmap2::{Mmap, UncheckedAdvice};
-
-use std::sync::{Arc, Mutex};
 
 use super::crc::PrefixCrc;
 use super::input::SliceInput;
