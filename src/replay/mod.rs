@@ -429,7 +429,14 @@ impl<'h> Replay<'h> {
         let staged = self.opts.on_exists != OnExists::Replace && !resend;
         let key = info.key;
         let t = self.facts.target;
-        let string = !eopts.restore && info.ty.kind() == Kind::String && (t.valkey || t.major >= 3);
+        // A string goes as `SET` (grouped into `MSETNX` when it has no TTL) in every mode: the
+        // same value, for about half of what the server spends on a `RESTORE` (checksumming and
+        // decoding its payload). Unless the file keeps its LRU/LFU state, which only `RESTORE`
+        // sets.
+        let access = info.idle.is_some() || info.freq.is_some();
+        let string = !(eopts.restore && access && t.restore_absttl())
+            && info.ty.kind() == Kind::String
+            && (t.valkey || t.major >= 3);
         let mut body = Vec::new();
         if string {
             let value = read_string(reader)?;
@@ -452,7 +459,7 @@ impl<'h> Replay<'h> {
             false => (Form::Staged { tmp: tmp.clone() }, n),
         };
         let name: &[u8] = if staged && !eopts.restore { &tmp } else { key };
-        if string {
+        if string && !eopts.restore {
             // Larger than one bulk string may be: SET and APPENDs.
             let (start, end) = reader.value_span();
             let value = &data[start as usize..end as usize];
@@ -461,28 +468,38 @@ impl<'h> Replay<'h> {
             return Ok((form, n, body));
         }
         let info = KeyInfo { key: name, ..info };
-        let (form, n) = match export::resp_key(
-            &mut export::Value::Reader { reader, data },
-            version,
-            &info,
-            &eopts,
-            esummary,
-            &mut body,
-        )? {
-            Sent::Restore if name == key => (Form::Restore, 1),
-            Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
-            Sent::Native(n) if !staged || name != key => native(name, n),
-            Sent::Native(_) => {
-                // Too large for RESTORE, so written natively under the key's own name: write
-                // it again under the temporary one.
-                let (start, end) = reader.value_span();
-                body.clear();
-                let value = &data[start as usize..end as usize];
-                let n =
-                    native_from_bytes(value, &KeyInfo { key: &tmp, ..info }, &eopts, &mut body)?;
-                native(&tmp, n)
-            }
+        // A string too large for one SET is restored from its bytes, already read.
+        let (start, end) = reader.value_span();
+        let mut values = None;
+        let mut value = match string {
+            true => export::Value::Span {
+                data,
+                start,
+                end,
+                values: values.insert(ValueReader::new()),
+            },
+            false => export::Value::Reader { reader, data },
         };
+        let (form, n) =
+            match export::resp_key(&mut value, version, &info, &eopts, esummary, &mut body)? {
+                Sent::Restore if name == key => (Form::Restore, 1),
+                Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
+                Sent::Native(n) if !staged || name != key => native(name, n),
+                Sent::Native(_) => {
+                    // Too large for RESTORE, so written natively under the key's own name: write
+                    // it again under the temporary one.
+                    let (start, end) = reader.value_span();
+                    body.clear();
+                    let value = &data[start as usize..end as usize];
+                    let n = native_from_bytes(
+                        value,
+                        &KeyInfo { key: &tmp, ..info },
+                        &eopts,
+                        &mut body,
+                    )?;
+                    native(&tmp, n)
+                }
+            };
         Ok((form, n, body))
     }
 
