@@ -79,6 +79,8 @@ declare -A wall label=(
 # not depend on the one before, except through the host (page cache, memory just freed, other
 # jobs).
 row() {
+    # Every row reads the dump: from the page cache, as the host may have dropped it since.
+    cat "$dump" >/dev/null
     case $1 in
         load) start "$dump"; wall[load]=$ready ;;
         pipe)
