@@ -273,20 +273,22 @@ impl DupSet {
 
     /// Room for `n` members claimed by the file, bounded by what `left` bytes can hold (a
     /// member takes at least one byte), so a big collection does not grow the set step by step.
+    /// Whether the members are spread depends on the claim alone, so that a mapped file and a
+    /// stream (whose remaining bytes are unknown) show a visitor the same members before a
+    /// repeat is reported.
     fn expect(&mut self, n: u64, left: Option<u64>) {
-        let n = n.min(left.unwrap_or(0));
-        let room = n.min(DUPSET_EXPECT_MAX);
+        let room = n.min(left.unwrap_or(0)).min(DUPSET_EXPECT_MAX);
         if n <= SPREAD_MIN || self.at_once {
             self.seen.reserve(room as usize);
             return;
         }
-        // 16 to 4096 buckets.
+        // 16 to 4096 buckets; room only for the members the bytes left can hold.
         let bits = (n / SPREAD_MIN)
             .next_power_of_two()
             .trailing_zeros()
             .clamp(4, 12);
         self.shift = 64 - bits;
-        let each = (room >> bits) as usize + 16;
+        let each = (room >> bits) as usize;
         self.spread = (0..1 << bits).map(|_| Vec::with_capacity(each)).collect();
     }
 
@@ -798,15 +800,27 @@ mod tests {
             .rposition(|w| w == b"\x09member:77")
             .unwrap();
         assert_eq!(e.offset, at as u64);
-        // Read once from a stream, it is still refused.
+        // Read once, from a slice or from a stream (which does not know how many bytes are
+        // left), it is refused the same way, after the same members.
+        let mut seen = 0;
+        let mut count = |_: Item<'_>| seen += 1;
         let e = r
             .read(
                 &mut super::super::SliceInput::new(&bad),
                 ObjectType::Set,
-                &mut Skip,
+                &mut count,
             )
             .unwrap_err();
         assert_eq!((e.offset, e.kind), (0, ErrorKind::SpreadRepeat));
+        let e = r
+            .read(
+                &mut super::super::StreamInput::new(&bad[..]),
+                ObjectType::Set,
+                &mut count,
+            )
+            .unwrap_err();
+        assert_eq!((e.offset, e.kind), (0, ErrorKind::SpreadRepeat));
+        assert_eq!(seen, 2 * n);
         // The reader is ready for the next value.
         assert_eq!(
             r.read_span(&good, 0, good.len() as u64, ObjectType::Set, &mut Skip),
