@@ -527,35 +527,48 @@ struct Job {
 fn check_string(data: Option<&[u8]>, start: u64, end: u64, db: u64, key: &[u8]) -> Option<Problem> {
     let span = data?.get(start as usize..end as usize)?;
     let e = rdb::primitive::skip_string(&mut SliceInput::new(span)).err()?;
-    Some(Problem {
-        severity: Severity::Error,
-        offset: start + e.offset,
-        message: e.kind.to_string(),
+    let (key, message) = (Some(key.to_vec()), e.kind.to_string());
+    let ty = rdb::ObjectType::String;
+    Some(value_problem(
+        db,
+        key,
+        ty,
+        Severity::Error,
+        start + e.offset,
+        message,
+    ))
+}
+
+/// A problem in the value of the key `key` (of type `ty`, in database `db`).
+fn value_problem(
+    db: u64,
+    key: Option<Vec<u8>>,
+    ty: rdb::ObjectType,
+    severity: Severity,
+    offset: u64,
+    message: String,
+) -> Problem {
+    Problem {
+        severity,
+        offset,
+        message,
         context: rdb::error::Context {
             phase: Some(rdb::Phase::ReadValue),
             db: Some(db),
-            key: Some(key.to_vec()),
-            type_name: Some(rdb::ObjectType::String.name()),
+            key,
+            type_name: Some(ty.name()),
         },
-    })
+    }
 }
 
 /// Checks one value (on whichever core `rdb::ordered` runs it) and returns its problems.
 fn check_job(job: &Job, data: &[u8]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let context = || rdb::error::Context {
-        phase: Some(rdb::Phase::ReadValue),
-        db: Some(job.db),
-        key: key_at(Some(data), job.record),
-        type_name: Some(job.ty.name()),
-    };
     let mut push = |severity, offset, message| {
-        problems.push(Problem {
-            severity,
-            offset,
-            message,
-            context: context(),
-        })
+        let key = key_at(Some(data), job.record);
+        problems.push(value_problem(
+            job.db, key, job.ty, severity, offset, message,
+        ));
     };
     ValueReader::with_thread_reader(Checks::Duplicates, |values| {
         match values.read_span(data, job.start, job.end, job.ty, &mut rdb::Skip) {

@@ -469,15 +469,17 @@ impl<'h> Replay<'h> {
         }
         let info = KeyInfo { key: name, ..info };
         // A string too large for one SET is restored from its bytes, already read.
-        let (start, end) = reader.value_span();
         let mut values = None;
         let mut value = match string {
-            true => export::Value::Span {
-                data,
-                start,
-                end,
-                values: values.insert(ValueReader::new()),
-            },
+            true => {
+                let (start, end) = reader.value_span();
+                export::Value::Span {
+                    data,
+                    start,
+                    end,
+                    values: values.insert(ValueReader::new()),
+                }
+            }
             false => export::Value::Reader { reader, data },
         };
         let (form, n) =
