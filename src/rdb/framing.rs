@@ -28,8 +28,8 @@ fn skip_strings<'a, I: Input<'a>>(inp: &mut I, n: u64) -> Result<()> {
     (0..n).try_for_each(|_| skip_string(inp))
 }
 
-/// Skips the value of type `ty`. Returns false, having read nothing, for the types whose
-/// framing is not worth a second implementation (streams, modules): read those in full.
+/// Skips the value of type `ty`. Returns false, having read nothing, for module values, whose
+/// framing needs the reader's opcode parsing: read those in full.
 pub fn skip_value<'a, I: Input<'a>>(inp: &mut I, ty: ObjectType) -> Result<bool> {
     use ObjectType::*;
     match ty {
@@ -85,7 +85,59 @@ pub fn skip_value<'a, I: Input<'a>>(inp: &mut I, ty: ObjectType) -> Result<bool>
                 inp.skip(8, "field expiry")?;
             }
         }
-        Stream1 | Stream2 | Stream3 | Stream4 | ModulePreGa | Module2 => return Ok(false),
+        Stream1 | Stream2 | Stream3 | Stream4 => skip_stream(inp, ty)?,
+        ModulePreGa | Module2 => return Ok(false),
     }
     Ok(true)
+}
+
+/// Skips `n` lengths (stream IDs and counters are written as lengths).
+fn skip_lens<'a, I: Input<'a>>(inp: &mut I, n: u64) -> Result<()> {
+    (0..n).try_for_each(|_| read_len(inp).map(drop))
+}
+
+/// Skips a stream: its nodes (key and listpack strings), its metadata, its consumer groups with
+/// their pending lists and consumers, and (type 26) its idempotent-producer state. The layout is
+/// that of [`super::stream`], which checks what is inside.
+fn skip_stream<'a, I: Input<'a>>(inp: &mut I, ty: ObjectType) -> Result<()> {
+    use ObjectType::*;
+    let nodes = read_len(inp)?;
+    skip_strings(inp, nodes.saturating_mul(2))?;
+    // Length and last ID; from version 2 also the first and max-deleted IDs and entries added.
+    skip_lens(inp, if ty == Stream1 { 3 } else { 8 })?;
+    for _ in 0..read_len(inp)? {
+        skip_string(inp)?;
+        // Last delivered ID, then (version 2 on) entries read.
+        skip_lens(inp, if ty == Stream1 { 2 } else { 3 })?;
+        for _ in 0..read_len(inp)? {
+            inp.skip(16 + 8, "pending entry")?;
+            read_len(inp)?;
+        }
+        for _ in 0..read_len(inp)? {
+            skip_string(inp)?;
+            // Seen time; from version 3 also active time.
+            let times = if matches!(ty, Stream1 | Stream2) {
+                1
+            } else {
+                2
+            };
+            inp.skip(8 * times, "consumer times")?;
+            let pending = read_len(inp)?;
+            inp.skip(pending.saturating_mul(16), "consumer pending IDs")?;
+        }
+    }
+    if ty == Stream4 {
+        // Duration and max entries; per producer its ID and (idempotency ID, stream ID)
+        // pairs; then the added and duplicate counters.
+        skip_lens(inp, 2)?;
+        for _ in 0..read_len(inp)? {
+            skip_string(inp)?;
+            for _ in 0..read_len(inp)? {
+                skip_string(inp)?;
+                skip_lens(inp, 2)?;
+            }
+        }
+        skip_lens(inp, 2)?;
+    }
+    Ok(())
 }
