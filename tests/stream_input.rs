@@ -88,3 +88,33 @@ fn verify_reads_standard_input() {
         "{text}"
     );
 }
+
+/// Offsets of the duplicate-key problems `verify --format json` reports for the file at `path`
+/// given as `input` (its path, or `-` to read it from standard input).
+fn duplicate_offsets(path: &std::path::Path, input: &str) -> Vec<u64> {
+    let out = assert_cmd::Command::cargo_bin("rdbtool")
+        .unwrap()
+        .args(["verify", "--format", "json", input])
+        .pipe_stdin(path)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["files"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["message"].as_str().unwrap().starts_with("duplicate key"))
+        .map(|p| p["offset"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn duplicate_keys_are_found_in_a_stream_as_in_a_mapped_file() {
+    // A mapped file's keys are read again to find them; a stream's index keeps their offsets.
+    let path = common::corpus().join("redis-rdb-cli/src/test/resources/rdt/12.rdb");
+    let mapped = duplicate_offsets(&path, path.to_str().unwrap());
+    assert!(!mapped.is_empty());
+    assert_eq!(duplicate_offsets(&path, "-"), mapped);
+}

@@ -284,7 +284,7 @@ fn scan<'a, I: Input<'a>>(
         }
     };
     report.format = Some(reader.format().to_string());
-    let mut keys = KeyIndex::default();
+    let mut keys = KeyIndex::new(data);
     // Where each database's records begin, to say which db a duplicate is in.
     let mut db_starts: Vec<(u64, u64)> = Vec::new();
     let mut ticks = 0u32;

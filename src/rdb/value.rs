@@ -297,7 +297,7 @@ impl DupSet {
         let mut table = Vec::new();
         let mut found = false;
         for bucket in &self.spread {
-            super::keys::repeats_in(bucket, |&e| e, &mut table, |_, _| found = true);
+            super::keys::repeats_in(bucket.len(), |i| bucket[i], &mut table, |_, _| found = true);
             if found {
                 break;
             }
