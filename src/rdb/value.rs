@@ -227,9 +227,14 @@ impl Hasher for PreHashed {
 pub(super) struct DupSet {
     seed: u64,
     seen: HashSet<u128, BuildHasherDefault<PreHashed>>,
-    /// The buckets of a big collection (empty otherwise), and the shift that picks one.
+    /// Whether the collection being read is big; then its buckets, and the shift that picks
+    /// one. The buckets, and the table they are looked through in, are kept for the next big
+    /// collection (up to [`SPREAD_KEEP`]): allocating them afresh for each one faulted in new
+    /// pages every time.
+    spreading: bool,
     spread: Vec<Vec<(u64, u64)>>,
     shift: u32,
+    table: Vec<u32>,
     /// Never spread: a repeat is found, and named, the moment it is read.
     at_once: bool,
 }
@@ -241,14 +246,18 @@ const DUPSET_KEEP: usize = 1024;
 const DUPSET_EXPECT_MAX: u64 = 1 << 20;
 /// Collections of more members are spread over buckets of about this many.
 const SPREAD_MIN: u64 = 4096;
+/// Buckets with room for more fingerprints than this (2 MiB) are freed after their collection.
+const SPREAD_KEEP: usize = 1 << 17;
 
 impl Default for DupSet {
     fn default() -> Self {
         DupSet {
             seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
             seen: HashSet::default(),
+            spreading: false,
             spread: Vec::new(),
             shift: 0,
+            table: Vec::new(),
             at_once: false,
         }
     }
@@ -263,7 +272,7 @@ impl DupSet {
     /// members of a spread collection are looked through by [`Self::spread_repeats`].
     fn insert(&mut self, e: Elem<'_>) -> bool {
         let fp = e.with_bytes(|b| self.fingerprint(b));
-        if self.spread.is_empty() {
+        if !self.spreading {
             return self.seen.insert(fp);
         }
         let hi = (fp >> 64) as u64;
@@ -288,16 +297,24 @@ impl DupSet {
             .trailing_zeros()
             .clamp(4, 12);
         self.shift = 64 - bits;
+        self.spreading = true;
+        // Fingerprints are uniform: a bucket gets its share, give or take a few standard
+        // deviations.
         let each = (room >> bits) as usize;
-        self.spread = (0..1 << bits).map(|_| Vec::with_capacity(each)).collect();
+        let each = each + each / 8 + 16;
+        self.spread.resize_with(1 << bits, Vec::new);
+        self.spread.iter_mut().for_each(|b| b.reserve(each));
     }
 
     /// Whether the spread collection just read held a member twice.
-    fn spread_repeats(&self) -> bool {
-        let mut table = Vec::new();
+    fn spread_repeats(&mut self) -> bool {
         let mut found = false;
+        if !self.spreading {
+            return found;
+        }
         for bucket in &self.spread {
-            super::keys::repeats_in(bucket.len(), |i| bucket[i], &mut table, |_, _| found = true);
+            let fp = |i| bucket[i];
+            super::keys::repeats_in(bucket.len(), fp, &mut self.table, |_, _| found = true);
             if found {
                 break;
             }
@@ -306,7 +323,15 @@ impl DupSet {
     }
 
     fn reset(&mut self) {
-        self.spread = Vec::new();
+        if self.spreading {
+            self.spreading = false;
+            if self.spread.iter().map(Vec::capacity).sum::<usize>() > SPREAD_KEEP {
+                self.spread = Vec::new();
+                self.table = Vec::new();
+            } else {
+                self.spread.iter_mut().for_each(Vec::clear);
+            }
+        }
         if self.seen.capacity() > DUPSET_KEEP {
             self.seen = HashSet::default();
         } else {
