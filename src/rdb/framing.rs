@@ -101,27 +101,26 @@ fn skip_lens<'a, I: Input<'a>>(inp: &mut I, n: u64) -> Result<()> {
 /// that of [`super::stream`], which checks what is inside.
 fn skip_stream<'a, I: Input<'a>>(inp: &mut I, ty: ObjectType) -> Result<()> {
     use ObjectType::*;
+    let (v1, v3) = (ty == Stream1, matches!(ty, Stream3 | Stream4));
+    // Length and last ID; from version 2 also the first and max-deleted IDs and entries added.
+    let meta_lens = if v1 { 3 } else { 8 };
+    // A group's last delivered ID; from version 2 also its entries read.
+    let group_lens = if v1 { 2 } else { 3 };
+    // A consumer's seen time; from version 3 also its active time.
+    let consumer_times = if v3 { 16 } else { 8 };
     let nodes = read_len(inp)?;
     skip_strings(inp, nodes.saturating_mul(2))?;
-    // Length and last ID; from version 2 also the first and max-deleted IDs and entries added.
-    skip_lens(inp, if ty == Stream1 { 3 } else { 8 })?;
+    skip_lens(inp, meta_lens)?;
     for _ in 0..read_len(inp)? {
         skip_string(inp)?;
-        // Last delivered ID, then (version 2 on) entries read.
-        skip_lens(inp, if ty == Stream1 { 2 } else { 3 })?;
+        skip_lens(inp, group_lens)?;
         for _ in 0..read_len(inp)? {
             inp.skip(16 + 8, "pending entry")?;
             read_len(inp)?;
         }
         for _ in 0..read_len(inp)? {
             skip_string(inp)?;
-            // Seen time; from version 3 also active time.
-            let times = if matches!(ty, Stream1 | Stream2) {
-                1
-            } else {
-                2
-            };
-            inp.skip(8 * times, "consumer times")?;
+            inp.skip(consumer_times, "consumer times")?;
             let pending = read_len(inp)?;
             inp.skip(pending.saturating_mul(16), "consumer pending IDs")?;
         }

@@ -91,14 +91,8 @@ impl<'d> KeyIndex<'d> {
         for b in range {
             let high = &self.high[b];
             if self.data.is_some() {
-                repeats_in(
-                    high.len(),
-                    |i| (high[i], 0),
-                    &mut table,
-                    |_, i| {
-                        out.push((high[i], 0));
-                    },
-                );
+                let fp = |i: usize| (high[i], 0);
+                repeats_in(high.len(), fp, &mut table, |_, i| out.push((high[i], 0)));
             } else {
                 let located = &self.located[b];
                 let fp = |i: usize| (high[i], located[i].0);
