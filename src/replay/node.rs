@@ -1,11 +1,12 @@
 //! The target's nodes: the slot map of a cluster, and per node a few connections, each a thread
 //! that sends batches of units and hands back what became of each.
 
+use std::collections::VecDeque;
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use redis::{ConnectionLike, Value};
+use redis::Value;
 
 use super::endpoint::Endpoint;
 use super::slots::SLOTS;
@@ -44,48 +45,100 @@ impl Node {
     }
 }
 
-/// One connection's loop: until the queue closes, send a batch, read all its replies.
+/// One connection's loop: until the queue closes, send batches and read their replies. A batch
+/// is written before the replies to the one ahead of it are read, so that the server has the
+/// next commands at hand while this thread parses replies and packs the batch after.
 fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>, cluster: bool) {
     let mut conn: Option<redis::Connection> = None;
     let mut db = None;
-    for batch in rx {
-        if conn.is_none() {
-            match endpoint.connect() {
-                Ok(c) => {
-                    conn = Some(c);
-                    db = (!cluster).then(|| endpoint.db().max(0) as u64);
+    // Batches written and not yet answered, oldest first: at most two.
+    let mut flight: VecDeque<(Vec<Unit>, Packed)> = VecDeque::new();
+    loop {
+        // Wait for a batch only when none is being answered.
+        let next = match flight.is_empty() {
+            true => match rx.recv() {
+                Ok(batch) => Some(batch),
+                Err(_) => return,
+            },
+            false => rx.try_recv().ok(),
+        };
+        if let Some(batch) = next {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match endpoint.connect() {
+                    Ok(c) => {
+                        db = (!cluster).then(|| endpoint.db().max(0) as u64);
+                        conn.insert(c)
+                    }
+                    Err(e) => {
+                        // No connection means nothing in flight: it went with the last one.
+                        let _ = lose(batch, &e.to_string(), &events);
+                        thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                },
+            };
+            let packed = Packed::new(&batch, &mut db);
+            let sent = c.send_packed_command(&packed.buf);
+            flight.push_back((batch, packed));
+            if let Err(e) = sent {
+                if !lose_all(&mut flight, &e.to_string(), &mut conn, &events) {
+                    return;
                 }
-                Err(e) => {
-                    let lost = Outcome::Retry(Redirect::Lost(e.to_string()));
-                    let outcomes = vec![lost; batch.len()];
-                    let _ = events.send(Event::Done(batch, outcomes, Replies::default()));
-                    thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
+                continue;
+            }
+            if flight.len() < 2 {
+                continue;
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let packed = Packed::new(&batch, &mut db);
-        let (outcomes, replies) = match c.req_packed_commands(&packed.buf, 0, packed.replies()) {
-            Ok(replies) if replies.len() == packed.replies() => packed.outcomes(&batch, &replies),
-            Ok(_) => lost(&batch, "short reply".into(), &mut conn),
-            Err(e) => lost(&batch, e.to_string(), &mut conn),
+        let (batch, packed) = flight.pop_front().expect("a batch in flight");
+        let replies = match recv_replies(c, packed.replies()) {
+            Ok(replies) => replies,
+            Err(e) => {
+                flight.push_front((batch, packed));
+                if !lose_all(&mut flight, &e.to_string(), &mut conn, &events) {
+                    return;
+                }
+                continue;
+            }
         };
+        let (outcomes, replies) = packed.outcomes(&batch, &replies);
         if events.send(Event::Done(batch, outcomes, replies)).is_err() {
             return;
         }
     }
 }
 
-/// Every unit of a batch without an answer; the connection is dropped (a new one is made).
-fn lost(
-    batch: &[Unit],
-    why: String,
+/// `n` replies, in order; an error here (not an error reply) means the connection is lost.
+fn recv_replies(c: &mut redis::Connection, n: usize) -> redis::RedisResult<Vec<Value>> {
+    let mut replies = Vec::with_capacity(n);
+    while replies.len() < n {
+        match c.recv_response()? {
+            Value::Push { .. } => {}
+            reply => replies.push(reply),
+        }
+    }
+    Ok(replies)
+}
+
+/// Every unit of `batch` without an answer, to be sent again. False when the run has ended.
+fn lose(batch: Vec<Unit>, why: &str, events: &Sender<Event>) -> bool {
+    let outcomes = vec![Outcome::Retry(Redirect::Lost(why.to_string())); batch.len()];
+    events
+        .send(Event::Done(batch, outcomes, Replies::default()))
+        .is_ok()
+}
+
+/// The connection is dropped (a new one is made for the next batch) with every batch in flight.
+fn lose_all(
+    flight: &mut VecDeque<(Vec<Unit>, Packed)>,
+    why: &str,
     conn: &mut Option<redis::Connection>,
-) -> (Vec<Outcome>, Replies) {
+    events: &Sender<Event>,
+) -> bool {
     *conn = None;
-    let outcomes = vec![Outcome::Retry(Redirect::Lost(why)); batch.len()];
-    (outcomes, Replies::default())
+    flight.drain(..).all(|(batch, _)| lose(batch, why, events))
 }
 
 /// Slot ranges and the address of the master serving each: from CLUSTER SLOTS.
