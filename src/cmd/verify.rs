@@ -166,19 +166,20 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
 
 /// Checks the files on as many threads as there are cores, keeping the given order.
 fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
-    let workers = std::thread::available_parallelism()
+    let walks = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(args.files.len());
+    let workers = ordered::workers_for(walks);
     let next = AtomicUsize::new(0);
     let mut reports: Vec<(usize, Report)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
+        let handles: Vec<_> = (0..walks)
             .map(|_| {
                 s.spawn(|| {
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = args.files.get(i) else { break };
-                        done.push((i, check_file(path, args.dump_payload, progress)));
+                        done.push((i, check_file(path, args.dump_payload, workers, progress)));
                     }
                     done
                 })
@@ -193,7 +194,13 @@ fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
     reports.into_iter().map(|(_, r)| r).collect()
 }
 
-fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>) -> Report {
+/// Checks one file, its values on `workers` threads beside the one walking it.
+fn check_file(
+    path: &Path,
+    dump_payload: bool,
+    workers: usize,
+    progress: Option<&MultiProgress>,
+) -> Report {
     let mut report = Report::new(path);
     if path.as_os_str() == "-" {
         let stdin = std::io::stdin();
@@ -231,12 +238,13 @@ fn check_file(path: &Path, dump_payload: bool, progress: Option<&MultiProgress>)
     file.scan(|inp, release| {
         let mut problems = Vec::new();
         let work = |job: &Job| check_job(job, data);
-        ordered::run(
+        ordered::run_with(
+            workers,
             &work,
             &mut |_, found: Vec<Problem>| problems.extend(found),
             |jobs| {
                 scan(inp, Some(data), &mut report, Some(jobs), |pos| {
-                    // Values behind this point may still be checked on the other core.
+                    // Values behind this point may still be checked by a worker.
                     release(pos.saturating_sub(ordered::TRAILING_BYTES));
                     if let Some(b) = &bar {
                         b.set_position(pos);
@@ -523,7 +531,7 @@ struct Job {
 
 /// Checks the string value at `start..end` of `data` where framing found it. Framing has read
 /// its header, so all that is left is the control bytes of its LZF block, if compressed: a
-/// fraction of what handing it to the other core costs.
+/// fraction of what handing it to a worker costs.
 fn check_string(data: Option<&[u8]>, start: u64, end: u64, db: u64, key: &[u8]) -> Option<Problem> {
     let span = data?.get(start as usize..end as usize)?;
     let e = rdb::primitive::skip_string(&mut SliceInput::new(span)).err()?;

@@ -1,4 +1,4 @@
-//! An RDB file as one side of a comparison: fingerprinted on two cores in file order (as
+//! An RDB file as one side of a comparison: fingerprinted on worker threads in file order (as
 //! `verify` and `inspect` read), then read again at the offsets of the keys that differ.
 
 use std::borrow::Cow;
@@ -84,7 +84,7 @@ impl<'m> FileSide<'m> {
         let data = self.file.data();
         let (format, db_starts, error) = self.file.scan(|inp, release| {
             let mut progress = |pos: u64| {
-                // Values behind this point may still be read on the other core.
+                // Values behind this point may still be read by a worker.
                 let pos = pos.saturating_sub(ordered::TRAILING_BYTES);
                 release(pos);
                 progress(pos);

@@ -96,7 +96,7 @@ pub const PROGRESS_EVERY: u64 = 4096;
 /// Exports a whole file; `progress` is told the input position now and then (to release
 /// mapped pages, or move a progress bar).
 ///
-/// The records are walked on this thread; keys are rendered on two cores (see
+/// The records are walked on this thread; keys are rendered on worker threads (see
 /// [`rdb::ordered`]) in runs of about [`RUN_BYTES`] of values, each into one buffer, written
 /// in file order.
 pub fn export(
@@ -163,7 +163,7 @@ pub fn export(
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return Ok(());
                     }
-                    // Values behind this point may still be read on the other core.
+                    // Values behind this point may still be read by a worker.
                     progress(reader.pos().saturating_sub(rdb::ordered::TRAILING_BYTES));
                 }
                 match rec?.record {

@@ -318,7 +318,7 @@ fn measure(data: &[u8], info: &KeyInfo<'_>, model: Model) -> Measured {
 }
 
 /// Reads the whole file; `each_key` sees every selected key's row (for `--keys`), in file
-/// order. Values are measured on two cores.
+/// order. Values are measured on worker threads (see [`ordered`]).
 pub fn inspect(
     inp: SliceInput<'_>,
     opts: &Options,
@@ -403,7 +403,7 @@ pub fn inspect(
         while let Some(rec) = reader.next_record() {
             records += 1;
             if records.is_multiple_of(crate::export::PROGRESS_EVERY) {
-                // Values behind this point may still be read on the other core.
+                // Values behind this point may still be read by a worker.
                 progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));
             }
             let rec = match rec {

@@ -1,19 +1,27 @@
-//! Working on values on two cores while keeping file order: the thread that walks the records
-//! hands the values (found by framing, see [`super::framing`]) to a second thread in batches
-//! and consumes the results in the order the values appear. When the second thread falls
-//! behind (its queue is full), the walking thread does the batch itself.
+//! Working on values on several cores while keeping file order: the thread that walks the
+//! records hands the values (found by framing, see [`super::framing`]) to worker threads in
+//! batches and consumes the results in the order the values appear. When the workers fall
+//! behind (their queue is full), the walking thread does the batch itself.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-/// Batches cover about this many bytes of the input; at most `QUEUE` wait for the second thread.
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+/// Batches cover about this many bytes of the input; at most `QUEUE` wait for a worker.
 const BATCH_BYTES: u64 = 1 << 20;
 const QUEUE: usize = 8;
 
-/// Bytes the second thread may still have to read behind the walking thread's position: keep
-/// them mapped. While the queue is full the walking thread does batches itself, so it runs
-/// ahead by up to twice the queue, plus the batches in both threads' hands.
-pub const TRAILING_BYTES: u64 = BATCH_BYTES * (2 * QUEUE as u64 + 8);
+/// At most this many workers: beyond two or three, the walking thread's own share of the work
+/// is the bound, and more would only hold more batches (see [`TRAILING_BYTES`]).
+const MAX_WORKERS: usize = 3;
+
+/// Bytes a worker may still have to read behind the walking thread's position: keep them
+/// mapped. While the queue is full the walking thread does batches itself, so it runs ahead by
+/// up to twice the queue, plus the batches in every thread's hands (room for eight).
+pub const TRAILING_BYTES: u64 = BATCH_BYTES * (2 * QUEUE as u64 + IN_HANDS as u64);
+const IN_HANDS: usize = 8;
+// The workers and the walking thread.
+const _: () = assert!(MAX_WORKERS < IN_HANDS);
 
 type Batch<I, R> = Vec<(I, R)>;
 
@@ -21,7 +29,7 @@ type Batch<I, R> = Vec<(I, R)>;
 pub struct Ordered<'c, I, R> {
     work: &'c (dyn Fn(&I) -> R + Sync),
     consume: &'c mut dyn FnMut(I, R),
-    tx: Option<SyncSender<(u64, Vec<I>)>>,
+    tx: Option<Sender<(u64, Vec<I>)>>,
     rx: Receiver<(u64, Batch<I, R>)>,
     batch: Vec<I>,
     bytes: u64,
@@ -33,7 +41,7 @@ pub struct Ordered<'c, I, R> {
 impl<I, R> Ordered<'_, I, R> {
     /// Queues a job; `bytes` is how far the walk has gone since the previous job (at least the
     /// job's value, and whatever the walk read itself in between), which bounds how far the
-    /// other thread may lag behind (see [`TRAILING_BYTES`]).
+    /// workers may lag behind (see [`TRAILING_BYTES`]).
     pub fn push(&mut self, job: I, bytes: u64) {
         self.bytes += bytes;
         self.batch.push(job);
@@ -86,38 +94,62 @@ impl<I, R> Ordered<'_, I, R> {
                 Some((seq, results)) => {
                     self.done.insert(seq, results);
                 }
-                // Not in yet; or (waiting) the second thread is gone, and the scope will
-                // report its panic.
+                // Not in yet; or (waiting) the workers are gone, and the scope will report
+                // a panic.
                 None => return,
             }
         }
     }
 }
 
-/// Runs `walk`, which pushes jobs; `work` computes each job's result (on either thread) and
-/// `consume` receives (job, result) in push order.
+/// Workers for one walk when `walks` run at once: the cores left beside the walking threads
+/// (at least one), up to three.
+pub fn workers_for(walks: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / walks.max(1))
+        .saturating_sub(1)
+        .clamp(1, MAX_WORKERS)
+}
+
+/// Runs `walk`, which pushes jobs; `work` computes each job's result (on any thread) and
+/// `consume` receives (job, result) in push order. Workers: as many as [`workers_for`] one walk.
 pub fn run<I: Send, R: Send>(
     work: &(dyn Fn(&I) -> R + Sync),
     consume: &mut dyn FnMut(I, R),
     walk: impl FnOnce(&mut Ordered<'_, I, R>),
 ) {
-    let (tx, jobs) = sync_channel::<(u64, Vec<I>)>(QUEUE);
-    let (results_tx, rx) = sync_channel::<(u64, Batch<I, R>)>(QUEUE + 2);
+    run_with(workers_for(1), work, consume, walk);
+}
+
+/// [`run`] with `workers` worker threads (at most three).
+pub fn run_with<I: Send, R: Send>(
+    workers: usize,
+    work: &(dyn Fn(&I) -> R + Sync),
+    consume: &mut dyn FnMut(I, R),
+    walk: impl FnOnce(&mut Ordered<'_, I, R>),
+) {
+    let workers = workers.clamp(1, MAX_WORKERS);
+    let (tx, jobs) = bounded::<(u64, Vec<I>)>(QUEUE);
+    let (results_tx, rx) = bounded::<(u64, Batch<I, R>)>(QUEUE + 1 + workers);
     std::thread::scope(|s| {
-        s.spawn(move || {
-            for (seq, batch) in jobs {
-                let results = batch
-                    .into_iter()
-                    .map(|job| {
-                        let r = work(&job);
-                        (job, r)
-                    })
-                    .collect();
-                if results_tx.send((seq, results)).is_err() {
-                    break;
+        for _ in 0..workers {
+            let (jobs, results_tx) = (jobs.clone(), results_tx.clone());
+            s.spawn(move || {
+                for (seq, batch) in jobs {
+                    let results = batch
+                        .into_iter()
+                        .map(|job| {
+                            let r = work(&job);
+                            (job, r)
+                        })
+                        .collect();
+                    if results_tx.send((seq, results)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
+        drop((jobs, results_tx));
         let mut ordered = Ordered {
             work,
             consume,
@@ -142,18 +174,27 @@ mod tests {
 
     #[test]
     fn results_come_back_in_push_order() {
-        let mut seen = Vec::new();
-        let work = |n: &u64| n * 2;
-        run(&work, &mut |n, r| seen.push((n, r)), |o| {
-            for n in 0..10_000u64 {
-                o.push(n, 300);
-            }
-        });
-        assert_eq!(seen.len(), 10_000);
-        assert!(
-            seen.iter()
-                .enumerate()
-                .all(|(i, &(n, r))| n == i as u64 && r == 2 * n)
-        );
+        for workers in 1..=MAX_WORKERS {
+            let mut seen = Vec::new();
+            // Uneven work, so that batches finish out of order when there are several workers.
+            let work = |n: &u64| {
+                if n % 7_000 < 50 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                n * 2
+            };
+            run_with(workers, &work, &mut |n, r| seen.push((n, r)), |o| {
+                for n in 0..100_000u64 {
+                    o.push(n, 300);
+                }
+            });
+            assert_eq!(seen.len(), 100_000, "{workers} workers");
+            assert!(
+                seen.iter()
+                    .enumerate()
+                    .all(|(i, &(n, r))| n == i as u64 && r == 2 * n),
+                "{workers} workers"
+            );
+        }
     }
 }
