@@ -91,13 +91,18 @@ fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>
                 continue;
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
-        let (batch, packed) = flight.pop_front().expect("a batch in flight");
-        let replies = match recv_replies(c, packed.replies()) {
+        let Some((batch, packed)) = flight.pop_front() else {
+            continue;
+        };
+        let got = match conn.as_mut() {
+            Some(c) => recv_replies(c, packed.replies()).map_err(|e| e.to_string()),
+            None => Err("connection lost".to_string()),
+        };
+        let replies = match got {
             Ok(replies) => replies,
-            Err(e) => {
+            Err(why) => {
                 flight.push_front((batch, packed));
-                if !lose_all(&mut flight, &e.to_string(), &mut conn, &events) {
+                if !lose_all(&mut flight, &why, &mut conn, &events) {
                     return;
                 }
                 continue;
