@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
 use rdbtool::rdb::keys::KeyIndex;
-use rdbtool::rdb::mapped::MappedFile;
+use rdbtool::rdb::mapped::{MappedFile, Ticker};
 use rdbtool::rdb::ordered::{self, Ordered};
 use rdbtool::rdb::value::{Checks, ValueReader};
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
@@ -272,9 +272,6 @@ fn finish(mut report: Report) -> Report {
     report
 }
 
-/// How often (in records) the progress callback runs.
-const PROGRESS_EVERY: u32 = 4096;
-
 /// Reads every record, checking keys for duplicates per database. `data` is the whole input
 /// when it is mapped, to name duplicate keys. Returns bytes read.
 fn scan<'a, I: Input<'a>>(
@@ -295,7 +292,7 @@ fn scan<'a, I: Input<'a>>(
     let mut keys = KeyIndex::new(data);
     // Where each database's records begin, to say which db a duplicate is in.
     let mut db_starts: Vec<(u64, u64)> = Vec::new();
-    let mut ticks = 0u32;
+    let mut ticker = Ticker::default();
     // Where the value of the last job ends.
     let mut pushed_upto = 0;
     // (db, keys) of the keys read since the database last changed, so that the map is
@@ -382,9 +379,7 @@ fn scan<'a, I: Input<'a>>(
         for p in reader.take_problems() {
             report.push(&p);
         }
-        ticks += 1;
-        if ticks == PROGRESS_EVERY {
-            ticks = 0;
+        if ticker.due(reader.pos()) {
             progress(reader.pos());
         }
     }

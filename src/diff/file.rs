@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Prints, Value};
 use crate::rdb::error::Context;
-use crate::rdb::mapped::MappedFile;
+use crate::rdb::mapped::{MappedFile, Ticker};
 use crate::rdb::value::{Checks, ValueReader, is_empty_key};
 use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing, ordered};
 
@@ -39,9 +39,6 @@ type Done = Result<Option<(u128, u128)>, rdb::Error>;
 /// more than its value: the kernel maps whole page-cache folios around a fault (some 200 KiB
 /// a value on the benchmark dumps).
 const RELEASE_EVERY: usize = 64;
-
-/// How often (in records) progress is reported.
-const PROGRESS_EVERY: u64 = 4096;
 
 impl<'m> FileSide<'m> {
     pub fn new(label: String, file: &'m MappedFile) -> Self {
@@ -279,10 +276,9 @@ fn walk<'a>(
         }
     };
     ordered::run(&work, &mut consume, |jobs| {
-        let mut records = 0u64;
+        let mut ticker = Ticker::default();
         while let Some(rec) = reader.next_record() {
-            records += 1;
-            if records.is_multiple_of(PROGRESS_EVERY) {
+            if ticker.due(reader.pos()) {
                 progress(reader.pos());
             }
             let rec = match rec {

@@ -89,10 +89,6 @@ pub(crate) struct KeyInfo<'k> {
     pub freq: Option<u8>,
 }
 
-/// How often (in records) the progress callback of [`export`] and [`crate::inspect::inspect`]
-/// is told the input position.
-pub const PROGRESS_EVERY: u64 = 4096;
-
 /// Exports a whole file; `progress` is told the input position now and then (to release
 /// mapped pages, or move a progress bar).
 ///
@@ -154,12 +150,11 @@ pub fn export(
         let mut run = Run::default();
         let mut selected_db: Option<u64> = None;
         let mut first = true;
-        let mut records = 0u64;
+        let mut ticker = rdb::mapped::Ticker::default();
         let mut counts = Summary::default();
         let result = (|| -> Result<(), Error> {
             while let Some(rec) = reader.next_record() {
-                records += 1;
-                if records.is_multiple_of(PROGRESS_EVERY) {
+                if ticker.due(reader.pos()) {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return Ok(());
                     }

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 use crate::filter::Filter;
+use crate::rdb::mapped::Ticker;
 use crate::rdb::module::module_name;
 use crate::rdb::ordered;
 use crate::rdb::value::Container;
@@ -399,10 +400,9 @@ pub fn inspect(
     let work = |info: &KeyInfo<'_>| measure(data, info, model());
     ordered::run(&work, &mut keys, |values| {
         let mut db = 0;
-        let mut records = 0u64;
+        let mut ticker = Ticker::default();
         while let Some(rec) = reader.next_record() {
-            records += 1;
-            if records.is_multiple_of(crate::export::PROGRESS_EVERY) {
+            if ticker.due(reader.pos()) {
                 // Values behind this point may still be read by a worker.
                 progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));
             }

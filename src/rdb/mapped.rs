@@ -81,6 +81,32 @@ impl MappedFile {
     }
 }
 
+/// When a walk over a file reports its position (so that pages behind it are summed and
+/// released, and a progress bar moves): every [`Ticker::RECORDS`] records, or sooner once it has
+/// gone [`Ticker::BYTES`] further, so that a file of a few huge values is released as it goes.
+#[derive(Default)]
+pub struct Ticker {
+    records: u32,
+    last: u64,
+}
+
+impl Ticker {
+    pub const RECORDS: u32 = 4096;
+    pub const BYTES: u64 = 8 << 20;
+
+    /// Counts a record read up to `pos`; true when it is time to report `pos`.
+    #[inline]
+    pub fn due(&mut self, pos: u64) -> bool {
+        self.records += 1;
+        if self.records < Self::RECORDS && pos < self.last + Self::BYTES {
+            return false;
+        }
+        self.records = 0;
+        self.last = pos;
+        true
+    }
+}
+
 /// A multiple of every common page size (4 KiB, 16 KiB, 64 KiB), so ranges are aligned
 /// without asking the OS.
 const RELEASE_ALIGN: usize = 64 << 10;
@@ -93,15 +119,18 @@ struct Releaser<'m> {
 }
 
 impl Releaser<'_> {
+    /// One window at a time, so that a long jump (past one big string) never has more than a
+    /// window resident: checksumming touches every page it passes.
     #[inline]
     fn advance(&mut self, pos: u64) {
         let pos = pos as usize;
-        if pos >= self.done + WINDOW {
+        while pos >= self.done + WINDOW {
+            let next = (self.done + WINDOW).min(pos);
             if let Ok(mut crc) = self.crc.lock() {
-                crc.upto(self.file.data(), pos);
+                crc.upto(self.file.data(), next);
             }
-            self.file.release(self.done, pos);
-            self.done = pos;
+            self.file.release(self.done, next);
+            self.done = next;
         }
     }
 }
@@ -113,10 +142,22 @@ mod tests {
     use crate::rdb::crc::Crc64;
 
     #[test]
+    fn ticker_is_due_every_few_thousand_records_or_megabytes() {
+        let mut t = Ticker::default();
+        let due: Vec<u32> = (1..=3 * Ticker::RECORDS)
+            .filter(|&i| t.due(u64::from(i)))
+            .collect();
+        assert_eq!(due, [1, 2, 3].map(|k| k * Ticker::RECORDS));
+        // One record past a big value is due at once.
+        assert!(t.due(u64::from(3 * Ticker::RECORDS) + Ticker::BYTES));
+        assert!(!t.due(u64::from(3 * Ticker::RECORDS) + Ticker::BYTES + 1));
+    }
+
+    #[test]
     fn checksum_summed_while_releasing_equals_one_pass() {
-        // Over two release windows, so pages are summed, released, and the rest summed at
-        // the end.
-        let len = 2 * WINDOW + 12_345;
+        // Over three release windows, so pages are summed, released, and the rest summed at
+        // the end; the last jump spans two windows at once (as past one big string).
+        let len = 3 * WINDOW + 12_345;
         let data: Vec<u8> = (0..len as u64)
             .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
             .collect();
@@ -125,7 +166,7 @@ mod tests {
         let file = MappedFile::open(f.path()).unwrap();
         let end = len - 8;
         let got = file.scan(|mut inp, release| {
-            for pos in [WINDOW / 2, WINDOW + 1, 2 * WINDOW + 3] {
+            for pos in [WINDOW / 2, WINDOW + 1, 3 * WINDOW + 3] {
                 inp.skip(pos as u64 - inp.pos(), "test").unwrap();
                 release(pos as u64);
             }
