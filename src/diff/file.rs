@@ -277,10 +277,15 @@ fn walk<'a>(
     };
     ordered::run(&work, &mut consume, |jobs| {
         let mut ticker = Ticker::default();
-        while let Some(rec) = reader.next_record() {
+        loop {
+            // Checked before the next record, whose reading may sum the checksum up to the end
+            // of the file: the pages of the values passed are released first.
             if ticker.due(reader.pos()) {
                 progress(reader.pos());
             }
+            let Some(rec) = reader.next_record() else {
+                break;
+            };
             let rec = match rec {
                 Ok(r) => r,
                 Err(e) => {

@@ -153,7 +153,9 @@ pub fn export(
         let mut ticker = rdb::mapped::Ticker::default();
         let mut counts = Summary::default();
         let result = (|| -> Result<(), Error> {
-            while let Some(rec) = reader.next_record() {
+            loop {
+                // Checked before the next record, whose reading may sum the checksum up to the end
+                // of the file: the pages of the values passed are released first.
                 if ticker.due(reader.pos()) {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return Ok(());
@@ -161,6 +163,9 @@ pub fn export(
                     // Values behind this point may still be read by a worker.
                     progress(reader.pos().saturating_sub(rdb::ordered::TRAILING_BYTES));
                 }
+                let Some(rec) = reader.next_record() else {
+                    break;
+                };
                 match rec?.record {
                     Record::Aux { key, value } => aux.push((key.into_owned(), value.into_owned())),
                     Record::Function { code } => {

@@ -401,11 +401,16 @@ pub fn inspect(
     ordered::run(&work, &mut keys, |values| {
         let mut db = 0;
         let mut ticker = Ticker::default();
-        while let Some(rec) = reader.next_record() {
+        loop {
+            // Checked before the next record, whose reading may sum the checksum up to the end
+            // of the file: the pages of the values passed are released first.
             if ticker.due(reader.pos()) {
                 // Values behind this point may still be read by a worker.
                 progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));
             }
+            let Some(rec) = reader.next_record() else {
+                break;
+            };
             let rec = match rec {
                 Ok(r) => r,
                 Err(e) => {
