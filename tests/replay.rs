@@ -178,6 +178,114 @@ fn a_key_over_proto_max_bulk_len_arrives_intact() {
     }
 }
 
+/// A string longer than the target's proto-max-bulk-len cannot exist there (APPEND stops at the
+/// limit): the key is reported failed, and neither it nor its temporary key is left behind.
+#[test]
+fn a_string_over_the_targets_limit_fails_and_leaves_nothing() {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    let mut cmds = Vec::new();
+    // Incompressible, so that its RESTORE payload is over the limit too.
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let big: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    resp::Command::new("SET")
+        .arg(b"big:string")
+        .arg(&big)
+        .write_to(&mut cmds)
+        .unwrap();
+    resp::Command::new("SET")
+        .arg(b"small:string")
+        .arg(b"v")
+        .write_to(&mut cmds)
+        .unwrap();
+    let (errors, _, text) = source.pipe(&cmds);
+    assert_eq!(errors, 0, "{text}");
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    for mode in ["auto", "commands"] {
+        let target = Server::start_with(&b, None, &["--proto-max-bulk-len", "1mb"]);
+        let (code, out, err) = replay(&rdb, &url(&target), &["--mode", mode]);
+        assert_eq!(code, 1, "{mode}: {out}{err}");
+        assert!(out.contains("1 acknowledged, 1 failed"), "{mode}: {out}");
+        assert_eq!(target.cli(&["EXISTS", "big:string"]).trim(), "0", "{mode}");
+        assert_eq!(
+            target.cli(&["DBSIZE"]).trim(),
+            "1",
+            "{mode}: a temporary key is left"
+        );
+    }
+}
+
+/// Keys the target answers BUSY for (a long script runs) are sent again once it is free; with
+/// the default `--on-exists fail` they still must not overwrite the keys the target holds.
+#[test]
+fn keys_sent_again_after_busy_replies_still_overwrite_nothing() {
+    let b = build("redis-7.0");
+    let (_source, rdb) = populated_dump(50_000);
+    // The same names with other values (strings longer, collections as strings).
+    let target = Server::start(&b, None);
+    target.cli(&["DEBUG", "POPULATE", "30000", "str", "25"]);
+    let mut cmds = Vec::new();
+    for i in 0..20_000 {
+        resp::Command::new("SET")
+            .arg(format!("k:{i}").as_bytes())
+            .arg(b"theirs")
+            .write_to(&mut cmds)
+            .unwrap();
+    }
+    let (errors, _, text) = target.pipe(&cmds);
+    assert_eq!(errors, 0, "{text}");
+    let before = target.digest();
+    target.cli(&["CONFIG", "SET", "busy-reply-threshold", "20"]);
+    // Busy for 1.5 s: other clients get -BUSY meanwhile.
+    let script = "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] \
+                  while true do local t = redis.call('TIME') \
+                  if t[1] * 1000000 + t[2] - t0 > 1500000 then break end end return 1";
+    for mode in ["restore", "commands"] {
+        // Slowed down, so that the script starts in the middle of the replay.
+        let run = Command::new(rdbtool_bin())
+            .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
+            .args(["--mode", mode, "--max-ops-per-sec", "20000", "-q"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let busy = Command::new(redis_cli())
+            .args(["-p", &target.port.to_string(), "EVAL", script, "0"])
+            .output()
+            .unwrap();
+        assert!(busy.status.success(), "{busy:?}");
+        let done = run.wait_with_output().unwrap();
+        let (code, out, err) = (
+            done.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&done.stdout),
+            String::from_utf8_lossy(&done.stderr),
+        );
+        assert_eq!(code, 1, "{mode}: {out}{err}");
+        assert!(
+            summary_number(&out, " retries") > 0,
+            "{mode}: nothing was busy: {out}"
+        );
+        assert!(
+            out.contains(" 0 acknowledged, 50,000 failed"),
+            "{mode}: {out}"
+        );
+        assert_eq!(
+            target.digest(),
+            before,
+            "{mode}: a key was overwritten\n{out}"
+        );
+    }
+}
+
 /// A dump of `n` keys of every type (some with TTLs), saved by a real Redis 7.0.
 fn populated_dump(n: u64) -> (Server, PathBuf) {
     let b = build("redis-7.0");

@@ -392,6 +392,8 @@ impl<'h> Replay<'h> {
                         commands: commands as u32,
                         form,
                         resend,
+                        again: false,
+                        landed: false,
                         ask: None,
                         pinned: None,
                         failing_since: None,
@@ -585,6 +587,8 @@ impl<'h> Replay<'h> {
                 commands: 1,
                 form: Form::Function,
                 resend: false,
+                again: false,
+                landed: false,
                 ask: None,
                 pinned: Some(node),
                 failing_since: None,
@@ -649,6 +653,8 @@ impl<'h> Replay<'h> {
                 commands: 1,
                 form: Form::Raw,
                 resend: false,
+                again: false,
+                landed: false,
                 ask: None,
                 pinned: None,
                 failing_since: None,
@@ -791,27 +797,15 @@ impl<'h> Replay<'h> {
             if unit.form == Form::Cleanup && !matches!(outcome, Outcome::Retry(_)) {
                 continue;
             }
-            if let (Outcome::Exists, Form::Staged { tmp }) = (&outcome, &unit.form) {
-                // The value built aside was not renamed: drop it.
-                let mut body = Vec::new();
-                let _ = Command::new("DEL").arg(tmp).write_to(&mut body);
-                self.delayed.push((
-                    Instant::now(),
-                    Unit {
-                        seq: u64::MAX,
-                        db: unit.db,
-                        key: tmp.clone(),
-                        slot: unit.slot,
-                        body,
-                        commands: 1,
-                        form: Form::Cleanup,
-                        resend: false,
-                        ask: None,
-                        pinned: None,
-                        failing_since: None,
-                        alone: false,
-                    },
-                ));
+            if let Form::Staged { tmp } = &unit.form {
+                match (&outcome, unit.landed) {
+                    // The value built aside was not renamed: drop it.
+                    (Outcome::Exists | Outcome::Failed(_), false) => self.clean_up(&unit, tmp),
+                    // Renamed into place although a command of its value failed: the key is
+                    // ours and incomplete, so it goes (the failure is reported).
+                    (Outcome::Failed(_), true) => self.clean_up(&unit, &unit.key),
+                    _ => {}
+                }
             }
             match outcome {
                 Outcome::Acked => {
@@ -847,7 +841,13 @@ impl<'h> Replay<'h> {
                             self.opts.retry_timeout
                         )));
                     }
-                    unit.resend = true;
+                    // Sent again as it was, still refusing to overwrite (`--on-exists`), when
+                    // the redirection shows the key was not made: a staged unit's value is
+                    // built afresh (its temporary key deleted first). Made by this attempt, or
+                    // unknown (no answer): with replace semantics, so nothing is doubled.
+                    unit.resend |= unit.landed || matches!(why, Redirect::Lost(_));
+                    unit.again = true;
+                    unit.landed = false;
                     unit.ask = None;
                     let mut delay = Duration::ZERO;
                     match why {
@@ -868,6 +868,32 @@ impl<'h> Replay<'h> {
             }
         }
         Ok(())
+    }
+
+    /// Deletes `name` (a staged unit's temporary key, or its incomplete key) once the batch
+    /// is answered: not a key of the source, so not counted.
+    fn clean_up(&mut self, unit: &Unit, name: &[u8]) {
+        let mut body = Vec::new();
+        let _ = Command::new("DEL").arg(name).write_to(&mut body);
+        self.delayed.push((
+            Instant::now(),
+            Unit {
+                seq: u64::MAX,
+                db: unit.db,
+                key: name.to_vec(),
+                slot: unit.slot,
+                body,
+                commands: 1,
+                form: Form::Cleanup,
+                resend: false,
+                again: false,
+                landed: false,
+                ask: None,
+                pinned: None,
+                failing_since: None,
+                alone: false,
+            },
+        ));
     }
 
     fn fail(&mut self, seq: u64, db: u64, key: &[u8], error: &str) {

@@ -91,7 +91,7 @@ fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>
                 continue;
             }
         }
-        let Some((batch, packed)) = flight.pop_front() else {
+        let Some((mut batch, packed)) = flight.pop_front() else {
             continue;
         };
         let got = match conn.as_mut() {
@@ -108,7 +108,7 @@ fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>
                 continue;
             }
         };
-        let (outcomes, replies) = packed.outcomes(&batch, &replies);
+        let (outcomes, replies) = packed.outcomes(&mut batch, &replies);
         if events.send(Event::Done(batch, outcomes, replies)).is_err() {
             return;
         }

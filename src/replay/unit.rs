@@ -1,5 +1,6 @@
 //! A unit of work: everything that writes one key (or one AOF command), sent and acknowledged
-//! as a whole, and sent again as a whole (with replace semantics) when it has to be retried.
+//! as a whole, and sent again as a whole when it has to be retried (with replace semantics
+//! when its key may hold what an earlier attempt wrote).
 
 use std::io::Write;
 use std::time::Instant;
@@ -39,8 +40,15 @@ pub struct Unit {
     pub body: Vec<u8>,
     pub commands: u32,
     pub form: Form,
-    /// Sent before without an answer, or redirected: send with replace semantics.
+    /// Send with replace semantics: the key may hold what an earlier attempt wrote (no answer
+    /// came, or the key was made and the unit must still be sent again), or the replay resumes.
     pub resend: bool,
+    /// Sent before: a staged unit's temporary key may hold part of its value, and is deleted
+    /// first.
+    pub again: bool,
+    /// This attempt made the key under its own name (`RENAMENX`/`RENAME` of a staged unit,
+    /// `SET`, `RESTORE` or `MSETNX` answered with success).
+    pub landed: bool,
     /// `ASK` redirection: the node (index) to send to, each command after `ASKING`.
     pub ask: Option<usize>,
     /// Goes to this node whatever its slot (function libraries go to every master).
@@ -96,6 +104,8 @@ enum Role {
     Body,
     /// RENAMENX of a staged unit: 0 means the key existed.
     RenameNx,
+    /// RENAME of a staged unit sent with replace semantics.
+    Rename,
     /// `MSET`/`MSETNX` of this many string units (listed in `members`); for `MSETNX`, 0
     /// means that some key existed and none was set.
     Group(u32),
@@ -179,6 +189,9 @@ impl Packed {
                     p.body(i, u, ask);
                 }
                 (Form::Staged { tmp }, false) => {
+                    if u.again {
+                        p.push(i, Role::Body, Command::new("DEL").arg(tmp), ask);
+                    }
                     p.body(i, u, ask);
                     p.push(
                         i,
@@ -192,7 +205,7 @@ impl Packed {
                     p.body(i, u, ask);
                     p.push(
                         i,
-                        Role::Body,
+                        Role::Rename,
                         Command::new("RENAME").arg(tmp).arg(&u.key),
                         ask,
                     );
@@ -270,16 +283,23 @@ impl Packed {
     }
 
     /// Reads the replies into one outcome per unit: a redirection anywhere wins (the unit is
-    /// sent again as a whole), then an error, then "existed".
-    pub fn outcomes(&self, units: &[Unit], replies: &[Value]) -> (Vec<Outcome>, Replies) {
+    /// sent again as a whole), then an error, then "existed". Marks the units whose key this
+    /// attempt made ([`Unit::landed`]).
+    pub fn outcomes(&self, units: &mut [Unit], replies: &[Value]) -> (Vec<Outcome>, Replies) {
         let mut out = vec![Outcome::Acked; units.len()];
         let mut counts = Replies {
             replies: replies.len() as u64,
             errors: 0,
         };
         for (&(unit, role), reply) in self.plan.iter().zip(replies) {
-            counts.errors += u64::from(matches!(reply, Value::ServerError(_)));
+            let error = matches!(reply, Value::ServerError(_));
+            counts.errors += u64::from(error);
             if let Role::Group(n) | Role::Deletes(n) = role {
+                if let (Role::Group(_), false, false) = (role, error, reply == &Value::Int(0)) {
+                    for &m in &self.members[unit as usize..(unit + n) as usize] {
+                        units[m as usize].landed = true;
+                    }
+                }
                 let new = match reply {
                     Value::ServerError(e) => {
                         classify(e.code(), e.details().unwrap_or(""), &Form::Direct)
@@ -295,6 +315,18 @@ impl Packed {
                 }
                 continue;
             }
+            let u = &mut units[unit as usize];
+            u.landed |= match role {
+                Role::RenameNx => reply == &Value::Int(1),
+                Role::Rename => !error,
+                Role::Body => {
+                    matches!(u.form, Form::Set | Form::Restore)
+                        && !u.resend
+                        && !error
+                        && reply != &Value::Nil
+                }
+                _ => false,
+            };
             let o = &mut out[unit as usize];
             let new = match reply {
                 Value::ServerError(e) => classify(
@@ -517,6 +549,8 @@ mod tests {
             commands: 2,
             form,
             resend,
+            again: false,
+            landed: false,
             ask: ask.then_some(1),
             pinned: None,
             failing_since: None,
@@ -604,8 +638,12 @@ mod tests {
             Value::Okay,
             redis::parse_redis_value(b"-OOM command not allowed\r\n").unwrap(),
         ];
-        let (out, counts) = p.outcomes(&units, &replies);
+        let (out, counts) = p.outcomes(&mut units, &replies);
         assert_eq!(counts.errors, 1);
+        // Made by this batch: the SET with a TTL, the renamed list and the lone `a` of the
+        // second group.
+        let landed: Vec<bool> = units.iter().map(|u| u.landed).collect();
+        assert_eq!(landed, [false, true, true, false, false, false, true]);
         assert_eq!(out[0], Outcome::Grouped, "a: its group was refused");
         assert_eq!(out[4], Outcome::Grouped);
         assert_eq!(out[6], Outcome::Acked);
@@ -637,7 +675,7 @@ mod tests {
         assert_eq!(p.replies(), 1 + 2 + 2 + 1 + 2 + 2);
         let mut replies = vec![Value::Int(1); p.replies()];
         replies[0] = redis::parse_redis_value(b"-READONLY You can't write\r\n").unwrap();
-        let (out, _) = p.outcomes(&units, &replies);
+        let (out, _) = p.outcomes(&mut units, &replies);
         assert!(
             matches!(out[0], Outcome::Retry(Redirect::Wait(_))),
             "{out:?}"
@@ -648,13 +686,24 @@ mod tests {
 
     #[test]
     fn renamenx_zero_means_the_key_existed() {
-        let units = [unit(Form::Staged { tmp: b"t".to_vec() }, false, false)];
+        let mut units = [unit(Form::Staged { tmp: b"t".to_vec() }, false, false)];
         let p = Packed::new(&units, &mut None);
         let ok = Value::Okay;
         let replies = [Value::Int(1), Value::Int(2), Value::Int(0)];
-        assert_eq!(p.outcomes(&units, &replies).0, [Outcome::Exists]);
+        assert_eq!(p.outcomes(&mut units, &replies).0, [Outcome::Exists]);
+        assert!(!units[0].landed);
         let replies = [Value::Int(1), ok, Value::Int(1)];
-        assert_eq!(p.outcomes(&units, &replies).0, [Outcome::Acked]);
+        assert_eq!(p.outcomes(&mut units, &replies).0, [Outcome::Acked]);
+        assert!(units[0].landed);
+        // Sent again without replace semantics, its value is built afresh and still only
+        // renamed into a free name.
+        units[0].again = true;
+        let cmds: Vec<String> = split_commands(&Packed::new(&units, &mut None).buf)
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).replace("\r\n", " "))
+            .collect();
+        assert_eq!(cmds[0], "*2 $3 DEL $1 t ");
+        assert_eq!(cmds[cmds.len() - 1], "*3 $8 RENAMENX $1 t $1 k ");
         assert_eq!(
             classify("MOVED", "3 127.0.0.1:7001", &Form::Direct),
             Outcome::Retry(Redirect::Moved {
