@@ -75,11 +75,12 @@ impl fmt::Display for Context {
     }
 }
 
-/// Escapes bytes for one terminal line: printable ASCII as is, the rest as `\xNN`.
+/// Escapes bytes for one terminal line, inside double quotes: text as is; `\\` and `"` after a
+/// backslash; control characters and bytes that are not UTF-8 as `\xNN` (or `\n`, `\t`...), so
+/// that different keys never look the same.
 pub fn escape(bytes: &[u8]) -> String {
-    format!("{}", bstr::BStr::new(bytes))
-        .escape_debug()
-        .to_string()
+    use bstr::ByteSlice;
+    bytes.escape_bytes().to_string().replace('"', "\\\"")
 }
 
 /// What went wrong, without where.
@@ -200,3 +201,17 @@ impl fmt::Display for Problem {
 pub struct At(pub usize, pub ErrorKind);
 
 pub type BlobResult<T> = std::result::Result<T, At>;
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escaped_keys_keep_every_byte_apart() {
+        assert_eq!(escape(b"user:1"), "user:1");
+        assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(escape(b"a\xffb\xfe"), r"a\xFFb\xFE");
+        assert_eq!(escape(b"q\"\\\n\t\x00"), r#"q\"\\\n\t\0"#);
+        assert_ne!(escape(b"\xff"), escape(b"\xfe"));
+    }
+}
