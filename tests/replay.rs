@@ -286,6 +286,42 @@ fn keys_sent_again_after_busy_replies_still_overwrite_nothing() {
     }
 }
 
+/// Keys whose TTL has passed by `--now` are not sent; the others all are.
+#[test]
+fn expired_keys_are_not_sent() {
+    let b = build("redis-7.0");
+    let rdb = common::testdata("redis-7.0.rdb");
+    let fixture: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::testdata("redis-7.0.json")).unwrap())
+            .unwrap();
+    let expires = fixture["expires"].as_u64().unwrap();
+    let keys: u64 = fixture["dbsize"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(expires > 0 && expires < keys);
+    let target = Server::start(&b, None);
+    // Year 2500: after every TTL in the fixture.
+    let (code, out, err) = replay(&rdb, &url(&target), &["--now", "16725225600000"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!(", {expires} expired,")), "{out}");
+    let keyspace = target.cli(&["INFO", "keyspace"]);
+    let loaded: u64 = keyspace
+        .lines()
+        .filter_map(|l| {
+            l.split("keys=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(loaded, keys - expires, "{keyspace}");
+}
+
 /// A dump of `n` keys of every type (some with TTLs), saved by a real Redis 7.0.
 fn populated_dump(n: u64) -> (Server, PathBuf) {
     let b = build("redis-7.0");
@@ -783,6 +819,13 @@ fn aof_files_replay_in_order() {
         let (code, out, err) = replay(&aof, &url(&target), &[]);
         assert_eq!(code, 0, "preamble {preamble}: {out}{err}");
         assert_eq!(target.digest(), want, "preamble {preamble}: {out}");
+        // Options that select or change keys do not reach the commands: said, not ignored.
+        let target = Server::start(&b, None);
+        let (_, _, err) = replay(&aof, &url(&target), &["--type", "string", "--no-ttl"]);
+        assert!(
+            err.contains("replayed as they are: --type, --no-ttl not applied"),
+            "preamble {preamble}: {err}"
+        );
     }
 }
 
