@@ -97,3 +97,36 @@ fn several_files_worst_status_wins_and_order_is_kept() {
     assert!(lines[2].starts_with("FAIL "), "{text}");
     assert_eq!(run(&[&good, &bad, &missing]).status.code(), Some(2));
 }
+
+/// A problem's line says where (file, offset in decimal and hex), what was being read, and
+/// which db, key and type; `--format json` gives the same facts.
+#[test]
+fn a_problem_line_and_its_json_name_the_same_place() {
+    let mut data = std::fs::read(common::testdata("redis-7.0.rdb")).unwrap();
+    let key = b"hash:small";
+    let at = data.windows(key.len()).position(|w| w == key).unwrap();
+    // Inside the value's listpack header, just after the key.
+    data[at + key.len() + 3] ^= 0xff;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.rdb");
+    std::fs::write(&path, &data).unwrap();
+    let file = path.to_str().unwrap();
+    let text = common::rdbtool(&["verify", file]);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8(text.stdout).unwrap();
+    let (code, report) = common::verify_json(&[file]);
+    assert_eq!(code, 1);
+    let p = &report["problems"][0];
+    let offset = p["offset"].as_u64().unwrap();
+    assert!(offset > at as u64, "{p}");
+    assert_eq!(p["key"], "hash:small", "{p}");
+    assert_eq!(p["db"], 0, "{p}");
+    let line = format!(
+        "{} {file}: offset {offset} ({offset:#x}): {} (while {}, db 0, key \"hash:small\", type {})",
+        p["severity"].as_str().unwrap(),
+        p["message"].as_str().unwrap(),
+        p["phase"].as_str().unwrap(),
+        p["type"].as_str().unwrap(),
+    );
+    assert_eq!(text.lines().next(), Some(line.as_str()), "{text}\n{p}");
+}
