@@ -392,6 +392,11 @@ fn a_killed_target_resumes_from_the_checkpoint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--resume"), "{err}");
+    // The keys in flight were to go again with replace semantics: said, as it could overwrite.
+    assert!(
+        err.contains("were in flight when a connection was lost"),
+        "{err}"
+    );
     let checkpoint: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
     let done = checkpoint["done"].as_u64().unwrap();

@@ -93,6 +93,10 @@ pub struct Summary {
     pub replies: u64,
     pub error_replies: u64,
     pub retries: u64,
+    /// Keys sent again with replace semantics after their connection was lost (`--on-exists`
+    /// fail or skip): an earlier attempt may have made them, so whether they existed before
+    /// is not known.
+    pub replaced_after_loss: u64,
     pub topology_refreshes: u64,
     pub notices: Vec<String>,
 }
@@ -271,6 +275,13 @@ impl<'h> Replay<'h> {
         });
         let drained = self.finish();
         let result = result.and(drained);
+        if self.summary.replaced_after_loss > 0 {
+            let n = self.summary.replaced_after_loss;
+            self.notice(format!(
+                "{n} keys were in flight when a connection was lost and were sent again with \
+                 replace semantics: any of them that existed on the target before was overwritten"
+            ));
+        }
         let complete = result.is_ok();
         let end = self.source_pos;
         self.hooks.checkpoint(
@@ -863,7 +874,10 @@ impl<'h> Replay<'h> {
                     // the redirection shows the key was not made: a staged unit's value is
                     // built afresh (its temporary key deleted first). Made by this attempt, or
                     // unknown (no answer): with replace semantics, so nothing is doubled.
-                    unit.resend |= unit.landed || matches!(why, Redirect::Lost(_));
+                    let lost = matches!(why, Redirect::Lost(_));
+                    self.summary.replaced_after_loss +=
+                        u64::from(lost && !unit.resend && self.opts.on_exists != OnExists::Replace);
+                    unit.resend |= unit.landed || lost;
                     unit.again = true;
                     unit.landed = false;
                     unit.ask = None;
