@@ -22,6 +22,19 @@ fn url(s: &Server) -> String {
     format!("redis://127.0.0.1:{}", s.port)
 }
 
+/// `n` bytes that LZF cannot compress (xorshift from `seed`).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Runs replay; returns exit code, stdout and stderr.
 fn replay(file: &Path, to: &str, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec!["replay", file.to_str().unwrap(), "--to", to];
@@ -134,15 +147,7 @@ fn a_key_over_proto_max_bulk_len_arrives_intact() {
     let source = Server::start(&b, None);
     // Incompressible, so what RESTORE would carry is as large as the data: 4.5 MB of list
     // and of hash, against a target that takes at most 1 MB in one bulk string.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..4_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = noise(4_500_000, 0x9e37_79b9_7f4a_7c15);
     let mut cmds = Vec::new();
     let mut list = resp::Command::new("RPUSH");
     let mut hash = resp::Command::new("HSET");
@@ -186,15 +191,7 @@ fn a_string_over_the_targets_limit_fails_and_leaves_nothing() {
     let source = Server::start(&b, None);
     let mut cmds = Vec::new();
     // Incompressible, so that its RESTORE payload is over the limit too.
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let big: Vec<u8> = (0..2 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = noise(2 << 20, 0x2545_f491_4f6c_dd1d);
     resp::Command::new("SET")
         .arg(b"big:string")
         .arg(&big)

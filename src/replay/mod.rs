@@ -395,20 +395,9 @@ impl<'h> Replay<'h> {
                         _ => self.summary.native += 1,
                     }
                     self.dispatch(Unit {
-                        seq,
-                        db: target_db,
-                        key: key.into_owned(),
-                        slot,
-                        body,
                         commands: commands as u32,
-                        form,
                         resend,
-                        again: false,
-                        landed: false,
-                        ask: None,
-                        pinned: None,
-                        failing_since: None,
-                        alone: false,
+                        ..Unit::new(seq, target_db, key.into_owned(), slot, form, body)
                     })?;
                 }
                 Record::Eof { .. } => {
@@ -590,20 +579,8 @@ impl<'h> Replay<'h> {
             let seq = self.watermark.open(self.source_pos);
             self.summary.keys += 1;
             self.dispatch(Unit {
-                seq,
-                db: 0,
-                key: name.clone(),
-                slot: 0,
-                body: body.clone(),
-                commands: 1,
-                form: Form::Function,
-                resend: false,
-                again: false,
-                landed: false,
-                ask: None,
                 pinned: Some(node),
-                failing_since: None,
-                alone: false,
+                ..Unit::new(seq, 0, name.clone(), 0, Form::Function, body.clone())
             })?;
         }
         Ok(())
@@ -669,26 +646,18 @@ impl<'h> Replay<'h> {
                 continue;
             }
             let key = cmd.args.get(1).copied().unwrap_or_default();
-            let unit = Unit {
-                seq: 0,
-                db: self.target_db(db),
-                key: if name == b"MULTI" {
+            let unit = Unit::new(
+                0,
+                self.target_db(db),
+                if name == b"MULTI" {
                     Vec::new()
                 } else {
                     key.to_vec()
                 },
-                slot: slots::key_slot(key),
-                body: cmd.raw.to_vec(),
-                commands: 1,
-                form: Form::Raw,
-                resend: false,
-                again: false,
-                landed: false,
-                ask: None,
-                pinned: None,
-                failing_since: None,
-                alone: false,
-            };
+                slots::key_slot(key),
+                Form::Raw,
+                cmd.raw.to_vec(),
+            );
             if name == b"MULTI" {
                 multi = Some((unit, cmd.offset));
             } else {
@@ -907,25 +876,15 @@ impl<'h> Replay<'h> {
     fn clean_up(&mut self, unit: &Unit, name: &[u8]) {
         let mut body = Vec::new();
         let _ = Command::new("DEL").arg(name).write_to(&mut body);
-        self.delayed.push((
-            Instant::now(),
-            Unit {
-                seq: u64::MAX,
-                db: unit.db,
-                key: name.to_vec(),
-                slot: unit.slot,
-                body,
-                commands: 1,
-                form: Form::Cleanup,
-                resend: false,
-                again: false,
-                landed: false,
-                ask: None,
-                pinned: None,
-                failing_since: None,
-                alone: false,
-            },
-        ));
+        let cleanup = Unit::new(
+            u64::MAX,
+            unit.db,
+            name.to_vec(),
+            unit.slot,
+            Form::Cleanup,
+            body,
+        );
+        self.delayed.push((Instant::now(), cleanup));
     }
 
     fn fail(&mut self, seq: u64, db: u64, key: &[u8], error: &str) {

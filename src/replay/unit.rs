@@ -59,6 +59,28 @@ pub struct Unit {
     pub alone: bool,
 }
 
+impl Unit {
+    /// A unit sent for the first time, to wherever its slot is served.
+    pub fn new(seq: u64, db: u64, key: Vec<u8>, slot: u16, form: Form, body: Vec<u8>) -> Unit {
+        Unit {
+            seq,
+            db,
+            key,
+            slot,
+            body,
+            commands: 1,
+            form,
+            resend: false,
+            again: false,
+            landed: false,
+            ask: None,
+            pinned: None,
+            failing_since: None,
+            alone: false,
+        }
+    }
+}
+
 /// What became of a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -541,20 +563,10 @@ mod tests {
         c.write_to(&mut body).unwrap();
         c.write_to(&mut body).unwrap();
         Unit {
-            seq: 0,
-            db: 0,
-            key: b"k".to_vec(),
-            slot: 0,
-            body,
             commands: 2,
-            form,
             resend,
-            again: false,
-            landed: false,
             ask: ask.then_some(1),
-            pinned: None,
-            failing_since: None,
-            alone: false,
+            ..Unit::new(0, 0, b"k".to_vec(), 0, form, body)
         }
     }
 
