@@ -844,8 +844,10 @@ impl<'h> Replay<'h> {
                     // built afresh (its temporary key deleted first). Made by this attempt, or
                     // unknown (no answer): with replace semantics, so nothing is doubled.
                     let lost = matches!(why, Redirect::Lost(_));
-                    self.summary.replaced_after_loss +=
-                        u64::from(lost && !unit.resend && self.opts.on_exists != OnExists::Replace);
+                    // Only keys that were to be refused if they existed (`--on-exists`).
+                    let guarded = self.opts.on_exists != OnExists::Replace
+                        && matches!(unit.form, Form::Staged { .. } | Form::Set | Form::Restore);
+                    self.summary.replaced_after_loss += u64::from(lost && guarded && !unit.resend);
                     unit.resend |= unit.landed || lost;
                     unit.again = true;
                     unit.landed = false;
