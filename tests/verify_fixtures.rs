@@ -130,3 +130,79 @@ fn a_problem_line_and_its_json_name_the_same_place() {
     );
     assert_eq!(text.lines().next(), Some(line.as_str()), "{text}\n{p}");
 }
+
+/// What Redis loads without a word but a careful operator wants to know (rdb-format.md §6.2):
+/// an empty key and a zset out of order are warnings, errors with `--strict`. The files are
+/// made here byte by byte (RDB 9, checksum disabled), with a sorted zset as the control.
+#[test]
+fn warnings_fail_only_with_strict() {
+    fn rdb(ty: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut f = b"REDIS0009\xfe\x00".to_vec();
+        f.push(ty);
+        f.push(key.len() as u8);
+        f.extend_from_slice(key);
+        f.extend_from_slice(value);
+        f.push(0xff);
+        f.extend_from_slice(&[0; 8]);
+        f
+    }
+    /// A zset ziplist of (member, score) pairs, every entry a short string.
+    fn zset_ziplist(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let (mut entries, mut prev, mut last) = (Vec::new(), 0u8, 0);
+        for s in pairs.iter().flat_map(|&(m, s)| [m, s]) {
+            last = entries.len();
+            entries.extend_from_slice(&[prev, s.len() as u8]);
+            entries.extend_from_slice(s);
+            prev = 2 + s.len() as u8;
+        }
+        let mut zl = ((10 + entries.len() + 1) as u32).to_le_bytes().to_vec();
+        zl.extend_from_slice(&((10 + last) as u32).to_le_bytes());
+        zl.extend_from_slice(&((2 * pairs.len()) as u16).to_le_bytes());
+        zl.extend_from_slice(&entries);
+        zl.push(0xff);
+        let mut value = vec![zl.len() as u8];
+        value.extend_from_slice(&zl);
+        value
+    }
+    let cases: [(&str, Vec<u8>, Option<&str>); 3] = [
+        ("empty", rdb(2, b"e", &[0]), Some("empty key")),
+        (
+            "unsorted",
+            rdb(12, b"z", &zset_ziplist(&[(b"a", b"2"), (b"b", b"1")])),
+            Some("zset not sorted"),
+        ),
+        (
+            "sorted",
+            rdb(12, b"z", &zset_ziplist(&[(b"b", b"1"), (b"a", b"2")])),
+            None,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, problem) in cases {
+        let path = dir.path().join(format!("{name}.rdb"));
+        std::fs::write(&path, bytes).unwrap();
+        let file = path.to_str().unwrap();
+        let plain = common::rdbtool(&["verify", file]);
+        let text = String::from_utf8_lossy(&plain.stdout);
+        assert_eq!(plain.status.code(), Some(0), "{name}: {text}");
+        let strict = common::rdbtool(&["verify", "--strict", file]);
+        let strict_text = String::from_utf8_lossy(&strict.stdout);
+        match problem {
+            Some(p) => {
+                assert!(
+                    text.contains(&format!("warning {file}")) && text.contains(p),
+                    "{text}"
+                );
+                assert_eq!(strict.status.code(), Some(1), "{name}: {strict_text}");
+                assert!(
+                    strict_text.contains(&format!("error {file}")),
+                    "{strict_text}"
+                );
+            }
+            None => {
+                assert!(!text.contains("warning"), "{name}: {text}");
+                assert_eq!(strict.status.code(), Some(0), "{name}: {strict_text}");
+            }
+        }
+    }
+}
