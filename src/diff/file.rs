@@ -278,8 +278,7 @@ fn walk<'a>(
     ordered::run(&work, &mut consume, |jobs| {
         let mut ticker = Ticker::default();
         loop {
-            // Checked before the next record, whose reading may sum the checksum up to the end
-            // of the file: the pages of the values passed are released first.
+            // Before the next record is read (see `Ticker`).
             if ticker.due(reader.pos()) {
                 progress(reader.pos());
             }

@@ -154,8 +154,7 @@ pub fn export(
         let mut counts = Summary::default();
         let result = (|| -> Result<(), Error> {
             loop {
-                // Checked before the next record, whose reading may sum the checksum up to the end
-                // of the file: the pages of the values passed are released first.
+                // Before the next record is read (see `Ticker`).
                 if ticker.due(reader.pos()) {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return Ok(());

@@ -402,8 +402,7 @@ pub fn inspect(
         let mut db = 0;
         let mut ticker = Ticker::default();
         loop {
-            // Checked before the next record, whose reading may sum the checksum up to the end
-            // of the file: the pages of the values passed are released first.
+            // Before the next record is read (see `Ticker`).
             if ticker.due(reader.pos()) {
                 // Values behind this point may still be read by a worker.
                 progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));

@@ -84,6 +84,8 @@ impl MappedFile {
 /// When a walk over a file reports its position (so that pages behind it are summed and
 /// released, and a progress bar moves): every [`Ticker::RECORDS`] records, or sooner once it has
 /// gone [`Ticker::BYTES`] further, so that a file of a few huge values is released as it goes.
+/// Ask before reading the next record, not after: reading the last one sums the checksum to the
+/// end of the file, which should find the pages of the values passed already released.
 #[derive(Default)]
 pub struct Ticker {
     records: u32,
