@@ -17,9 +17,14 @@ fn read_all(data: &[u8]) -> Result<u64, rdb::Error> {
     Ok(items)
 }
 
-/// Real files of several versions and encodings: our fixtures and some of the corpus.
+/// Real files of several versions and encodings: our fixtures, and some of the corpus when it
+/// is there.
 fn samples() -> Vec<Vec<u8>> {
     let corpus = common::corpus();
+    let corpus_files: &[&str] = match common::have_corpus() {
+        true => &CORPUS_SAMPLES,
+        false => &[],
+    };
     let fixtures = [
         "redis-3.0.rdb",
         "redis-6.2.rdb",
@@ -33,21 +38,23 @@ fn samples() -> Vec<Vec<u8>> {
         .map(|f| std::fs::read(common::testdata(f)).expect(f));
     fixtures
         .chain(
-            [
-                "redis-rdb-tools/tests/dumps/redis_50_with_streams.rdb",
-                "redis-replicator/src/test/resources/dumpV11.rdb",
-                "librdb/test/dumps/function2.rdb",
-                "librdb/test/dumps/module_aux_v12.rdb",
-                "redis-replicator/src/test/resources/dump-ttlhash.rdb",
-                "hdt3213-rdb/cases/valkey_hash2_with_hfe.rdb",
-                "redis-rdb-tools/tests/dumps/zipmap_that_doesnt_compress.rdb",
-                "redis-replicator/src/test/resources/dumpV7.rdb",
-            ]
-            .iter()
-            .map(|p| std::fs::read(corpus.join(p)).expect(p)),
+            corpus_files
+                .iter()
+                .map(|p| std::fs::read(corpus.join(p)).expect(p)),
         )
         .collect()
 }
+
+const CORPUS_SAMPLES: [&str; 8] = [
+    "redis-rdb-tools/tests/dumps/redis_50_with_streams.rdb",
+    "redis-replicator/src/test/resources/dumpV11.rdb",
+    "librdb/test/dumps/function2.rdb",
+    "librdb/test/dumps/module_aux_v12.rdb",
+    "redis-replicator/src/test/resources/dump-ttlhash.rdb",
+    "hdt3213-rdb/cases/valkey_hash2_with_hfe.rdb",
+    "redis-rdb-tools/tests/dumps/zipmap_that_doesnt_compress.rdb",
+    "redis-replicator/src/test/resources/dumpV7.rdb",
+];
 
 /// Cut points: every byte of small files; of large ones (the test is quadratic) every byte of
 /// the first and last 4 KiB and every 7th byte between.
@@ -97,6 +104,44 @@ fn single_byte_corruptions_never_panic() {
                 bad[pos] ^= flip;
                 let _ = read_all(&bad);
             }
+        }
+    }
+}
+
+/// With the checksum on, damage anywhere after the signature is found: by a check of what was
+/// read, or else by the CRC-64. `verify` is given the flipped copies many at a time.
+#[test]
+fn every_byte_flip_is_detected_when_the_checksum_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (n, data) in samples().iter().enumerate() {
+        // Every Valkey format and Redis's from RDB 5 end with a CRC-64 (all zero: not computed).
+        let redis_version = std::str::from_utf8(&data[5..9]).map_or(0, |v| v.parse().unwrap_or(0));
+        let checksum_on =
+            (data.starts_with(b"VALKEY") || redis_version >= 5) && data[data.len() - 8..] != [0; 8];
+        if !checksum_on {
+            continue;
+        }
+        let step = (data.len() / 150).max(1);
+        for pos in (9..data.len()).step_by(step) {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = data.clone();
+                bad[pos] ^= flip;
+                let path = dir.path().join(format!("{n}-{pos}-{flip}.rdb"));
+                std::fs::write(&path, bad).unwrap();
+                files.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert!(files.len() > 2000, "{} flipped files", files.len());
+    for chunk in files.chunks(500) {
+        let mut args = vec!["verify", "--format", "json"];
+        args.extend(chunk.iter().map(String::as_str));
+        let out = common::rdbtool(&args);
+        assert_eq!(out.status.code(), Some(1));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for file in doc["files"].as_array().unwrap() {
+            assert_eq!(file["status"], "problems", "{file}");
         }
     }
 }
