@@ -14,7 +14,8 @@ use crate::cmd::{self, Exit};
     version,
     about,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = RDBTOOL_MORE
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -23,22 +24,136 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(
+        override_usage = "rdbtool verify [OPTIONS] FILE...",
+        after_long_help = VERIFY_MORE
+    )]
     Verify(cmd::verify::Args),
+    #[command(after_long_help = INSPECT_MORE)]
     Inspect(cmd::inspect::Args),
+    #[command(after_long_help = EXPORT_MORE)]
     Export(cmd::export::Args),
+    #[command(after_long_help = REPLAY_MORE)]
     Replay(cmd::replay::Args),
+    #[command(after_long_help = DIFF_MORE)]
     Diff(cmd::diff::Args),
     /// Print shell completions.
+    #[command(after_long_help = COMPLETIONS_MORE)]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Write one man page per subcommand into DIR (how man/ is made).
     #[command(hide = true)]
-    Man {
-        dir: PathBuf,
-    },
+    Man { dir: PathBuf },
 }
+
+// What `--help` shows after the options, and the man pages' EXIT STATUS and EXAMPLES sections
+// (see `man_sections`): a heading ends with a colon; under it, "  N  text" is an exit status,
+// "  text:" introduces an example and "    command" is one.
+
+const RDBTOOL_MORE: &str = "\
+Exit status:
+  0  done, and nothing wrong found
+  1  a problem was found: a damaged file, differences, keys the target refused
+  2  could not finish: unreadable input, unreachable server, interrupted, or bad usage
+
+Examples:
+  Check a backup, then see what it holds:
+    rdbtool verify dump.rdb && rdbtool inspect dump.rdb
+  Copy one server's snapshot into another:
+    redis-cli -h old --rdb dump.rdb && rdbtool replay dump.rdb --to redis://new:6379
+";
+
+const VERIFY_MORE: &str = "\
+Exit status:
+  0  every file is good (warnings allowed, unless --strict)
+  1  a problem was found in some file
+  2  a file could not be read, or bad usage
+
+Examples:
+  Gate last night's backups in CI:
+    rdbtool verify --quiet /backups/*.rdb
+  Check a snapshot as it is taken from a server:
+    redis-cli --rdb - | rdbtool verify -
+  A machine-readable report, with warnings counted as errors:
+    rdbtool verify --strict --format json dump.rdb
+  Check a DUMP payload (the bytes a DUMP command returned):
+    rdbtool verify --dump-payload payload.bin
+";
+
+const INSPECT_MORE: &str = "\
+Exit status:
+  0  the report was written
+  1  the file is damaged (the report covers what came before the damage)
+  2  the file could not be read, or bad usage
+
+Examples:
+  What a dump holds and where the memory goes:
+    rdbtool inspect dump.rdb
+  The 20 biggest keys under user: in db 0, as JSON:
+    rdbtool inspect dump.rdb --db 0 --key 'user:*' --top 20 --format json
+  One CSV row per key, memory costed as in Valkey 9.1:
+    rdbtool inspect dump.rdb --keys csv --memory-model valkey-9.1 > keys.csv
+";
+
+const EXPORT_MORE: &str = "\
+Exit status:
+  0  every selected key was written
+  1  the file is damaged (the output ends with the last whole key before the damage)
+  2  the file could not be read, the output could not be written, or bad usage
+
+Examples:
+  Every key as one JSON document per line:
+    rdbtool export dump.rdb > keys.jsonl
+  Rebuild the sessions of db 2 on another server:
+    rdbtool export dump.rdb --db 2 --key 'session:*' --format resp | redis-cli --pipe
+  Commands a Redis 6.2 accepts, into a file:
+    rdbtool export dump.rdb --format resp --target-version 6.2 -o dump.resp
+";
+
+const REPLAY_MORE: &str = "\
+Exit status:
+  0  every key arrived
+  1  the target refused some key (see --errors-to)
+  2  could not finish: target unreachable, interrupted, or bad usage
+
+Examples:
+  Load a dump into a server, overwriting nothing:
+    rdbtool replay dump.rdb --to redis://127.0.0.1:6379
+  Into a cluster over TLS, replacing existing keys, resumable after a crash:
+    rdbtool replay dump.rdb --to rediss://node1:6380 --on-exists replace --checkpoint cp.json
+    rdbtool replay dump.rdb --to rediss://node1:6380 --on-exists replace --checkpoint cp.json --resume
+  Source database 0 into database 3, gently:
+    rdbtool replay dump.rdb --to redis://host:6379 --db-map 0=3 --max-ops-per-sec 5000
+";
+
+const DIFF_MORE: &str = "\
+Exit status:
+  0  identical
+  1  differences found
+  2  could not compare
+
+Examples:
+  What changed between two snapshots:
+    rdbtool diff monday.rdb tuesday.rdb
+  The differing keys of a snapshot and a live server, with their elements:
+    rdbtool diff dump.rdb redis://127.0.0.1:6379 --format jsonl --detail
+  Patch a server holding A until it holds B:
+    rdbtool diff a.rdb b.rdb --format resp | redis-cli --pipe
+";
+
+const COMPLETIONS_MORE: &str = "\
+Exit status:
+  0  the completions were written
+  2  bad usage
+
+Examples:
+  Completions for bash, for the current user:
+    rdbtool completions bash > ~/.local/share/bash-completion/completions/rdbtool
+  For zsh:
+    rdbtool completions zsh > \"${fpath[1]}/_rdbtool\"
+";
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
     match cli.command {
@@ -63,12 +178,73 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
         let name = format!("rdbtool-{}", sub.get_name());
         pages.push((name.clone(), sub.clone().name(name)));
     }
-    for (name, command) in pages {
+    for (name, mut command) in pages {
+        command.build();
+        // The sections `Man::render` writes, with ours in place of its "EXTRA" section.
+        let extra = command
+            .get_after_long_help()
+            .map(|help| man_sections(&help.to_string()))
+            .unwrap_or_default();
+        let options = command.get_arguments().any(|a| !a.is_hide_set());
+        let (subcommands, version) = (command.has_subcommands(), command.get_version().is_some());
+        let man = clap_mangen::Man::new(command);
         let mut page = Vec::new();
-        clap_mangen::Man::new(command).render(&mut page)?;
-        std::fs::write(dir.join(format!("{name}.1")), page)?;
+        man.render_title(&mut page)?;
+        man.render_name_section(&mut page)?;
+        man.render_synopsis_section(&mut page)?;
+        man.render_description_section(&mut page)?;
+        if options {
+            man.render_options_section(&mut page)?;
+        }
+        if subcommands {
+            man.render_subcommands_section(&mut page)?;
+        }
+        page.extend_from_slice(extra.as_bytes());
+        if version {
+            man.render_version_section(&mut page)?;
+        }
+        // Each part starts with the same two-line preamble: keep the first.
+        let page = String::from_utf8_lossy(&page);
+        let mut lines: Vec<&str> = page.lines().collect();
+        let preamble = [lines[0], lines[1]];
+        let mut at = 2;
+        while at + 1 < lines.len() {
+            match [lines[at], lines[at + 1]] == preamble {
+                true => drop(lines.drain(at..at + 2)),
+                false => at += 1,
+            }
+        }
+        std::fs::write(dir.join(format!("{name}.1")), lines.join("\n") + "\n")?;
     }
     Ok(())
+}
+
+/// A subcommand's after-help text as man sections (roff): headings, exit statuses, examples.
+fn man_sections(help: &str) -> String {
+    let escape = |text: &str| {
+        let text = text.replace('\\', "\\e").replace('-', "\\-");
+        match text.starts_with(['.', '\'']) {
+            true => format!("\\&{text}"),
+            false => text,
+        }
+    };
+    let mut roff = String::new();
+    for line in help.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(command) = line.strip_prefix("    ") {
+            roff += &format!(".RS 4\n.nf\n\\fB{}\\fR\n.fi\n.RE\n", escape(command));
+        } else if let Some(item) = line.strip_prefix("  ") {
+            match item.split_once("  ") {
+                Some((status, text)) if status.bytes().all(|b| b.is_ascii_digit()) => {
+                    roff += &format!(".TP\n\\fB{status}\\fR\n{}\n", escape(text));
+                }
+                _ => roff += &format!(".PP\n{}\n", escape(item)),
+            }
+        } else {
+            let heading = line.trim_end_matches(':').to_uppercase();
+            roff += &format!(".SH \"{heading}\"\n");
+        }
+    }
+    roff
 }
 
 #[cfg(test)]

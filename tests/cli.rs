@@ -40,12 +40,21 @@ fn man_pages_match_the_command_definitions() {
             "man/{} is stale: run `cargo run -- man man`",
             name.to_string_lossy()
         );
+        let page = String::from_utf8(fresh).unwrap();
+        for section in [
+            ".SH \"EXIT STATUS\"\n.TP\n\\fB0\\fR",
+            ".SH \"EXAMPLES\"\n.PP",
+        ] {
+            assert!(page.contains(section), "{name:?} lacks {section}");
+        }
     }
+    let verify = std::fs::read_to_string(committed.join("rdbtool-verify.1")).unwrap();
+    assert!(verify.contains("rdbtool verify [OPTIONS] FILE..."));
 }
 
 #[test]
 fn completions_for_each_shell_name_the_subcommands() {
-    for shell in ["bash", "zsh", "fish"] {
+    for shell in ["bash", "elvish", "fish", "powershell", "zsh"] {
         let out = common::rdbtool(&["completions", shell]);
         assert!(out.status.success(), "{shell}");
         let text = String::from_utf8(out.stdout).unwrap();
