@@ -25,10 +25,10 @@ use super::{Exit, PROGRESS_MIN, iec, thousands};
 /// Exit status: 0 identical, 1 differences found, 2 could not compare.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The first side: an RDB file or a server URL.
+    /// The first side: an RDB file (`-`: standard input) or a server URL.
     #[arg(value_name = "A")]
     a: String,
-    /// The second side: an RDB file or a server URL.
+    /// The second side: an RDB file (`-`: standard input) or a server URL.
     #[arg(value_name = "B")]
     b: String,
     /// Output: a summary table, one JSON record per differing key, or the RESP patch A → B.
@@ -103,7 +103,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         by_meaning: args.by_meaning,
         now_ms: args.expiry.now_ms(),
     };
+    if args.a == "-" && args.b == "-" {
+        bail!("standard input (-) can be read only once");
+    }
     let maps = [map(&args.a)?, map(&args.b)?];
+    let files = [&args.a, &args.b].map(|arg| std::path::Path::new(arg.as_str()));
+    if let Some(path) = &args.output {
+        // Now, not after a long comparison.
+        super::files::refuse_input_as_output(path, files)?;
+    }
     let mut sides = Vec::new();
     for (arg, m) in [&args.a, &args.b].into_iter().zip(&maps) {
         sides.push(match m {
@@ -124,6 +132,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         bar.finish_and_clear();
     }
     let outcome = outcome?;
+    for (m, path) in maps.iter().zip(files) {
+        if let Some(m) = m {
+            m.check_size().with_context(|| path.display().to_string())?;
+        }
+    }
     if outcome.vanished > 0 {
         eprintln!(
             "rdbtool: notice: {} keys of {} were gone when their names were asked for",
@@ -135,8 +148,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     let mut file_out;
     let out: &mut dyn Write = match &args.output {
         Some(path) => {
-            let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
-            file_out = std::io::BufWriter::new(f);
+            file_out = super::files::create_output(path, files)?;
             &mut file_out
         }
         None => out,
@@ -193,12 +205,7 @@ fn map(arg: &str) -> Result<Option<MappedFile>> {
     if is_url(arg) {
         return Ok(None);
     }
-    if arg == "-" {
-        bail!("diff reads files by offset: standard input (-) is not supported");
-    }
-    MappedFile::open(std::path::Path::new(arg))
-        .with_context(|| arg.to_string())
-        .map(Some)
+    super::files::open_mapped(std::path::Path::new(arg)).map(Some)
 }
 
 /// The values of a differing key on both sides, as far as wanted and present.

@@ -3,10 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use rdbtool::export::{self, Format, Options};
-use rdbtool::rdb::mapped::MappedFile;
 
 use super::Exit;
 use super::args::{ExpiryArgs, FilterArgs, RespArgs};
@@ -15,7 +14,7 @@ use super::args::{ExpiryArgs, FilterArgs, RespArgs};
 /// (`| redis-cli --pipe`).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file.
+    /// The RDB file; `-` reads standard input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Output format.
@@ -46,7 +45,12 @@ enum FormatArg {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
-    let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
+    let file = super::files::open_mapped(&args.file)?;
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| super::files::create_output(path, [args.file.as_path()]))
+        .transpose()?;
     let opts = Options {
         format: match args.format {
             FormatArg::Json => Format::Json,
@@ -63,19 +67,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         no_ttl: args.no_ttl,
         restore_replace: false,
     };
-    let summary = match &args.output {
-        Some(path) => {
-            let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
-            let mut w = std::io::BufWriter::new(f);
+    let summary = match output {
+        Some(mut w) => {
             let s = super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
                 export::export(inp, &opts, &mut w, progress)
-            });
+            })?;
             w.flush()?;
             s
         }
         None => super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
             export::export(inp, &opts, out, progress)
-        }),
+        })?,
     };
     let summary = match summary {
         Ok(s) => s,

@@ -10,7 +10,6 @@ use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use rdbtool::export::json::write_bytes;
 use rdbtool::inspect::memory::{Allocator, Server};
 use rdbtool::inspect::{self, KeyRow, Options, Report};
-use rdbtool::rdb::mapped::MappedFile;
 
 use super::args::FilterArgs;
 use super::{Exit, iec, thousands};
@@ -20,7 +19,7 @@ use super::{Exit, iec, thousands};
 /// wrote the file (or the one `--memory-model` names).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file.
+    /// The RDB file; `-` reads standard input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Output format of the report.
@@ -90,7 +89,7 @@ enum KeysFormat {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
-    let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
+    let file = super::files::open_mapped(&args.file)?;
     let delimiter = u8::try_from(args.delimiter).context("--delimiter must be one byte")?;
     let opts = Options {
         filter: args.filter.filter()?,
@@ -124,7 +123,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             },
             progress,
         )
-    });
+    })?;
     if let Some(e) = io_error {
         return Err(e.into());
     }

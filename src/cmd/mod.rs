@@ -3,11 +3,14 @@
 pub mod args;
 pub mod diff;
 pub mod export;
+pub mod files;
 pub mod inspect;
 pub mod replay;
 pub mod verify;
 
 use std::process::ExitCode;
+
+use anyhow::Context;
 
 use rdbtool::rdb::SliceInput;
 use rdbtool::rdb::mapped::MappedFile;
@@ -41,13 +44,14 @@ pub fn bar(len: u64, path: &std::path::Path) -> indicatif::ProgressBar {
 }
 
 /// Runs `f` over a mapped file (see [`MappedFile::scan`]) with a progress bar on stderr when
-/// it is a terminal and the file is big enough to wait for, unless `quiet`.
+/// it is a terminal and the file is big enough to wait for, unless `quiet`. An error if the
+/// file changed size meanwhile, whatever `f` made of it.
 pub fn scan_file<R>(
     file: &MappedFile,
     path: &std::path::Path,
     quiet: bool,
     f: impl FnOnce(SliceInput<'_>, &mut dyn FnMut(u64)) -> R,
-) -> R {
+) -> anyhow::Result<R> {
     use std::io::IsTerminal;
     let len = file.data().len() as u64;
     let bar =
@@ -63,7 +67,9 @@ pub fn scan_file<R>(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    result
+    file.check_size()
+        .with_context(|| path.display().to_string())?;
+    Ok(result)
 }
 
 /// Unix time in milliseconds.

@@ -127,6 +127,9 @@ fn parse_db_map(s: &str) -> Result<DbMap, String> {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
+        super::files::refuse_input_as_output(path, [args.file.as_path()])?;
+    }
     let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
     let data = file.data();
     let tls = Tls {

@@ -12,11 +12,12 @@ use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
 use rdbtool::rdb::keys::KeyIndex;
-use rdbtool::rdb::mapped::{MappedFile, Ticker};
+use rdbtool::rdb::mapped::Ticker;
 use rdbtool::rdb::ordered::{self, Ordered};
 use rdbtool::rdb::value::{Checks, ValueReader};
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
+use super::files::Source;
 use super::{Exit, PROGRESS_MIN, iec, thousands};
 
 /// Check RDB files as deeply as the server does: magic, version, every opcode, length and
@@ -27,6 +28,7 @@ use super::{Exit, PROGRESS_MIN, iec, thousands};
 #[derive(clap::Args)]
 pub struct Args {
     /// Files to check; `-` reads standard input (e.g. `redis-cli --rdb - | rdbtool verify -`).
+    /// Pipes and devices are read as streams.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format.
@@ -202,25 +204,12 @@ fn check_file(
     progress: Option<&MultiProgress>,
 ) -> Report {
     let mut report = Report::new(path);
-    if path.as_os_str() == "-" {
-        let stdin = std::io::stdin();
-        let mut inp = StreamInput::new(stdin.lock());
-        if dump_payload {
-            let mut data = Vec::new();
-            match std::io::Read::read_to_end(&mut std::io::stdin(), &mut data) {
-                Ok(_) => check_payload(&data, &mut report),
-                Err(e) => report.io_error = Some(e.to_string()),
-            }
-        } else {
-            report.bytes = scan(&mut inp, None, &mut report, None, |_| {});
-            if let Some(e) = inp.io_error() {
-                report.io_error = Some(e.to_string());
-            }
+    let file = match super::files::open(path) {
+        Ok(Source::Mapped(f)) => f,
+        Ok(Source::Stream(stream)) => {
+            check_stream(stream, dump_payload, &mut report);
+            return finish(report);
         }
-        return finish(report);
-    }
-    let file = match MappedFile::open(path) {
-        Ok(f) => f,
         Err(e) => {
             report.io_error = Some(e.to_string());
             return finish(report);
@@ -260,7 +249,27 @@ fn check_file(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    if let Err(e) = file.check_size() {
+        report.io_error = Some(e.to_string());
+    }
     finish(report)
+}
+
+/// Checks standard input, a pipe or a device, read once as it comes.
+fn check_stream(mut stream: Box<dyn std::io::Read + '_>, dump_payload: bool, report: &mut Report) {
+    if dump_payload {
+        let mut data = Vec::new();
+        match stream.read_to_end(&mut data) {
+            Ok(_) => check_payload(&data, report),
+            Err(e) => report.io_error = Some(e.to_string()),
+        }
+        return;
+    }
+    let mut inp = StreamInput::new(stream);
+    report.bytes = scan(&mut inp, None, report, None, |_| {});
+    if let Some(e) = inp.io_error() {
+        report.io_error = Some(e.to_string());
+    }
 }
 
 fn finish(mut report: Report) -> Report {
@@ -283,6 +292,11 @@ fn scan<'a, I: Input<'a>>(
 ) -> u64 {
     let mut reader = match Reader::new(inp) {
         Ok(r) => r,
+        // Not a damaged backup: a file of another kind, which cannot be checked.
+        Err(e) if matches!(e.kind, rdb::ErrorKind::Aof { .. }) => {
+            report.io_error = Some(e.kind.to_string());
+            return 0;
+        }
         Err(e) => {
             report.fatal(e);
             return 0;

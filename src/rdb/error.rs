@@ -88,8 +88,15 @@ pub fn escape(bytes: &[u8]) -> String {
 pub enum ErrorKind {
     #[error("unexpected end of input: needed {need} more bytes for {what}")]
     UnexpectedEof { need: u64, what: &'static str },
-    #[error("not an RDB file: bad signature {0:?}")]
+    /// The first bytes, escaped.
+    #[error("not an RDB file: bad signature \"{0}\"")]
     BadMagic(String),
+    /// An AOF (or its manifest) where an RDB file was expected.
+    #[error(
+        "not an RDB file: \"{start}\" looks like {what}; AOF files are not checked yet \
+         (rdbtool replay loads an AOF into a server)"
+    )]
+    Aof { start: String, what: &'static str },
     #[error("unsupported RDB format version {0}")]
     UnsupportedVersion(String),
     #[error("invalid object type or opcode {0} (0x{0:02x})")]

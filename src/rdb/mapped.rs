@@ -2,6 +2,7 @@
 //! goes, so verifying a file larger than RAM keeps a small resident set.
 
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -9,25 +10,93 @@ use memmap2::{Mmap, UncheckedAdvice};
 
 use super::crc::PrefixCrc;
 use super::input::SliceInput;
+use super::sigbus;
 
 /// Pages are released in windows of this size behind the scan.
 const WINDOW: usize = 32 << 20;
 
 pub struct MappedFile {
+    /// Declared before `map`, so that the watch ends before the pages are unmapped.
+    _watch: Option<sigbus::Region>,
     map: Option<Mmap>,
+    file: File,
 }
 
 impl MappedFile {
+    /// Maps a regular file (see [`MappedFile::from_file`]).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
+        Self::from_file(File::open(path)?, &path.display().to_string())
+    }
+
+    /// Maps an open regular file; `label` names it in messages. A directory, a pipe or a
+    /// device is refused: mapped, a pipe would read as an empty file (see
+    /// [`MappedFile::spool`]).
+    pub fn from_file(file: File, label: &str) -> std::io::Result<Self> {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a file",
+            ));
+        }
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (a pipe or a device): it can only be read as a stream",
+            ));
+        }
+        Self::map(file, label)
+    }
+
+    /// Copies a stream (standard input, a pipe) into an unnamed temporary file and maps that,
+    /// for the readers that need the whole file at hand.
+    pub fn spool(mut stream: impl Read, label: &str) -> std::io::Result<Self> {
+        let mut file = tempfile::tempfile()?;
+        std::io::copy(&mut stream, &mut file)?;
+        file.rewind()?;
+        Self::map(file, label)
+    }
+
+    /// `label` names the file if it changes size while mapped.
+    fn map(file: File, label: &str) -> std::io::Result<Self> {
+        let len = file.metadata()?.len();
+        if len == 0 {
             // Zero-length maps are refused by the kernel; an empty file is just empty input.
-            return Ok(MappedFile { map: None });
+            return Ok(MappedFile {
+                _watch: None,
+                map: None,
+                file,
+            });
         }
         // SAFETY: the map is read-only; if another process truncates the file while we read it,
-        // touching the lost pages raises SIGBUS. Backups being verified are not being written.
+        // touching the lost pages raises SIGBUS, which `sigbus` turns into a message naming the
+        // file and exit status 2 (once installed). Backups being verified are not being written.
         let map = unsafe { Mmap::map(&file)? };
-        Ok(MappedFile { map: Some(map) })
+        let message = format!(
+            "rdbtool: {label}: changed size while being read ({} bytes when opened): \
+             another process truncated it\n",
+            map.len()
+        );
+        let watch = sigbus::register(map.as_ptr(), map.len(), message.as_bytes());
+        Ok(MappedFile {
+            _watch: watch,
+            map: Some(map),
+            file,
+        })
+    }
+
+    /// An error if the file's size is not what it was when mapped (another process is writing
+    /// it): what was read may be neither the old file nor the new one.
+    pub fn check_size(&self) -> std::io::Result<()> {
+        let was = self.data().len() as u64;
+        let now = self.file.metadata()?.len();
+        if now == was {
+            return Ok(());
+        }
+        Err(std::io::Error::other(format!(
+            "changed size while being read ({was} bytes when opened, {now} now): \
+             another process is writing it"
+        )))
     }
 
     pub fn data(&self) -> &[u8] {
@@ -153,6 +222,21 @@ mod tests {
         // One record past a big value is due at once.
         assert!(t.due(u64::from(3 * Ticker::RECORDS) + Ticker::BYTES));
         assert!(!t.due(u64::from(3 * Ticker::RECORDS) + Ticker::BYTES + 1));
+    }
+
+    #[test]
+    fn a_size_change_after_mapping_is_an_error() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &[7; 10_000]).unwrap();
+        let file = MappedFile::open(f.path()).unwrap();
+        assert!(file.check_size().is_ok());
+        f.as_file().set_len(100).unwrap();
+        let e = file.check_size().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "changed size while being read (10000 bytes when opened, 100 now): \
+             another process is writing it"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod payload;
 pub mod primitive;
 pub mod quicklist;
 pub mod reader;
+pub mod sigbus;
 pub mod stream;
 pub mod types;
 pub mod value;

@@ -1,0 +1,90 @@
+//! Where a command's bytes come from and where they go. A regular file is mapped; standard
+//! input (`-`), a pipe (`<(...)`, a FIFO) or a device is read as a stream, or first copied to a
+//! temporary file by the commands that need the whole file at hand; a directory is refused. An
+//! output that is one of the inputs (the same device and inode, through any link) is refused
+//! before it is opened, since opening it for writing would empty the input.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use rdbtool::rdb::mapped::MappedFile;
+
+/// An input as it can be read.
+pub enum Source {
+    Mapped(MappedFile),
+    /// Standard input, a pipe or a device: read once, front to back.
+    Stream(Box<dyn Read>),
+}
+
+/// `-` is standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Opens `path` as it can be read: mapped if it is a regular file, else as a stream.
+pub fn open(path: &Path) -> std::io::Result<Source> {
+    if is_stdin(path) {
+        return Ok(Source::Stream(Box::new(std::io::stdin().lock())));
+    }
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() || meta.is_dir() {
+        // A directory is refused by the map, with that reason.
+        let label = path.display().to_string();
+        return MappedFile::from_file(file, &label).map(Source::Mapped);
+    }
+    Ok(Source::Stream(Box::new(file)))
+}
+
+/// Opens `path` mapped; a stream is first copied to a temporary file (in `$TMPDIR`).
+pub fn open_mapped(path: &Path) -> Result<MappedFile> {
+    let label = path.display().to_string();
+    match open(path).with_context(|| label.clone())? {
+        Source::Mapped(file) => Ok(file),
+        Source::Stream(stream) => MappedFile::spool(stream, &label)
+            .with_context(|| format!("{label}: copying to a temporary file")),
+    }
+}
+
+/// Refuses `output` if it is the same file as one of `inputs` (`-` being standard input).
+/// An output that does not exist yet cannot be one.
+pub fn refuse_input_as_output<'p>(
+    output: &Path,
+    inputs: impl IntoIterator<Item = &'p Path>,
+) -> Result<()> {
+    let Ok(out) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for input in inputs {
+        let stat = if is_stdin(input) {
+            Path::new("/dev/stdin")
+        } else {
+            input
+        };
+        let Ok(meta) = std::fs::metadata(stat) else {
+            continue;
+        };
+        if (meta.dev(), meta.ino()) == (out.dev(), out.ino()) {
+            bail!(
+                "{} is the same file as the input {}: refusing to write over it",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or empties) `output` for writing, unless it is one of `inputs`.
+pub fn create_output<'p>(
+    output: &Path,
+    inputs: impl IntoIterator<Item = &'p Path>,
+) -> Result<std::io::BufWriter<File>> {
+    refuse_input_as_output(output, inputs)?;
+    let file = File::create(output).with_context(|| output.display().to_string())?;
+    Ok(std::io::BufWriter::new(file))
+}
