@@ -1,6 +1,8 @@
 //! RESP, the Redis protocol: encoding commands as arrays of bulk strings, the form `redis-cli
 //! --pipe`, an AOF and a replica read.
 
+pub mod parse;
+
 use std::io::{self, Write};
 
 use crate::rdb::{Elem, StreamId};
