@@ -59,7 +59,7 @@ const FORMAT_ONLY: &[(&str, &str, &[&str])] = &[
     ("diff", "jsonl", &["detail"]),
 ];
 
-/// [`cmd::args::RespArgs`].
+/// The options of [`cmd::args::RespArgs`], which shape a RESP command stream only.
 const RESP_ONLY: [&str; 5] = [
     "restore",
     "target_version",
@@ -84,7 +84,7 @@ fn check_formats(m: &ArgMatches) -> Result<(), clap::Error> {
             let mut top = Cli::command();
             top.build();
             let Some(cmd) = top.find_subcommand_mut(name) else {
-                continue;
+                break;
             };
             let flag = cmd
                 .get_arguments()
