@@ -7,3 +7,4 @@ pub mod inspect;
 pub mod rdb;
 pub mod replay;
 pub mod resp;
+pub mod text;

@@ -7,10 +7,8 @@ mod cmd;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     // A mapped input truncated by another process: a message and exit 2, not a signal death.
     rdbtool::rdb::sigbus::install();
     let stdout = std::io::stdout();
@@ -24,16 +22,26 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = out.flush();
-            eprintln!("rdbtool: {}", format!("{e:#}").replace('\n', " "));
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("rdbtool: {}", rdbtool::text::mask_credentials(&message));
             cmd::Exit::Error.into()
         }
     }
 }
 
-/// `rdbtool ... | head` closing the pipe early is not an error.
+/// `rdbtool ... | head` closing the pipe early is not an error, however the write error came:
+/// as is, inside serde_json's error (which does not give it as its source) or as diff's.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let kind = if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            Some(io.kind())
+        } else if let Some(json) = c.downcast_ref::<serde_json::Error>() {
+            json.io_error_kind()
+        } else if let Some(rdbtool::diff::Error::Io(io)) = c.downcast_ref() {
+            Some(io.kind())
+        } else {
+            None
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

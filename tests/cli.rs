@@ -85,30 +85,117 @@ fn usage_errors_exit_2() {
     );
 }
 
+/// Runs rdbtool ARGS: (exit code, stderr); each line of stderr must start `error:` (clap).
+fn usage_error(args: &[&str]) -> (Option<i32>, String) {
+    let out = common::rdbtool(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), err)
+}
+
 #[test]
-fn a_closed_pipe_ends_export_quietly() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+fn options_that_contradict_each_other_are_usage_errors() {
     let rdb = common::testdata("redis-7.0.rdb");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
-        .args(["export", "--format", "json", rdb.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("{\"keys\":["));
-    // The reader is gone now, like `| head -1`.
-    let out = child.wait_with_output().unwrap();
+    let rdb = rdb.to_str().unwrap();
+    for (args, names) in [
+        (
+            &["inspect", "--format", "json", "--keys", "csv"][..],
+            ["--format", "--keys"],
+        ),
+        (
+            &["inspect", "--keys", "jsonl", "--top", "3"],
+            ["--keys", "--top"],
+        ),
+        (
+            &["diff", "--ttl-tolerance", "5s", "--ignore-ttl"],
+            ["--ttl-tolerance", "--ignore-ttl"],
+        ),
+        (
+            &["export", "--format", "json", "--restore"],
+            ["--restore", "json"],
+        ),
+        (
+            &["export", "--target-version", "7.0"],
+            ["--target-version", "jsonl"],
+        ),
+        (
+            &["export", "--format", "jsonl", "--batch-elements", "5"],
+            ["--batch-elements", "jsonl"],
+        ),
+        (&["diff", "--detail"], ["--detail", "table"]),
+        (
+            &["diff", "--format", "resp", "--detail"],
+            ["--detail", "resp"],
+        ),
+        (
+            &["diff", "--format", "jsonl", "--restore-max", "10"],
+            ["--restore-max", "jsonl"],
+        ),
+    ] {
+        let mut all = args.to_vec();
+        all.push(rdb);
+        if args[0] == "diff" {
+            all.push(rdb);
+        }
+        let (code, err) = usage_error(&all);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains("Usage: rdbtool "),
+            "{err}"
+        );
+        assert!(names.iter().all(|n| err.contains(n)), "{args:?}: {err}");
+    }
+    // Together where they belong.
+    for args in [
+        &[
+            "export",
+            "--format",
+            "resp",
+            "--restore",
+            "--batch-bytes",
+            "99",
+        ][..],
+        &["inspect", "--keys", "csv"],
+        &["inspect", "--format", "json", "--top", "3"],
+    ] {
+        let mut all = args.to_vec();
+        all.push(rdb);
+        assert_eq!(common::rdbtool(&all).status.code(), Some(0), "{args:?}");
+    }
+    let out = common::rdbtool(&[
+        "diff",
+        "--format",
+        "jsonl",
+        "--detail",
+        "--ignore-ttl",
+        rdb,
+        rdb,
+    ]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+}
+
+#[test]
+fn only_releases_with_a_memory_model_are_accepted() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let rdb = rdb.to_str().unwrap();
+    for release in [
+        "2.0",
+        "99.9",
+        "valkey-1.0",
+        "redis-8.1",
+        "redis-3.2",
+        "valkey-x",
+    ] {
+        let (code, err) = usage_error(&["inspect", "--memory-model", release, rdb]);
+        assert_eq!(code, Some(2), "{release}: {err}");
+        assert!(
+            err.contains("no memory model for") && err.contains("redis-4.0, redis-5.0"),
+            "{err}"
+        );
+    }
+    for release in ["7.4", "redis-8.6", "valkey-9.0"] {
+        let out = common::rdbtool(&["inspect", "--memory-model", release, rdb]);
+        assert_eq!(out.status.code(), Some(0), "{release}");
+    }
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn verify_reads_standard_input() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with("OK -: REDIS0009 (redis-ver 999.999.999), 1 dbs, 14 keys"),
+        text.starts_with("OK -: REDIS0009 (redis-ver 999.999.999), 1 db, 14 keys"),
         "{text}"
     );
 }

@@ -15,7 +15,7 @@ use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
 use rdbtool::rdb::mapped::MappedFile;
 
 use super::args::{ExpiryArgs, FilterArgs, RespArgs};
-use super::{Exit, PROGRESS_MIN, iec, thousands};
+use super::{Exit, PROGRESS_MIN, count, iec, thousands};
 
 /// Compare two dumps, or a dump and a live server, by meaning: the same hash stored as a
 /// listpack in one and a hashtable in the other is equal. Shows a summary, one JSON record per
@@ -34,14 +34,14 @@ pub struct Args {
     /// Output: a summary table, one JSON record per differing key, or the RESP patch A → B.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
-    /// JSON Lines: add the differing elements (or whole values) to each record.
+    /// JSON Lines only: add the differing elements (or whole values) to each record.
     #[arg(long)]
     detail: bool,
     /// Expiry times this close are equal (`1s`, `250ms`, `2m`; a bare number is milliseconds).
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     ttl_tolerance: u64,
     /// Do not compare key TTLs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ttl_tolerance")]
     ignore_ttl: bool,
     /// Decode every value, even where two files of one format store the same bytes (slower;
     /// every value's encoding is then read and checked).
@@ -139,9 +139,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     }
     if outcome.vanished > 0 {
         eprintln!(
-            "rdbtool: notice: {} keys of {} were gone when their names were asked for",
-            outcome.vanished,
-            a.label()
+            "rdbtool: notice: {} of {} {} gone when their names were asked for",
+            count(outcome.vanished, "key"),
+            a.label(),
+            if outcome.vanished == 1 { "was" } else { "were" }
         );
     }
 
@@ -289,8 +290,8 @@ fn write_table(
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    writeln!(out, "A: {} ({} keys)", labels[0], thousands(t.keys_a))?;
-    writeln!(out, "B: {} ({} keys)", labels[1], thousands(t.keys_b))?;
+    writeln!(out, "A: {} ({})", labels[0], count(t.keys_a, "key"))?;
+    writeln!(out, "B: {} ({})", labels[1], count(t.keys_b, "key"))?;
     writeln!(out, "{table}")?;
     let differing = total.differing();
     if differing == 0 {
@@ -298,8 +299,9 @@ fn write_table(
     } else {
         writeln!(
             out,
-            "{} keys differ ({} of A's value bytes, {} of B's)",
-            thousands(differing),
+            "{} {} ({} of A's value bytes, {} of B's)",
+            count(differing, "key"),
+            if differing == 1 { "differs" } else { "differ" },
             iec(total.bytes_a),
             iec(total.bytes_b)
         )

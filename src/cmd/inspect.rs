@@ -12,7 +12,7 @@ use rdbtool::inspect::memory::{Allocator, Server};
 use rdbtool::inspect::{self, KeyRow, Options, Report};
 
 use super::args::FilterArgs;
-use super::{Exit, iec, thousands};
+use super::{Exit, count, iec, thousands};
 
 /// Show what is in a dump and where the memory goes: header, databases, types and encodings,
 /// TTLs, the biggest keys, key prefixes, and each key's estimated memory in the server that
@@ -25,8 +25,10 @@ pub struct Args {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
-    /// Write one row per key instead of the report.
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    /// Write one row per key instead of the report (so no --format, --top, --depth or
+    /// --delimiter, which shape the report).
+    #[arg(long, value_enum, value_name = "FORMAT",
+          conflicts_with_all = ["format", "top", "depth", "delimiter"])]
     keys: Option<KeysFormat>,
     /// How many of the biggest keys to list.
     #[arg(long, default_value_t = 10, value_name = "N")]
@@ -45,8 +47,9 @@ pub struct Args {
     /// The time TTLs are measured from, in unix milliseconds (default: now).
     #[arg(long, value_name = "MS")]
     now: Option<i64>,
-    /// Estimate memory as this server release lays it out: redis-X.Y (4.0 to 8.x) or
-    /// valkey-X.Y (8.0 to 9.x); X.Y alone means Redis. Default: the release the file's
+    /// Estimate memory as this server release lays it out: redis-X.Y (4.0, 5.0, 6.0, 6.2,
+    /// 7.0, 7.2, 7.4, 8.0, 8.2, 8.4, 8.6) or valkey-X.Y (7.2, 8.0, 8.1, 9.0, 9.1); X.Y alone
+    /// means Redis. Default: the release the file's
     /// redis-ver / valkey-ver aux field names, else the newest that writes its format.
     #[arg(long, value_name = "SERVER")]
     memory_model: Option<Server>,
@@ -205,11 +208,11 @@ fn write_tables(
     let m = &r.memory_model;
     writeln!(
         out,
-        "{}: {}, {}, {} keys, estimated memory {} in {} with {} (from {})",
+        "{}: {}, {}, {}, estimated memory {} in {} with {} (from {})",
         path.display(),
         r.format,
         iec(size),
-        thousands(r.keys),
+        count(r.keys, "key"),
         iec(r.memory),
         m.server,
         m.allocator,
@@ -304,8 +307,8 @@ fn write_tables(
         if let Some(s) = spread {
             writeln!(
                 out,
-                "{name}: {} keys, min {}, mean {:.1}, max {}",
-                thousands(s.keys),
+                "{name}: {}, min {}, mean {:.1}, max {}",
+                count(s.keys, "key"),
                 s.min,
                 s.mean,
                 s.max

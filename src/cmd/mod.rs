@@ -92,6 +92,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A count with thousands separators and its noun: `1 key`, `1,234 keys`.
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{} {}", thousands(n), rdbtool::text::plural(n, noun))
+}
+
 /// A size in IEC units: 1.0 GiB.
 pub fn iec(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

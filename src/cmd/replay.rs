@@ -140,7 +140,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             .transpose()?,
         insecure: args.insecure,
     };
-    let endpoint = Endpoint::parse(&args.to, &tls).context("--to")?;
+    let to = rdbtool::text::mask_url(&args.to);
+    rdbtool::text::check_url(&args.to).map_err(|why| anyhow::anyhow!("--to {to}: {why}"))?;
+    let endpoint = Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))?;
     let shown = endpoint.redacted();
     let source_hash = checkpoint::source_hash(data);
     let resume_from = match (&args.checkpoint, args.resume) {

@@ -18,7 +18,7 @@ use rdbtool::rdb::value::{Checks, ValueReader};
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
 
 use super::files::Source;
-use super::{Exit, PROGRESS_MIN, iec, thousands};
+use super::{Exit, PROGRESS_MIN, count, iec, thousands};
 
 /// Check RDB files as deeply as the server does: magic, version, every opcode, length and
 /// encoding, duplicate keys and members, and the CRC-64.
@@ -501,8 +501,8 @@ fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<
     if let Some(t) = r.r#type {
         facts.push(t.to_string());
     } else {
-        facts.push(format!("{} dbs", thousands(r.dbs)));
-        facts.push(format!("{} keys", thousands(r.keys)));
+        facts.push(count(r.dbs, "db"));
+        facts.push(count(r.keys, "key"));
         facts.push(format!("{} with TTL", thousands(r.expires)));
     }
     facts.push(match r.checksum {
@@ -523,7 +523,12 @@ fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<
         .filter(|p| p.severity == Severity::Warning)
         .count();
     if errors + warnings > 0 {
-        facts.push(format!("{errors} errors, {warnings} warnings"));
+        let (errors, warnings) = (errors as u64, warnings as u64);
+        facts.push(format!(
+            "{}, {}",
+            count(errors, "error"),
+            count(warnings, "warning")
+        ));
     }
     writeln!(out, "{verdict} {}: {}", r.file, facts.join(", "))
 }

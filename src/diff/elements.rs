@@ -2,10 +2,12 @@
 //! entries and consumer groups were added, removed or changed.
 //!
 //! Both values are decoded into maps (element name to its state) and compared. Memory is held
-//! to a budget: when the elements of a key do not fit, they are split by a hash of their name
-//! into partitions that are compared one at a time, each reading both values again (a mapped
-//! file costs nothing to reread; a DUMP payload is kept for the duration). A partition that
-//! overflows is split in two, so no estimate has to be right.
+//! to a budget: when the elements of a key do not fit, one pass measures how many bytes fall
+//! under each residue of a hash of their names, and consecutive residues are grouped into
+//! partitions that fit; partitions are then compared one at a time, each reading both values
+//! again (a mapped file costs nothing to reread; a DUMP payload is kept for the duration).
+//! Empty residues cost nothing, so a key is read at most once per element however small the
+//! budget (a partition of one residue is compared even when it is over the budget).
 
 use std::collections::HashMap;
 
@@ -141,14 +143,27 @@ impl KeyCounts {
     }
 }
 
-/// Which elements a pass looks at: those whose name hash is `residue` modulo `modulus`.
+/// Which elements a pass looks at: those whose name hash modulo `modulus` is in `from..to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
     pub modulus: u64,
-    pub residue: u64,
+    pub from: u64,
+    pub to: u64,
 }
 
-/// Past this many partitions a key is compared over budget rather than split further.
+impl Part {
+    const WHOLE: Part = Part {
+        modulus: 1,
+        from: 0,
+        to: 1,
+    };
+
+    fn is_whole(&self) -> bool {
+        self.from == 0 && self.to == self.modulus
+    }
+}
+
+/// The finest split: residues measured per key (at most 512 KiB of counters).
 const MAX_MODULUS: u64 = 1 << 16;
 
 /// What an element costs in a command beyond its bytes (RESP framing of its arguments).
@@ -175,8 +190,11 @@ struct Collect {
     bytes: usize,
     /// All of the value's element bytes, in or out of the partition.
     all_bytes: u64,
-    budget: usize,
+    /// None: the partition is planned to fit, and is compared whatever it holds.
+    budget: Option<usize>,
     over: bool,
+    /// When measuring instead of collecting: bytes per residue of the element hash.
+    sizes: Vec<u64>,
     entry: Option<PendingEntry>,
     group: Option<(Vec<u8>, Group)>,
     /// The IDMP producer whose entries are being read.
@@ -184,7 +202,7 @@ struct Collect {
 }
 
 impl Collect {
-    fn new(kind: Kind, seed: Seed, part: Part, budget: usize) -> Self {
+    fn new(kind: Kind, seed: Seed, part: Part, budget: Option<usize>) -> Self {
         Collect {
             kind,
             seed,
@@ -194,24 +212,34 @@ impl Collect {
             all_bytes: 0,
             budget,
             over: false,
+            sizes: Vec::new(),
             entry: None,
             group: None,
             producer: Vec::new(),
         }
     }
 
+    fn hash(&self, section: Section, name: &[u8]) -> u64 {
+        self.seed.bytes(name) as u64 ^ section as u64
+    }
+
     fn wanted(&self, section: Section, name: &[u8]) -> bool {
-        if self.part.modulus <= 1 {
+        if self.part.is_whole() {
             return true;
         }
-        let h = self.seed.bytes(name) as u64 ^ section as u64;
-        h % self.part.modulus == self.part.residue
+        let r = self.hash(section, name) % self.part.modulus;
+        (self.part.from..self.part.to).contains(&r)
     }
 
     fn put(&mut self, section: Section, name: &[u8], state: State) {
         let size = name.len() + state.size();
         // As a command argument: its bytes and their framing.
         self.all_bytes += size as u64 + ARG_OVERHEAD;
+        if !self.sizes.is_empty() {
+            let r = self.hash(section, name) % self.sizes.len() as u64;
+            self.sizes[r as usize] += (size + PER_ELEMENT) as u64;
+            return;
+        }
         if self.over || !self.wanted(section, name) {
             return;
         }
@@ -224,7 +252,7 @@ impl Collect {
         self.bytes += size + PER_ELEMENT;
         self.map.insert((section, name.to_vec()), state);
         // One element alone is never split further.
-        if self.bytes > self.budget && self.map.len() > 1 && self.part.modulus < MAX_MODULUS {
+        if self.budget.is_some_and(|b| self.bytes > b) && self.map.len() > 1 {
             self.over = true;
             self.map = HashMap::new();
         }
@@ -377,6 +405,7 @@ impl Visitor for Collect {
 enum PartError {
     Over,
     Read(rdb::Error, bool),
+    Io(std::io::Error),
 }
 
 fn collect(
@@ -384,11 +413,73 @@ fn collect(
     kind: Kind,
     seed: Seed,
     part: Part,
-    budget: usize,
+    budget: Option<usize>,
 ) -> Result<Option<Collected>, rdb::Error> {
     let mut c = Collect::new(kind, seed, part, budget);
     v.visit(&mut c)?;
     Ok(c.finish())
+}
+
+/// Partitions of `a` and `b` that fit `budget` each, from a pass measuring both: consecutive
+/// residues of the modulus while they fit (one alone even when it does not), empty ones
+/// skipped. A residue over the budget is measured again, finer, while the modulus allows.
+fn plan(
+    a: &Value<'_>,
+    b: &Value<'_>,
+    (kind, seed): (Kind, Seed),
+    mut modulus: u64,
+    budget: usize,
+) -> Result<Vec<Part>, PartError> {
+    let budget = budget as u64;
+    let sizes = loop {
+        let sizes = measure(a, b, (kind, seed), modulus)?;
+        let total: u64 = sizes.iter().sum();
+        if modulus >= MAX_MODULUS || sizes.iter().all(|&s| s <= budget) {
+            break sizes;
+        }
+        modulus = (total / budget)
+            .saturating_mul(4)
+            .clamp(modulus * 2, MAX_MODULUS)
+            .next_power_of_two();
+    };
+    let mut parts = Vec::new();
+    let (mut from, mut held) = (0, 0u64);
+    for (r, &size) in (0..modulus).zip(&sizes) {
+        if held > 0 && held.saturating_add(size) > budget {
+            parts.push(Part {
+                modulus,
+                from,
+                to: r,
+            });
+            (from, held) = (r, 0);
+        }
+        held = held.saturating_add(size);
+    }
+    if held > 0 {
+        parts.push(Part {
+            modulus,
+            from,
+            to: modulus,
+        });
+    }
+    Ok(parts)
+}
+
+/// The bytes the elements of `a` and `b` would hold, per residue of their hash.
+fn measure(
+    a: &Value<'_>,
+    b: &Value<'_>,
+    (kind, seed): (Kind, Seed),
+    modulus: u64,
+) -> Result<Vec<u64>, PartError> {
+    let mut c = Collect::new(kind, seed, Part::WHOLE, None);
+    c.sizes = vec![0; modulus as usize];
+    for (v, side_a) in [(a, true), (b, false)] {
+        v.visit(&mut c).map_err(|e| PartError::Read(e, side_a))?;
+        c.end_entry();
+        c.end_group();
+    }
+    Ok(c.sizes)
 }
 
 fn compare_part(
@@ -397,12 +488,13 @@ fn compare_part(
     kind: Kind,
     seed: Seed,
     part: Part,
-    budget: usize,
+    budget: Option<usize>,
 ) -> Result<Changes, PartError> {
     let (mut map_a, _, used) = collect(a, kind, seed, part, budget)
         .map_err(|e| PartError::Read(e, true))?
         .ok_or(PartError::Over)?;
-    let (map_b, b_bytes, _) = collect(b, kind, seed, part, budget.saturating_sub(used))
+    let left = budget.map(|b| b.saturating_sub(used));
+    let (map_b, b_bytes, _) = collect(b, kind, seed, part, left)
         .map_err(|e| PartError::Read(e, false))?
         .ok_or(PartError::Over)?;
     let mut c = Changes {
@@ -449,41 +541,41 @@ pub fn compare(
     budget: usize,
     each: &mut dyn FnMut(Changes, bool) -> std::io::Result<()>,
 ) -> Result<Result<(KeyCounts, u64), ReadError>, std::io::Error> {
-    // Decoded elements take more room than their encoding: start from a generous guess.
+    // Decoded elements take more room than their encoding: a generous guess of what the whole
+    // key holds decides whether to try it in one pass, and how finely to measure it if not.
     let estimate = (a.bytes() + b.bytes()).saturating_mul(4);
-    let first = (estimate / budget.max(1) as u64 + 1)
-        .next_power_of_two()
-        .min(MAX_MODULUS);
-    let mut queue: std::collections::VecDeque<Part> = (0..first)
-        .map(|r| Part {
-            modulus: first,
-            residue: r,
-        })
-        .collect();
+    let budget = budget.max(1);
     let mut counts = KeyCounts::default();
-    let mut parts = 0;
-    while let Some(part) = queue.pop_front() {
-        match compare_part(a, b, kind, seed, part, budget) {
+    if estimate <= budget as u64 {
+        match compare_part(a, b, kind, seed, Part::WHOLE, Some(budget)) {
             Ok(c) => {
                 counts.add(&c);
-                parts += 1;
-                each(c, part.modulus == 1)?;
-            }
-            Err(PartError::Over) => {
-                let m = part.modulus * 2;
-                queue.push_front(Part {
-                    modulus: m,
-                    residue: part.residue + part.modulus,
-                });
-                queue.push_front(Part {
-                    modulus: m,
-                    residue: part.residue,
-                });
+                each(c, true)?;
+                return Ok(Ok((counts, 1)));
             }
             Err(PartError::Read(error, side_a)) => return Ok(Err(ReadError { error, side_a })),
+            Err(PartError::Over | PartError::Io(_)) => {}
         }
     }
-    Ok(Ok((counts, parts)))
+    let modulus = (estimate / budget as u64)
+        .saturating_mul(4)
+        .clamp(64, MAX_MODULUS)
+        .next_power_of_two();
+    let compared = plan(a, b, (kind, seed), modulus, budget).and_then(|parts| {
+        for &part in &parts {
+            let c = compare_part(a, b, kind, seed, part, None)?;
+            counts.add(&c);
+            each(c, part.is_whole()).map_err(PartError::Io)?;
+        }
+        Ok(parts.len() as u64)
+    });
+    match compared {
+        Ok(parts) => Ok(Ok((counts, parts))),
+        Err(PartError::Read(error, side_a)) => Ok(Err(ReadError { error, side_a })),
+        Err(PartError::Io(e)) => Err(e),
+        // A planned partition has no budget to be over.
+        Err(PartError::Over) => Ok(Ok((counts, 0))),
+    }
 }
 
 /// The bytes a string value holds (for showing it).

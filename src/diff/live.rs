@@ -44,21 +44,6 @@ type Done = Result<Vec<Option<Found>>, String>;
 /// Type, identity, fingerprint.
 type Found = (ObjectType, u128, u128);
 
-/// `redis://user:pass@host:port/db` with the password hidden.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((creds, host)) => {
-            let user = creds.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
 /// The database number in a URL's path, if it names one.
 fn url_db(url: &str) -> Option<u64> {
     let (scheme, rest) = url.split_once("://")?;
@@ -93,7 +78,11 @@ fn payload_type(p: &[u8]) -> Option<ObjectType> {
 
 impl LiveSide {
     pub fn connect(url: &str) -> Result<Self, Error> {
-        let label = redact(url);
+        let label = crate::text::mask_url(url);
+        crate::text::check_url(url).map_err(|message| Error::Live {
+            side: label.clone(),
+            message: message.into(),
+        })?;
         let fail = |error| Error::Redis {
             side: label.clone(),
             error,
@@ -447,12 +436,6 @@ mod tests {
         assert_eq!(url_db("redis://localhost:6379"), None);
         assert_eq!(url_db("redis://localhost:6379/"), None);
         assert_eq!(url_db("unix:///tmp/redis.sock"), None);
-        assert_eq!(
-            redact("redis://user:secret@h:1/2"),
-            "redis://user:***@h:1/2"
-        );
-        assert_eq!(redact("redis://:secret@h:1"), "redis://:***@h:1");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
         assert!(is_url("rediss://h") && !is_url("dump.rdb"));
         assert_eq!(
             server_time_ms(Some(Reply::Array(vec![

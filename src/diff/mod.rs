@@ -106,7 +106,8 @@ pub enum Error {
     Live { side: String, message: String },
     /// A file holding a key twice in one database, which a server refuses to load.
     #[error(
-        "{side}: {count} keys appear twice in one database (a server refuses to load such a file; `rdbtool verify` names them)"
+        "{side}: {count} {} twice in one database (a server refuses to load such a file; `rdbtool verify` names them)",
+        if *.count == 1 { "key appears" } else { "keys appear" }
     )]
     Duplicates { side: String, count: u64 },
     #[error(transparent)]

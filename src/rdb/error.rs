@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::text::plural;
+
 /// What the reader was doing, in redis-check-rdb's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -86,7 +88,7 @@ pub fn escape(bytes: &[u8]) -> String {
 /// What went wrong, without where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ErrorKind {
-    #[error("unexpected end of input: needed {need} more bytes for {what}")]
+    #[error("unexpected end of input: needed {need} more {} for {what}", plural(*.need, "byte"))]
     UnexpectedEof { need: u64, what: &'static str },
     /// The first bytes, escaped.
     #[error("not an RDB file: bad signature \"{0}\"")]
@@ -111,7 +113,7 @@ pub enum ErrorKind {
     BadStringEncoding(u8),
     #[error("invalid LZF compressed string: {0}")]
     Lzf(Cow<'static, str>),
-    #[error("{what} length {len} exceeds the {left} bytes left")]
+    #[error("{what} length {len} exceeds the {left} {} left", plural(*.left, "byte"))]
     TooLong {
         what: &'static str,
         len: u64,

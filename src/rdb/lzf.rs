@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use super::error::ErrorKind;
+use crate::text::plural;
 
 pub const MAX_RATIO: u64 = 88;
 
@@ -15,7 +16,8 @@ pub const MAX_RATIO: u64 = 88;
 fn precheck(clen: u64, ulen: u64) -> Result<bool, ErrorKind> {
     if ulen > clen.saturating_mul(MAX_RATIO) {
         return Err(ErrorKind::Lzf(Cow::Owned(format!(
-            "claims {ulen} bytes from {clen} compressed (more than {MAX_RATIO}x)"
+            "claims {ulen} {} from {clen} compressed (more than {MAX_RATIO}x)",
+            plural(ulen, "byte")
         ))));
     }
     match (clen, ulen) {
@@ -27,7 +29,8 @@ fn precheck(clen: u64, ulen: u64) -> Result<bool, ErrorKind> {
 
 fn length_mismatch(got: u64, ulen: u64) -> ErrorKind {
     ErrorKind::Lzf(Cow::Owned(format!(
-        "decompressed to {got} bytes, header says {ulen}"
+        "decompressed to {got} {}, header says {ulen}",
+        plural(got, "byte")
     )))
 }
 
@@ -196,7 +199,8 @@ pub fn validate(compressed: &[u8], ulen: u64) -> Result<(), ErrorKind> {
         op += produced;
         if op > ulen {
             return Err(ErrorKind::Lzf(Cow::Owned(format!(
-                "output exceeds the declared {ulen} bytes"
+                "output exceeds the declared {ulen} {}",
+                plural(ulen, "byte")
             ))));
         }
     }

@@ -1,6 +1,8 @@
 //! DUMP/RESTORE payloads: `<type><value><2-byte LE RDB version><8-byte LE CRC-64>`, the value
 //! encoded exactly as in an RDB file. Read with the same value decoder as files.
 
+use crate::text::plural;
+
 use super::crc::Crc64;
 use super::error::{Error, ErrorKind, Problem, Result, Severity};
 use super::input::{Input, SliceInput};
@@ -76,7 +78,7 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
         let left = body_end as u64 - inp.pos();
         return Err(Error::new(
             inp.pos(),
-            ErrorKind::Invalid(format!("{left} bytes after the value").into()),
+            ErrorKind::Invalid(format!("{left} {} after the value", plural(left, "byte")).into()),
         ));
     }
     if is_empty_key(ty, elements) {

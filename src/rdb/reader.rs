@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use crate::text::plural;
+
 use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity};
 use super::input::{Input, SliceInput};
 use super::primitive::{read_bytes, read_len};
@@ -533,7 +535,10 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Warning,
                 at,
-                format!("{extra} bytes after the end of the RDB data"),
+                format!(
+                    "{extra} {} after the end of the RDB data",
+                    plural(extra, "byte")
+                ),
                 phase,
             );
         }

@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::text::plural;
+
 use super::error::{Error, ErrorKind, Result, Severity, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
@@ -175,7 +177,11 @@ fn check_meta(
         r.note(
             Severity::Warning,
             at,
-            format!("stream length {} but {live} live entries", meta.length),
+            format!(
+                "stream length {} but {live} live {}",
+                meta.length,
+                plural(live, "entry")
+            ),
         );
     }
     if let Some(max) = last_seen.filter(|&max| max > meta.last_id) {

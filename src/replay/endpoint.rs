@@ -11,6 +11,8 @@ use crate::export::Target;
 #[derive(Clone)]
 pub struct Endpoint {
     client: Client,
+    /// The URL without its credentials, fit to print.
+    shown: String,
 }
 
 /// TLS settings from the command line.
@@ -63,7 +65,10 @@ impl Endpoint {
             )?,
             _ => Client::open(info)?,
         };
-        Ok(Endpoint { client })
+        Ok(Endpoint {
+            client,
+            shown: crate::text::mask_url(url),
+        })
     }
 
     fn info(&self) -> &ConnectionInfo {
@@ -85,20 +90,9 @@ impl Endpoint {
         }
     }
 
-    /// The URL without its password, fit to print.
+    /// The URL without its credentials, fit to print.
     pub fn redacted(&self) -> String {
-        let scheme = match self.info().addr() {
-            ConnectionAddr::TcpTls { .. } => "rediss",
-            _ => "redis",
-        };
-        let settings = self.info().redis_settings();
-        let user = match (settings.username(), settings.password()) {
-            (Some(u), Some(_)) => format!("{u}:***@"),
-            (None, Some(_)) => ":***@".to_string(),
-            (Some(u), None) => format!("{u}@"),
-            (None, None) => String::new(),
-        };
-        format!("{scheme}://{user}{}/{}", self.address(), self.db())
+        self.shown.clone()
     }
 
     /// The same credentials and TLS settings at another address, database 0 (cluster nodes).
@@ -117,10 +111,15 @@ impl Endpoint {
             },
             _ => ConnectionAddr::Tcp(host.to_string(), port),
         };
+        let scheme = match addr {
+            ConnectionAddr::TcpTls { .. } => "rediss",
+            _ => "redis",
+        };
         let settings = info.redis_settings().clone().set_db(0);
         let info = info.set_addr(addr).set_redis_settings(settings);
         Ok(Endpoint {
             client: Client::open(info)?,
+            shown: format!("{scheme}://{host}:{port}/0"),
         })
     }
 

@@ -104,10 +104,30 @@ impl fmt::Display for Server {
     }
 }
 
+/// The releases `--memory-model` accepts: those whose layout a model describes.
+pub const RELEASES: [Server; 16] = [
+    Server::redis(4, 0),
+    Server::redis(5, 0),
+    Server::redis(6, 0),
+    Server::redis(6, 2),
+    Server::redis(7, 0),
+    Server::redis(7, 2),
+    Server::redis(7, 4),
+    Server::redis(8, 0),
+    Server::redis(8, 2),
+    Server::redis(8, 4),
+    Server::redis(8, 6),
+    Server::valkey(7, 2),
+    Server::valkey(8, 0),
+    Server::valkey(8, 1),
+    Server::valkey(9, 0),
+    Server::valkey(9, 1),
+];
+
 impl FromStr for Server {
     type Err = String;
 
-    /// `redis-X.Y`, `valkey-X.Y`, or a bare `X.Y` for Redis.
+    /// `redis-X.Y`, `valkey-X.Y`, or a bare `X.Y` for Redis: one of [`RELEASES`].
     fn from_str(s: &str) -> Result<Self, String> {
         let (valkey, v) = if let Some(v) = s.strip_prefix("valkey-") {
             (true, v)
@@ -115,7 +135,11 @@ impl FromStr for Server {
             (false, s.strip_prefix("redis-").unwrap_or(s))
         };
         Self::parse_version(valkey, v)
-            .ok_or_else(|| format!("{s:?} is not a server release (redis-X.Y or valkey-X.Y)"))
+            .filter(|server| RELEASES.contains(server))
+            .ok_or_else(|| {
+                let names: Vec<String> = RELEASES.iter().map(Server::to_string).collect();
+                format!("no memory model for {s:?}: use one of {}", names.join(", "))
+            })
     }
 }
 
@@ -519,6 +543,18 @@ mod tests {
             "valkey-9.1"
         );
         assert!("valkey-x".parse::<Server>().is_err());
+        for unknown in [
+            "2.0",
+            "99.9",
+            "valkey-1.0",
+            "redis-8.1",
+            "3.2",
+            "valkey-9.9",
+        ] {
+            let e = unknown.parse::<Server>().unwrap_err();
+            assert!(e.contains("redis-4.0, ") && e.contains("valkey-9.1"), "{e}");
+        }
+        assert_eq!("7.4.2".parse::<Server>(), Ok(Server::redis(7, 4)));
         assert_eq!(Server::redis(3, 0).layout().name, "redis-4.0..5.0");
         assert_eq!(Server::redis(7, 4).layout().name, "redis-7.2..7.4");
         assert_eq!(Server::redis(8, 0).layout().name, "redis-8.0..8.1");
