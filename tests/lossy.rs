@@ -237,3 +237,49 @@ fn key_filters_leave_function_libraries_out_unless_asked() {
         2
     );
 }
+
+#[test]
+fn redis_8_6_key_metadata_is_a_loss_too() {
+    // SELECTDB 0, then a string key led by a key-metadata block of one class (two annotated
+    // items): no command sets it, and a RESTORE of the value does not carry it.
+    let mut f = b"REDIS0013".to_vec();
+    f.extend_from_slice(&[0xfe, 0x00, 0xf3, 1]);
+    f.extend_from_slice(&0x1234_5605u32.to_le_bytes());
+    f.extend_from_slice(&[2, 42, 5, 1, b'x', 0]);
+    f.extend_from_slice(&[0, 1, b'k', 1, b'v', 0xff]);
+    let crc = rdbtool::rdb::crc::Crc64::checksum(&f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.rdb");
+    std::fs::write(&path, &f).unwrap();
+    let path = path.to_str().unwrap();
+    for restore in [false, true] {
+        let mut args = vec!["export", "--format", "resp", path];
+        if restore {
+            args.push("--restore");
+        }
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            out.is_empty() || out.starts_with("*2\r\n$6\r\nSELECT"),
+            "{out}"
+        );
+        assert!(!out.contains("$1\r\nk\r\n"), "{out}");
+        assert!(err.contains("key-meta 1 (Redis 8.6 key metadata"), "{err}");
+        args.push("--lossy");
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("$1\r\nk\r\n"), "{out}");
+        assert!(err.contains("(--lossy): key-meta 1"), "{err}");
+    }
+    // Replay sends a string as SET: the same loss, the same policy.
+    let server = Server::start(&build("redis-8.2"), None);
+    let (code, out, err) = run(&["replay", path, "--to", &url(&server)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("failed by error: key-meta: 1"), "{out}");
+    assert_eq!(server.cli(&["EXISTS", "k"]).trim(), "0");
+    let (code, out, err) = run(&["replay", path, "--to", &url(&server), "--lossy"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("sent without (--lossy): key-meta: 1"), "{out}");
+    assert_eq!(server.cli(&["GET", "k"]).trim(), "v");
+}

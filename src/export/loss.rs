@@ -23,10 +23,13 @@ pub enum Loss {
     Function,
     /// A key's LRU idle time or LFU frequency: only a RESTORE (5.0+) sets them.
     LruLfu,
+    /// Redis 8.6 key metadata (module classes before the type byte): no command sets it, and a
+    /// RESTORE of the value's bytes does not carry it.
+    KeyMeta,
 }
 
 impl Loss {
-    const ALL: [Loss; 8] = [
+    const ALL: [Loss; 9] = [
         Loss::FieldTtl,
         Loss::StreamMeta,
         Loss::StreamConsumer,
@@ -35,6 +38,7 @@ impl Loss {
         Loss::ModuleValue,
         Loss::Function,
         Loss::LruLfu,
+        Loss::KeyMeta,
     ];
 
     /// The name counts and errors use.
@@ -48,6 +52,7 @@ impl Loss {
             Loss::ModuleValue => "module-value",
             Loss::Function => "function",
             Loss::LruLfu => "lru-lfu",
+            Loss::KeyMeta => "key-meta",
         }
     }
 
@@ -62,6 +67,7 @@ impl Loss {
             Loss::ModuleValue => "module values (no native form, payload too new)",
             Loss::Function => "function libraries",
             Loss::LruLfu => "LRU/LFU state (only RESTORE sets it)",
+            Loss::KeyMeta => "Redis 8.6 key metadata (no command or payload carries it)",
         }
     }
 

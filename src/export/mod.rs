@@ -113,6 +113,8 @@ pub(crate) struct KeyInfo<'k> {
     pub expire_ms: Option<i64>,
     pub idle: Option<u64>,
     pub freq: Option<u8>,
+    /// Redis 8.6 key metadata precedes the key in the file.
+    pub key_meta: bool,
 }
 
 /// Exports a whole file; `progress` is told the input position now and then (to release
@@ -235,6 +237,7 @@ pub fn export(
                             expire_ms,
                             idle: meta.idle,
                             freq: meta.freq,
+                            key_meta: !meta.meta_classes.is_empty(),
                             start,
                             end,
                             select,
@@ -300,6 +303,7 @@ struct KeyJob<'a> {
     expire_ms: Option<i64>,
     idle: Option<u64>,
     freq: Option<u8>,
+    key_meta: bool,
     /// The value's bytes in the file.
     start: u64,
     end: u64,
@@ -341,6 +345,7 @@ fn render(run: &Run<'_>, mut out: Vec<u8>, data: &[u8], version: u16, opts: &Opt
                 expire_ms: k.expire_ms,
                 idle: k.idle,
                 freq: k.freq,
+                key_meta: k.key_meta,
             };
             let mut value = Value::Span {
                 data,
@@ -545,7 +550,10 @@ pub(crate) fn resp_key(
     out: &mut Vec<u8>,
 ) -> Result<Sent, Error> {
     let mark = out.len();
-    let (sent, commands, losses) = write_key(value, version, k, opts, summary, out)?;
+    let (sent, commands, mut losses) = write_key(value, version, k, opts, summary, out)?;
+    if k.key_meta {
+        losses.add(loss::Loss::KeyMeta);
+    }
     if !summary.losses.settle(losses, opts.lossy) {
         out.truncate(mark);
         let name = format!("db {} key \"{}\"", k.db, rdb::error::escape(k.key));

@@ -415,6 +415,7 @@ impl<'h> Replay<'h> {
                         expire_ms,
                         idle: meta.idle,
                         freq: meta.freq,
+                        key_meta: !meta.meta_classes.is_empty(),
                     };
                     let encoded = self.encode_key(
                         reader,
@@ -488,10 +489,16 @@ impl<'h> Replay<'h> {
             let value = read_string(reader)?;
             let whole = value.len() <= eopts.batch.bytes;
             // SET, or native commands: its LRU/LFU state is left behind (see `export::loss`; a
-            // RESTORE below counts its own).
-            let lost = access && (whole || !eopts.restore);
-            if lost && !esummary.losses.settle(Loss::LruLfu.into(), eopts.lossy) {
-                return Ok(Encoded::Left(Loss::LruLfu.into()));
+            // RESTORE below counts its own), as is key metadata.
+            let mut losses = Losses::default();
+            if access && (whole || !eopts.restore) {
+                losses.add(Loss::LruLfu);
+            }
+            if info.key_meta && (whole || !eopts.restore) {
+                losses.add(Loss::KeyMeta);
+            }
+            if !esummary.losses.settle(losses, eopts.lossy) {
+                return Ok(Encoded::Left(losses));
             }
             if whole {
                 let body = self.set_body(key, &value, info.expire_ms, staged);
