@@ -142,16 +142,6 @@ impl Tally {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lost.is_empty() && self.refused.is_empty()
-    }
-
-    /// `field-ttl 3, lru-lfu 1`.
-    pub fn list(counts: &BTreeMap<&'static str, u64>) -> String {
-        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        parts.join(", ")
-    }
-
     /// Lines for standard error: what was left out and what was written without something,
     /// each kind named and explained.
     pub fn report(&self, target: super::Target) -> Vec<String> {
@@ -199,8 +189,10 @@ mod tests {
         assert!(!t.settle(key, false));
         assert!(t.settle(Loss::Function.into(), true));
         assert!(t.settle(Losses::default(), false));
-        assert_eq!(Tally::list(&t.refused), "field-ttl 1, lru-lfu 1");
-        assert_eq!(Tally::list(&t.lost), "function 1");
+        let counts =
+            |m: &BTreeMap<&'static str, u64>| m.iter().map(|(k, n)| (*k, *n)).collect::<Vec<_>>();
+        assert_eq!(counts(&t.refused), [("field-ttl", 1), ("lru-lfu", 1)]);
+        assert_eq!(counts(&t.lost), [("function", 1)]);
         let target = "7.0".parse().unwrap();
         assert!(
             key.reason(target)
