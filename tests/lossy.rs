@@ -283,3 +283,53 @@ fn redis_8_6_key_metadata_is_a_loss_too() {
     assert!(out.contains("sent without (--lossy): key-meta: 1"), "{out}");
     assert_eq!(server.cli(&["GET", "k"]).trim(), "v");
 }
+
+#[test]
+fn diff_patch_of_a_changed_hash_keeps_its_field_ttls_or_says_so() {
+    // A changed hash with field TTLs: patched field by field, an old target would get the new
+    // values without their TTLs.
+    let server = Server::start(&build("valkey-9.1"), None);
+    let dir = tempfile::tempdir().unwrap();
+    let save = |name: &str| {
+        server.cli(&["SAVE"]);
+        let path = dir.path().join(name);
+        std::fs::copy(server.dir.path().join("dump.rdb"), &path).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    server.cli(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
+    server.cli(&["HSET", "plain", "a", "1", "b", "2"]);
+    let a = save("a.rdb");
+    server.cli(&["HSET", "h", "a", "10"]);
+    server.cli(&["HPEXPIRE", "h", "9000000", "FIELDS", "1", "a"]);
+    server.cli(&["HSET", "plain", "a", "10"]);
+    let b = save("b.rdb");
+    let diff = |extra: &[&str]| {
+        let mut args = vec![
+            "diff",
+            &a,
+            &b,
+            "--format",
+            "resp",
+            "--target-version",
+            "7.0",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (code, patch, err) = diff(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("left as it is: key \"h\""), "{err}");
+    assert!(!patch.contains("$1\r\nh\r\n"), "{patch}");
+    // A hash that cannot hold field TTLs is still patched field by field.
+    assert!(
+        patch.contains("HSET\r\n$5\r\nplain\r\n$1\r\na\r\n$2\r\n10"),
+        "{patch}"
+    );
+    assert!(!patch.contains("DEL\r\n$5\r\nplain"), "{patch}");
+    let (_, patch, err) = diff(&["--lossy"]);
+    assert!(err.contains("(--lossy): field-ttl 1"), "{err}");
+    assert!(
+        patch.contains("DEL\r\n$1\r\nh\r\n"),
+        "rewritten whole: {patch}"
+    );
+}

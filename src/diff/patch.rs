@@ -149,8 +149,11 @@ impl<'o> Patch<'o> {
             }
             (Change::TtlChanged, _) => self.expire(key, expire_b)?,
             (Change::ValueChanged, Some(b)) => match (d.kind(), a) {
-                // A target without field TTLs: the rewrite finds out whether any are lost.
-                (Kind::Hash, _) if !self.opts.target.field_ttl() => self.whole(key, b, expire_b)?,
+                // A target without field TTLs, and B's hash may have some: the rewrite finds out
+                // whether any are lost.
+                (Kind::Hash, _) if !self.opts.target.field_ttl() && field_ttls(b.ty()) => {
+                    self.whole(key, b, expire_b)?
+                }
                 (Kind::Set | Kind::Zset | Kind::Hash, Some(a)) => {
                     self.elementwise(d, a, b)?;
                 }
@@ -380,6 +383,15 @@ impl<'o> Patch<'o> {
         }
         del.flush()
     }
+}
+
+/// Whether a hash of this encoding can hold field TTLs.
+fn field_ttls(ty: ObjectType) -> bool {
+    use ObjectType::*;
+    matches!(
+        ty,
+        HashMetadataPreGa | HashListpackExPreGa | HashMetadata | HashListpackEx | ValkeyHash2
+    )
 }
 
 /// A score as ZADD reads it.
