@@ -12,6 +12,20 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether every key is selected (no filter given).
+    pub fn is_empty(&self) -> bool {
+        self.dbs.is_empty()
+            && self.globs.is_empty()
+            && self.regex.is_none()
+            && self.kinds.is_empty()
+    }
+
+    /// Whether function libraries go along: always without a filter, else when asked for
+    /// (`--functions`): they belong to no key, so a key filter would keep or drop them all.
+    pub fn functions(&self, asked: bool) -> bool {
+        asked || self.is_empty()
+    }
+
     pub fn db(&self, db: u64) -> bool {
         self.dbs.is_empty() || self.dbs.contains(&db)
     }

@@ -126,20 +126,35 @@ fn the_digest_notices_a_missing_key() {
 #[test]
 fn older_target_gets_native_commands_it_understands() {
     // A 7.0 dump into a 6.2 server: RESTORE payloads of RDB 10 would be refused there, so
-    // --restore falls back to native commands, and functions (7.0+) are left out with a notice.
+    // --restore falls back to native commands. Functions (7.0+) and the streams' 7.0 metadata
+    // have no place there: left out, and the exit status says so, unless --lossy.
     let rdb = common::testdata("redis-7.0.rdb");
     let a = Server::start(&build("redis-7.0"), Some(&rdb));
-    let out = common::rdbtool(&[
-        "export",
-        "--format",
-        "resp",
-        "--restore",
-        "--target-version",
-        "6.2",
-        rdb.to_str().unwrap(),
-    ]);
+    let export = |lossy: bool| {
+        let mut args = vec![
+            "export",
+            "--format",
+            "resp",
+            "--restore",
+            "--target-version",
+            "6.2",
+            rdb.to_str().unwrap(),
+        ];
+        if lossy {
+            args.push("--lossy");
+        }
+        common::rdbtool(&args)
+    };
+    let strict = export(false);
+    assert_eq!(strict.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        err.contains("function 2") && err.contains("stream-meta 3"),
+        "{err}"
+    );
+    let out = export(true);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("function library skipped"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(--lossy): stream-meta 3"));
     let b = Server::start(&build("redis-6.2"), None);
     let (errors, _, text) = b.pipe(&out.stdout);
     assert_eq!(errors, 0, "{text}");

@@ -190,6 +190,8 @@ fn export_and_inspect_survive_damage() {
         now_ms: 0,
         no_ttl: false,
         restore_replace: false,
+        lossy: true,
+        functions: false,
     };
     let inspect_opts = inspect::Options {
         filter: Default::default(),

@@ -112,9 +112,10 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
     path.to_str().unwrap().to_string()
 }
 
-/// `export --format resp --target-version TARGET` of `path`: (stdout, stderr).
-fn resp(path: &str, target: &str) -> (String, String) {
-    let out = common::rdbtool(&[
+/// `export --format resp --target-version TARGET [--lossy]` of `path`: (stdout, stderr), after
+/// checking the exit status: 1 when keys are left out for what the target cannot hold.
+fn resp(path: &str, target: &str, lossy: bool, code: i32) -> (String, String) {
+    let mut args = vec![
         "export",
         "--format",
         "resp",
@@ -123,9 +124,14 @@ fn resp(path: &str, target: &str) -> (String, String) {
         "--now",
         "0",
         path,
-    ]);
-    assert!(
-        out.status.success(),
+    ];
+    if lossy {
+        args.push("--lossy");
+    }
+    let out = common::rdbtool(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -217,9 +223,10 @@ fn a_stream_without_producers_ends_its_json_and_keeps_its_settings_in_commands()
         serde_json::json!({"duration": 7200, "max_entries": 1000, "producers": [],
                            "iids_added": 0, "iids_duplicates": 0})
     );
-    // Native commands: the settings by XCFGSET where the target has it (Redis 8.6), nothing
-    // otherwise; no history to leave out, so no notice and no RESTORE.
-    let (new, notices) = resp(&path, "8.6");
+    // Native commands: the settings by XCFGSET where the target has it (Redis 8.6); no history
+    // to leave out, so no notice and no RESTORE. Elsewhere settings other than the defaults are
+    // a loss: the key is left out, or written without them (--lossy).
+    let (new, notices) = resp(&path, "8.6", false, 0);
     assert!(
         new.contains("XCFGSET\r\n$11\r\nstream:main\r\n$13\r\nIDMP-DURATION\r\n$4\r\n7200\r\n$12\r\nIDMP-MAXSIZE\r\n$4\r\n1000\r\n"),
         "{new}"
@@ -228,8 +235,15 @@ fn a_stream_without_producers_ends_its_json_and_keeps_its_settings_in_commands()
         !new.contains("RESTORE") && !notices.contains("idempotent"),
         "{notices}"
     );
-    let (old, _) = resp(&path, "8.2");
+    let (old, notices) = resp(&path, "8.2", false, 1);
+    assert!(!old.contains("XGROUP"), "{old}");
+    assert!(notices.contains("idmp-settings 1"), "{notices}");
+    let (old, notices) = resp(&path, "8.2", true, 0);
     assert!(!old.contains("XCFGSET") && old.contains("XGROUP"));
+    assert!(notices.contains("(--lossy): idmp-settings 1"), "{notices}");
+    let default = write(&dir, "default.rdb", &file(&idmp(100, 100, &[], 0, 0)));
+    let (old, notices) = resp(&default, "8.2", false, 0);
+    assert!(old.contains("XGROUP") && notices.is_empty(), "{notices}");
 }
 
 #[test]
@@ -237,14 +251,22 @@ fn producer_history_goes_by_restore_or_is_left_out_with_a_notice() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "v4.rdb", &file(&history()));
     // Redis 8.6 reads RDB 13 payloads: one RESTORE carries everything.
-    let (new, notices) = resp(&path, "8.6");
+    let (new, notices) = resp(&path, "8.6", false, 0);
     assert!(new.starts_with("*") && new.contains("RESTORE"), "{new}");
     assert!(!new.contains("XADD"));
     assert!(notices.contains("sent as RESTORE"), "{notices}");
-    // Redis 8.2 does not: the stream by native commands, the history left out, and said so.
-    let (old, notices) = resp(&path, "8.2");
+    // Redis 8.2 does not: the stream is left out, counted; with --lossy it goes by native
+    // commands without its history, counted.
+    let (old, notices) = resp(&path, "8.2", false, 1);
+    assert!(!old.contains("XADD"), "{old}");
+    assert!(notices.contains("idmp-history 1"), "{notices}");
+    let (old, notices) = resp(&path, "8.2", true, 0);
     assert!(!old.contains("RESTORE") && old.contains("XADD") && old.contains("XCLAIM"));
-    assert!(notices.contains("history is left out"), "{notices}");
+    assert!(
+        notices.contains("(--lossy): idmp-settings 1 ("),
+        "{notices}"
+    );
+    assert!(notices.contains("idmp-history 1 ("), "{notices}");
 }
 
 #[test]

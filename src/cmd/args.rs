@@ -85,6 +85,11 @@ pub struct RespArgs {
     /// proto-max-bulk-len).
     #[arg(long, default_value_t = 512 << 20, value_name = "BYTES")]
     pub restore_max: u64,
+    /// RESP: write keys without what --target-version cannot hold (hash field TTLs, stream
+    /// metadata, LRU/LFU state...), counted by kind. Without it such keys are left out,
+    /// named on standard error, and the exit status is 1.
+    #[arg(long)]
+    pub lossy: bool,
 }
 
 impl RespArgs {

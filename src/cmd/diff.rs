@@ -180,6 +180,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                 now_ms: opts.now_ms,
                 seed: opts.seed,
                 budget: args.key_memory,
+                lossy: args.resp.lossy,
             };
             let mut patch = Patch::new(out, popts);
             for d in &outcome.diffs {
@@ -188,8 +189,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                 let (va, vb) = values(&mut a, &mut b, d, need_a, need_b)?;
                 patch.key(d, va.as_ref(), vb.as_ref())?;
             }
-            for n in &patch.notices {
-                eprintln!("rdbtool: notice: {n}");
+            for line in patch.losses.report(args.resp.target()) {
+                eprintln!("rdbtool: patch: {line}");
+            }
+            for key in &patch.refused_keys {
+                eprintln!("rdbtool: patch: left as it is: {key}");
             }
         }
     }

@@ -32,6 +32,9 @@ pub struct Args {
     /// Drop key TTLs.
     #[arg(long)]
     no_ttl: bool,
+    /// Function libraries too when a key filter (--db, --key, --key-regex, --type) is given.
+    #[arg(long)]
+    functions: bool,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -66,6 +69,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         now_ms: args.expiry.now_ms(),
         no_ttl: args.no_ttl,
         restore_replace: false,
+        lossy: args.resp.lossy,
+        functions: args.functions,
     };
     let summary = match output {
         Some(mut w) => {
@@ -91,5 +96,20 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     for notice in &summary.notices {
         eprintln!("rdbtool: notice: {notice}");
     }
-    Ok(Exit::Ok)
+    for line in summary.losses.report(opts.target) {
+        eprintln!("rdbtool: {line}");
+    }
+    let refused = summary.refused();
+    for key in &summary.refused_keys {
+        eprintln!("rdbtool: left out: {key}");
+    }
+    if refused > summary.refused_keys.len() as u64 {
+        let more = refused - summary.refused_keys.len() as u64;
+        eprintln!("rdbtool: left out: {more} more");
+    }
+    Ok(if refused > 0 {
+        Exit::Problems
+    } else {
+        Exit::Ok
+    })
 }

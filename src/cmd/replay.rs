@@ -88,6 +88,13 @@ pub struct Args {
     /// What the target accepts, e.g. `6.2` or `valkey-8.1` (default: from its INFO).
     #[arg(long, value_name = "X.Y")]
     target_version: Option<Target>,
+    /// Send keys without what the target cannot hold (hash field TTLs, stream metadata,
+    /// LRU/LFU state...), counted by kind. Without it such keys fail, named in --errors-to.
+    #[arg(long)]
+    lossy: bool,
+    /// Function libraries too when a key filter (--db, --key, --key-regex, --type) is given.
+    #[arg(long)]
+    functions: bool,
     /// The time expiries are compared with, in unix milliseconds (default: now).
     #[arg(long, value_name = "MS")]
     now: Option<i64>,
@@ -184,6 +191,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         batch_elements: args.batch_elements,
         target: args.target_version,
         resume_from,
+        lossy: args.lossy,
+        functions: args.functions,
     };
     let aof = replay::is_aof(data);
     // An AOF's order matters: one connection per node keeps it.
@@ -320,6 +329,10 @@ fn write_summary(
     if !s.failed.is_empty() {
         let kinds: Vec<String> = s.failed.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         writeln!(out, "failed by error: {}", kinds.join(", "))?;
+    }
+    if !s.lost.is_empty() {
+        let kinds: Vec<String> = s.lost.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        writeln!(out, "sent without (--lossy): {}", kinds.join(", "))?;
     }
     writeln!(
         out,

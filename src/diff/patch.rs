@@ -6,6 +6,8 @@
 //! the way. Everything else (added and type-changed keys, strings, lists, streams, modules, and
 //! collections where a rewrite is smaller) is rewritten whole: DEL, then native commands as
 //! export writes them (or RESTORE with `restore`). Expiry follows: PEXPIREAT or PERSIST.
+//! A key the target cannot hold whole is left as it is, or rewritten without what it cannot
+//! hold with `lossy` (see [`crate::export::loss`]).
 
 use std::io::Write;
 
@@ -14,7 +16,8 @@ use super::elements::{self, Changes, Section, State};
 use super::{Error, Seed, Value};
 use crate::export::Target;
 use crate::export::commands::{Batch, NativeWriter};
-use crate::rdb::Kind;
+use crate::export::loss::{Loss, Losses, Tally};
+use crate::rdb::{Kind, ObjectType};
 use crate::resp::Command;
 
 #[derive(Debug, Clone)]
@@ -30,6 +33,9 @@ pub struct PatchOptions {
     pub seed: Seed,
     /// Memory for one key's element comparison (see [`elements`]).
     pub budget: usize,
+    /// Rewrite keys without what the target cannot hold instead of leaving them out (see
+    /// [`crate::export::loss`]).
+    pub lossy: bool,
 }
 
 pub struct Patch<'o> {
@@ -40,7 +46,10 @@ pub struct Patch<'o> {
     /// Keys rewritten whole, and patched element by element.
     pub rewritten: u64,
     pub elementwise: u64,
-    pub notices: Vec<String>,
+    /// Keys rewritten without something, or left as they are, by kind of loss.
+    pub losses: Tally,
+    /// Keys left as they are on the target (the loss policy), named.
+    pub refused_keys: Vec<String>,
 }
 
 /// Builds batched commands (`SADD key m1 m2 ...`) within the batch limits.
@@ -97,7 +106,8 @@ impl<'o> Patch<'o> {
             commands: 0,
             rewritten: 0,
             elementwise: 0,
-            notices: Vec::new(),
+            losses: Tally::default(),
+            refused_keys: Vec::new(),
         }
     }
 
@@ -139,6 +149,11 @@ impl<'o> Patch<'o> {
             }
             (Change::TtlChanged, _) => self.expire(key, expire_b)?,
             (Change::ValueChanged, Some(b)) => match (d.kind(), a) {
+                // A target without field TTLs, and B's hash may have some: the rewrite finds out
+                // whether any are lost.
+                (Kind::Hash, _) if !self.opts.target.field_ttl() && field_ttls(b.ty()) => {
+                    self.whole(key, b, expire_b)?
+                }
                 (Kind::Set | Kind::Zset | Kind::Hash, Some(a)) => {
                     self.elementwise(d, a, b)?;
                 }
@@ -157,46 +172,69 @@ impl<'o> Patch<'o> {
         }
     }
 
-    /// DEL, then the value as native commands or RESTORE, then its expiry.
+    /// DEL, then the value as native commands or RESTORE, then its expiry; nothing when the
+    /// target cannot hold the value whole and the loss policy leaves the key as it is.
     fn whole(&mut self, key: &[u8], v: &Value<'_>, expire: Option<i64>) -> Result<(), Error> {
+        let kind = v.ty().kind();
+        let accepted = self.opts.target.accepts_payload(v.version());
+        let mut buf = Vec::new();
+        let (commands, losses) = if kind == Kind::Module && !accepted {
+            // No native form, and a payload the target refuses.
+            (0, Losses::from(Loss::ModuleValue))
+        } else if kind == Kind::Module
+            || (self.opts.restore && accepted && v.bytes() < self.opts.restore_max)
+            // Only a RESTORE carries a Redis 8.6 stream's producers' history.
+            || (v.ty() == ObjectType::Stream4 && accepted)
+        {
+            self.restore(key, v, expire, &mut buf)?;
+            (1, Losses::default())
+        } else {
+            let mut w = NativeWriter::new(&mut buf, self.opts.target, self.opts.batch);
+            w.begin_key(key, kind);
+            let read = v.visit(&mut w);
+            w.end_key(expire);
+            if let Some(e) = w.take_error() {
+                return Err(e.into());
+            }
+            read.map_err(|error| Error::rdb("B", error))?;
+            (w.commands, w.losses)
+        };
+        if !self.losses.settle(losses, self.opts.lossy) {
+            let name = crate::rdb::error::escape(key);
+            let reason = losses.reason(self.opts.target);
+            self.refused_keys.push(format!("key \"{name}\": {reason}"));
+            return Ok(());
+        }
+        if losses.iter().any(|l| l == Loss::ModuleValue) {
+            // Lossy, and nothing of it can be written: left as it is.
+            return Ok(());
+        }
         self.rewritten += 1;
         self.simple(&[b"DEL", key])?;
-        let kind = v.ty().kind();
-        let version = v.version();
-        let accepted = self.opts.target.accepts_payload(version);
-        if kind == Kind::Module && !accepted {
-            self.notices.push(format!(
-                "module value \"{}\": target {} refuses payload version {version}; sent anyway",
-                crate::rdb::error::escape(key),
-                self.opts.target
-            ));
+        self.commands += commands;
+        Ok(self.out.write_all(&buf)?)
+    }
+
+    fn restore(
+        &mut self,
+        key: &[u8],
+        v: &Value<'_>,
+        expire: Option<i64>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let mut c = Command::new("RESTORE");
+        c.arg(key);
+        let absttl = self.opts.target.restore_absttl();
+        match expire {
+            Some(ms) if absttl => c.arg_int(ms),
+            Some(ms) => c.arg_int((ms - self.opts.now_ms).max(1)),
+            None => c.arg(b"0"),
+        };
+        c.arg(&v.payload());
+        if expire.is_some() && absttl {
+            c.arg(b"ABSTTL");
         }
-        if kind == Kind::Module
-            || (self.opts.restore && accepted && v.bytes() < self.opts.restore_max)
-        {
-            let mut c = Command::new("RESTORE");
-            c.arg(key);
-            let absttl = self.opts.target.restore_absttl();
-            match expire {
-                Some(ms) if absttl => c.arg_int(ms),
-                Some(ms) => c.arg_int((ms - self.opts.now_ms).max(1)),
-                None => c.arg(b"0"),
-            };
-            c.arg(&v.payload());
-            if expire.is_some() && absttl {
-                c.arg(b"ABSTTL");
-            }
-            return Ok(self.send(&c)?);
-        }
-        let mut w = NativeWriter::new(self.out, self.opts.target, self.opts.batch);
-        w.begin_key(key, kind);
-        let read = v.visit(&mut w);
-        w.end_key(expire);
-        self.commands += w.commands;
-        if let Some(e) = w.take_error() {
-            return Err(e.into());
-        }
-        read.map_err(|error| Error::rdb("B", error))
+        c.write_to(out)
     }
 
     /// Element commands where they are smaller than a rewrite.
@@ -345,6 +383,15 @@ impl<'o> Patch<'o> {
         }
         del.flush()
     }
+}
+
+/// Whether a hash of this encoding can hold field TTLs.
+fn field_ttls(ty: ObjectType) -> bool {
+    use ObjectType::*;
+    matches!(
+        ty,
+        HashMetadataPreGa | HashListpackExPreGa | HashMetadata | HashListpackEx | ValkeyHash2
+    )
 }
 
 /// A score as ZADD reads it.

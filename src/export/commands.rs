@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+use super::loss::{Loss, Losses};
 use super::target::Target;
 use crate::rdb::{Item, Kind, StreamId, Visitor};
 use crate::resp::Command;
@@ -42,6 +43,8 @@ pub struct NativeWriter<'o> {
     last_score: f64,
     stream: StreamState,
     pub commands: u64,
+    /// What the key's commands leave out (see [`super::loss`]).
+    pub losses: Losses,
     error: Option<io::Error>,
 }
 
@@ -54,6 +57,9 @@ struct StreamState {
     /// The group's pending entries: delivery time and count by ID.
     pel: HashMap<StreamId, (u64, u64)>,
     consumer: Vec<u8>,
+    /// The stream's first ID, last ID and length, when its metadata is what an older server
+    /// implies (so that a group's entries-read can be judged too).
+    implied: Option<(StreamId, StreamId, u64)>,
 }
 
 impl<'o> NativeWriter<'o> {
@@ -71,6 +77,7 @@ impl<'o> NativeWriter<'o> {
             last_score: f64::NEG_INFINITY,
             stream: StreamState::default(),
             commands: 0,
+            losses: Losses::default(),
             error: None,
         }
     }
@@ -97,6 +104,13 @@ impl<'o> NativeWriter<'o> {
         self.key = key;
         self.kind = kind;
         self.stream = StreamState::default();
+        self.losses = Losses::default();
+    }
+
+    fn lose(&mut self, loss: Loss, lost: bool) {
+        if lost {
+            self.losses.add(loss);
+        }
     }
 
     /// Flushes the last batch and sets the key's TTL.
@@ -175,6 +189,21 @@ impl<'o> NativeWriter<'o> {
         }
     }
 
+    /// Whether a server that loads the stream without its metadata (RDB 9) works out a group's
+    /// entries-read as `n` (Redis's `streamEstimateDistanceFromFirstEverEntry`).
+    fn entries_read_implied(&self, group_last: StreamId, n: u64) -> bool {
+        let Some((first, last, length)) = self.stream.implied else {
+            return false;
+        };
+        if length == 0 || group_last == last {
+            n == length
+        } else if group_last < first {
+            n == 0
+        } else {
+            group_last == first && n == 1
+        }
+    }
+
     fn stream_item(&mut self, item: Item<'_>) {
         let key = self.key;
         match item {
@@ -209,13 +238,21 @@ impl<'o> NativeWriter<'o> {
                 }
                 let mut c = Command::new("XSETID");
                 c.arg(key).arg_id(meta.last_id);
-                if let (Some(added), Some(max_deleted), true) = (
-                    meta.entries_added,
-                    meta.max_deleted_id,
-                    self.target.stream_v2_commands(),
-                ) {
-                    c.arg(b"ENTRIESADDED").arg_uint(added);
-                    c.arg(b"MAXDELETEDID").arg_id(max_deleted);
+                let v2 = self.target.stream_v2_commands();
+                if let (Some(added), Some(max_deleted)) = (meta.entries_added, meta.max_deleted_id)
+                {
+                    // What an older server's stream implies (as many added as there are, none
+                    // deleted) is no loss.
+                    let implied = added == meta.length && max_deleted == StreamId::default();
+                    self.lose(Loss::StreamMeta, !v2 && !implied);
+                    self.stream.implied = implied.then(|| {
+                        let first = meta.first_id.unwrap_or_default();
+                        (first, meta.last_id, meta.length)
+                    });
+                    if v2 {
+                        c.arg(b"ENTRIESADDED").arg_uint(added);
+                        c.arg(b"MAXDELETEDID").arg_id(max_deleted);
+                    }
                 }
                 self.send(&c);
             }
@@ -229,8 +266,15 @@ impl<'o> NativeWriter<'o> {
                 self.stream.pel.clear();
                 let mut c = Command::new("XGROUP");
                 c.arg(b"CREATE").arg(key).arg(name).arg_id(last_id);
-                if let (Some(n), true) = (entries_read, self.target.stream_v2_commands()) {
-                    c.arg(b"ENTRIESREAD").arg_uint(n);
+                if let Some(n) = entries_read {
+                    let v2 = self.target.stream_v2_commands();
+                    self.lose(
+                        Loss::StreamMeta,
+                        !v2 && !self.entries_read_implied(last_id, n),
+                    );
+                    if v2 {
+                        c.arg(b"ENTRIESREAD").arg_uint(n);
+                    }
                 }
                 self.send(&c);
             }
@@ -243,9 +287,12 @@ impl<'o> NativeWriter<'o> {
                     .pel
                     .insert(id, (delivery_time_ms, delivery_count));
             }
-            Item::StreamConsumer { name, .. } => {
+            Item::StreamConsumer { name, pending, .. } => {
                 self.stream.consumer = name.to_vec();
-                if self.target.create_consumer() {
+                // XCLAIM below makes a consumer that has pending entries.
+                let create = self.target.create_consumer();
+                self.lose(Loss::StreamConsumer, !create && pending == 0);
+                if create {
                     let mut c = Command::new("XGROUP");
                     c.arg(b"CREATECONSUMER")
                         .arg(key)
@@ -273,8 +320,16 @@ impl<'o> NativeWriter<'o> {
             Item::StreamIdmp {
                 duration_s,
                 max_entries,
-                ..
-            } if self.target.idmp_settings() => {
+                producers,
+            } => {
+                self.lose(Loss::IdmpHistory, producers > 0);
+                let settings = self.target.idmp_settings();
+                // The servers' defaults (stream-idmp-duration, stream-idmp-maxsize).
+                let default = (duration_s, max_entries) == (100, 100);
+                self.lose(Loss::IdmpSettings, !settings && !default);
+                if !settings {
+                    return;
+                }
                 let mut c = Command::new("XCFGSET");
                 c.arg(key)
                     .arg(b"IDMP-DURATION")
@@ -282,6 +337,9 @@ impl<'o> NativeWriter<'o> {
                     .arg(b"IDMP-MAXSIZE")
                     .arg_uint(max_entries);
                 self.send(&c);
+            }
+            Item::StreamIdmpTotals { added, duplicates } => {
+                self.lose(Loss::IdmpHistory, added > 0 || duplicates > 0);
             }
             _ => {}
         }
@@ -326,8 +384,11 @@ impl Visitor for NativeWriter<'_> {
                     "HMSET"
                 };
                 self.batch_arg(name).arg_elem(field).arg_elem(value);
-                if let (Some(ms), true) = (expire_ms, self.target.field_ttl()) {
-                    self.field_ttls.push((ms, field.to_vec()));
+                if let Some(ms) = expire_ms {
+                    match self.target.field_ttl() {
+                        true => self.field_ttls.push((ms, field.to_vec())),
+                        false => self.losses.add(Loss::FieldTtl),
+                    }
                 }
                 self.batch_full();
             }

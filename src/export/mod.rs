@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod json;
+pub mod loss;
 pub mod target;
 
 use std::io::{self, Write};
@@ -38,6 +39,11 @@ pub struct Options {
     pub no_ttl: bool,
     /// RESTORE ... REPLACE.
     pub restore_replace: bool,
+    /// RESP: write keys without what the target cannot hold (counted) instead of leaving
+    /// them out (see [`loss`]).
+    pub lossy: bool,
+    /// Function libraries even with a key filter.
+    pub functions: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +66,14 @@ pub struct Summary {
     pub commands: u64,
     /// Things the reader of the output should know (fallbacks, skipped functions).
     pub notices: Vec<String>,
+    /// RESP: keys written without something, or left out, by kind of loss.
+    pub losses: loss::Tally,
+    /// The first few keys left out, described.
+    pub refused_keys: Vec<String>,
 }
+
+/// Keys left out that a summary names.
+const NAMED_REFUSALS: usize = 10;
 
 impl Summary {
     fn add(&mut self, o: &Summary) {
@@ -71,10 +84,23 @@ impl Summary {
         self.native += o.native;
         self.commands += o.commands;
         for n in &o.notices {
-            if !self.notices.contains(n) {
-                self.notices.push(n.clone());
-            }
+            self.notice(n.clone());
         }
+        self.losses.add(&o.losses);
+        let room = NAMED_REFUSALS.saturating_sub(self.refused_keys.len());
+        self.refused_keys
+            .extend(o.refused_keys.iter().take(room).cloned());
+    }
+
+    fn notice(&mut self, n: String) {
+        if !self.notices.contains(&n) {
+            self.notices.push(n);
+        }
+    }
+
+    /// Keys left out: the loss policy's refusals.
+    pub fn refused(&self) -> u64 {
+        self.losses.refused.values().sum()
     }
 }
 
@@ -87,6 +113,8 @@ pub(crate) struct KeyInfo<'k> {
     pub expire_ms: Option<i64>,
     pub idle: Option<u64>,
     pub freq: Option<u8>,
+    /// Redis 8.6 key metadata precedes the key in the file.
+    pub key_meta: bool,
 }
 
 /// Exports a whole file; `progress` is told the input position now and then (to release
@@ -167,6 +195,13 @@ pub fn export(
                 };
                 match rec?.record {
                     Record::Aux { key, value } => aux.push((key.into_owned(), value.into_owned())),
+                    Record::Function { .. } if !opts.filter.functions(opts.functions) => {
+                        counts.notice(
+                            "function libraries left out: a key filter is given (--functions \
+                             includes them)"
+                                .into(),
+                        );
+                    }
                     Record::Function { code } => {
                         if opts.format == Format::Resp {
                             let mut bytes = Vec::new();
@@ -202,6 +237,7 @@ pub fn export(
                             expire_ms,
                             idle: meta.idle,
                             freq: meta.freq,
+                            key_meta: !meta.meta_classes.is_empty(),
                             start,
                             end,
                             select,
@@ -267,6 +303,7 @@ struct KeyJob<'a> {
     expire_ms: Option<i64>,
     idle: Option<u64>,
     freq: Option<u8>,
+    key_meta: bool,
     /// The value's bytes in the file.
     start: u64,
     end: u64,
@@ -308,6 +345,7 @@ fn render(run: &Run<'_>, mut out: Vec<u8>, data: &[u8], version: u16, opts: &Opt
                 expire_ms: k.expire_ms,
                 idle: k.idle,
                 freq: k.freq,
+                key_meta: k.key_meta,
             };
             let mut value = Value::Span {
                 data,
@@ -411,10 +449,14 @@ fn write_function(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if !opts.target.functions() {
-        summary.notices.push(format!(
-            "function library skipped: target {} has no functions",
-            opts.target
-        ));
+        let loss = loss::Losses::from(loss::Loss::Function);
+        if !summary.losses.settle(loss, opts.lossy) {
+            let name = format!(
+                "function library \"{}\"",
+                rdb::error::escape(function_name(code))
+            );
+            summary.refuse(name, loss, opts.target);
+        }
         return Ok(());
     }
     let mut c = Command::new("FUNCTION");
@@ -496,17 +538,67 @@ fn write_summary(
     out.write_all(b"]}}\n")
 }
 
-/// One key as RESP: a RESTORE of the file's own bytes when asked for (or when native commands
-/// cannot express the value: modules, and the idempotent-producer history of a stream), native
-/// commands otherwise.
+/// One key as RESP, within the loss policy ([`loss::Tally::settle`]): a key the target cannot
+/// hold whole is left out (nothing of it in `out`) unless `opts.lossy`; either way its losses
+/// are counted in `summary`.
 pub(crate) fn resp_key(
     value: &mut Value<'_, '_>,
     version: u16,
     k: &KeyInfo<'_>,
     opts: &Options,
     summary: &mut Summary,
-    out: &mut dyn Write,
+    out: &mut Vec<u8>,
 ) -> Result<Sent, Error> {
+    let mark = out.len();
+    let (sent, commands, mut losses) = write_key(value, version, k, opts, summary, out)?;
+    if k.key_meta {
+        losses.add(loss::Loss::KeyMeta);
+    }
+    if !summary.losses.settle(losses, opts.lossy) {
+        out.truncate(mark);
+        let name = format!("db {} key \"{}\"", k.db, rdb::error::escape(k.key));
+        summary.refuse(name, losses, opts.target);
+        return Ok(Sent::Left(losses));
+    }
+    match sent {
+        Sent::Restore => summary.restored += 1,
+        Sent::Native(_) => summary.native += 1,
+        Sent::Left(_) => {}
+    }
+    summary.commands += commands;
+    Ok(sent)
+}
+
+/// A function library's name, from its first line (`#!lua name=lib`); the whole line when
+/// it names none.
+pub fn function_name(code: &[u8]) -> &[u8] {
+    let line = code.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.split(|b| b.is_ascii_whitespace())
+        .find_map(|w| w.strip_prefix(b"name="))
+        .unwrap_or(line)
+}
+
+impl Summary {
+    /// A key (or library) the loss policy left out.
+    fn refuse(&mut self, name: String, losses: loss::Losses, target: Target) {
+        if self.refused_keys.len() < NAMED_REFUSALS {
+            self.refused_keys
+                .push(format!("{name}: {}", losses.reason(target)));
+        }
+    }
+}
+
+/// One key as RESP: a RESTORE of the file's own bytes when asked for (or when native commands
+/// cannot express the value: modules, and the idempotent-producer history of a stream), native
+/// commands otherwise. Returns how, the commands written, and what they leave out.
+fn write_key(
+    value: &mut Value<'_, '_>,
+    version: u16,
+    k: &KeyInfo<'_>,
+    opts: &Options,
+    summary: &mut Summary,
+    out: &mut Vec<u8>,
+) -> Result<(Sent, u64, loss::Losses), Error> {
     let module = k.ty.kind() == Kind::Module;
     let idmp = k.ty == ObjectType::Stream4;
     let payload_ok = opts.target.accepts_payload(version);
@@ -514,45 +606,43 @@ pub(crate) fn resp_key(
         let mut w = NativeWriter::new(out, opts.target, opts.batch);
         w.begin_key(k.key, k.ty.kind());
         value.visit(k.ty, &mut w)?;
-        return finish_native(w, k, summary);
+        return finish_native(w, k);
     }
     let mut history = IdmpHistory(false);
     value.visit(k.ty, &mut history)?;
     let history = history.0;
     let value = value.bytes();
+    if module && !payload_ok {
+        // No native form, and a payload the target refuses.
+        return Ok((
+            Sent::Left(loss::Loss::ModuleValue.into()),
+            0,
+            loss::Loss::ModuleValue.into(),
+        ));
+    }
     let name = || String::from_utf8_lossy(k.key);
     let restore = (opts.restore || history) && payload_ok;
     if module || (restore && (value.len() as u64) < opts.restore_max) {
         if module && !opts.restore {
             let why = "no native commands for it";
-            summary
-                .notices
-                .push(format!("module value {:?} sent as RESTORE ({why})", name()));
+            summary.notice(format!("module value {:?} sent as RESTORE ({why})", name()));
         } else if history && !opts.restore {
             let why = "no command sets its idempotent producers' history";
-            summary
-                .notices
-                .push(format!("stream {:?} sent as RESTORE ({why})", name()));
+            summary.notice(format!("stream {:?} sent as RESTORE ({why})", name()));
         }
         write_restore(k, value, version, opts, out)?;
-        summary.restored += 1;
-        summary.commands += 1;
-        return Ok(Sent::Restore);
-    }
-    if history {
-        summary.notices.push(format!(
-            "stream {:?}: its idempotent producers' history is left out (no command sets it, \
-             and a RESTORE payload would be {} for the target)",
-            name(),
-            if payload_ok { "too large" } else { "too new" }
-        ));
+        let mut losses = loss::Losses::default();
+        if (k.idle.is_some() || k.freq.is_some()) && !opts.target.restore_absttl() {
+            losses.add(loss::Loss::LruLfu);
+        }
+        return Ok((Sent::Restore, 1, losses));
     }
     // Decode the same bytes again into native commands (too large for one RESTORE, or a
-    // stream whose history fits no RESTORE).
+    // stream whose history fits no RESTORE: then the history is a loss).
     let mut w = NativeWriter::new(out, opts.target, opts.batch);
     w.begin_key(k.key, k.ty.kind());
     ValueReader::new().read(&mut SliceInput::new(value), k.ty, &mut w)?;
-    finish_native(w, k, summary)
+    finish_native(w, k)
 }
 
 /// Whether a stream holds idempotent-producer history (recorded IDs, or counts of them), which
@@ -581,19 +671,22 @@ pub(crate) enum Sent {
     Restore,
     /// Native commands, this many.
     Native(u64),
+    /// Nothing: the key is left out, for these losses (counted as refused, or as lost with
+    /// `lossy` when nothing of it can be written).
+    Left(loss::Losses),
 }
 
 fn finish_native(
     mut w: NativeWriter<'_>,
     k: &KeyInfo<'_>,
-    summary: &mut Summary,
-) -> Result<Sent, Error> {
+) -> Result<(Sent, u64, loss::Losses), Error> {
     w.end_key(k.expire_ms);
-    summary.native += 1;
-    summary.commands += w.commands;
+    if k.idle.is_some() || k.freq.is_some() {
+        w.losses.add(loss::Loss::LruLfu);
+    }
     match w.take_error() {
         Some(e) => Err(e.into()),
-        None => Ok(Sent::Native(w.commands)),
+        None => Ok((Sent::Native(w.commands), w.commands, w.losses)),
     }
 }
 

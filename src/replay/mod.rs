@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::export::loss::{Loss, Losses};
 use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
 use crate::filter::Filter;
 use crate::rdb::value::ValueReader;
@@ -70,6 +71,10 @@ pub struct Options {
     pub target: Option<Target>,
     /// Keys (or AOF commands) before this position were answered in an earlier run.
     pub resume_from: u64,
+    /// Send keys without what the target cannot hold (counted) instead of failing them.
+    pub lossy: bool,
+    /// Function libraries even with a key filter.
+    pub functions: bool,
 }
 
 /// What a replay did.
@@ -99,12 +104,22 @@ pub struct Summary {
     pub replaced_after_loss: u64,
     pub topology_refreshes: u64,
     pub notices: Vec<String>,
+    /// Keys sent without what the target cannot hold (`--lossy`), by kind of loss.
+    pub lost: BTreeMap<&'static str, u64>,
 }
 
 impl Summary {
     pub fn failed_total(&self) -> u64 {
         self.failed.values().sum()
     }
+}
+
+/// What [`Replay::encode_key`] made of a key.
+enum Encoded {
+    /// The form, command count and commands of its unit.
+    Unit(Form, u64, Vec<u8>),
+    /// Nothing: left out by the loss policy (see [`export::loss`]).
+    Left(Losses),
 }
 
 /// A key the target refused.
@@ -312,6 +327,8 @@ impl<'h> Replay<'h> {
             now_ms: self.opts.now_ms,
             no_ttl: false,
             restore_replace: self.opts.on_exists == OnExists::Replace || resend,
+            lossy: self.opts.lossy,
+            functions: self.opts.functions,
         }
     }
 
@@ -325,8 +342,25 @@ impl<'h> Replay<'h> {
                 self.facts.target
             )));
         }
-        let mut records = 0u64;
         let mut esummary = export::Summary::default();
+        let result = self.rdb_records(&mut reader, data, version, &mut esummary);
+        let losses = esummary.losses.report(self.facts.target);
+        for n in esummary.notices.into_iter().chain(losses) {
+            self.notice(n);
+        }
+        self.summary.lost = esummary.losses.lost;
+        result
+    }
+
+    /// The records of an RDB after its header (and the AOF commands after its end).
+    fn rdb_records<'a>(
+        &mut self,
+        reader: &mut Reader<'a, SliceInput<'a>>,
+        data: &'a [u8],
+        version: u16,
+        esummary: &mut export::Summary,
+    ) -> Result<(), Error> {
+        let mut records = 0u64;
         while let Some(rec) = reader.next_record() {
             let rec = rec?;
             records += 1;
@@ -338,7 +372,7 @@ impl<'h> Replay<'h> {
                 }
             }
             match rec.record {
-                Record::Function { code } => self.function(&code)?,
+                Record::Function { code } => self.function(&code, esummary)?,
                 Record::Key { db, key, ty, meta } => {
                     let seq = self.watermark.open(rec.offset);
                     let expire_ms = meta
@@ -381,15 +415,29 @@ impl<'h> Replay<'h> {
                         expire_ms,
                         idle: meta.idle,
                         freq: meta.freq,
+                        key_meta: !meta.meta_classes.is_empty(),
                     };
-                    let (form, commands, body) = self.encode_key(
-                        &mut reader,
+                    let encoded = self.encode_key(
+                        reader,
                         data,
                         version,
                         info,
                         (slot, seq, resend),
-                        &mut esummary,
+                        esummary,
                     )?;
+                    let (form, commands, body) = match encoded {
+                        Encoded::Unit(form, commands, body) => (form, commands, body),
+                        // Counted as lost by the loss policy: nothing of it can be sent.
+                        Encoded::Left(_) if self.opts.lossy => {
+                            self.watermark.close(seq);
+                            continue;
+                        }
+                        Encoded::Left(losses) => {
+                            let reason = losses.reason(self.facts.target);
+                            self.fail(seq, target_db, &key, &reason);
+                            continue;
+                        }
+                    };
                     match form {
                         Form::Restore => self.summary.restored += 1,
                         _ => self.summary.native += 1,
@@ -409,9 +457,6 @@ impl<'h> Replay<'h> {
                 _ => {}
             }
         }
-        for n in esummary.notices {
-            self.notice(n);
-        }
         Ok(())
     }
 
@@ -426,7 +471,7 @@ impl<'h> Replay<'h> {
         info: KeyInfo<'_>,
         (slot, seq, resend): (u16, u64, bool),
         esummary: &mut export::Summary,
-    ) -> Result<(Form, u64, Vec<u8>), Error> {
+    ) -> Result<Encoded, Error> {
         let eopts = self.export_options(version, resend);
         let staged = self.opts.on_exists != OnExists::Replace && !resend;
         let key = info.key;
@@ -442,12 +487,22 @@ impl<'h> Replay<'h> {
         let mut body = Vec::new();
         if string {
             let value = read_string(reader)?;
-            if value.len() <= eopts.batch.bytes {
-                return Ok((
-                    Form::Set,
-                    1,
-                    self.set_body(key, &value, info.expire_ms, staged),
-                ));
+            let whole = value.len() <= eopts.batch.bytes;
+            // SET, or native commands: its LRU/LFU state is left behind (see `export::loss`; a
+            // RESTORE below counts its own), as is key metadata.
+            let mut losses = Losses::default();
+            if access && (whole || !eopts.restore) {
+                losses.add(Loss::LruLfu);
+            }
+            if info.key_meta && (whole || !eopts.restore) {
+                losses.add(Loss::KeyMeta);
+            }
+            if !esummary.losses.settle(losses, eopts.lossy) {
+                return Ok(Encoded::Left(losses));
+            }
+            if whole {
+                let body = self.set_body(key, &value, info.expire_ms, staged);
+                return Ok(Encoded::Unit(Form::Set, 1, body));
             }
         }
         let tmp = if staged {
@@ -467,7 +522,7 @@ impl<'h> Replay<'h> {
             let value = &data[start as usize..end as usize];
             let n = native_from_bytes(value, &KeyInfo { key: name, ..info }, &eopts, &mut body)?;
             let (form, n) = native(name, n);
-            return Ok((form, n, body));
+            return Ok(Encoded::Unit(form, n, body));
         }
         let info = KeyInfo { key: name, ..info };
         // A string too large for one SET is restored from its bytes, already read.
@@ -486,6 +541,7 @@ impl<'h> Replay<'h> {
         };
         let (form, n) =
             match export::resp_key(&mut value, version, &info, &eopts, esummary, &mut body)? {
+                Sent::Left(losses) => return Ok(Encoded::Left(losses)),
                 Sent::Restore if name == key => (Form::Restore, 1),
                 Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
                 Sent::Native(n) if !staged || name != key => native(name, n),
@@ -504,7 +560,7 @@ impl<'h> Replay<'h> {
                     native(&tmp, n)
                 }
             };
-        Ok((form, n, body))
+        Ok(Encoded::Unit(form, n, body))
     }
 
     /// Where keys of source database `db` go: `--db-map`, else the URL's database when it
@@ -553,13 +609,24 @@ impl<'h> Replay<'h> {
         tmp
     }
 
-    /// A function library goes to every master.
-    fn function(&mut self, code: &[u8]) -> Result<(), Error> {
+    /// A function library goes to every master (when key filters let it, and the target has
+    /// functions: else the loss policy decides).
+    fn function(&mut self, code: &[u8], esummary: &mut export::Summary) -> Result<(), Error> {
+        let name = export::function_name(code).to_vec();
+        if !self.opts.filter.functions(self.opts.functions) {
+            self.notice(
+                "function libraries left out: a key filter is given (--functions includes them)"
+                    .into(),
+            );
+            return Ok(());
+        }
         if !self.facts.target.functions() {
-            self.notice(format!(
-                "function library skipped: target {} has no functions",
-                self.facts.target
-            ));
+            let loss = Losses::from(Loss::Function);
+            if !esummary.losses.settle(loss, self.opts.lossy) {
+                let seq = self.watermark.open(self.source_pos);
+                self.summary.keys += 1;
+                self.fail(seq, 0, &name, &loss.reason(self.facts.target));
+            }
             return Ok(());
         }
         let mut c = Command::new("FUNCTION");
@@ -570,11 +637,6 @@ impl<'h> Replay<'h> {
         c.arg(code);
         let mut body = Vec::new();
         let _ = c.write_to(&mut body);
-        let name = code
-            .split(|&b| b == b'\n')
-            .next()
-            .unwrap_or_default()
-            .to_vec();
         for node in 0..self.nodes.len() {
             let seq = self.watermark.open(self.source_pos);
             self.summary.keys += 1;
@@ -890,7 +952,9 @@ impl<'h> Replay<'h> {
     }
 
     fn fail(&mut self, seq: u64, db: u64, key: &[u8], error: &str) {
-        let kind = error.split_whitespace().next().unwrap_or("ERR").to_string();
+        let first = error.split_whitespace().next().unwrap_or("ERR");
+        // A loss's reason names it first (`field-ttl: ...`).
+        let kind = first.trim_end_matches(':').to_string();
         *self.summary.failed.entry(kind).or_default() += 1;
         self.hooks.failure(&Failure {
             db,
