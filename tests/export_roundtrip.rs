@@ -154,7 +154,7 @@ fn older_target_gets_native_commands_it_understands() {
     );
     let out = export(true);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("(--lossy): stream-meta 3"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot take: stream-meta 3"));
     let b = Server::start(&build("redis-6.2"), None);
     let (errors, _, text) = b.pipe(&out.stdout);
     assert_eq!(errors, 0, "{text}");

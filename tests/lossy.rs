@@ -87,7 +87,7 @@ fn replay_into_an_older_server_fails_keys_it_cannot_hold_unless_lossy() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("0 failed"), "{out}");
     assert!(
-        out.contains("sent without (--lossy): field-ttl: 3"),
+        out.contains("sent without what the target cannot hold: field-ttl: 3"),
         "{out}"
     );
     for key in FIELD_TTL_KEYS {
@@ -137,7 +137,7 @@ fn export_for_an_older_server_leaves_out_keys_it_cannot_hold_unless_lossy() {
     let lossy = Server::start(&b, None);
     let (code, err) = export_into(&rdb, &lossy, "7.0", &["--lossy"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("written without what target 7.0 cannot take (--lossy): field-ttl 3"));
+    assert!(err.contains("written without what target 7.0 cannot take: field-ttl 3"));
     assert_eq!(dbsize(&strict) + 3, dbsize(&lossy));
 }
 
@@ -161,7 +161,7 @@ fn export_for_6_2_counts_stream_metadata_and_functions() {
     assert_eq!(strict.cli(&["EXISTS", "stream:main"]).trim(), "0");
     let (code, err) = export_into(&rdb, &Server::start(&b, None), "6.2", &["--lossy"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("(--lossy): stream-meta 3"), "{err}");
+    assert!(err.contains("cannot take: stream-meta 3"), "{err}");
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn diff_patch_for_an_older_server_leaves_keys_unless_lossy() {
         "a refused key is not touched"
     );
     let (_, patch, err) = diff(&["--lossy"]);
-    assert!(err.contains("(--lossy): field-ttl 3"), "{err}");
+    assert!(err.contains("cannot take: field-ttl 3"), "{err}");
     assert!(patch.contains("hash:field-ttl:all"));
     assert!(!patch.contains("HPEXPIREAT"), "7.0 has no field TTLs");
 }
@@ -270,7 +270,7 @@ fn redis_8_6_key_metadata_is_a_loss_too() {
         let (code, out, err) = run(&args);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("$1\r\nk\r\n"), "{out}");
-        assert!(err.contains("(--lossy): key-meta 1"), "{err}");
+        assert!(err.contains("cannot take: key-meta 1"), "{err}");
     }
     // Replay sends a string as SET: the same loss, the same policy.
     let server = Server::start(&build("redis-8.2"), None);
@@ -280,7 +280,10 @@ fn redis_8_6_key_metadata_is_a_loss_too() {
     assert_eq!(server.cli(&["EXISTS", "k"]).trim(), "0");
     let (code, out, err) = run(&["replay", path, "--to", &url(&server), "--lossy"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("sent without (--lossy): key-meta: 1"), "{out}");
+    assert!(
+        out.contains("sent without what the target cannot hold: key-meta: 1"),
+        "{out}"
+    );
     assert_eq!(server.cli(&["GET", "k"]).trim(), "v");
 }
 
@@ -327,7 +330,7 @@ fn diff_patch_of_a_changed_hash_keeps_its_field_ttls_or_says_so() {
     );
     assert!(!patch.contains("DEL\r\n$5\r\nplain"), "{patch}");
     let (_, patch, err) = diff(&["--lossy"]);
-    assert!(err.contains("(--lossy): field-ttl 1"), "{err}");
+    assert!(err.contains("cannot take: field-ttl 1"), "{err}");
     assert!(
         patch.contains("DEL\r\n$1\r\nh\r\n"),
         "rewritten whole: {patch}"

@@ -240,7 +240,10 @@ fn a_stream_without_producers_ends_its_json_and_keeps_its_settings_in_commands()
     assert!(notices.contains("idmp-settings 1"), "{notices}");
     let (old, notices) = resp(&path, "8.2", true, 0);
     assert!(!old.contains("XCFGSET") && old.contains("XGROUP"));
-    assert!(notices.contains("(--lossy): idmp-settings 1"), "{notices}");
+    assert!(
+        notices.contains("cannot take: idmp-settings 1"),
+        "{notices}"
+    );
     let default = write(&dir, "default.rdb", &file(&idmp(100, 100, &[], 0, 0)));
     let (old, notices) = resp(&default, "8.2", false, 0);
     assert!(old.contains("XGROUP") && notices.is_empty(), "{notices}");
@@ -263,7 +266,7 @@ fn producer_history_goes_by_restore_or_is_left_out_with_a_notice() {
     let (old, notices) = resp(&path, "8.2", true, 0);
     assert!(!old.contains("RESTORE") && old.contains("XADD") && old.contains("XCLAIM"));
     assert!(
-        notices.contains("(--lossy): idmp-settings 1 ("),
+        notices.contains("cannot take: idmp-settings 1 ("),
         "{notices}"
     );
     assert!(notices.contains("idmp-history 1 ("), "{notices}");

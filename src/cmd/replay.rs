@@ -332,7 +332,11 @@ fn write_summary(
     }
     if !s.lost.is_empty() {
         let kinds: Vec<String> = s.lost.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-        writeln!(out, "sent without (--lossy): {}", kinds.join(", "))?;
+        writeln!(
+            out,
+            "sent without what the target cannot hold: {}",
+            kinds.join(", ")
+        )?;
     }
     writeln!(
         out,

@@ -71,6 +71,13 @@ impl Loss {
         }
     }
 
+    /// Whether a key losing this loses data. LRU idle time and LFU counters are eviction state,
+    /// which no native command sets and the server's own AOF rewrite drops too: a key losing
+    /// only that is written and the loss counted, `--lossy` or not.
+    fn is_data(self) -> bool {
+        self != Loss::LruLfu
+    }
+
     fn bit(self) -> u16 {
         1 << self as u16
     }
@@ -121,9 +128,11 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// The policy: whether a key with `losses` is written. Either way each loss is counted.
+    /// The policy: whether a key with `losses` is written (with `lossy`, or when it loses no
+    /// data). Either way each loss is counted.
     pub fn settle(&mut self, losses: Losses, lossy: bool) -> bool {
-        let counts = if lossy {
+        let write = lossy || losses.iter().all(|l| !l.is_data());
+        let counts = if write {
             &mut self.lost
         } else {
             &mut self.refused
@@ -131,7 +140,7 @@ impl Tally {
         for l in losses.iter() {
             *counts.entry(l.name()).or_default() += 1;
         }
-        lossy || losses.is_empty()
+        write
     }
 
     pub fn add(&mut self, o: &Tally) {
@@ -169,7 +178,7 @@ impl Tally {
         }
         if !self.lost.is_empty() {
             out.push(format!(
-                "written without what target {target} cannot take (--lossy): {}",
+                "written without what target {target} cannot take: {}",
                 explain(&self.lost)
             ));
         }
@@ -189,10 +198,14 @@ mod tests {
         assert!(!t.settle(key, false));
         assert!(t.settle(Loss::Function.into(), true));
         assert!(t.settle(Losses::default(), false));
+        assert!(
+            t.settle(Loss::LruLfu.into(), false),
+            "eviction state is not data"
+        );
         let counts =
             |m: &BTreeMap<&'static str, u64>| m.iter().map(|(k, n)| (*k, *n)).collect::<Vec<_>>();
         assert_eq!(counts(&t.refused), [("field-ttl", 1), ("lru-lfu", 1)]);
-        assert_eq!(counts(&t.lost), [("function", 1)]);
+        assert_eq!(counts(&t.lost), [("function", 1), ("lru-lfu", 1)]);
         let target = "7.0".parse().unwrap();
         assert!(
             key.reason(target)
