@@ -11,6 +11,11 @@ pub struct AofCommand<'a> {
     pub args: Vec<&'a [u8]>,
 }
 
+/// The database a `SELECT` command names (None when it names none).
+pub fn select_db(cmd: &AofCommand<'_>) -> Option<u64> {
+    std::str::from_utf8(cmd.args.get(1)?).ok()?.parse().ok()
+}
+
 /// The commands of `data[start..]`, in order; a malformed one ends the walk with an error
 /// naming its offset.
 pub struct Commands<'a> {
