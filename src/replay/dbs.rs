@@ -22,10 +22,16 @@ pub fn target_db(opts: &Options, url_db: i64, db: u64) -> u64 {
     }
 }
 
-/// The databases the source's selected keys (or AOF commands) go to. A walk over the whole
-/// source that skips values; a damaged record ends it (the replay stops there too).
+/// The databases the source's selected keys (or AOF commands) go to: all to the URL's
+/// database when it names one (and --db-map none), else found by a walk over the whole source
+/// that skips values; a damaged record ends it (the replay stops there too).
 pub fn needed(source: &Source<'_>, opts: &Options, url_db: i64) -> Needed {
     let mut out = Needed::new();
+    if url_db > 0 && opts.db_map.is_empty() {
+        // Selected when the connection was made.
+        out.insert(url_db as u64, BTreeSet::new());
+        return out;
+    }
     let mut add = |db: u64| {
         out.entry(target_db(opts, url_db, db))
             .or_default()
@@ -40,8 +46,9 @@ pub fn needed(source: &Source<'_>, opts: &Options, url_db: i64) -> Needed {
             };
             while let Some(Ok(rec)) = reader.next_record() {
                 match rec.record {
-                    Record::Key { db, key, ty, .. } => {
-                        if opts.filter.key(db, &key, ty.kind()) {
+                    Record::Key { db, key, ty, meta } => {
+                        let expiry = opts.expiry(meta.expire_ms);
+                        if opts.filter.key(db, &key, ty.kind()) && !opts.expired(expiry) {
                             add(db);
                         }
                         if reader.skip_value().is_err() {
@@ -122,6 +129,7 @@ pub fn confirm(
         .map(|(db, why)| {
             let from: Vec<String> = needed[db].iter().map(u64::to_string).collect();
             let from = match from[..] {
+                [] => String::new(),
                 [ref one] if *one == db.to_string() => String::new(),
                 _ => format!(" (from source database {})", from.join(", ")),
             };

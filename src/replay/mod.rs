@@ -77,6 +77,20 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+impl Options {
+    /// A key's expiry as sent: none with `--no-ttl`, moved by `--ttl-shift`.
+    fn expiry(&self, expire_ms: Option<i64>) -> Option<i64> {
+        expire_ms
+            .filter(|_| !self.no_ttl)
+            .map(|ms| ms.saturating_add(self.ttl_shift_ms))
+    }
+
+    /// Already expired at `now_ms`: not sent.
+    fn expired(&self, expire_ms: Option<i64>) -> bool {
+        expire_ms.is_some_and(|ms| ms <= self.now_ms)
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Summary {
@@ -403,15 +417,12 @@ impl<'h> Replay<'h> {
                 Record::Function { code } => self.function(&code)?,
                 Record::Key { db, key, ty, meta } => {
                     let seq = self.watermark.open(rec.offset);
-                    let expire_ms = meta
-                        .expire_ms
-                        .filter(|_| !self.opts.no_ttl)
-                        .map(|ms| ms.saturating_add(self.opts.ttl_shift_ms));
+                    let expire_ms = self.opts.expiry(meta.expire_ms);
                     let skip = if seq < self.opts.resume_from {
                         Some(&mut self.summary.skipped_resumed)
                     } else if !self.opts.filter.key(db, &key, ty.kind()) {
                         Some(&mut self.summary.filtered_out)
-                    } else if expire_ms.is_some_and(|ms| ms <= self.opts.now_ms) {
+                    } else if self.opts.expired(expire_ms) {
                         Some(&mut self.summary.skipped_expired)
                     } else {
                         None
