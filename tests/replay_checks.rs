@@ -234,6 +234,58 @@ fn ctrl_c_stops_at_any_rate_and_a_rate_of_zero_is_refused() {
     assert_eq!(checkpoint["complete"], false, "{checkpoint}");
 }
 
+/// Ctrl-C while the target hangs (SIGSTOP): the answers in flight are not waited for, the
+/// checkpoint stays before them.
+#[test]
+fn ctrl_c_stops_while_the_target_hangs() {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    source.cli(&["DEBUG", "POPULATE", "50000", "k", "10"]);
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    let target = Server::start(&b, None);
+    let pid = target
+        .cli(&["INFO", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp.json");
+    let child = Command::new(rdbtool_bin())
+        .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
+        .args([
+            "--max-ops-per-sec",
+            "20000",
+            "--checkpoint",
+            cp.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let signal = |sig: &str, pid: &str| {
+        let ok = Command::new("kill").args([sig, pid]).status().unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-STOP", &pid);
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-INT", &child.id().to_string());
+    let out = wait_at_most(child, Duration::from_secs(3));
+    signal("-CONT", &pid);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let done = checkpoint["done"].as_u64().unwrap();
+    assert!(done < 50_000, "{checkpoint}");
+    let on_target: u64 = target.cli(&["DBSIZE"]).trim().parse().unwrap();
+    assert!(on_target >= done, "{on_target} < {done}: {checkpoint}");
+}
+
 /// The child's output once it exits; killed (and the test failed) after `limit`.
 fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::process::Output {
     let start = Instant::now();

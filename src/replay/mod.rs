@@ -201,6 +201,8 @@ pub fn is_aof(data: &[u8]) -> bool {
 /// How often (in source records) progress is reported and checkpoints considered.
 const TICK: u64 = 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How long, once stopped, the answers in flight are waited for.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Bytes per batch before it is sent, whatever its command count.
 const BATCH_BYTES: usize = 1 << 20;
 
@@ -827,6 +829,8 @@ impl<'h> Replay<'h> {
                     self.in_flight += n;
                     break;
                 }
+                // Stopped while the target does not take more: the batch stays unsent.
+                Err(TrySendError::Full(_)) if self.halted() => break,
                 Err(TrySendError::Full(b)) => {
                     batch = b;
                     self.service(Duration::from_millis(2))?;
@@ -1096,8 +1100,17 @@ impl<'h> Replay<'h> {
     /// `--max-errors`), what is not sent yet stays unsent (the checkpoint is before it), except
     /// the deletions of temporary keys.
     fn finish(&mut self) -> Result<(), Error> {
+        let mut halted_at: Option<Instant> = None;
         loop {
             if self.halted() {
+                // Answers normally come within milliseconds; a target that hangs is not waited
+                // for (what is in flight stays after the checkpoint).
+                if halted_at.get_or_insert_with(Instant::now).elapsed() > STOP_GRACE {
+                    return Err(match &self.stopped {
+                        Some(why) => Error::Stopped(why.clone()),
+                        None => Error::Interrupted,
+                    });
+                }
                 self.delayed.retain(|(_, u)| u.form == Form::Cleanup);
                 for (batch, commands, bytes) in &mut self.pending {
                     batch.retain(|u| u.form == Form::Cleanup);
