@@ -400,14 +400,21 @@ fn the_summary_counts_keys_and_libraries_apart() {
     );
 }
 
-/// `rediss://` to a plain-text port says the TLS handshake failed; a service that is not
+/// `rediss://` to a plain-text port says the TLS handshake failed, within a few seconds; a service that is not
 /// Redis (an HTTP server) is said not to speak RESP.
 #[test]
 fn a_target_that_speaks_no_tls_or_no_resp_is_named_so() {
     let rdb = common::testdata("redis-7.0.rdb");
     let target = Server::start(&build("redis-7.0"), None);
     let to = format!("rediss://127.0.0.1:{}", target.port);
+    let start = Instant::now();
     let (code, out, err) = replay(&rdb, &to, &["--insecure"]);
+    // Not at the 5 s connect timeout: a plain-text port is looked into after a second.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(code, 2, "{out}{err}");
     assert!(
         err.contains("the TLS handshake failed: the port answers in plain text"),

@@ -124,6 +124,29 @@ impl Endpoint {
         })
     }
 
+    /// The first connection, with failures explained. Over TLS, a handshake not done within a
+    /// second is looked into: a port that answers `PING` in plain text fails at once instead of
+    /// at the connect timeout.
+    pub fn connect_explained(&self) -> Result<redis::Connection, String> {
+        let tls = matches!(self.info().addr(), ConnectionAddr::TcpTls { .. });
+        if !tls {
+            return self.connect().map_err(|e| self.explain(&e));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let me = self.clone();
+        std::thread::spawn(move || tx.send(me.connect()));
+        let got = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(got) => got,
+            Err(_) if plain_text(&self.address()) => {
+                return Err(format!("{}: {PLAIN_TEXT}", self.redacted()));
+            }
+            Err(_) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(std::io::Error::other("connection thread ended").into())),
+        };
+        got.map_err(|e| self.explain(&e))
+    }
+
     /// Why connecting failed, in words: a TLS handshake with a port that does not speak TLS,
     /// a service that does not speak RESP (an HTTP server, say).
     pub fn explain(&self, e: &redis::RedisError) -> String {
@@ -139,14 +162,10 @@ impl Endpoint {
             );
         }
         if tls && e.is_io_error() {
-            let why = match probe(&self.address()) {
-                Some(a) if a.starts_with(b"+") || a.starts_with(b"-") => {
-                    "the port answers in plain text: use redis://, or the server's TLS port"
-                        .to_string()
-                }
-                _ => e.to_string(),
+            return match plain_text(&self.address()) {
+                true => format!("{shown}: {PLAIN_TEXT}"),
+                false => format!("{shown}: the TLS handshake failed: {e}"),
             };
-            return format!("{shown}: the TLS handshake failed: {why}");
         }
         format!("{shown}: {e}")
     }
@@ -228,6 +247,14 @@ pub fn memory(conn: &mut redis::Connection) -> Option<(u64, u64)> {
             .ok()
     };
     Some((field("used_memory")?, field("maxmemory").unwrap_or(0)))
+}
+
+const PLAIN_TEXT: &str =
+    "the TLS handshake failed: the port answers in plain text: use redis://, or the TLS port";
+
+/// Whether `addr` answers `PING` in plain text (a RESP reply).
+fn plain_text(addr: &str) -> bool {
+    probe(addr).is_some_and(|a| a.starts_with(b"+") || a.starts_with(b"-"))
 }
 
 /// The first line of what `addr` answers in plain text to `PING` within a second, if anything.

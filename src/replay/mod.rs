@@ -246,7 +246,7 @@ impl<'h> Replay<'h> {
     ) -> Result<Self, Error> {
         let explain = endpoint.clone();
         let target_err = |e: redis::RedisError| Error::Target(explain.explain(&e));
-        let mut conn = endpoint.connect().map_err(target_err)?;
+        let mut conn = endpoint.connect_explained().map_err(Error::Target)?;
         let mut facts = endpoint::server_facts(&mut conn).map_err(target_err)?;
         if let Some(t) = opts.target {
             facts.target = t;
