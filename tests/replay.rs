@@ -591,6 +591,14 @@ fn cluster_replay_routes_every_key() {
     let b = build("redis-7.0");
     let (source, rdb) = populated_dump(100_000);
     let cluster = Cluster::start(&b);
+    // --dry-run: what each master would get, and nothing written.
+    let (code, out, err) = replay(&rdb, &url(&cluster.nodes[0]), &["--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("would send to 127.0.0.1:").count(), 3, "{out}");
+    assert_eq!(out.matches("memory on 127.0.0.1:").count(), 3, "{out}");
+    for n in &cluster.nodes {
+        assert_eq!(n.cli(&["DBSIZE"]).trim(), "0", "{out}");
+    }
     let (code, out, err) = replay(&rdb, &url(&cluster.nodes[0]), &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("cluster of 3 masters"), "{out}");
