@@ -591,13 +591,26 @@ fn cluster_replay_routes_every_key() {
     let b = build("redis-7.0");
     let (source, rdb) = populated_dump(100_000);
     let cluster = Cluster::start(&b);
-    // --dry-run: what each master would get, and nothing written.
-    let (code, out, err) = replay(&rdb, &url(&cluster.nodes[0]), &["--dry-run"]);
+    // --dry-run: what each master would get, and nothing written; a slot no master serves
+    // (slot 0, of the first node's) is said.
+    let first = &cluster.nodes[0];
+    first.cli(&["CLUSTER", "DELSLOTS", "0"]);
+    let (code, out, err) = replay(&rdb, &url(first), &["--dry-run"]);
+    first.cli(&["CLUSTER", "ADDSLOTS", "0"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.matches("would send to 127.0.0.1:").count(), 3, "{out}");
     assert_eq!(out.matches("memory on 127.0.0.1:").count(), 3, "{out}");
+    assert!(err.contains("no master for 1 of 16384 slots"), "{err}");
     for n in &cluster.nodes {
         assert_eq!(n.cli(&["DBSIZE"]).trim(), "0", "{out}");
+    }
+    let start = Instant::now();
+    while !first.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "slot 0 not served again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     let (code, out, err) = replay(&rdb, &url(&cluster.nodes[0]), &[]);
     assert_eq!(code, 0, "{out}{err}");

@@ -293,6 +293,18 @@ impl<'h> Replay<'h> {
                     r.endpoint.redacted()
                 )));
             }
+            let mut served = vec![false; slots::SLOTS];
+            for &(start, end, _, _) in ranges.iter().filter(|r| r.0 <= r.1) {
+                served[start as usize..=end as usize].fill(true);
+            }
+            let unserved = served.iter().filter(|&&s| !s).count();
+            if unserved > 0 {
+                r.notice(format!(
+                    "the cluster serves no master for {unserved} of {} slots: their keys wait \
+                     (CLUSTERDOWN) until --retry-timeout",
+                    slots::SLOTS
+                ));
+            }
             r.apply_slots(ranges)?;
         } else {
             r.node_index(&r.endpoint.address())?;
