@@ -134,6 +134,11 @@ fn open_source(args: &Args) -> Result<(MappedFile, Option<tempfile::NamedTempFil
     Ok((file, Some(spool)))
 }
 
+/// `1 key`, `1,234 keys`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 /// The source as messages name it.
 fn source_name(args: &Args) -> String {
     match args.file.as_os_str() == "-" {
@@ -191,10 +196,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
             if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
                 bail!(
-                    "{}: checkpoint is for another file ({}, {} bytes)",
+                    "{}: checkpoint is for another file ({}, {})",
                     path.display(),
                     cp.source,
-                    cp.source_size
+                    count(cp.source_size, "byte", "bytes")
                 );
             }
             cp.done
@@ -282,7 +287,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         }
     };
     let what = if replay.is_cluster() {
-        format!("cluster of {} masters", replay.node_addresses().len())
+        let masters = replay.node_addresses().len() as u64;
+        format!("cluster of {}", count(masters, "master", "masters"))
     } else {
         "standalone".to_string()
     };
@@ -338,7 +344,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                 eprintln!(
                     "rdbtool: {}: {} read, {} acknowledged before it stopped",
                     source_name(&args),
-                    replay::plural(summary.keys, "key", "keys"),
+                    count(summary.keys, "key", "keys"),
                     thousands(summary.acked)
                 );
             }
@@ -395,12 +401,16 @@ fn write_summary(
     }
     writeln!(
         out,
-        "sent as: {} RESTORE, {} native; {} commands, {} retries, {} topology refreshes",
+        "sent as: {} RESTORE, {} native; {}, {}, {}",
         thousands(s.restored),
         thousands(s.native),
-        thousands(s.commands),
-        thousands(s.retries),
-        thousands(s.topology_refreshes)
+        count(s.commands, "command", "commands"),
+        count(s.retries, "retry", "retries"),
+        count(
+            s.topology_refreshes,
+            "topology refresh",
+            "topology refreshes"
+        )
     )?;
     writeln!(
         out,
@@ -455,7 +465,7 @@ fn write_dry_run(
         writeln!(
             out,
             "would send to {node}: {} ({})",
-            replay::plural(total, "command", "commands"),
+            count(total, "command", "commands"),
             each.join(", ")
         )?;
     }
@@ -516,7 +526,7 @@ impl Hooks for CliHooks<'_> {
             bar.set_position(pos);
             let secs = self.started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!(
-                "{} keys/s, {} errors",
+                "{} keys/s, {} failed",
                 thousands((s.acked as f64 / secs) as u64),
                 thousands(s.failed_total())
             ));

@@ -50,7 +50,8 @@ impl<'a> Commands<'a> {
                 .filter(|&e| e + 2 <= d.len() && &d[e..e + 2] == b"\r\n")
                 .ok_or_else(|| {
                     bad(&format!(
-                        "argument {i}: {len} bytes not followed by CRLF (truncated?)"
+                        "argument {i}: {} not followed by CRLF (truncated?)",
+                        super::plural(len, "byte", "bytes")
                     ))
                 })?;
             args.push(&d[at..end]);

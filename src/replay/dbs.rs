@@ -121,7 +121,11 @@ pub fn confirm(
     }
     let has = match count {
         Some(1) if cluster => "a cluster has only database 0".to_string(),
-        Some(n) => format!("it has {n} databases (0 to {})", n.saturating_sub(1)),
+        Some(n) => format!(
+            "it has {} (0 to {})",
+            super::plural(n, "database", "databases"),
+            n.saturating_sub(1)
+        ),
         None => "SELECT refused it, CONFIG GET databases was not allowed".to_string(),
     };
     let list: Vec<String> = bad
