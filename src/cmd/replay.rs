@@ -348,9 +348,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                     thousands(summary.acked)
                 );
             }
-            let hint = match &args.checkpoint {
-                Some(p) => format!(" (checkpoint in {}: continue with --resume)", p.display()),
-                None => String::new(),
+            let hint = match (&args.checkpoint, &e) {
+                (_, replay::Error::Databases(_)) | (None, _) => String::new(),
+                (Some(p), _) => {
+                    format!(" (checkpoint in {}: continue with --resume)", p.display())
+                }
             };
             eprintln!("rdbtool: {}: {e}{hint}", source_name(&args));
             Ok(Exit::Error)
