@@ -90,8 +90,9 @@ fn aof_dbs(data: &[u8], start: usize, keep: &dyn Fn(u64) -> bool, add: &mut dyn 
     }
 }
 
-/// Confirms that every database of `needed` can be selected on the target; returns them.
-/// Stops with an error naming those that cannot (nothing has been sent).
+/// Confirms that every database of `needed` can be selected on the target (under its
+/// `databases`, and `SELECT n` answered OK on the control connection); returns them. Stops
+/// with an error naming those that cannot (nothing has been sent).
 pub fn confirm(
     conn: &mut redis::Connection,
     needed: &Needed,
@@ -104,9 +105,10 @@ pub fn confirm(
     };
     let mut bad = Vec::new();
     for &db in needed.keys() {
+        // Within the count, SELECT still asks: an ACL may refuse a database.
         let refused = match count {
-            Some(n) => (db >= n).then(String::new),
-            None => redis::cmd("SELECT")
+            Some(n) if db >= n => Some(String::new()),
+            _ => redis::cmd("SELECT")
                 .arg(db)
                 .query::<()>(conn)
                 .err()
