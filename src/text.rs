@@ -3,15 +3,35 @@
 
 use std::borrow::Cow;
 
-/// `noun` as `n` of it reads: `1 key`, `2 keys`, `0 keys`, `1 entry`, `2 entries`.
+/// `noun` as `n` of it reads: `1 key`, `2 keys`, `0 keys`, `1 entry`, `2 entries`,
+/// `2 refreshes`.
 pub fn plural(n: u64, noun: &str) -> Cow<'_, str> {
     if n == 1 {
         return Cow::Borrowed(noun);
     }
     match noun.strip_suffix('y') {
         Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{stem}ies").into(),
+        _ if ["s", "sh", "ch", "x"].iter().any(|e| noun.ends_with(e)) => format!("{noun}es").into(),
         _ => format!("{noun}s").into(),
     }
+}
+
+/// A count with thousands separators: 1,234,567.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A count with thousands separators and its noun: `1 key`, `1,234 keys`.
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{} {}", thousands(n), plural(n, noun))
 }
 
 /// `text` with the credentials of every URL in it masked: whatever lies between `scheme://`
@@ -114,6 +134,7 @@ mod tests {
         assert_eq!(plural(1, "entry"), "entry");
         assert_eq!(plural(3, "entry"), "entries");
         assert_eq!(plural(2, "byte"), "bytes");
+        assert_eq!(plural(2, "topology refresh"), "topology refreshes");
     }
 
     /// Every password, as typed and percent-encoded, is masked and no piece of it shown.

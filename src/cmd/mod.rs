@@ -79,23 +79,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A count with thousands separators: 1,234,567.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A count with thousands separators and its noun: `1 key`, `1,234 keys`.
-pub fn count(n: u64, noun: &str) -> String {
-    format!("{} {}", thousands(n), rdbtool::text::plural(n, noun))
-}
+pub use rdbtool::text::{count, thousands};
 
 /// A size in IEC units: 1.0 GiB.
 pub fn iec(bytes: u64) -> String {

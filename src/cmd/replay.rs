@@ -16,12 +16,13 @@ use rdbtool::replay::endpoint::{Endpoint, Tls};
 use rdbtool::replay::{self, Failure, Hooks, Mode, OnExists, Options, Replay, Source, Summary};
 
 use super::args::FilterArgs;
-use super::{Exit, iec, thousands};
+use super::{Exit, count, iec, thousands};
 
 /// Load a dump (or an AOF) into a live server or cluster: pipelined, routed by slot, resumable.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file, or an AOF (RESP commands, with or without an RDB preamble).
+    /// The RDB file, or an AOF (RESP commands, with or without an RDB preamble); `-` reads
+    /// standard input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// The target: redis://[user:pass@]host:port[/db] or rediss://... (password also from
@@ -58,8 +59,15 @@ pub struct Args {
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pipeline: usize,
     /// At most this many commands per second (for fragile targets).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_ops_per_sec: Option<u64>,
+    /// Stop after this many refused keys (the checkpoint is written).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_errors: Option<u64>,
+    /// Read the file and check the target (version, databases, cluster layout, memory), print
+    /// what would be sent per node and command, and send no write.
+    #[arg(long, conflicts_with_all = ["checkpoint", "resume"])]
+    dry_run: bool,
     /// The target is a cluster (detected from INFO otherwise).
     #[arg(long)]
     cluster: bool,
@@ -103,6 +111,31 @@ pub struct Args {
     quiet: bool,
 }
 
+/// The source mapped: a regular file as it is; standard input (`-`), a pipe or a device first
+/// copied into a temporary file (kept until the replay ends), as a replay reads its source
+/// twice (the databases it needs, then the keys).
+fn open_source(args: &Args) -> Result<MappedFile> {
+    let path = &args.file;
+    let regular =
+        !super::files::is_stdin(path) && std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    if args.resume && !regular {
+        bail!(
+            "{}: --resume needs a regular file (it is read again from the checkpoint's \
+             position): save the stream to a file first",
+            source_name(args)
+        );
+    }
+    super::files::open_mapped(path)
+}
+
+/// The source as messages name it.
+fn source_name(args: &Args) -> String {
+    match args.file.as_os_str() == "-" {
+        true => "standard input".to_string(),
+        false => args.file.display().to_string(),
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
 enum ModeArg {
     Restore,
@@ -137,7 +170,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
         super::files::refuse_input_as_output(path, [args.file.as_path()])?;
     }
-    let file = MappedFile::open(&args.file).with_context(|| args.file.display().to_string())?;
+    let file = open_source(&args)?;
     let data = file.data();
     let tls = Tls {
         cacert: args
@@ -157,10 +190,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
             if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
                 bail!(
-                    "{}: checkpoint is for another file ({}, {} bytes)",
+                    "{}: checkpoint is for another file ({}, {})",
                     path.display(),
                     cp.source,
-                    cp.source_size
+                    count(cp.source_size, "byte")
                 );
             }
             cp.done
@@ -193,6 +226,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         resume_from,
         lossy: args.lossy,
         functions: args.functions,
+        max_errors: args.max_errors,
+        dry_run: args.dry_run,
     };
     let aof = replay::is_aof(data);
     // An AOF's order matters: one connection per node keeps it.
@@ -235,7 +270,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         checkpoint: args
             .checkpoint
             .clone()
-            .map(|path| (path, args.file.display().to_string(), source_hash, len)),
+            .map(|path| (path, source_name(&args), source_hash, len)),
         bar,
         started: Instant::now(),
         io_error: None,
@@ -248,11 +283,16 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         }
     };
     let what = if replay.is_cluster() {
-        format!("cluster of {} masters", replay.node_addresses().len())
+        let masters = replay.node_addresses().len() as u64;
+        format!("cluster of {}", count(masters, "master"))
     } else {
         "standalone".to_string()
     };
     let target = replay.facts().target;
+    let memory = match args.dry_run {
+        true => replay.node_memory(),
+        false => Vec::new(),
+    };
     let started = Instant::now();
     // The RDB's checksum is summed on the other core as it is read (and its pages released);
     // the reader's pages are released by the progress hook.
@@ -267,7 +307,20 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     if let Some(w) = hooks.errors_to.as_mut() {
         w.flush()?;
     }
-    write_summary(out, &args, &shown, &what, target, &summary, elapsed, len)?;
+    let header = format!(
+        "replay {} -> {shown} ({what}, {target})",
+        source_name(&args)
+    );
+    let fits = match (args.dry_run && result.is_ok(), &result) {
+        // Nothing was read or sent: the message says why.
+        (_, Err(replay::Error::Databases(_))) => true,
+        (true, _) => write_dry_run(out, &header, &summary, &memory, len)?,
+        (false, _) => {
+            let what = if aof { "AOF commands" } else { "keys" };
+            write_summary(out, &header, what, &summary, elapsed, len)?;
+            true
+        }
+    };
     for n in &summary.notices {
         eprintln!("rdbtool: notice: {n}");
     }
@@ -276,51 +329,61 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         return Ok(Exit::Error);
     }
     match result {
-        Ok(()) if summary.failed_total() > 0 => Ok(Exit::Problems),
+        Ok(()) if summary.failed_total() > 0 || !fits => Ok(Exit::Problems),
         Ok(()) => Ok(Exit::Ok),
         Err(replay::Error::Rdb(e)) => {
-            eprintln!("rdbtool: {}: {e}", args.file.display());
+            eprintln!("rdbtool: {}: {e}", source_name(&args));
             Ok(Exit::Problems)
         }
         Err(e) => {
-            let hint = match &args.checkpoint {
-                Some(p) => format!(" (checkpoint in {}: continue with --resume)", p.display()),
-                None => String::new(),
+            if let replay::Error::Stopped(_) = e {
+                eprintln!(
+                    "rdbtool: {}: {} read, {} acknowledged before it stopped",
+                    source_name(&args),
+                    count(summary.keys, "key"),
+                    thousands(summary.acked)
+                );
+            }
+            let hint = match (&args.checkpoint, &e) {
+                (_, replay::Error::Databases(_)) | (None, _) => String::new(),
+                (Some(p), _) => {
+                    format!(" (checkpoint in {}: continue with --resume)", p.display())
+                }
             };
-            eprintln!("rdbtool: {}: {e}{hint}", args.file.display());
+            eprintln!("rdbtool: {}: {e}{hint}", source_name(&args));
             Ok(Exit::Error)
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_summary(
     out: &mut dyn Write,
-    args: &Args,
-    shown: &str,
+    header: &str,
     what: &str,
-    target: Target,
     s: &Summary,
     elapsed: Duration,
     len: u64,
 ) -> Result<()> {
     let secs = elapsed.as_secs_f64().max(1e-9);
+    writeln!(out, "{header}")?;
     writeln!(
         out,
-        "replay {} -> {shown} ({what}, {target})",
-        args.file.display()
-    )?;
-    writeln!(
-        out,
-        "keys: {} read, {} sent, {} acknowledged, {} failed",
+        "{what}: {} read, {} sent, {} acknowledged, {} failed",
         thousands(s.keys),
         thousands(s.sent),
         thousands(s.acked),
         thousands(s.failed_total())
     )?;
+    if s.libraries > 0 {
+        writeln!(
+            out,
+            "function libraries: {} read, {} loaded, {} already there",
+            s.libraries, s.libraries_loaded, s.libraries_existing
+        )?;
+    }
     writeln!(
         out,
-        "skipped: {} existing, {} expired, {} filtered out, {} before the checkpoint",
+        "skipped keys: {} existing, {} expired, {} filtered out, {} before the checkpoint",
         thousands(s.skipped_exists),
         thousands(s.skipped_expired),
         thousands(s.filtered_out),
@@ -328,7 +391,11 @@ fn write_summary(
     )?;
     if !s.failed.is_empty() {
         let kinds: Vec<String> = s.failed.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-        writeln!(out, "failed by error: {}", kinds.join(", "))?;
+        writeln!(
+            out,
+            "failed by error (keys and libraries): {}",
+            kinds.join(", ")
+        )?;
     }
     if !s.lost.is_empty() {
         let kinds: Vec<String> = s.lost.iter().map(|(k, n)| format!("{k}: {n}")).collect();
@@ -340,12 +407,12 @@ fn write_summary(
     }
     writeln!(
         out,
-        "sent as: {} RESTORE, {} native; {} commands, {} retries, {} topology refreshes",
+        "sent as: {} RESTORE, {} native; {}, {}, {}",
         thousands(s.restored),
         thousands(s.native),
-        thousands(s.commands),
-        thousands(s.retries),
-        thousands(s.topology_refreshes)
+        count(s.commands, "command"),
+        count(s.retries, "retry"),
+        count(s.topology_refreshes, "topology refresh")
     )?;
     writeln!(
         out,
@@ -353,9 +420,87 @@ fn write_summary(
         thousands((s.acked as f64 / secs) as u64),
         iec((len as f64 / secs) as u64)
     )?;
-    // The line redis-cli --pipe ends with.
-    writeln!(out, "errors: {}, replies: {}", s.error_replies, s.replies)?;
+    writeln!(
+        out,
+        "replies: {}; error replies: {}, of which {} retried (redirected, busy or loading)",
+        thousands(s.replies),
+        thousands(s.error_replies),
+        thousands(s.retried_errors),
+    )?;
     Ok(())
+}
+
+/// `--dry-run`: what would be sent, per node and command, and whether the file may fit in
+/// the memory the target has left (false when it may not).
+fn write_dry_run(
+    out: &mut dyn Write,
+    header: &str,
+    s: &Summary,
+    memory: &[(String, Option<(u64, u64)>)],
+    len: u64,
+) -> Result<bool> {
+    writeln!(out, "{header}")?;
+    writeln!(out, "dry run: nothing was written")?;
+    writeln!(
+        out,
+        "keys: {} read, {} to send; {} expired, {} filtered out",
+        thousands(s.keys),
+        thousands(s.sent),
+        thousands(s.skipped_expired),
+        thousands(s.filtered_out)
+    )?;
+    if s.libraries > 0 {
+        writeln!(out, "function libraries: {} read", s.libraries)?;
+    }
+    let dbs: Vec<String> = s.databases.iter().map(u64::to_string).collect();
+    writeln!(
+        out,
+        "databases: {} (each selectable on the target)",
+        dbs.join(", ")
+    )?;
+    for (node, counts) in &s.would_send {
+        let total: u64 = counts.values().sum();
+        let each: Vec<String> = counts
+            .iter()
+            .map(|(name, n)| format!("{} {name}", thousands(*n)))
+            .collect();
+        writeln!(
+            out,
+            "would send to {node}: {} ({})",
+            count(total, "command"),
+            each.join(", ")
+        )?;
+    }
+    // The file's size is a floor for what its keys take in memory.
+    let mut fits = true;
+    let (mut free, mut limited) = (0u64, true);
+    for (node, m) in memory {
+        let text = match m {
+            Some((used, 0)) => {
+                limited = false;
+                format!("{} used, no maxmemory", iec(*used))
+            }
+            Some((used, max)) => {
+                free += max.saturating_sub(*used);
+                format!("{} used of maxmemory {}", iec(*used), iec(*max))
+            }
+            None => {
+                limited = false;
+                "INFO memory not answered".to_string()
+            }
+        };
+        writeln!(out, "memory on {node}: {text}")?;
+    }
+    if limited && len > free {
+        fits = false;
+        writeln!(
+            out,
+            "memory: the file ({}) is larger than what maxmemory leaves free ({}): it will not fit",
+            iec(len),
+            iec(free)
+        )?;
+    }
+    Ok(fits)
 }
 
 struct CliHooks<'f> {
@@ -383,7 +528,7 @@ impl Hooks for CliHooks<'_> {
             bar.set_position(pos);
             let secs = self.started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!(
-                "{} keys/s, {} errors",
+                "{} keys/s, {} failed",
                 thousands((s.acked as f64 / secs) as u64),
                 thousands(s.failed_total())
             ));
@@ -429,5 +574,9 @@ impl Hooks for CliHooks<'_> {
 
     fn stop(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    fn read_ahead(&mut self) {
+        self.file.release_all();
     }
 }

@@ -11,6 +11,11 @@ pub struct AofCommand<'a> {
     pub args: Vec<&'a [u8]>,
 }
 
+/// The database a `SELECT` command names (None when it names none).
+pub fn select_db(cmd: &AofCommand<'_>) -> Option<u64> {
+    std::str::from_utf8(cmd.args.get(1)?).ok()?.parse().ok()
+}
+
 /// The commands of `data[start..]`, in order; a malformed one ends the walk with an error
 /// naming its offset.
 pub struct Commands<'a> {
@@ -45,7 +50,8 @@ impl<'a> Commands<'a> {
                 .filter(|&e| e + 2 <= d.len() && &d[e..e + 2] == b"\r\n")
                 .ok_or_else(|| {
                     bad(&format!(
-                        "argument {i}: {len} bytes not followed by CRLF (truncated?)"
+                        "argument {i}: {} not followed by CRLF (truncated?)",
+                        crate::text::count(len, "byte")
                     ))
                 })?;
             args.push(&d[at..end]);

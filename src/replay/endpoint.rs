@@ -123,6 +123,52 @@ impl Endpoint {
         })
     }
 
+    /// The first connection, with failures explained. Over TLS, a handshake not done within a
+    /// second is looked into: a port that answers `PING` in plain text fails at once instead of
+    /// at the connect timeout.
+    pub fn connect_explained(&self) -> Result<redis::Connection, String> {
+        let tls = matches!(self.info().addr(), ConnectionAddr::TcpTls { .. });
+        if !tls {
+            return self.connect().map_err(|e| self.explain(&e));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let me = self.clone();
+        std::thread::spawn(move || tx.send(me.connect()));
+        let got = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(got) => got,
+            Err(_) if plain_text(&self.address()) => {
+                return Err(format!("{}: {PLAIN_TEXT}", self.redacted()));
+            }
+            Err(_) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(std::io::Error::other("connection thread ended").into())),
+        };
+        got.map_err(|e| self.explain(&e))
+    }
+
+    /// Why connecting failed, in words: a TLS handshake with a port that does not speak TLS,
+    /// a service that does not speak RESP (an HTTP server, say).
+    pub fn explain(&self, e: &redis::RedisError) -> String {
+        let shown = self.redacted();
+        let tls = matches!(self.info().addr(), ConnectionAddr::TcpTls { .. });
+        if e.kind() == redis::ErrorKind::Parse {
+            let said = match probe(&self.address()) {
+                Some(a) if !tls => format!(": it answered \"{}\"", printable(&a)),
+                _ => String::new(),
+            };
+            return format!(
+                "{shown}: the target does not speak RESP (not a Redis or Valkey server?){said}"
+            );
+        }
+        if tls && e.is_io_error() {
+            return match plain_text(&self.address()) {
+                true => format!("{shown}: {PLAIN_TEXT}"),
+                false => format!("{shown}: the TLS handshake failed: {e}"),
+            };
+        }
+        format!("{shown}: {e}")
+    }
+
     pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
         let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
         conn.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -176,7 +222,7 @@ pub fn server_facts(conn: &mut redis::Connection) -> redis::RedisResult<ServerFa
 }
 
 /// The number in a CONFIG GET reply, as an array (RESP2) or a map (RESP3).
-fn config_number(v: &Value) -> Option<u64> {
+pub(crate) fn config_number(v: &Value) -> Option<u64> {
     let text = match v {
         Value::Array(items) => items.get(1)?,
         Value::Map(pairs) => &pairs.first()?.1,
@@ -187,4 +233,51 @@ fn config_number(v: &Value) -> Option<u64> {
         Value::SimpleString(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// `used_memory` and `maxmemory` (0: no limit) from INFO memory.
+pub fn memory(conn: &mut redis::Connection) -> Option<(u64, u64)> {
+    let info: String = redis::cmd("INFO").arg("memory").query(conn).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("used_memory")?, field("maxmemory").unwrap_or(0)))
+}
+
+const PLAIN_TEXT: &str =
+    "the TLS handshake failed: the port answers in plain text: use redis://, or the TLS port";
+
+/// Whether `addr` answers `PING` in plain text (a RESP reply).
+fn plain_text(addr: &str) -> bool {
+    probe(addr).is_some_and(|a| a.starts_with(b"+") || a.starts_with(b"-"))
+}
+
+/// The first line of what `addr` answers in plain text to `PING` within a second, if anything.
+fn probe(addr: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let at = addr.to_socket_addrs().ok()?.next()?;
+    let wait = Duration::from_secs(1);
+    let mut s = std::net::TcpStream::connect_timeout(&at, wait).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    s.write_all(b"PING\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok().filter(|&n| n > 0)?;
+    let line = buf[..n].split(|&b| b == b'\n').next()?;
+    Some(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
+}
+
+/// ASCII text as is, other bytes as `\xNN`.
+fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            b' '..=b'~' => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
 }

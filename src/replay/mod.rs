@@ -10,12 +10,13 @@
 
 pub mod aof;
 pub mod checkpoint;
+mod dbs;
 pub mod endpoint;
 mod node;
 pub mod slots;
 pub mod unit;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -26,6 +27,7 @@ use crate::filter::Filter;
 use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Item, Kind, Reader, Record, SliceInput, Visitor};
 use crate::resp::Command;
+use crate::text::count;
 use checkpoint::Watermark;
 use endpoint::{Endpoint, ServerFacts};
 use node::{Event, Node};
@@ -75,6 +77,24 @@ pub struct Options {
     pub lossy: bool,
     /// Function libraries even with a key filter.
     pub functions: bool,
+    /// Stop after this many refused keys.
+    pub max_errors: Option<u64>,
+    /// Send no write: count what would be sent, per node and command.
+    pub dry_run: bool,
+}
+
+impl Options {
+    /// A key's expiry as sent: none with `--no-ttl`, moved by `--ttl-shift`.
+    fn expiry(&self, expire_ms: Option<i64>) -> Option<i64> {
+        expire_ms
+            .filter(|_| !self.no_ttl)
+            .map(|ms| ms.saturating_add(self.ttl_shift_ms))
+    }
+
+    /// Already expired at `now_ms`: not sent.
+    fn expired(&self, expire_ms: Option<i64>) -> bool {
+        expire_ms.is_some_and(|ms| ms <= self.now_ms)
+    }
 }
 
 /// What a replay did.
@@ -82,6 +102,11 @@ pub struct Options {
 pub struct Summary {
     /// Keys (or AOF commands) read from the source and selected by the filters.
     pub keys: u64,
+    /// Function libraries read from the source, loaded (on every master), and found there
+    /// already (`--on-exists skip`).
+    pub libraries: u64,
+    pub libraries_loaded: u64,
+    pub libraries_existing: u64,
     pub sent: u64,
     pub acked: u64,
     pub skipped_exists: u64,
@@ -93,16 +118,22 @@ pub struct Summary {
     pub failed: BTreeMap<String, u64>,
     pub restored: u64,
     pub native: u64,
-    /// Commands sent (retries included), replies read and error replies among them.
+    /// Commands sent (retries included), replies read and error replies among them, and
+    /// among those the ones answered by sending again (MOVED, ASK, TRYAGAIN, LOADING...).
     pub commands: u64,
     pub replies: u64,
     pub error_replies: u64,
+    pub retried_errors: u64,
     pub retries: u64,
     /// Keys sent again with replace semantics after their connection was lost (`--on-exists`
     /// fail or skip): an earlier attempt may have made them, so whether they existed before
     /// is not known.
     pub replaced_after_loss: u64,
     pub topology_refreshes: u64,
+    /// Target databases written to (all confirmed selectable before anything was sent).
+    pub databases: Vec<u64>,
+    /// `--dry-run`: per node, the commands that would have been sent, by name.
+    pub would_send: BTreeMap<String, BTreeMap<String, u64>>,
     pub notices: Vec<String>,
     /// Keys sent without what the target cannot hold (`--lossy`), by kind of loss.
     pub lost: BTreeMap<&'static str, u64>,
@@ -139,6 +170,8 @@ pub trait Hooks {
     fn checkpoint(&mut self, done: u64, offset: u64, summary: &Summary, complete: bool);
     /// The user asked to stop (Ctrl-C).
     fn stop(&self) -> bool;
+    /// The whole source was read ahead (for the databases it needs): its pages may go.
+    fn read_ahead(&mut self) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +184,11 @@ pub enum Error {
     Target(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("stopped: {0}")]
+    Stopped(String),
+    /// Databases the target cannot select (found before anything was sent).
+    #[error("{0}")]
+    Databases(String),
 }
 
 impl From<export::Error> for Error {
@@ -179,6 +217,8 @@ pub fn is_aof(data: &[u8]) -> bool {
 /// How often (in source records) progress is reported and checkpoints considered.
 const TICK: u64 = 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How long, once stopped, the answers in flight are waited for.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Bytes per batch before it is sent, whatever its command count.
 const BATCH_BYTES: usize = 1 << 20;
 
@@ -203,6 +243,14 @@ pub struct Replay<'h> {
     run_id: u64,
     hooks: &'h mut dyn Hooks,
     source_pos: u64,
+    /// A connection for questions (databases, cluster slots), never for writes.
+    control: redis::Connection,
+    /// Target databases confirmed selectable before anything was sent: the only ones written.
+    selectable: BTreeSet<u64>,
+    /// Why the replay stopped early (`--max-errors`).
+    stopped: Option<String>,
+    /// `--dry-run`: the database each node's connection would be in.
+    dry_dbs: Vec<u64>,
 }
 
 impl<'h> Replay<'h> {
@@ -212,9 +260,9 @@ impl<'h> Replay<'h> {
         opts: Options,
         hooks: &'h mut dyn Hooks,
     ) -> Result<Self, Error> {
-        let shown = endpoint.redacted();
-        let target_err = |e: redis::RedisError| Error::Target(format!("{shown}: {e}"));
-        let mut conn = endpoint.connect().map_err(target_err)?;
+        let explain = endpoint.clone();
+        let target_err = |e: redis::RedisError| Error::Target(explain.explain(&e));
+        let mut conn = endpoint.connect_explained().map_err(Error::Target)?;
         let mut facts = endpoint::server_facts(&mut conn).map_err(target_err)?;
         if let Some(t) = opts.target {
             facts.target = t;
@@ -245,17 +293,33 @@ impl<'h> Replay<'h> {
             },
             hooks,
             source_pos: 0,
+            control: conn,
+            selectable: BTreeSet::new(),
+            stopped: None,
+            dry_dbs: Vec::new(),
         };
         if cluster {
             if r.endpoint.db() != 0 {
                 return Err(Error::Target("a cluster has only database 0".into()));
             }
-            let ranges = node::cluster_slots(&mut conn).map_err(target_err)?;
+            let ranges = node::cluster_slots(&mut r.control).map_err(target_err)?;
             if ranges.is_empty() {
                 return Err(Error::Target(format!(
                     "{}: CLUSTER SLOTS lists no slots",
                     r.endpoint.redacted()
                 )));
+            }
+            let mut served = vec![false; slots::SLOTS];
+            for &(start, end, _, _) in ranges.iter().filter(|r| r.0 <= r.1) {
+                served[start as usize..=end as usize].fill(true);
+            }
+            let unserved = served.iter().filter(|&&s| !s).count();
+            if unserved > 0 {
+                r.notice(format!(
+                    "the cluster serves no master for {unserved} of {} slots: their keys wait \
+                     (CLUSTERDOWN) until --retry-timeout",
+                    slots::SLOTS
+                ));
             }
             r.apply_slots(ranges)?;
         } else {
@@ -276,13 +340,40 @@ impl<'h> Replay<'h> {
         self.nodes.iter().map(|n| n.addr.clone()).collect()
     }
 
+    /// Per node: used memory and `maxmemory` (0: no limit), when INFO memory answers.
+    pub fn node_memory(&self) -> Vec<(String, Option<(u64, u64)>)> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let memory = split_addr(&n.addr)
+                    .and_then(|(host, port)| self.endpoint.at(host, port).ok())
+                    .and_then(|e| e.connect().ok())
+                    .and_then(|mut c| endpoint::memory(&mut c));
+                (n.addr.clone(), memory)
+            })
+            .collect()
+    }
+
     /// Replays a whole source; returns the summary (failed keys are in it, not errors).
     pub fn run(mut self, source: Source<'_>) -> (Summary, Result<(), Error>) {
+        let needed = dbs::needed(&source, &self.opts, self.endpoint.db());
+        self.hooks.read_ahead();
+        let shown = self.endpoint.redacted();
+        match dbs::confirm(&mut self.control, &needed, self.cluster, &shown) {
+            Ok(dbs) => {
+                self.summary.databases = dbs.iter().copied().collect();
+                self.selectable = dbs;
+            }
+            Err(e) => return (self.summary, Err(e)),
+        }
         let result = match source {
             Source::Rdb(inp) => self.run_rdb(inp),
             Source::Aof(data) => self.run_aof(data, 0),
         }
         .and_then(|()| {
+            if let Some(why) = &self.stopped {
+                return Err(Error::Stopped(why.clone()));
+            }
             if self.hooks.stop() {
                 return Err(Error::Interrupted);
             }
@@ -292,8 +383,13 @@ impl<'h> Replay<'h> {
         let result = result.and(drained);
         if self.summary.replaced_after_loss > 0 {
             let n = self.summary.replaced_after_loss;
+            let n = format!(
+                "{} {}",
+                count(n, "key"),
+                if n == 1 { "was" } else { "were" }
+            );
             self.notice(format!(
-                "{n} keys were in flight when a connection was lost and were sent again with \
+                "{n} in flight when a connection was lost and were sent again with \
                  replace semantics: any of them that existed on the target before was overwritten"
             ));
         }
@@ -367,23 +463,20 @@ impl<'h> Replay<'h> {
             self.source_pos = reader.pos();
             if records.is_multiple_of(TICK) {
                 self.tick()?;
-                if self.hooks.stop() {
-                    return Ok(());
-                }
+            }
+            if self.halted() {
+                return Ok(());
             }
             match rec.record {
                 Record::Function { code } => self.function(&code, esummary)?,
                 Record::Key { db, key, ty, meta } => {
                     let seq = self.watermark.open(rec.offset);
-                    let expire_ms = meta
-                        .expire_ms
-                        .filter(|_| !self.opts.no_ttl)
-                        .map(|ms| ms.saturating_add(self.opts.ttl_shift_ms));
+                    let expire_ms = self.opts.expiry(meta.expire_ms);
                     let skip = if seq < self.opts.resume_from {
                         Some(&mut self.summary.skipped_resumed)
                     } else if !self.opts.filter.key(db, &key, ty.kind()) {
                         Some(&mut self.summary.filtered_out)
-                    } else if expire_ms.is_some_and(|ms| ms <= self.opts.now_ms) {
+                    } else if self.opts.expired(expire_ms) {
                         Some(&mut self.summary.skipped_expired)
                     } else {
                         None
@@ -396,14 +489,9 @@ impl<'h> Replay<'h> {
                     }
                     self.summary.keys += 1;
                     let target_db = self.target_db(db);
-                    if self.cluster && target_db != 0 {
+                    if !self.selectable.contains(&target_db) {
                         reader.skip_value()?;
-                        self.fail(
-                            seq,
-                            target_db,
-                            &key,
-                            "DB a cluster has only database 0 (use --db-map)",
-                        );
+                        self.unselectable(seq, target_db, &key);
                         continue;
                     }
                     let resend = seq >= self.opts.resume_from && self.opts.resume_from > 0;
@@ -563,14 +651,19 @@ impl<'h> Replay<'h> {
         Ok(Encoded::Unit(form, n, body))
     }
 
-    /// Where keys of source database `db` go: `--db-map`, else the URL's database when it
-    /// names one other than 0, else the same number.
     fn target_db(&self, db: u64) -> u64 {
-        match self.opts.db_map.get(&db) {
-            Some(&to) => to,
-            None if self.endpoint.db() > 0 => self.endpoint.db() as u64,
-            None => db,
-        }
+        dbs::target_db(&self.opts, self.endpoint.db(), db)
+    }
+
+    /// A key (or AOF command) of a database not confirmed selectable: refused, never sent.
+    fn unselectable(&mut self, seq: u64, db: u64, key: &[u8]) {
+        let why = format!("DB database {db} was not confirmed selectable on the target");
+        self.fail(seq, db, key, &why);
+    }
+
+    /// Ctrl-C, or `--max-errors` reached: read no further.
+    fn halted(&self) -> bool {
+        self.stopped.is_some() || self.hooks.stop()
     }
 
     /// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command.
@@ -624,7 +717,7 @@ impl<'h> Replay<'h> {
             let loss = Losses::from(Loss::Function);
             if !esummary.losses.settle(loss, self.opts.lossy) {
                 let seq = self.watermark.open(self.source_pos);
-                self.summary.keys += 1;
+                self.summary.libraries += 1;
                 self.fail(seq, 0, &name, &loss.reason(self.facts.target));
             }
             return Ok(());
@@ -637,9 +730,9 @@ impl<'h> Replay<'h> {
         c.arg(code);
         let mut body = Vec::new();
         let _ = c.write_to(&mut body);
+        self.summary.libraries += 1;
         for node in 0..self.nodes.len() {
             let seq = self.watermark.open(self.source_pos);
-            self.summary.keys += 1;
             self.dispatch(Unit {
                 pinned: Some(node),
                 ..Unit::new(seq, 0, name.clone(), 0, Form::Function, body.clone())
@@ -680,15 +773,13 @@ impl<'h> Replay<'h> {
             self.source_pos = commands.pos();
             if n.is_multiple_of(TICK) {
                 self.tick()?;
-                if self.hooks.stop() {
-                    return Ok(());
-                }
+            }
+            if self.halted() {
+                return Ok(());
             }
             let name = cmd.args[0].to_ascii_uppercase();
             if name == b"SELECT" {
-                db = std::str::from_utf8(cmd.args.get(1).copied().unwrap_or_default())
-                    .ok()
-                    .and_then(|s| s.parse().ok())
+                db = aof::select_db(&cmd)
                     .ok_or_else(|| Error::Aof(format!("offset {}: bad SELECT", cmd.offset)))?;
                 continue;
             }
@@ -747,6 +838,10 @@ impl<'h> Replay<'h> {
             return Ok(());
         }
         self.summary.keys += 1;
+        if !self.selectable.contains(&unit.db) {
+            self.unselectable(seq, unit.db, &unit.key.clone());
+            return Ok(());
+        }
         self.dispatch(unit)
     }
 
@@ -774,14 +869,20 @@ impl<'h> Replay<'h> {
     fn dispatch(&mut self, unit: Unit) -> Result<(), Error> {
         if let Some(limit) = self.opts.max_ops_per_sec {
             let due = Duration::from_secs_f64(self.summary.commands as f64 / limit.max(1) as f64);
-            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-                std::thread::sleep(wait);
+            // In short naps, so that Ctrl-C is seen within a tenth of a second at any rate.
+            while let Some(wait) = due.checked_sub(self.started.elapsed())
+                && !self.halted()
+            {
+                std::thread::sleep(wait.min(Duration::from_millis(100)));
             }
         }
         let node = self.route(&unit);
         self.summary.commands += u64::from(unit.commands);
-        self.summary.sent +=
-            u64::from(unit.failing_since.is_none() && !unit.alone && unit.form != Form::Cleanup);
+        self.summary.sent += u64::from(
+            unit.failing_since.is_none()
+                && !unit.alone
+                && !matches!(unit.form, Form::Cleanup | Form::Function),
+        );
         let batch = &mut self.pending[node];
         batch.1 += unit.commands as usize;
         batch.2 += unit.body.len();
@@ -797,6 +898,10 @@ impl<'h> Replay<'h> {
 
     fn flush(&mut self, node: usize) -> Result<(), Error> {
         let (mut batch, _, _) = std::mem::take(&mut self.pending[node]);
+        if self.opts.dry_run {
+            self.count_dry(node, batch);
+            return Ok(());
+        }
         while !batch.is_empty() {
             let n = batch.len();
             match self.nodes[node].tx.try_send(batch) {
@@ -804,6 +909,8 @@ impl<'h> Replay<'h> {
                     self.in_flight += n;
                     break;
                 }
+                // Stopped while the target does not take more: the batch stays unsent.
+                Err(TrySendError::Full(_)) if self.halted() => break,
                 Err(TrySendError::Full(b)) => {
                     batch = b;
                     self.service(Duration::from_millis(2))?;
@@ -814,6 +921,26 @@ impl<'h> Replay<'h> {
             }
         }
         Ok(())
+    }
+
+    /// `--dry-run`: the commands a connection would send for `batch`, counted by name; its
+    /// units count as answered (for the watermark), not as acknowledged.
+    fn count_dry(&mut self, node: usize, batch: Vec<Unit>) {
+        let mut db = (!self.cluster).then(|| self.dry_dbs[node]);
+        let packed = unit::Packed::new(&batch, &mut db);
+        self.dry_dbs[node] = db.unwrap_or(0);
+        let counts = self
+            .summary
+            .would_send
+            .entry(self.nodes[node].addr.clone())
+            .or_default();
+        for cmd in aof::Commands::new(&packed.buf, 0).flatten() {
+            let name = String::from_utf8_lossy(cmd.args[0]).to_ascii_uppercase();
+            *counts.entry(name).or_default() += 1;
+        }
+        for u in batch {
+            self.watermark.close(u.seq);
+        }
     }
 
     /// Handles answers (waiting up to `wait` for the first) and sends delayed retries whose
@@ -853,6 +980,7 @@ impl<'h> Replay<'h> {
         self.in_flight -= units.len();
         self.summary.replies += replies.replies;
         self.summary.error_replies += replies.errors;
+        self.summary.retried_errors += replies.retried;
         for (mut unit, outcome) in units.into_iter().zip(outcomes) {
             if unit.form == Form::Cleanup && !matches!(outcome, Outcome::Retry(_)) {
                 continue;
@@ -869,12 +997,18 @@ impl<'h> Replay<'h> {
             }
             match outcome {
                 Outcome::Acked => {
-                    self.summary.acked += 1;
+                    match unit.form {
+                        Form::Function => self.summary.libraries_loaded += 1,
+                        _ => self.summary.acked += 1,
+                    }
                     self.watermark.close(unit.seq);
                 }
                 Outcome::Exists => match self.opts.on_exists {
                     OnExists::Skip => {
-                        self.summary.skipped_exists += 1;
+                        match unit.form {
+                            Form::Function => self.summary.libraries_existing += 1,
+                            _ => self.summary.skipped_exists += 1,
+                        }
                         self.watermark.close(unit.seq);
                     }
                     _ => self.fail(
@@ -962,6 +1096,16 @@ impl<'h> Replay<'h> {
             error: error.to_string(),
         });
         self.watermark.close(seq);
+        let failed = self.summary.failed_total();
+        if let Some(max) = self.opts.max_errors
+            && failed >= max
+            && self.stopped.is_none()
+        {
+            self.stopped = Some(format!(
+                "{} refused by the target (--max-errors {max})",
+                count(failed, "key")
+            ));
+        }
     }
 
     /// Re-reads the slot map from any node that answers (at most every 200 ms).
@@ -1030,12 +1174,32 @@ impl<'h> Replay<'h> {
             self.cluster,
         ));
         self.pending.push(Default::default());
+        self.dry_dbs.push(self.endpoint.db().max(0) as u64);
         Ok(self.nodes.len() - 1)
     }
 
-    /// Sends what is pending and waits until every unit has its answer.
+    /// Sends what is pending and waits until every unit has its answer. Once stopped (Ctrl-C,
+    /// `--max-errors`), what is not sent yet stays unsent (the checkpoint is before it), except
+    /// the deletions of temporary keys.
     fn finish(&mut self) -> Result<(), Error> {
+        let mut halted_at: Option<Instant> = None;
         loop {
+            if self.halted() {
+                // Answers normally come within milliseconds; a target that hangs is not waited
+                // for (what is in flight stays after the checkpoint).
+                if halted_at.get_or_insert_with(Instant::now).elapsed() > STOP_GRACE {
+                    return Err(match &self.stopped {
+                        Some(why) => Error::Stopped(why.clone()),
+                        None => Error::Interrupted,
+                    });
+                }
+                self.delayed.retain(|(_, u)| u.form == Form::Cleanup);
+                for (batch, commands, bytes) in &mut self.pending {
+                    batch.retain(|u| u.form == Form::Cleanup);
+                    *commands = batch.iter().map(|u| u.commands as usize).sum();
+                    *bytes = batch.iter().map(|u| u.body.len()).sum();
+                }
+            }
             for node in 0..self.nodes.len() {
                 if !self.pending[node].0.is_empty() {
                     self.flush(node)?;

@@ -1,7 +1,7 @@
 //! The target's nodes: the slot map of a cluster, and per node a few connections, each a thread
 //! that sends batches of units and hands back what became of each.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::thread;
 use std::time::Duration;
 
@@ -51,6 +51,9 @@ impl Node {
 fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>, cluster: bool) {
     let mut conn: Option<redis::Connection> = None;
     let mut db = None;
+    // Databases this connection has selected with an answer: only these are selected within
+    // a pipeline, where a refused SELECT would leave the commands after it in another database.
+    let mut selectable = BTreeSet::new();
     // Batches written and not yet answered, oldest first: at most two.
     let mut flight: VecDeque<(Vec<Unit>, Packed)> = VecDeque::new();
     loop {
@@ -63,12 +66,12 @@ fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>
             false => rx.try_recv().ok(),
         };
         if let Some(batch) = next {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => match endpoint.connect() {
+            if conn.is_none() {
+                match endpoint.connect() {
                     Ok(c) => {
                         db = (!cluster).then(|| endpoint.db().max(0) as u64);
-                        conn.insert(c)
+                        selectable = db.into_iter().collect();
+                        conn = Some(c);
                     }
                     Err(e) => {
                         // No connection means nothing in flight: it went with the last one.
@@ -76,7 +79,30 @@ fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>
                         thread::sleep(Duration::from_millis(100));
                         continue;
                     }
-                },
+                }
+            }
+            let new_db = |u: &Unit| !cluster && !selectable.contains(&u.db);
+            let batch = match batch.iter().any(new_db) {
+                true => {
+                    // Every reply of the batches in flight first, then a SELECT with its answer.
+                    while !flight.is_empty() {
+                        if !answer_oldest(&mut flight, &mut conn, &events) {
+                            return;
+                        }
+                    }
+                    match confirm_dbs(batch, &mut conn, &mut selectable, &mut db, &events) {
+                        Some(b) if !b.is_empty() => b,
+                        Some(_) => continue,
+                        None => return,
+                    }
+                }
+                false => batch,
+            };
+            let Some(c) = conn.as_mut() else {
+                if !lose(batch, "connection lost", &events) {
+                    return;
+                }
+                continue;
             };
             let packed = Packed::new(&batch, &mut db);
             let sent = c.send_packed_command(&packed.buf);
@@ -91,28 +117,84 @@ fn connection(endpoint: Endpoint, rx: Receiver<Vec<Unit>>, events: Sender<Event>
                 continue;
             }
         }
-        let Some((mut batch, packed)) = flight.pop_front() else {
-            continue;
-        };
-        let got = match conn.as_mut() {
-            Some(c) => recv_replies(c, packed.replies()).map_err(|e| e.to_string()),
-            None => Err("connection lost".to_string()),
-        };
-        let replies = match got {
-            Ok(replies) => replies,
-            Err(why) => {
-                flight.push_front((batch, packed));
-                if !lose_all(&mut flight, &why, &mut conn, &events) {
-                    return;
-                }
-                continue;
-            }
-        };
-        let (outcomes, replies) = packed.outcomes(&mut batch, &replies);
-        if events.send(Event::Done(batch, outcomes, replies)).is_err() {
+        if !answer_oldest(&mut flight, &mut conn, &events) {
             return;
         }
     }
+}
+
+/// Reads the replies to the oldest batch in flight and reports them. False when the run has
+/// ended.
+fn answer_oldest(
+    flight: &mut VecDeque<(Vec<Unit>, Packed)>,
+    conn: &mut Option<redis::Connection>,
+    events: &Sender<Event>,
+) -> bool {
+    let Some((mut batch, packed)) = flight.pop_front() else {
+        return true;
+    };
+    let got = match conn.as_mut() {
+        Some(c) => recv_replies(c, packed.replies()).map_err(|e| e.to_string()),
+        None => Err("connection lost".to_string()),
+    };
+    match got {
+        Ok(replies) => {
+            let (outcomes, replies) = packed.outcomes(&mut batch, &replies);
+            events.send(Event::Done(batch, outcomes, replies)).is_ok()
+        }
+        Err(why) => {
+            flight.push_front((batch, packed));
+            lose_all(flight, &why, conn, events)
+        }
+    }
+}
+
+/// Selects, one at a time and waiting for each answer, the databases of `batch` this
+/// connection has not selected yet. The units of a database the target refuses fail (they are
+/// sent nowhere); returns the others, or all of them to be sent again if the connection is
+/// lost. None when the run has ended.
+fn confirm_dbs(
+    batch: Vec<Unit>,
+    conn: &mut Option<redis::Connection>,
+    selectable: &mut BTreeSet<u64>,
+    db: &mut Option<u64>,
+    events: &Sender<Event>,
+) -> Option<Vec<Unit>> {
+    let wanted: BTreeSet<u64> = batch.iter().map(|u| u.db).collect();
+    let mut refused = Vec::new();
+    for n in wanted.difference(&selectable.clone()) {
+        let Some(c) = conn.as_mut() else { break };
+        match redis::cmd("SELECT").arg(*n).query::<()>(c) {
+            Ok(()) => {
+                selectable.insert(*n);
+                *db = Some(*n);
+            }
+            Err(e) if e.code().is_some() => refused.push((*n, e.to_string())),
+            Err(e) => {
+                *conn = None;
+                return lose(batch, &e.to_string(), events).then(Vec::new);
+            }
+        }
+    }
+    if refused.is_empty() {
+        return Some(batch);
+    }
+    let (failed, ok): (Vec<Unit>, Vec<Unit>) = batch
+        .into_iter()
+        .partition(|u| refused.iter().any(|(n, _)| *n == u.db));
+    let outcomes = failed
+        .iter()
+        .map(|u| {
+            let why = refused.iter().find(|(n, _)| *n == u.db).map(|(_, e)| e);
+            Outcome::Failed(format!(
+                "DB the target refused SELECT {}: {}",
+                u.db,
+                why.map_or("", String::as_str)
+            ))
+        })
+        .collect();
+    let sent = events.send(Event::Done(failed, outcomes, Replies::default()));
+    sent.is_ok().then_some(ok)
 }
 
 /// `n` replies, in order; an error here (not an error reply) means the connection is lost.

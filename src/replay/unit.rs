@@ -110,11 +110,13 @@ pub enum Redirect {
     Lost(String),
 }
 
-/// Replies read for a batch, and how many were errors.
+/// Replies read for a batch, how many were errors, and how many of those said to send again
+/// (redirections, a busy or loading server).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Replies {
     pub replies: u64,
     pub errors: u64,
+    pub retried: u64,
 }
 
 /// The role of one reply in a batch.
@@ -240,6 +242,9 @@ impl Packed {
         p
     }
 
+    /// `SELECT want` when the connection is in another database. Only databases the connection
+    /// has selected before, with an answer, come here (see `node::confirm_dbs`): a refused
+    /// `SELECT` in a pipeline would leave the commands after it in the previous database.
     fn select(&mut self, unit: u32, want: u64, db: &mut Option<u64>) {
         if let Some(cur) = db
             && *cur != want
@@ -311,7 +316,7 @@ impl Packed {
         let mut out = vec![Outcome::Acked; units.len()];
         let mut counts = Replies {
             replies: replies.len() as u64,
-            errors: 0,
+            ..Replies::default()
         };
         for (&(unit, role), reply) in self.plan.iter().zip(replies) {
             let error = matches!(reply, Value::ServerError(_));
@@ -329,6 +334,7 @@ impl Packed {
                     Value::Int(0) if matches!(role, Role::Group(_)) => Outcome::Grouped,
                     _ => continue,
                 };
+                counts.retried += u64::from(matches!(new, Outcome::Retry(_)));
                 for &m in &self.members[unit as usize..(unit + n) as usize] {
                     let o = &mut out[m as usize];
                     if rank(&new) > rank(o) {
@@ -360,6 +366,7 @@ impl Packed {
                 Value::Nil if units[unit as usize].form == Form::Set => Outcome::Exists,
                 _ => continue,
             };
+            counts.retried += u64::from(matches!(new, Outcome::Retry(_)));
             if rank(&new) > rank(o) {
                 *o = new;
             }

@@ -69,6 +69,18 @@ pub fn rdbtool(args: &[&str]) -> Output {
         .expect("run rdbtool")
 }
 
+/// Runs `rdbtool replay FILE --to TO EXTRA...`; returns exit code, stdout and stderr.
+pub fn replay(file: &Path, to: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["replay", file.to_str().unwrap(), "--to", to];
+    args.extend_from_slice(extra);
+    let out = rdbtool(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `rdbtool verify --format json ARGS` and returns (exit code, the first file's report).
 pub fn verify_json(args: &[&str]) -> (i32, Value) {
     let mut all = vec!["verify", "--format", "json"];
