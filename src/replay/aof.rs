@@ -1,7 +1,7 @@
 //! An AOF: RESP commands one after the other (`*N\r\n$len\r\narg\r\n...`), with `#...` annotation
 //! lines (Redis 7 timestamps), possibly after an RDB preamble.
 
-use super::unit::header;
+use crate::resp::parse::{Item, Slice};
 
 /// One command of the log: where it starts, its encoded bytes and its arguments.
 #[derive(Debug)]
@@ -16,53 +16,25 @@ pub fn select_db(cmd: &AofCommand<'_>) -> Option<u64> {
     std::str::from_utf8(cmd.args.get(1)?).ok()?.parse().ok()
 }
 
-/// The commands of `data[start..]`, in order; a malformed one ends the walk with an error
-/// naming its offset.
+/// The commands of `data[start..]`, in order, annotations skipped; a malformed or truncated
+/// one ends the walk with an error naming its offset.
 pub struct Commands<'a> {
     data: &'a [u8],
-    pos: usize,
+    items: Slice<'a>,
 }
 
 impl<'a> Commands<'a> {
     pub fn new(data: &'a [u8], start: usize) -> Self {
-        Commands { data, pos: start }
+        let rest = data.get(start..).unwrap_or_default();
+        Commands {
+            data,
+            items: Slice::new(rest, start as u64),
+        }
     }
 
+    /// Where the next command (or annotation) starts.
     pub fn pos(&self) -> u64 {
-        self.pos as u64
-    }
-
-    fn command(&self) -> Result<(AofCommand<'a>, usize), String> {
-        let d = self.data;
-        let start = self.pos;
-        let bad = |what: &str| format!("offset {start}: {what}");
-        let (n, mut pos) =
-            header(d, start, b'*').ok_or_else(|| bad("expected a RESP array (*N)"))?;
-        if n == 0 || n > (d.len() - start) as u64 {
-            return Err(bad(&format!("implausible argument count {n}")));
-        }
-        let mut args = Vec::new();
-        for i in 0..n {
-            let (len, at) = header(d, pos, b'$')
-                .ok_or_else(|| bad(&format!("argument {i}: expected a bulk string ($len)")))?;
-            let end = at
-                .checked_add(len as usize)
-                .filter(|&e| e + 2 <= d.len() && &d[e..e + 2] == b"\r\n")
-                .ok_or_else(|| {
-                    bad(&format!(
-                        "argument {i}: {} not followed by CRLF (truncated?)",
-                        crate::text::count(len, "byte")
-                    ))
-                })?;
-            args.push(&d[at..end]);
-            pos = end + 2;
-        }
-        let cmd = AofCommand {
-            offset: start as u64,
-            raw: &d[start..pos],
-            args,
-        };
-        Ok((cmd, pos))
+        self.items.offset()
     }
 }
 
@@ -70,22 +42,20 @@ impl<'a> Iterator for Commands<'a> {
     type Item = Result<AofCommand<'a>, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.data.get(self.pos) == Some(&b'#') {
-            let line = &self.data[self.pos..];
-            self.pos += memchr::memchr(b'\n', line).map_or(line.len(), |i| i + 1);
-        }
-        if self.pos >= self.data.len() {
-            return None;
-        }
-        match self.command() {
-            Ok((cmd, next)) => {
-                self.pos = next;
-                Some(Ok(cmd))
-            }
-            Err(e) => {
-                self.pos = self.data.len();
-                Some(Err(e))
-            }
+        loop {
+            let cmd = match self.items.next_item()? {
+                Ok(Item::Annotation { .. }) => continue,
+                Ok(Item::Command(cmd)) => cmd,
+                Err(problem) => return Some(Err(problem.to_string())),
+            };
+            let at = cmd.offset as usize;
+            let raw = &self.data[at..at + cmd.raw.len()];
+            let args = cmd.arg_ranges().iter().map(|r| &raw[r.clone()]).collect();
+            return Some(Ok(AofCommand {
+                offset: cmd.offset,
+                raw,
+                args,
+            }));
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use redis::Value;
 
-use crate::resp::Command;
+use crate::resp::{Command, parse};
 
 /// How a unit's commands make its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,45 +518,13 @@ impl Groups {
 /// The commands of a RESP stream our own encoder wrote (well-formed by construction).
 fn split_commands(mut buf: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
+    let mut args = Vec::new();
     while !buf.is_empty() {
-        let len = command_len(buf).unwrap_or(buf.len());
+        let len = parse::command(buf, &mut args).unwrap_or(buf.len());
         out.push(&buf[..len]);
         buf = &buf[len..];
     }
     out
-}
-
-/// Length of the RESP array at the start of `buf`, if it is complete.
-pub fn command_len(buf: &[u8]) -> Option<usize> {
-    let (n, mut pos) = header(buf, 0, b'*')?;
-    for _ in 0..n {
-        let (len, start) = header(buf, pos, b'$')?;
-        pos = start.checked_add(len as usize)?.checked_add(2)?;
-        if pos > buf.len() {
-            return None;
-        }
-    }
-    Some(pos)
-}
-
-/// `<tag><digits>\r\n` at `pos`: the number and where what follows starts.
-pub fn header(buf: &[u8], pos: usize, tag: u8) -> Option<(u64, usize)> {
-    if buf.get(pos) != Some(&tag) {
-        return None;
-    }
-    let line = buf.get(pos + 1..)?;
-    let end = memchr::memchr(b'\r', line)?;
-    if line.get(end + 1) != Some(&b'\n') {
-        return None;
-    }
-    let digits = &line[..end];
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = digits
-        .iter()
-        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    Some((n, pos + 1 + end + 2))
 }
 
 #[cfg(test)]

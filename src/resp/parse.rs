@@ -101,6 +101,11 @@ impl<'a> Cmd<'a> {
     pub fn argc(&self) -> usize {
         self.args.len()
     }
+
+    /// Where each argument lies in [`Cmd::raw`].
+    pub fn arg_ranges(&self) -> &'a [Range<usize>] {
+        self.args
+    }
 }
 
 /// Reads the command at `buf[0..]`: its length, its arguments left in `args` as ranges of
