@@ -1,5 +1,6 @@
 //! rdbtool: read, check, inspect and convert Redis and Valkey persistence files.
 
+pub mod aof;
 pub mod diff;
 pub mod export;
 pub mod filter;

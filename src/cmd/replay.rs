@@ -229,7 +229,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         max_errors: args.max_errors,
         dry_run: args.dry_run,
     };
-    let aof = replay::is_aof(data);
+    let aof = rdbtool::aof::is_aof(data);
     // An AOF's order matters: one connection per node keeps it.
     let opts = match aof {
         true => Options {

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redis::Value;
 
-use super::{Error, Options, Source, aof};
+use super::{Error, Options, Source};
+use crate::aof;
 use crate::rdb::{Reader, Record, SliceInput};
 
 /// Target database → the source databases that go there.

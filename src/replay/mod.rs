@@ -8,7 +8,6 @@
 //! [`checkpoint::Watermark`] tracks the first key without an answer: a checkpoint records it,
 //! and a resume skips what is before it.
 
-pub mod aof;
 pub mod checkpoint;
 mod dbs;
 pub mod endpoint;
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::aof;
 use crate::export::loss::{Loss, Losses};
 use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
 use crate::filter::Filter;
@@ -206,12 +206,6 @@ pub enum Source<'a> {
     Rdb(SliceInput<'a>),
     /// RESP commands.
     Aof(&'a [u8]),
-}
-
-/// A plain AOF starts with `*` or an annotation; an RDB (or an AOF with RDB preamble) with
-/// `REDIS`/`VALKEY`.
-pub fn is_aof(data: &[u8]) -> bool {
-    matches!(data.first(), Some(b'*' | b'#'))
 }
 
 /// How often (in source records) progress is reported and checkpoints considered.

@@ -1,7 +1,15 @@
+//! The append-only file: its commands, read with their offsets by `resp::parse`.
+//!
 //! An AOF: RESP commands one after the other (`*N\r\n$len\r\narg\r\n...`), with `#...` annotation
 //! lines (Redis 7 timestamps), possibly after an RDB preamble.
 
 use crate::resp::parse::{Item, Slice};
+
+/// A plain AOF starts with `*` or an annotation; an RDB (or an AOF with RDB preamble) with
+/// `REDIS`/`VALKEY`.
+pub fn is_aof(data: &[u8]) -> bool {
+    matches!(data.first(), Some(b'*' | b'#'))
+}
 
 /// One command of the log: where it starts, its encoded bytes and its arguments.
 #[derive(Debug)]
