@@ -165,14 +165,18 @@ fn keys_of_a_database_the_restarted_target_lacks_are_refused_not_misplaced() {
     let errors = dir.path().join("errors.jsonl");
     let target = Server::start_with(&b, None, &["--databases", "32"]);
     // Database 0 first, at 1,000 commands a second: the restart comes before database 20.
-    let child = Command::new(rdbtool_bin())
-        .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
-        .args(["--max-ops-per-sec", "1000", "--pipeline", "50"])
-        .args(["--errors-to", errors.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn_replay(
+        &rdb,
+        &url(&target),
+        &[
+            "--max-ops-per-sec",
+            "1000",
+            "--pipeline",
+            "50",
+            "--errors-to",
+            errors.to_str().unwrap(),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(600));
     let target = target.kill_and_restart(&b, &["--databases", "16"]);
     let out = child.wait_with_output().unwrap();
@@ -205,18 +209,16 @@ fn ctrl_c_stops_at_any_rate_and_a_rate_of_zero_is_refused() {
     assert!(err.contains("--max-ops-per-sec"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let cp = dir.path().join("cp.json");
-    let child = Command::new(rdbtool_bin())
-        .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
-        .args([
+    let child = common::spawn_replay(
+        &rdb,
+        &url(&target),
+        &[
             "--max-ops-per-sec",
             "1",
             "--checkpoint",
             cp.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     std::thread::sleep(Duration::from_secs(1));
     let sent = Instant::now();
     let killed = Command::new("kill")
@@ -253,18 +255,16 @@ fn ctrl_c_stops_while_the_target_hangs() {
         .to_string();
     let dir = tempfile::tempdir().unwrap();
     let cp = dir.path().join("cp.json");
-    let child = Command::new(rdbtool_bin())
-        .args(["replay", rdb.to_str().unwrap(), "--to", &url(&target)])
-        .args([
+    let child = common::spawn_replay(
+        &rdb,
+        &url(&target),
+        &[
             "--max-ops-per-sec",
             "20000",
             "--checkpoint",
             cp.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let signal = |sig: &str, pid: &str| {
         let ok = Command::new("kill").args([sig, pid]).status().unwrap();
         assert!(ok.success(), "kill {sig} {pid}");

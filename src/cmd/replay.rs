@@ -185,7 +185,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     let endpoint = Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))?;
     let shown = endpoint.redacted();
     let source_hash = checkpoint::source_hash(data);
-    let resume_from = match (&args.checkpoint, args.resume) {
+    let (resume_from, resume_run) = match (&args.checkpoint, args.resume) {
         (Some(path), true) => {
             let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
             if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
@@ -196,9 +196,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                     count(cp.source_size, "byte")
                 );
             }
-            cp.done
+            (cp.done, (cp.run_id != 0).then_some(cp.run_id))
         }
-        _ => 0,
+        _ => (0, None),
     };
     let opts = Options {
         mode: match args.mode {
@@ -224,6 +224,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         batch_elements: args.batch_elements,
         target: args.target_version,
         resume_from,
+        resume_run,
         lossy: args.lossy,
         functions: args.functions,
         max_errors: args.max_errors,
@@ -563,6 +564,7 @@ impl Hooks for CliHooks<'_> {
             offset,
             acked: s.acked,
             failed: s.failed_total(),
+            run_id: s.run_id,
             complete,
             updated_ms: super::now_ms(),
         };

@@ -20,6 +20,10 @@ pub struct Checkpoint {
     pub offset: u64,
     pub acked: u64,
     pub failed: u64,
+    /// The run's id, which the names of its temporary keys carry: a resume deletes those left
+    /// behind. (0 in a checkpoint written before it was kept.)
+    #[serde(default)]
+    pub run_id: u64,
     pub complete: bool,
     pub updated_ms: i64,
 }
@@ -131,11 +135,16 @@ mod tests {
             offset: 99,
             acked: 6,
             failed: 1,
+            run_id: 0xabc,
             complete: false,
             updated_ms: 1,
         };
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), cp);
+        // One written before the run id was kept still loads.
+        let old = std::fs::read_to_string(&path).unwrap().replace("\"run_id\": 2748,", "");
+        std::fs::write(&path, old).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap().run_id, 0);
         assert_ne!(source_hash(b"abc"), source_hash(b"abd"));
     }
 }

@@ -11,6 +11,7 @@
 pub mod checkpoint;
 mod dbs;
 pub mod endpoint;
+mod leftovers;
 mod node;
 pub mod slots;
 pub mod unit;
@@ -73,6 +74,9 @@ pub struct Options {
     pub target: Option<Target>,
     /// Keys (or AOF commands) before this position were answered in an earlier run.
     pub resume_from: u64,
+    /// That run's id (from its checkpoint): its temporary keys are deleted first, and this
+    /// run keeps its id.
+    pub resume_run: Option<u64>,
     /// Send keys without what the target cannot hold (counted) instead of failing them.
     pub lossy: bool,
     /// Function libraries even with a key filter.
@@ -100,6 +104,8 @@ impl Options {
 /// What a replay did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Summary {
+    /// The run's id, which its temporary keys' names carry (kept by the checkpoint).
+    pub run_id: u64,
     /// Keys (or AOF commands) read from the source and selected by the filters.
     pub keys: u64,
     /// Function libraries read from the source, loaded (on every master), and found there
@@ -263,6 +269,11 @@ impl<'h> Replay<'h> {
         }
         let cluster = opts.cluster || facts.cluster;
         let (events_tx, events) = crossbeam_channel::unbounded();
+        let run_id = opts.resume_run.unwrap_or_else(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+                & 0xffff_ffff
+        });
         let mut r = Replay {
             watermark: Watermark::default(),
             opts,
@@ -276,15 +287,14 @@ impl<'h> Replay<'h> {
             in_flight: 0,
             events_tx,
             events,
-            summary: Summary::default(),
+            summary: Summary {
+                run_id,
+                ..Summary::default()
+            },
             last_refresh: None,
             last_checkpoint: Instant::now(),
             started: Instant::now(),
-            run_id: {
-                use std::hash::BuildHasher;
-                std::collections::hash_map::RandomState::new().hash_one(std::process::id())
-                    & 0xffff_ffff
-            },
+            run_id,
             hooks,
             source_pos: 0,
             control: conn,
@@ -359,6 +369,12 @@ impl<'h> Replay<'h> {
                 self.selectable = dbs;
             }
             Err(e) => return (self.summary, Err(e)),
+        }
+        if self.opts.resume_run.is_some()
+            && !self.opts.dry_run
+            && let Err(e) = self.delete_leftovers()
+        {
+            return (self.summary, Err(e));
         }
         let result = match source {
             Source::Rdb(inp) => self.run_rdb(inp),
@@ -692,8 +708,36 @@ impl<'h> Replay<'h> {
     fn tmp_name(&self, slot: u16, seq: u64) -> Vec<u8> {
         let mut tmp = b"{".to_vec();
         tmp.extend_from_slice(slots::tag_for(slot));
-        tmp.extend_from_slice(format!("}}rdbtool-tmp:{:x}:{seq}", self.run_id).as_bytes());
+        tmp.push(b'}');
+        tmp.extend_from_slice(leftovers::marker(self.run_id).as_bytes());
+        tmp.extend_from_slice(seq.to_string().as_bytes());
         tmp
+    }
+
+    /// A resumed run: deletes on every node the temporary keys the cut run left (its id is
+    /// this run's), and says how many there were.
+    fn delete_leftovers(&mut self) -> Result<(), Error> {
+        let dbs: Vec<u64> = self.selectable.iter().copied().collect();
+        let mut deleted = 0;
+        for addr in self.node_addresses() {
+            let endpoint = match split_addr(&addr) {
+                Some((host, port)) if self.cluster => self.endpoint.at(host, port),
+                _ => Ok(self.endpoint.clone()),
+            };
+            let mut conn = endpoint
+                .and_then(|e| e.connect())
+                .map_err(|e| Error::Target(format!("{addr}: {e}")))?;
+            let dbs = (!self.cluster).then_some(&dbs[..]);
+            deleted += leftovers::delete(&mut conn, dbs, self.run_id)
+                .map_err(|e| Error::Target(format!("{addr}: deleting temporary keys: {e}")))?;
+        }
+        if deleted > 0 {
+            self.notice(format!(
+                "{} of the cut run deleted (values it built aside and had not renamed into place)",
+                count(deleted, "temporary key")
+            ));
+        }
+        Ok(())
     }
 
     /// A function library goes to every master (when key filters let it, and the target has

@@ -81,6 +81,18 @@ pub fn replay(file: &Path, to: &str, extra: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Starts `rdbtool replay FILE --to TO EXTRA...` in the background, its output piped, for a
+/// test that acts on the target (or the process) while it runs.
+pub fn spawn_replay(file: &Path, to: &str, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
+        .args(["replay", file.to_str().unwrap(), "--to", to])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rdbtool replay")
+}
+
 /// Runs `rdbtool verify --format json ARGS` and returns (exit code, the first file's report).
 pub fn verify_json(args: &[&str]) -> (i32, Value) {
     let mut all = vec!["verify", "--format", "json"];
