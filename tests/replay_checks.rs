@@ -200,6 +200,42 @@ fn keys_of_a_database_the_restarted_target_lacks_are_refused_not_misplaced() {
 
 /// `--max-ops-per-sec 0` is a usage error; Ctrl-C at one command a second stops within a
 /// second or so, with the checkpoint written.
+/// A connection's first SELECT of a database answered BUSY (a long script runs): the keys go
+/// again once the target is free, not refused as if the database did not exist.
+#[test]
+fn a_busy_answer_to_select_is_waited_out() {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    source.cli(&["DEBUG", "POPULATE", "2000", "k", "10"]);
+    source.cli(&["-n", "1", "DEBUG", "POPULATE", "300", "one", "10"]);
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    let want = source.digest();
+    let target = Server::start(&b, None);
+    target.cli(&["CONFIG", "SET", "busy-reply-threshold", "20"]);
+    // Database 0 first, at 1,000 keys a second: database 1 comes while the script runs.
+    let child = common::spawn_replay(
+        &rdb,
+        &url(&target),
+        &["--max-ops-per-sec", "1000", "--pipeline", "50"],
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let script = "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] \
+                  while true do local t = redis.call('TIME') \
+                  if t[1] * 1000000 + t[2] - t0 > 2500000 then break end end return 1";
+    let busy = target.cli(&["EVAL", script, "0"]);
+    assert_eq!(busy.trim(), "1");
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("2,300 acknowledged, 0 failed"), "{text}");
+    assert_eq!(target.digest(), want, "{text}");
+}
+
 #[test]
 fn ctrl_c_stops_at_any_rate_and_a_rate_of_zero_is_refused() {
     let rdb = common::testdata("redis-7.0.rdb");

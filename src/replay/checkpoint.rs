@@ -142,7 +142,9 @@ mod tests {
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), cp);
         // One written before the run id was kept still loads.
-        let old = std::fs::read_to_string(&path).unwrap().replace("\"run_id\": 2748,", "");
+        let old = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"run_id\": 2748,", "");
         std::fs::write(&path, old).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap().run_id, 0);
         assert_ne!(source_hash(b"abc"), source_hash(b"abd"));

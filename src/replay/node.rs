@@ -10,7 +10,7 @@ use redis::Value;
 
 use super::endpoint::Endpoint;
 use super::slots::SLOTS;
-use super::unit::{Outcome, Packed, Redirect, Replies, Unit};
+use super::unit::{Form, Outcome, Packed, Redirect, Replies, Unit, classify};
 
 /// What a connection thread reports.
 pub enum Event {
@@ -169,7 +169,20 @@ fn confirm_dbs(
                 selectable.insert(*n);
                 *db = Some(*n);
             }
-            Err(e) if e.code().is_some() => refused.push((*n, e.to_string())),
+            // Busy or in transition (LOADING after a restart...): nothing of the batch was
+            // sent, so all of it goes again, as it was, after a wait.
+            Err(e) if e.code().is_some() => match classify(
+                e.code().unwrap_or(""),
+                e.detail().unwrap_or(""),
+                &Form::Direct,
+            ) {
+                Outcome::Retry(why) => {
+                    let outcomes = vec![Outcome::Retry(why); batch.len()];
+                    let sent = events.send(Event::Done(batch, outcomes, Replies::default()));
+                    return sent.is_ok().then(Vec::new);
+                }
+                _ => refused.push((*n, e.to_string())),
+            },
             Err(e) => {
                 *conn = None;
                 return lose(batch, &e.to_string(), events).then(Vec::new);

@@ -384,7 +384,7 @@ fn rank(o: &Outcome) -> u8 {
     }
 }
 
-fn classify(code: &str, details: &str, form: &Form) -> Outcome {
+pub(super) fn classify(code: &str, details: &str, form: &Form) -> Outcome {
     let addr = || details.split_whitespace().nth(1).unwrap_or("").to_string();
     match code {
         "MOVED" => Outcome::Retry(Redirect::Moved {
