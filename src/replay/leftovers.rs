@@ -5,6 +5,9 @@
 //! `--resume` finds and deletes what its predecessor left: nothing of a replay stays on the
 //! target that the source did not hold.
 
+use super::topology::split_addr;
+use super::{Error, Replay, count};
+
 /// What every temporary name of run `run_id` holds after its slot tag.
 pub fn marker(run_id: u64) -> String {
     format!("rdbtool-tmp:{run_id:x}:")
@@ -42,4 +45,32 @@ pub fn delete(
         }
     }
     Ok(deleted)
+}
+
+impl<'h> Replay<'h> {
+    /// A resumed run: deletes on every node the temporary keys the cut run left (its id is
+    /// this run's), and says how many there were.
+    pub(super) fn delete_leftovers(&mut self) -> Result<(), Error> {
+        let dbs: Vec<u64> = self.selectable.iter().copied().collect();
+        let mut deleted = 0;
+        for addr in self.node_addresses() {
+            let endpoint = match split_addr(&addr) {
+                Some((host, port)) if self.cluster => self.endpoint.at(host, port),
+                _ => Ok(self.endpoint.clone()),
+            };
+            let mut conn = endpoint
+                .and_then(|e| e.connect())
+                .map_err(|e| Error::Target(format!("{addr}: {e}")))?;
+            let dbs = (!self.cluster).then_some(&dbs[..]);
+            deleted += delete(&mut conn, dbs, self.run_id)
+                .map_err(|e| Error::Target(format!("{addr}: deleting temporary keys: {e}")))?;
+        }
+        if deleted > 0 {
+            self.notice(format!(
+                "{} of the cut run deleted (values it built aside and had not renamed into place)",
+                count(deleted, "temporary key")
+            ));
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,486 @@
+//! The source, read in order, made into units: each key's commands (a RESTORE of the file's
+//! bytes or native commands, staged under a temporary name where it must not overwrite), each
+//! AOF command (a transaction as one unit), each function library.
+
+use super::*;
+
+/// What [`Replay::encode_key`] made of a key.
+enum Encoded {
+    /// The form, command count and commands of its unit.
+    Unit(Form, u64, Vec<u8>),
+    /// Nothing: left out by the loss policy (see [`export::loss`]).
+    Left(Losses),
+}
+
+impl<'h> Replay<'h> {
+    fn export_options(&self, version: u16, resend: bool) -> export::Options {
+        let restore = match self.opts.mode {
+            Mode::Commands => false,
+            Mode::Restore | Mode::Auto => self.facts.target.accepts_payload(version),
+        };
+        export::Options {
+            format: export::Format::Resp,
+            restore,
+            target: self.facts.target,
+            batch: Batch {
+                elements: self.opts.batch_elements.max(1),
+                bytes: (BATCH_BYTES as u64).min(self.facts.max_bulk / 2).max(1) as usize,
+            },
+            restore_max: self.facts.max_bulk.saturating_sub(64),
+            filter: Filter::default(),
+            keep_expired: true,
+            now_ms: self.opts.now_ms,
+            no_ttl: false,
+            restore_replace: self.opts.on_exists == OnExists::Replace || resend,
+            lossy: self.opts.lossy,
+            functions: self.opts.functions,
+        }
+    }
+
+    pub(super) fn run_rdb(&mut self, inp: SliceInput<'_>) -> Result<(), Error> {
+        let data = inp.data();
+        let mut reader = Reader::new(inp)?;
+        let version = reader.format().version;
+        if self.opts.mode == Mode::Restore && !self.facts.target.accepts_payload(version) {
+            return Err(Error::Target(format!(
+                "{} does not read RDB version {version}: use --mode commands or auto",
+                self.facts.target
+            )));
+        }
+        let mut esummary = export::Summary::default();
+        let result = self.rdb_records(&mut reader, data, version, &mut esummary);
+        let losses = esummary.losses.report(self.facts.target);
+        for n in esummary.notices.into_iter().chain(losses) {
+            self.notice(n);
+        }
+        self.summary.lost = esummary.losses.lost;
+        result
+    }
+
+    /// The records of an RDB after its header (and the AOF commands after its end).
+    fn rdb_records<'a>(
+        &mut self,
+        reader: &mut Reader<'a, SliceInput<'a>>,
+        data: &'a [u8],
+        version: u16,
+        esummary: &mut export::Summary,
+    ) -> Result<(), Error> {
+        let mut records = 0u64;
+        while let Some(rec) = reader.next_record() {
+            let rec = rec?;
+            records += 1;
+            self.source_pos = reader.pos();
+            if records.is_multiple_of(TICK) {
+                self.tick()?;
+            }
+            if self.halted() {
+                return Ok(());
+            }
+            match rec.record {
+                Record::Function { code } => self.function(&code, esummary)?,
+                Record::Key { db, key, ty, meta } => {
+                    let seq = self.watermark.open(rec.offset);
+                    let expire_ms = self.opts.expiry(meta.expire_ms);
+                    let skip = if seq < self.opts.resume_from {
+                        Some(&mut self.summary.skipped_resumed)
+                    } else if !self.opts.filter.key(db, &key, ty.kind()) {
+                        Some(&mut self.summary.filtered_out)
+                    } else if self.opts.expired(expire_ms) {
+                        Some(&mut self.summary.skipped_expired)
+                    } else {
+                        None
+                    };
+                    if let Some(counter) = skip {
+                        *counter += 1;
+                        reader.skip_value()?;
+                        self.watermark.close(seq);
+                        continue;
+                    }
+                    self.summary.keys += 1;
+                    let target_db = self.target_db(db);
+                    if !self.selectable.contains(&target_db) {
+                        reader.skip_value()?;
+                        self.unselectable(seq, target_db, &key);
+                        continue;
+                    }
+                    let resend = seq >= self.opts.resume_from && self.opts.resume_from > 0;
+                    let slot = slots::key_slot(&key);
+                    let info = KeyInfo {
+                        db: target_db,
+                        key: &key,
+                        ty,
+                        expire_ms,
+                        idle: meta.idle,
+                        freq: meta.freq,
+                        key_meta: !meta.meta_classes.is_empty(),
+                    };
+                    let encoded = self.encode_key(
+                        reader,
+                        data,
+                        version,
+                        info,
+                        (slot, seq, resend),
+                        esummary,
+                    )?;
+                    let (form, commands, body) = match encoded {
+                        Encoded::Unit(form, commands, body) => (form, commands, body),
+                        // Counted as lost by the loss policy: nothing of it can be sent.
+                        Encoded::Left(_) if self.opts.lossy => {
+                            self.watermark.close(seq);
+                            continue;
+                        }
+                        Encoded::Left(losses) => {
+                            let reason = losses.reason(self.facts.target);
+                            self.fail(seq, target_db, &key, &reason);
+                            continue;
+                        }
+                    };
+                    match form {
+                        Form::Restore => self.summary.restored += 1,
+                        _ => self.summary.native += 1,
+                    }
+                    self.dispatch(Unit {
+                        commands: commands as u32,
+                        resend,
+                        ..Unit::new(seq, target_db, key.into_owned(), slot, form, body)
+                    })?;
+                }
+                Record::Eof { .. } => {
+                    let end = reader.pos() as usize;
+                    if end < data.len() {
+                        return self.run_aof(data, end);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The commands for one key, and their form: `SET [NX]` for a string, `RESTORE`, or native
+    /// commands (on a temporary key when an existing key must not be overwritten). `at` is the
+    /// key's slot, position and whether it is sent with replace semantics.
+    fn encode_key<'a>(
+        &self,
+        reader: &mut Reader<'a, SliceInput<'a>>,
+        data: &'a [u8],
+        version: u16,
+        info: KeyInfo<'_>,
+        (slot, seq, resend): (u16, u64, bool),
+        esummary: &mut export::Summary,
+    ) -> Result<Encoded, Error> {
+        let eopts = self.export_options(version, resend);
+        let staged = self.opts.on_exists != OnExists::Replace && !resend;
+        let key = info.key;
+        let t = self.facts.target;
+        // A string goes as `SET` (grouped into `MSETNX` when it has no TTL) in every mode: the
+        // same value, for about half of what the server spends on a `RESTORE` (checksumming and
+        // decoding its payload). Unless the file keeps its LRU/LFU state, which only `RESTORE`
+        // sets.
+        let access = info.idle.is_some() || info.freq.is_some();
+        let string = !(eopts.restore && access && t.restore_absttl())
+            && info.ty.kind() == Kind::String
+            && (t.valkey || t.major >= 3);
+        let mut body = Vec::new();
+        if string {
+            let value = read_string(reader)?;
+            let whole = value.len() <= eopts.batch.bytes;
+            // SET, or native commands: its LRU/LFU state is left behind (see `export::loss`; a
+            // RESTORE below counts its own), as is key metadata.
+            let mut losses = Losses::default();
+            if access && (whole || !eopts.restore) {
+                losses.add(Loss::LruLfu);
+            }
+            if info.key_meta && (whole || !eopts.restore) {
+                losses.add(Loss::KeyMeta);
+            }
+            if !esummary.losses.settle(losses, eopts.lossy) {
+                return Ok(Encoded::Left(losses));
+            }
+            if whole {
+                let body = self.set_body(key, &value, info.expire_ms, staged);
+                return Ok(Encoded::Unit(Form::Set, 1, body));
+            }
+        }
+        let tmp = if staged {
+            self.tmp_name(slot, seq)
+        } else {
+            Vec::new()
+        };
+        // Written natively under `name`, then the form that makes the key.
+        let native = |name: &[u8], n: u64| match name == key {
+            true => (Form::Direct, n),
+            false => (Form::Staged { tmp: tmp.clone() }, n),
+        };
+        let name: &[u8] = if staged && !eopts.restore { &tmp } else { key };
+        if string && !eopts.restore {
+            // Larger than one bulk string may be: SET and APPENDs.
+            let (start, end) = reader.value_span();
+            let value = &data[start as usize..end as usize];
+            let n = native_from_bytes(value, &KeyInfo { key: name, ..info }, &eopts, &mut body)?;
+            let (form, n) = native(name, n);
+            return Ok(Encoded::Unit(form, n, body));
+        }
+        let info = KeyInfo { key: name, ..info };
+        // A string too large for one SET is restored from its bytes, already read.
+        let mut values = None;
+        let mut value = match string {
+            true => {
+                let (start, end) = reader.value_span();
+                export::Value::Span {
+                    data,
+                    start,
+                    end,
+                    values: values.insert(ValueReader::new()),
+                }
+            }
+            false => export::Value::Reader { reader, data },
+        };
+        let (form, n) =
+            match export::resp_key(&mut value, version, &info, &eopts, esummary, &mut body)? {
+                Sent::Left(losses) => return Ok(Encoded::Left(losses)),
+                Sent::Restore if name == key => (Form::Restore, 1),
+                Sent::Restore => (Form::Staged { tmp: tmp.clone() }, 1),
+                Sent::Native(n) if !staged || name != key => native(name, n),
+                Sent::Native(_) => {
+                    // Too large for RESTORE, so written natively under the key's own name: write
+                    // it again under the temporary one.
+                    let (start, end) = reader.value_span();
+                    body.clear();
+                    let value = &data[start as usize..end as usize];
+                    let n = native_from_bytes(
+                        value,
+                        &KeyInfo { key: &tmp, ..info },
+                        &eopts,
+                        &mut body,
+                    )?;
+                    native(&tmp, n)
+                }
+            };
+        Ok(Encoded::Unit(form, n, body))
+    }
+
+    pub(super) fn target_db(&self, db: u64) -> u64 {
+        dbs::target_db(&self.opts, self.endpoint.db(), db)
+    }
+
+    /// A key (or AOF command) of a database not confirmed selectable: refused, never sent.
+    fn unselectable(&mut self, seq: u64, db: u64, key: &[u8]) {
+        let why = format!("DB database {db} was not confirmed selectable on the target");
+        self.fail(seq, db, key, &why);
+    }
+
+    /// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command.
+    pub(super) fn set_body(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expire_ms: Option<i64>,
+        nx: bool,
+    ) -> Vec<u8> {
+        let mut ms = itoa::Buffer::new();
+        let mut args: [&[u8]; 6] = [b"SET", key, value, b"", b"", b""];
+        let mut n = 3;
+        if nx {
+            args[n] = b"NX";
+            n += 1;
+        }
+        let t = self.facts.target;
+        if let Some(at) = expire_ms {
+            let (name, v) = match t.valkey || (t.major, t.minor) >= (6, 2) {
+                true => ("PXAT", at),
+                false => ("PX", (at - self.opts.now_ms).max(1)),
+            };
+            args[n] = name.as_bytes();
+            args[n + 1] = ms.format(v).as_bytes();
+            n += 2;
+        }
+        crate::resp::encode(&args[..n])
+    }
+
+    /// `{tag}rdbtool-tmp:<run>:<seq>`: in the key's slot, unique to this run.
+    fn tmp_name(&self, slot: u16, seq: u64) -> Vec<u8> {
+        let mut tmp = b"{".to_vec();
+        tmp.extend_from_slice(slots::tag_for(slot));
+        tmp.push(b'}');
+        tmp.extend_from_slice(leftovers::marker(self.run_id).as_bytes());
+        tmp.extend_from_slice(seq.to_string().as_bytes());
+        tmp
+    }
+
+    /// A function library goes to every master (when key filters let it, and the target has
+    /// functions: else the loss policy decides).
+    pub(super) fn function(
+        &mut self,
+        code: &[u8],
+        esummary: &mut export::Summary,
+    ) -> Result<(), Error> {
+        let name = export::function_name(code).to_vec();
+        if !self.opts.filter.functions(self.opts.functions) {
+            self.notice(
+                "function libraries left out: a key filter is given (--functions includes them)"
+                    .into(),
+            );
+            return Ok(());
+        }
+        if !self.facts.target.functions() {
+            let loss = Losses::from(Loss::Function);
+            if !esummary.losses.settle(loss, self.opts.lossy) {
+                let seq = self.watermark.open(self.source_pos);
+                self.summary.libraries += 1;
+                self.fail(seq, 0, &name, &loss.reason(self.facts.target));
+            }
+            return Ok(());
+        }
+        let mut c = Command::new("FUNCTION");
+        c.arg(b"LOAD");
+        if self.opts.on_exists == OnExists::Replace || self.opts.resume_from > 0 {
+            c.arg(b"REPLACE");
+        }
+        c.arg(code);
+        let mut body = Vec::new();
+        let _ = c.write_to(&mut body);
+        self.summary.libraries += 1;
+        for node in 0..self.nodes.len() {
+            let seq = self.watermark.open(self.source_pos);
+            self.dispatch(Unit {
+                pinned: Some(node),
+                ..Unit::new(seq, 0, name.clone(), 0, Form::Function, body.clone())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Replays the RESP commands of `data[start..]`: SELECT is followed (and mapped), MULTI ...
+    /// EXEC goes as one unit.
+    pub(super) fn run_aof(&mut self, data: &[u8], start: usize) -> Result<(), Error> {
+        let o = &self.opts;
+        let ignored = [
+            ("--key", !o.filter.globs.is_empty()),
+            ("--key-regex", o.filter.regex.is_some()),
+            ("--type", !o.filter.kinds.is_empty()),
+            ("--no-ttl", o.no_ttl),
+            ("--ttl-shift", o.ttl_shift_ms != 0),
+            ("--on-exists", o.on_exists != OnExists::Fail),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect::<Vec<_>>();
+        if !ignored.is_empty() {
+            self.notice(format!(
+                "AOF commands are replayed as they are: {} not applied (only --db and --db-map are)",
+                ignored.join(", ")
+            ));
+        }
+        let mut db = 0u64;
+        // An open transaction, and where its MULTI is.
+        let mut multi: Option<(Unit, u64)> = None;
+        let mut commands = aof::Commands::new(data, start);
+        let mut n = 0u64;
+        while let Some(cmd) = commands.next() {
+            let cmd = cmd.map_err(Error::Aof)?;
+            n += 1;
+            self.source_pos = commands.pos();
+            if n.is_multiple_of(TICK) {
+                self.tick()?;
+            }
+            if self.halted() {
+                return Ok(());
+            }
+            let name = cmd.args[0].to_ascii_uppercase();
+            if name == b"SELECT" {
+                db = aof::select_db(&cmd)
+                    .ok_or_else(|| Error::Aof(format!("offset {}: bad SELECT", cmd.offset)))?;
+                continue;
+            }
+            if let Some((m, _)) = multi.as_mut() {
+                m.body.extend_from_slice(cmd.raw);
+                m.commands += 1;
+                if m.key.is_empty()
+                    && let Some(k) = cmd.args.get(1)
+                {
+                    m.key = k.to_vec();
+                    m.slot = slots::key_slot(k);
+                }
+                if name == b"EXEC" || name == b"DISCARD" {
+                    let (unit, offset) = multi.take().expect("in a transaction");
+                    self.aof_unit(unit, offset)?;
+                }
+                continue;
+            }
+            let key = cmd.args.get(1).copied().unwrap_or_default();
+            let unit = Unit::new(
+                0,
+                self.target_db(db),
+                if name == b"MULTI" {
+                    Vec::new()
+                } else {
+                    key.to_vec()
+                },
+                slots::key_slot(key),
+                Form::Raw,
+                cmd.raw.to_vec(),
+            );
+            if name == b"MULTI" {
+                multi = Some((unit, cmd.offset));
+            } else {
+                self.aof_unit(unit, cmd.offset)?;
+            }
+        }
+        if multi.is_some() {
+            self.notice("the AOF ends inside MULTI: the open transaction was not sent".into());
+        }
+        Ok(())
+    }
+
+    /// One AOF command (or transaction) found at `offset`.
+    fn aof_unit(&mut self, mut unit: Unit, offset: u64) -> Result<(), Error> {
+        let seq = self.watermark.open(offset);
+        unit.seq = seq;
+        if seq < self.opts.resume_from {
+            self.summary.skipped_resumed += 1;
+            self.watermark.close(seq);
+            return Ok(());
+        }
+        if !self.opts.filter.db(unit.db) {
+            self.summary.filtered_out += 1;
+            self.watermark.close(seq);
+            return Ok(());
+        }
+        self.summary.keys += 1;
+        if !self.selectable.contains(&unit.db) {
+            self.unselectable(seq, unit.db, &unit.key.clone());
+            return Ok(());
+        }
+        self.dispatch(unit)
+    }
+}
+
+/// The value of a string key.
+fn read_string<'a>(reader: &mut Reader<'a, SliceInput<'a>>) -> Result<Vec<u8>, Error> {
+    struct Capture(Vec<u8>);
+    impl Visitor for Capture {
+        fn item(&mut self, item: Item<'_>) {
+            if let Item::Str(v) = item {
+                v.with_bytes(|b| self.0.extend_from_slice(b));
+            }
+        }
+    }
+    let mut c = Capture(Vec::new());
+    reader.read_value(&mut c)?;
+    Ok(c.0)
+}
+
+/// Native commands for a value held in `value` (the type byte's value, as in the file).
+fn native_from_bytes(
+    value: &[u8],
+    k: &KeyInfo<'_>,
+    opts: &export::Options,
+    out: &mut Vec<u8>,
+) -> Result<u64, Error> {
+    let mut w = export::commands::NativeWriter::new(out, opts.target, opts.batch);
+    w.begin_key(k.key, k.ty.kind());
+    ValueReader::new().read(&mut SliceInput::new(value), k.ty, &mut w)?;
+    w.end_key(k.expire_ms);
+    Ok(w.commands)
+}
