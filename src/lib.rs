@@ -7,4 +7,5 @@ pub mod inspect;
 pub mod rdb;
 pub mod replay;
 pub mod resp;
+pub mod scan;
 pub mod text;

@@ -3,16 +3,7 @@
 
 use std::borrow::Cow;
 
-/// `noun` as `n` of it reads: `1 key`, `2 keys`, `0 keys`, `1 entry`, `2 entries`.
-pub fn plural(n: u64, noun: &str) -> Cow<'_, str> {
-    if n == 1 {
-        return Cow::Borrowed(noun);
-    }
-    match noun.strip_suffix('y') {
-        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{stem}ies").into(),
-        _ => format!("{noun}s").into(),
-    }
-}
+pub use crate::rdb::error::plural;
 
 /// `text` with the credentials of every URL in it masked: whatever lies between `scheme://`
 /// and the last `@` before the next whitespace (user name and password, which may hold `@`,

@@ -11,11 +11,11 @@ use indicatif::MultiProgress;
 use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
-use rdbtool::rdb::keys::KeyIndex;
-use rdbtool::rdb::mapped::Ticker;
-use rdbtool::rdb::ordered::{self, Ordered};
 use rdbtool::rdb::value::{Checks, ValueReader};
 use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
+use rdbtool::scan::dup_keys::KeyIndex;
+use rdbtool::scan::mapped::Ticker;
+use rdbtool::scan::ordered::{self, Ordered};
 
 use super::files::Source;
 use super::{Exit, PROGRESS_MIN, count, iec, thousands};
@@ -583,7 +583,7 @@ fn value_problem(
     }
 }
 
-/// Checks one value (on whichever core `rdb::ordered` runs it) and returns its problems.
+/// Checks one value (on whichever core `scan::ordered` runs it) and returns its problems.
 fn check_job(job: &Job, data: &[u8]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut push = |severity, offset, message| {

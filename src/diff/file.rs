@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Prints, Value};
 use crate::rdb::error::Context;
-use crate::rdb::mapped::{MappedFile, Ticker};
 use crate::rdb::value::{Checks, ValueReader, is_empty_key};
-use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing, ordered};
+use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing};
+use crate::scan::mapped::{MappedFile, Ticker};
+use crate::scan::ordered;
 
 pub struct FileSide<'m> {
     label: String,

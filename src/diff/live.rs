@@ -304,7 +304,7 @@ impl LiveSide {
             }
         };
         let mut walk_error = None;
-        rdb::ordered::run(&work, &mut consume, |jobs| {
+        crate::scan::ordered::run(&work, &mut consume, |jobs| {
             let mut keys_seen = 0u64;
             let r = self.each_batch(&dbs, opts, |side, db, names| {
                 keys_seen += names.len() as u64;

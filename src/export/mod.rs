@@ -12,6 +12,8 @@ use crate::filter::Filter;
 use crate::rdb::value::{Checks, ValueReader};
 use crate::rdb::{self, Kind, ObjectType, Reader, Record, SliceInput};
 use crate::resp::Command;
+use crate::scan::mapped::Ticker;
+use crate::scan::ordered;
 use commands::{Batch, NativeWriter};
 pub use target::Target;
 
@@ -121,7 +123,7 @@ pub(crate) struct KeyInfo<'k> {
 /// mapped pages, or move a progress bar).
 ///
 /// The records are walked on this thread; keys are rendered on worker threads (see
-/// [`rdb::ordered`]) in runs of about [`RUN_BYTES`] of values, each into one buffer, written
+/// [`ordered`]) in runs of about [`RUN_BYTES`] of values, each into one buffer, written
 /// in file order.
 pub fn export(
     inp: SliceInput<'_>,
@@ -174,11 +176,11 @@ pub fn export(
         }
     };
     let mut walked = Ok(Summary::default());
-    rdb::ordered::run(&work, &mut consume, |runs| {
+    ordered::run(&work, &mut consume, |runs| {
         let mut run = Run::default();
         let mut selected_db: Option<u64> = None;
         let mut first = true;
-        let mut ticker = rdb::mapped::Ticker::default();
+        let mut ticker = Ticker::default();
         let mut counts = Summary::default();
         let result = (|| -> Result<(), Error> {
             loop {
@@ -188,7 +190,7 @@ pub fn export(
                         return Ok(());
                     }
                     // Values behind this point may still be read by a worker.
-                    progress(reader.pos().saturating_sub(rdb::ordered::TRAILING_BYTES));
+                    progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));
                 }
                 let Some(rec) = reader.next_record() else {
                     break;

@@ -12,12 +12,12 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 use crate::filter::Filter;
-use crate::rdb::mapped::Ticker;
 use crate::rdb::module::module_name;
-use crate::rdb::ordered;
 use crate::rdb::value::Container;
 use crate::rdb::value::{Checks, ValueReader};
 use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
+use crate::scan::mapped::Ticker;
+use crate::scan::ordered;
 use memory::{Allocator, MemoryVisitor, Model, Server};
 use prefix::Prefixes;
 

@@ -4,22 +4,19 @@
 //! element into a [`Visitor`], so nothing larger than one element needs to be held.
 
 pub mod crc;
+pub mod dup_set;
 pub mod error;
 pub mod framing;
 pub mod hash_ttl;
 pub mod input;
 pub mod intset;
-pub mod keys;
 pub mod listpack;
 pub mod lzf;
-pub mod mapped;
 pub mod module;
-pub mod ordered;
 pub mod payload;
 pub mod primitive;
 pub mod quicklist;
 pub mod reader;
-pub mod sigbus;
 pub mod stream;
 pub mod types;
 pub mod value;

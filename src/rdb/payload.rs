@@ -1,10 +1,8 @@
 //! DUMP/RESTORE payloads: `<type><value><2-byte LE RDB version><8-byte LE CRC-64>`, the value
 //! encoded exactly as in an RDB file. Read with the same value decoder as files.
 
-use crate::text::plural;
-
 use super::crc::Crc64;
-use super::error::{Error, ErrorKind, Problem, Result, Severity};
+use super::error::{Error, ErrorKind, Problem, Result, Severity, plural};
 use super::input::{Input, SliceInput};
 use super::types::{Format, ObjectType};
 use super::value::{ValueReader, Visitor, is_empty_key};

@@ -5,9 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::text::plural;
-
-use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity};
+use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity, plural};
 use super::input::{Input, SliceInput};
 use super::primitive::{read_bytes, read_len};
 use super::types::{Flavor, Format, ObjectType};

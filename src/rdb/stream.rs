@@ -5,9 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::text::plural;
-
-use super::error::{Error, ErrorKind, Result, Severity, corrupt};
+use super::error::{Error, ErrorKind, Result, Severity, corrupt, plural};
 use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Blob, Elem, read_bytes, read_len};

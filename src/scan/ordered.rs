@@ -1,5 +1,5 @@
 //! Working on values on several cores while keeping file order: the thread that walks the
-//! records hands the values (found by framing, see [`super::framing`]) to worker threads in
+//! records hands the values (found by framing, see [`crate::rdb::framing`]) to worker threads in
 //! batches and consumes the results in the order the values appear. When the workers fall
 //! behind (their queue is full), the walking thread does the batch itself.
 
