@@ -13,9 +13,8 @@ use serde::Serialize;
 
 use crate::filter::Filter;
 use crate::rdb::module::module_name;
-use crate::rdb::value::Container;
 use crate::rdb::value::{Checks, ValueReader};
-use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
+use crate::rdb::{self, Container, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
 use crate::scan::mapped::Ticker;
 use crate::scan::ordered;
 use memory::{Allocator, MemoryVisitor, Model, Server};

@@ -4,6 +4,7 @@
 //! element into a [`Visitor`], so nothing larger than one element needs to be held.
 
 pub mod crc;
+pub mod decoder;
 pub mod dup_set;
 pub mod error;
 pub mod framing;
@@ -20,6 +21,7 @@ pub mod reader;
 pub mod stream;
 pub mod types;
 pub mod value;
+pub mod visit;
 pub mod ziplist;
 pub mod zipmap;
 
@@ -28,4 +30,4 @@ pub use input::{Input, SliceInput, StreamInput};
 pub use primitive::Elem;
 pub use reader::{KeyMeta, Located, Reader, Record};
 pub use types::{Flavor, Format, Kind, ObjectType};
-pub use value::{Item, Skip, StreamId, Visitor};
+pub use visit::{Container, Item, Skip, StreamId, Visitor};

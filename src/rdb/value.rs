@@ -1,217 +1,29 @@
 //! Decoding one value (the bytes after a key) element by element into a [`Visitor`], with the
 //! checks Redis's deep sanitization makes (unique members and fields, valid blobs, no NaN
-//! scores) plus the ones it does not (sort order, empty keys) as warnings.
+//! scores) plus the ones it does not (sort order, empty keys) as warnings. The reader's state
+//! and the steps every encoding shares are in [`super::decoder`]; each packed encoding has
+//! its own file.
 
-use super::dup_set::DupSet;
 use super::error::{Error, ErrorKind, Result, Severity, corrupt};
 use super::input::Input;
 use super::intset;
 use super::listpack::Listpack;
 use super::primitive::{
-    Blob, Elem, Skipped, parse_double, read_binary_double, read_blob, read_len, read_string,
-    read_string_in, read_text_double, skip_string,
+    Blob, Elem, Skipped, parse_double, read_binary_double, read_len, read_string, read_string_in,
+    read_text_double, skip_string,
 };
 use super::types::{Kind, ObjectType};
+use super::visit::{Container, Item, Skip, Visitor};
+use super::ziplist::Ziplist;
+use super::zipmap;
+use super::{module, quicklist, stream};
+
+pub use super::decoder::{Note, ValueReader};
 
 /// Whether a value with `elements` elements is an empty key, which the server skips when
 /// loading a file and RESTORE refuses. Streams may legitimately be empty (XADD then XDEL).
 pub fn is_empty_key(ty: ObjectType, elements: u64) -> bool {
     elements == 0 && ty.kind() != Kind::Stream
-}
-use super::ziplist::Ziplist;
-use super::zipmap;
-use super::{module, quicklist, stream};
-
-/// A stream entry ID: milliseconds and sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct StreamId {
-    pub ms: u64,
-    pub seq: u64,
-}
-
-impl StreamId {
-    /// `ms-seq` as bytes, formatted on the stack.
-    pub fn with_text<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let (ms, seq) = (
-            ms.format(self.ms).as_bytes(),
-            seq.format(self.seq).as_bytes(),
-        );
-        let mut text = [0u8; 41];
-        text[..ms.len()].copy_from_slice(ms);
-        text[ms.len()] = b'-';
-        text[ms.len() + 1..ms.len() + 1 + seq.len()].copy_from_slice(seq);
-        f(&text[..ms.len() + 1 + seq.len()])
-    }
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-/// Stream-level metadata, after the entries.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamMeta {
-    pub length: u64,
-    pub last_id: StreamId,
-    /// Stored from RDB 10 (stream v2) on.
-    pub first_id: Option<StreamId>,
-    pub max_deleted_id: Option<StreamId>,
-    pub entries_added: Option<u64>,
-    pub groups: u64,
-}
-
-/// One piece of a value, in file order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Item<'v> {
-    /// The whole value of a string key.
-    Str(Elem<'v>),
-    /// The length of a string value whose bytes the visitor did not want
-    /// ([`Visitor::wants_bytes`]); only longer strings come this way.
-    StrLen(u64),
-    /// A list element or set member.
-    Elem(Elem<'v>),
-    Scored {
-        member: Elem<'v>,
-        score: f64,
-    },
-    /// A hash field; `expire_ms` is the field's absolute expiry (7.4+ / Valkey 9).
-    Field {
-        field: Elem<'v>,
-        value: Elem<'v>,
-        expire_ms: Option<u64>,
-    },
-    /// A live stream entry; its `fields` pairs follow as [`Item::StreamField`].
-    StreamEntry {
-        id: StreamId,
-        fields: usize,
-    },
-    StreamField {
-        field: Elem<'v>,
-        value: Elem<'v>,
-    },
-    StreamMeta(StreamMeta),
-    /// A consumer group; its pending entries and consumers follow.
-    StreamGroup {
-        name: &'v [u8],
-        last_id: StreamId,
-        entries_read: Option<u64>,
-        pending: u64,
-        consumers: u64,
-    },
-    StreamPending {
-        id: StreamId,
-        delivery_time_ms: u64,
-        delivery_count: u64,
-    },
-    /// A consumer; its own pending IDs follow as [`Item::StreamConsumerPending`].
-    StreamConsumer {
-        name: &'v [u8],
-        seen_time_ms: u64,
-        active_time_ms: Option<u64>,
-        pending: u64,
-    },
-    StreamConsumerPending {
-        id: StreamId,
-    },
-    /// A stream's idempotent-producer settings (Redis 8.6, stream v4), after its groups; its
-    /// producers follow as [`Item::StreamProducer`], then [`Item::StreamIdmpTotals`].
-    StreamIdmp {
-        duration_s: u64,
-        max_entries: u64,
-        producers: u64,
-    },
-    /// A producer; its recorded message IDs follow as [`Item::StreamProducerEntry`].
-    StreamProducer {
-        pid: &'v [u8],
-        entries: u64,
-    },
-    /// An idempotency ID the producer sent, and the entry it added.
-    StreamProducerEntry {
-        iid: &'v [u8],
-        id: StreamId,
-    },
-    /// Counters kept since the stream was made: IDs recorded, and repeats refused.
-    StreamIdmpTotals {
-        added: u64,
-        duplicates: u64,
-    },
-    /// A module value; its annotated items follow as [`Item::ModuleItem`].
-    Module {
-        module_id: u64,
-    },
-    ModuleItem(module::ModuleItem<'v>),
-}
-
-/// Receives a value piece by piece. Visitors keep their own error state (an output error, say)
-/// and may simply ignore what follows it.
-pub trait Visitor {
-    fn item(&mut self, item: Item<'_>);
-
-    /// False when the visitor needs no string value's bytes: long and compressed string values
-    /// then arrive as [`Item::StrLen`], checked without being decompressed into memory.
-    fn wants_bytes(&self) -> bool {
-        true
-    }
-
-    /// A packed container (listpack, ziplist, intset, zipmap, quicklist plain node) of `bytes`
-    /// bytes once decompressed begins; its elements follow. For memory accounting.
-    fn container(&mut self, _encoding: Container, _bytes: usize) {}
-}
-
-/// The packed encodings a value can be made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    Listpack,
-    Ziplist,
-    Intset,
-    Zipmap,
-    /// A quicklist node holding one large element as it is.
-    PlainNode,
-}
-
-/// Ignores everything: reading a value only to check it, or to get past it.
-pub struct Skip;
-
-impl Visitor for Skip {
-    fn item(&mut self, _: Item<'_>) {}
-
-    fn wants_bytes(&self) -> bool {
-        false
-    }
-}
-
-impl<F: FnMut(Item<'_>)> Visitor for F {
-    fn item(&mut self, item: Item<'_>) {
-        self(item)
-    }
-}
-
-/// A non-fatal finding inside a value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    pub severity: Severity,
-    pub offset: u64,
-    pub message: String,
-}
-
-/// Above this size the decompression buffer is freed after use: a rare big blob should not
-/// hold its memory for the rest of the file.
-const SCRATCH_KEEP: usize = 1 << 20;
-
-/// Reusable state for decoding values: the duplicate detector, the notes of the last value and
-/// the buffer compressed blobs are decompressed into.
-#[derive(Default)]
-pub struct ValueReader {
-    pub(super) dups: DupSet,
-    pub(super) notes: Vec<Note>,
-    /// Where compressed blobs are decompressed, kept for the next (see [`Self::with_blob`]).
-    scratch: Vec<u8>,
-    /// For readers that compare rather than check (diff): repeated members are not looked
-    /// for, which saves a hash set insert per element.
-    skip_duplicate_checks: bool,
 }
 
 /// Whether a [`ValueReader`] looks for repeated set members, hash fields and zset members.
@@ -222,31 +34,6 @@ pub enum Checks {
 }
 
 impl ValueReader {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A reader that does not look for repeated members and fields (see `verify` for that).
-    pub fn without_duplicate_checks() -> Self {
-        ValueReader {
-            skip_duplicate_checks: true,
-            ..Self::default()
-        }
-    }
-
-    /// Non-fatal findings of the value read last.
-    pub fn notes(&self) -> &[Note] {
-        &self.notes
-    }
-
-    pub(super) fn note(&mut self, severity: Severity, offset: u64, message: impl Into<String>) {
-        self.notes.push(Note {
-            severity,
-            offset,
-            message: message.into(),
-        });
-    }
-
     /// Reads a value that sits at `start..end` of `data` (where framing found it). Offsets in
     /// the error and the notes are positions in `data`.
     pub fn read_span(
@@ -379,49 +166,6 @@ impl ValueReader {
         }
     }
 
-    /// Reads a blob (an embedded encoding) and hands it to `f`. A compressed blob is
-    /// decompressed into this reader's buffer, which is kept for the next unless it grew past
-    /// [`SCRATCH_KEEP`].
-    pub(super) fn with_blob<'a, I: Input<'a>, R>(
-        &mut self,
-        inp: &mut I,
-        f: impl FnOnce(&mut Self, &Blob<'_>) -> Result<R>,
-    ) -> Result<R> {
-        self.with_scratch(|r, scratch| read_blob(inp, scratch).and_then(|blob| f(r, &blob)))
-    }
-
-    /// Lends `f` the decompression buffer, kept for the next value unless it grew past
-    /// [`SCRATCH_KEEP`].
-    fn with_scratch<R>(
-        &mut self,
-        f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<R>,
-    ) -> Result<R> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = f(self, &mut scratch);
-        if scratch.len() <= SCRATCH_KEEP {
-            self.scratch = scratch;
-        }
-        r
-    }
-
-    /// Records `e` as seen; a repeat is corruption (the server refuses such a value).
-    pub(super) fn unique(&mut self, e: Elem<'_>, at: u64, what: &'static str) -> Result<()> {
-        if self.skip_duplicate_checks || self.dups.insert(e) {
-            Ok(())
-        } else {
-            Err(Error::new(
-                at,
-                ErrorKind::Invalid(
-                    format!(
-                        "duplicate {what} \"{}\"",
-                        e.with_bytes(super::error::escape)
-                    )
-                    .into(),
-                ),
-            ))
-        }
-    }
-
     fn plain_elems<'a, I: Input<'a>>(
         &mut self,
         inp: &mut I,
@@ -509,25 +253,6 @@ impl ValueReader {
             }
             Ok(pairs.len() as u64)
         })
-    }
-
-    pub(super) fn ziplist_elems(
-        &mut self,
-        blob: &Blob<'_>,
-        unique: bool,
-        v: &mut dyn Visitor,
-    ) -> Result<u64> {
-        let mut zl = Ziplist::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
-        v.container(Container::Ziplist, blob.data.len());
-        let mut n = 0;
-        while let Some(e) = zl.next_elem().map_err(|e| blob.error(e.0, e.1))? {
-            if unique {
-                self.unique(e, blob.at, "member")?;
-            }
-            v.item(Item::Elem(e));
-            n += 1;
-        }
-        Ok(n)
     }
 
     fn ziplist_pairs(&mut self, blob: &Blob<'_>, hash: bool, v: &mut dyn Visitor) -> Result<u64> {
