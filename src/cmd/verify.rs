@@ -287,7 +287,7 @@ fn scan<'a, I: Input<'a>>(
     inp: I,
     data: Option<&[u8]>,
     report: &mut Report,
-    mut jobs: Option<&mut Ordered<'_, Job, Vec<Problem>>>,
+    mut jobs: Option<&mut Ordered<'_, '_, '_, Job, Vec<Problem>>>,
     mut progress: impl FnMut(u64),
 ) -> u64 {
     let mut reader = match Reader::new(inp) {

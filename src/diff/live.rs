@@ -13,6 +13,7 @@ use redis::{Connection, Value as Reply};
 use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Value};
 use crate::rdb::{self, Format, ObjectType, payload};
+use crate::scan::ordered;
 
 /// Keys asked for per SCAN call, and so per pipelined batch.
 const SCAN_COUNT: u64 = 1000;
@@ -236,7 +237,7 @@ impl LiveSide {
     ) -> Result<(), Error> {
         let dbs = self.dbs(opts)?;
         let seed = opts.seed;
-        let work = |batch: &Batch| -> Done {
+        let work_one = |batch: &Batch| -> Done {
             batch
                 .keys
                 .iter()
@@ -268,7 +269,7 @@ impl LiveSide {
         };
         let mut failed: Option<Error> = None;
         let label = self.label.clone();
-        let mut consume = |batch: Batch, done: Done| {
+        let mut consume_one = |batch: Batch, done: Done| {
             if failed.is_some() {
                 return;
             }
@@ -303,18 +304,26 @@ impl LiveSide {
                 each(&print);
             }
         };
+        let work = |batches: &[Batch]| batches.iter().map(work_one).collect::<Vec<_>>();
+        let mut consume = |batches: Vec<Batch>, done: Vec<Done>| {
+            for (batch, done) in batches.into_iter().zip(done) {
+                consume_one(batch, done);
+            }
+        };
         let mut walk_error = None;
-        crate::scan::ordered::run(&work, &mut consume, |jobs| {
+        let workers = ordered::workers_for(1);
+        ordered::batches(workers, &work, |jobs| {
             let mut keys_seen = 0u64;
             let r = self.each_batch(&dbs, opts, |side, db, names| {
                 keys_seen += names.len() as u64;
                 progress(keys_seen);
                 let keys = side.fetch(names)?;
                 let bytes = keys.iter().map(|k| k.payload.len() as u64).sum();
-                jobs.push(Batch { db, keys }, bytes);
+                jobs.push(Batch { db, keys }, bytes, &mut consume);
                 Ok(())
             });
             walk_error = r.err();
+            jobs.finish(&mut consume)
         });
         match walk_error.or(failed) {
             Some(e) => Err(e),
