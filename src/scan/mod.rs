@@ -6,3 +6,4 @@ pub mod dup_keys;
 pub mod mapped;
 pub mod ordered;
 pub mod sigbus;
+pub mod walk;
