@@ -12,10 +12,12 @@ use serde::Serialize;
 
 use rdbtool::rdb::error::escape;
 use rdbtool::rdb::value::{Checks, ValueReader};
-use rdbtool::rdb::{self, Input, Problem, Reader, Record, Severity, SliceInput, StreamInput};
+use rdbtool::rdb::{
+    self, Input, Located, Problem, Reader, Record, Severity, SliceInput, StreamInput,
+};
 use rdbtool::scan::dup_keys::KeyIndex;
-use rdbtool::scan::mapped::Ticker;
-use rdbtool::scan::ordered::{self, Ordered};
+use rdbtool::scan::ordered;
+use rdbtool::scan::walk::{self, Job, Key, Take, Walk, Work};
 
 use super::files::Source;
 use super::{Exit, PROGRESS_MIN, count, iec, thousands};
@@ -225,25 +227,15 @@ fn check_file(
         .filter(|_| report.bytes >= PROGRESS_MIN)
         .map(|m| m.add(super::bar(report.bytes, path)));
     file.scan(|inp, release| {
-        let mut problems = Vec::new();
-        let work = |job: &Job| check_job(job, data);
-        ordered::run_with(
-            workers,
-            &work,
-            &mut |_, found: Vec<Problem>| problems.extend(found),
-            |jobs| {
-                scan(inp, Some(data), &mut report, Some(jobs), |pos| {
-                    // Values behind this point may still be checked by a worker.
-                    release(pos.saturating_sub(ordered::TRAILING_BYTES));
-                    if let Some(b) = &bar {
-                        b.set_position(pos);
-                    }
-                });
-            },
-        );
-        report
-            .problems
-            .extend(problems.iter().map(ProblemView::from));
+        let checker = Checker { data };
+        scan(inp, Some(data), &mut report, |reader, tally| {
+            walk::walk(reader, tally, &checker, workers, &mut |pos| {
+                release(pos);
+                if let Some(b) = &bar {
+                    b.set_position(pos);
+                }
+            })
+        });
         report.problems.sort_by_key(|p| p.offset);
     });
     if let Some(b) = bar {
@@ -266,7 +258,9 @@ fn check_stream(mut stream: Box<dyn std::io::Read + '_>, dump_payload: bool, rep
         return;
     }
     let mut inp = StreamInput::new(stream);
-    report.bytes = scan(&mut inp, None, report, None, |_| {});
+    report.bytes = scan(&mut inp, None, report, |reader, tally| {
+        walk::walk_stream(reader, tally)
+    });
     if let Some(e) = inp.io_error() {
         report.io_error = Some(e.to_string());
     }
@@ -281,14 +275,13 @@ fn finish(mut report: Report) -> Report {
     report
 }
 
-/// Reads every record, checking keys for duplicates per database. `data` is the whole input
-/// when it is mapped, to name duplicate keys. Returns bytes read.
+/// Reads every record with `walk`, checking keys for duplicates per database. `data` is the
+/// whole input when it is mapped, to name duplicate keys. Returns bytes read.
 fn scan<'a, I: Input<'a>>(
     inp: I,
-    data: Option<&[u8]>,
+    data: Option<&'a [u8]>,
     report: &mut Report,
-    mut jobs: Option<&mut Ordered<'_, '_, '_, Job, Vec<Problem>>>,
-    mut progress: impl FnMut(u64),
+    walk: impl FnOnce(&mut Reader<'a, I>, &mut Tally<'_, 'a>) -> Result<(), rdb::Error>,
 ) -> u64 {
     let mut reader = match Reader::new(inp) {
         Ok(r) => r,
@@ -303,28 +296,48 @@ fn scan<'a, I: Input<'a>>(
         }
     };
     report.format = Some(reader.format().to_string());
-    let mut keys = KeyIndex::new(data);
-    // Where each database's records begin, to say which db a duplicate is in.
-    let mut db_starts: Vec<(u64, u64)> = Vec::new();
-    let mut ticker = Ticker::default();
-    // Where the value of the last job ends.
-    let mut pushed_upto = 0;
-    // (db, keys) of the keys read since the database last changed, so that the map is
-    // updated once per database rather than once per key.
-    let mut run = (0u64, 0u64);
-    let add_run = |per_db: &mut std::collections::BTreeMap<u64, u64>, (db, n): (u64, u64)| {
-        if n > 0 {
-            *per_db.entry(db).or_default() += n;
-        }
+    let mut tally = Tally {
+        report,
+        data,
+        keys: KeyIndex::new(data),
+        db_starts: Vec::new(),
+        run: (0, 0),
+        found: Vec::new(),
     };
-    while let Some(rec) = reader.next_record() {
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                report.fatal(e);
-                break;
-            }
-        };
+    if let Err(e) = walk(&mut reader, &mut tally) {
+        tally.report.fatal(e);
+    }
+    tally.after(&mut reader);
+    tally.conclude();
+    reader.pos()
+}
+
+/// Verify's part on the walking thread: the facts of the header and the trailer, the keys
+/// counted and indexed for duplicates, string values checked, and the problems in order.
+struct Tally<'r, 'a> {
+    report: &'r mut Report,
+    data: Option<&'a [u8]>,
+    keys: KeyIndex<'a>,
+    /// Where each database's records begin, to say which db a duplicate is in.
+    db_starts: Vec<(u64, u64)>,
+    /// (db, keys) of the keys read since the database last changed, so that the map is
+    /// updated once per database rather than once per key.
+    run: (u64, u64),
+    /// What the workers found, in file order.
+    found: Vec<Problem>,
+}
+
+impl<'a> Walk<'a> for Tally<'_, 'a> {
+    type Extra = ();
+    type Done = Vec<Problem>;
+    type Error = rdb::Error;
+
+    fn record<I: Input<'a>>(
+        &mut self,
+        rec: Located<'a>,
+        reader: &Reader<'a, I>,
+    ) -> Result<(), rdb::Error> {
+        let report = &mut *self.report;
         match rec.record {
             Record::Aux { key, value } if &key[..] == b"redis-ver" || &key[..] == b"valkey-ver" => {
                 report.writer = Some(format!(
@@ -333,53 +346,11 @@ fn scan<'a, I: Input<'a>>(
                     String::from_utf8_lossy(&value)
                 ));
             }
-            Record::SelectDb { db } => db_starts.push((rec.offset, db)),
+            Record::SelectDb { db } => self.db_starts.push((rec.offset, db)),
             Record::ResizeDb { keys: n, .. } => {
                 // A hint from the file: never reserve more than the bytes left could hold.
                 let left = reader.input().remaining().unwrap_or(0);
-                keys.reserve(n.min(left / 4) as usize);
-            }
-            Record::Key { db, key, meta, ty } => {
-                report.keys += 1;
-                if db != run.0 {
-                    add_run(&mut report.keys_per_db, run);
-                    run = (db, 0);
-                }
-                run.1 += 1;
-                if meta.expire_ms.is_some() {
-                    report.expires += 1;
-                }
-                keys.add(db, &key, rec.offset);
-                if let Some(jobs) = jobs.as_deref_mut() {
-                    match reader.skip_value() {
-                        Ok(true) if ty == rdb::ObjectType::String && data.is_some() => {
-                            let (start, end) = reader.value_span();
-                            if let Some(p) = check_string(data, start, end, db, &key) {
-                                report.push(&p);
-                            }
-                        }
-                        Ok(true) => {
-                            let (start, end) = reader.value_span();
-                            let job = Job {
-                                ty,
-                                db,
-                                record: rec.offset,
-                                start,
-                                end,
-                            };
-                            // The walk's progress since the last job, strings and streams
-                            // checked here included, so that pages are kept for the other
-                            // core as far back as it may still read.
-                            jobs.push(job, end - pushed_upto);
-                            pushed_upto = end;
-                        }
-                        Ok(false) => {}
-                        Err(e) => {
-                            report.fatal(e);
-                            break;
-                        }
-                    }
-                }
+                self.keys.reserve(n.min(left / 4) as usize);
             }
             Record::Eof { checksum } => {
                 report.checksum = match checksum {
@@ -390,43 +361,94 @@ fn scan<'a, I: Input<'a>>(
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    fn select(&mut self, key: &Key<'a>) -> Take<()> {
+        let report = &mut *self.report;
+        report.keys += 1;
+        if key.db != self.run.0 {
+            add_run(&mut report.keys_per_db, self.run);
+            self.run = (key.db, 0);
+        }
+        self.run.1 += 1;
+        if key.meta.expire_ms.is_some() {
+            report.expires += 1;
+        }
+        self.keys.add(key.db, &key.name, key.record);
+        Take::Work(())
+    }
+
+    /// Strings are checked here: all that is left after framing is the control bytes of an
+    /// LZF block, a fraction of what handing them to a worker costs. A value the reader had
+    /// to read is checked already.
+    fn here(&mut self, job: &Job<'a, ()>, framed: bool) -> bool {
+        if !framed {
+            return true;
+        }
+        if job.key.ty != rdb::ObjectType::String {
+            return false;
+        }
+        if let Some(p) = self.data.and_then(|data| check_string(data, job)) {
+            self.report.push(&p);
+        }
+        true
+    }
+
+    fn after<I: Input<'a>>(&mut self, reader: &mut Reader<'a, I>) {
         for p in reader.take_problems() {
-            report.push(&p);
-        }
-        if ticker.due(reader.pos()) {
-            progress(reader.pos());
+            self.report.push(&p);
         }
     }
-    for p in reader.take_problems() {
-        report.push(&p);
+
+    fn consume(&mut self, _: &[Job<'a, ()>], found: Vec<Problem>) -> Result<(), rdb::Error> {
+        self.found.extend(found);
+        Ok(())
     }
-    add_run(&mut report.keys_per_db, run);
-    report.dbs = report.keys_per_db.len() as u64;
-    for (first, dup) in keys.duplicates() {
-        let name = key_at(data, dup)
-            .map(|k| format!(" \"{}\"", escape(&k)))
-            .unwrap_or_default();
-        let message = format!(
-            "duplicate key{name} (first at offset {first}): the server refuses to load this file"
-        );
-        let db = db_starts
-            .iter()
-            .take_while(|(at, _)| *at < dup)
-            .last()
-            .map(|&(_, db)| db);
-        let context = rdb::error::Context {
-            phase: Some(rdb::Phase::ReadKey),
-            db,
-            ..Default::default()
-        };
-        report.push(&Problem {
-            severity: Severity::Error,
-            offset: dup,
-            message,
-            context,
-        });
+}
+
+impl Tally<'_, '_> {
+    /// Once every record is read: keys per database, duplicate keys, what the workers found.
+    fn conclude(self) {
+        let report = self.report;
+        add_run(&mut report.keys_per_db, self.run);
+        report.dbs = report.keys_per_db.len() as u64;
+        for (first, dup) in self.keys.duplicates() {
+            let name = key_at(self.data, dup)
+                .map(|k| format!(" \"{}\"", escape(&k)))
+                .unwrap_or_default();
+            let message = format!(
+                "duplicate key{name} (first at offset {first}): the server refuses to load this file"
+            );
+            let db = self
+                .db_starts
+                .iter()
+                .take_while(|(at, _)| *at < dup)
+                .last()
+                .map(|&(_, db)| db);
+            let context = rdb::error::Context {
+                phase: Some(rdb::Phase::ReadKey),
+                db,
+                ..Default::default()
+            };
+            report.push(&Problem {
+                severity: Severity::Error,
+                offset: dup,
+                message,
+                context,
+            });
+        }
+        report
+            .problems
+            .extend(self.found.iter().map(ProblemView::from));
     }
-    reader.pos()
+}
+
+/// Counts `n` keys of database `db` (a run of keys read since the database changed).
+fn add_run(per_db: &mut std::collections::BTreeMap<u64, u64>, (db, n): (u64, u64)) {
+    if n > 0 {
+        *per_db.entry(db).or_default() += n;
+    }
 }
 
 /// The key of the record at `offset` (its type byte), read again from the mapped file.
@@ -533,74 +555,52 @@ fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<
     writeln!(out, "{verdict} {}: {}", r.file, facts.join(", "))
 }
 
-/// A value to check, found by the framing pass: its type, db, the offset of its record (to
-/// name the key in a report) and its bytes.
-struct Job {
-    ty: rdb::ObjectType,
-    db: u64,
-    record: u64,
-    start: u64,
-    end: u64,
-}
-
-/// Checks the string value at `start..end` of `data` where framing found it. Framing has read
-/// its header, so all that is left is the control bytes of its LZF block, if compressed: a
-/// fraction of what handing it to a worker costs.
-fn check_string(data: Option<&[u8]>, start: u64, end: u64, db: u64, key: &[u8]) -> Option<Problem> {
-    let span = data?.get(start as usize..end as usize)?;
+/// Checks the string value of `job` where framing found it in `data`.
+fn check_string(data: &[u8], job: &Job<'_, ()>) -> Option<Problem> {
+    let span = data.get(job.start as usize..job.end as usize)?;
     let e = rdb::primitive::skip_string(&mut SliceInput::new(span)).err()?;
-    let (key, message) = (Some(key.to_vec()), e.kind.to_string());
-    let ty = rdb::ObjectType::String;
-    Some(value_problem(
-        db,
-        key,
-        ty,
-        Severity::Error,
-        start + e.offset,
-        message,
-    ))
+    Some(Problem {
+        severity: Severity::Error,
+        offset: job.start + e.offset,
+        message: e.kind.to_string(),
+        context: job.context(),
+    })
 }
 
-/// A problem in the value of the key `key` (of type `ty`, in database `db`).
-fn value_problem(
-    db: u64,
-    key: Option<Vec<u8>>,
-    ty: rdb::ObjectType,
-    severity: Severity,
-    offset: u64,
-    message: String,
-) -> Problem {
-    Problem {
-        severity,
-        offset,
-        message,
-        context: rdb::error::Context {
-            phase: Some(rdb::Phase::ReadValue),
-            db: Some(db),
-            key,
-            type_name: Some(ty.name()),
-        },
+/// Verify's part on the workers: checking values, with the checks for repeated members.
+struct Checker<'d> {
+    data: &'d [u8],
+}
+
+impl<'a> Work<'a, (), Vec<Problem>> for Checker<'_> {
+    const CHECKS: Checks = Checks::Duplicates;
+
+    fn start(&self, _: &[Job<'a, ()>]) -> Vec<Problem> {
+        Vec::new()
     }
-}
 
-/// Checks one value (on whichever core `scan::ordered` runs it) and returns its problems.
-fn check_job(job: &Job, data: &[u8]) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut push = |severity, offset, message| {
-        let key = key_at(Some(data), job.record);
-        problems.push(value_problem(
-            job.db, key, job.ty, severity, offset, message,
-        ));
-    };
-    ValueReader::with_thread_reader(Checks::Duplicates, |values| {
-        match values.read_span(data, job.start, job.end, job.ty, &mut rdb::Skip) {
+    /// A value's problems are findings, not failures: the walk goes on.
+    fn work(
+        &self,
+        job: &Job<'a, ()>,
+        values: &mut ValueReader,
+        found: &mut Vec<Problem>,
+    ) -> Result<(), rdb::Error> {
+        let mut push = |severity, offset, message| {
+            let context = job.context();
+            found.push(Problem {
+                severity,
+                offset,
+                message,
+                context,
+            });
+        };
+        let ty = job.key.ty;
+        match values.read_span(self.data, job.start, job.end, ty, &mut rdb::Skip) {
             Ok(n) => {
-                if rdb::value::is_empty_key(job.ty, n) {
-                    push(
-                        Severity::Warning,
-                        job.start,
-                        "empty key (the server skips it when loading)".into(),
-                    );
+                if rdb::value::is_empty_key(ty, n) {
+                    let message = "empty key (the server skips it when loading)".into();
+                    push(Severity::Warning, job.start, message);
                 }
                 for note in values.notes() {
                     push(note.severity, note.offset, note.message.clone());
@@ -608,6 +608,6 @@ fn check_job(job: &Job, data: &[u8]) -> Vec<Problem> {
             }
             Err(e) => push(Severity::Error, e.offset, e.kind.to_string()),
         }
-    });
-    problems
+        Ok(())
+    }
 }

@@ -312,7 +312,7 @@ impl LiveSide {
         };
         let mut walk_error = None;
         let workers = ordered::workers_for(1);
-        ordered::batches(workers, &work, |jobs| {
+        ordered::run(workers, &work, |jobs| {
             let mut keys_seen = 0u64;
             let r = self.each_batch(&dbs, opts, |side, db, names| {
                 keys_seen += names.len() as u64;

@@ -120,7 +120,7 @@ pub fn workers_for(walks: usize) -> usize {
 /// Runs `walk`, which pushes jobs and ends with [`Batches::finish`], with `workers` worker
 /// threads (at most three; see [`workers_for`]). `work` computes a batch's result, on a worker
 /// or on the walking thread when the workers' queue is full.
-pub fn batches<I: Send, R: Send, W: Fn(&[I]) -> R + Sync + ?Sized>(
+pub fn run<I: Send, R: Send, W: Fn(&[I]) -> R + Sync + ?Sized>(
     workers: usize,
     work: &W,
     walk: impl FnOnce(&mut Batches<'_, I, R, W>) -> Finished,
@@ -155,62 +155,6 @@ pub fn batches<I: Send, R: Send, W: Fn(&[I]) -> R + Sync + ?Sized>(
     });
 }
 
-/// A batch's work as [`run`] makes it of one job's.
-type PerJob<'d, I, R> = dyn Fn(&[I]) -> Vec<R> + Sync + 'd;
-
-/// Given to the walking code of [`run`]: push each value; results reach the consumer in
-/// push order, one per job.
-pub struct Ordered<'o, 'w, 'd, I, R> {
-    batches: &'o mut Batches<'w, I, Vec<R>, PerJob<'d, I, R>>,
-    consume: &'o mut dyn FnMut(I, R),
-}
-
-impl<I, R> Ordered<'_, '_, '_, I, R> {
-    /// Queues a job (see [`Batches::push`]).
-    pub fn push(&mut self, job: I, bytes: u64) {
-        let consume = &mut *self.consume;
-        self.batches.push(job, bytes, &mut |jobs, results| {
-            jobs.into_iter()
-                .zip(results)
-                .for_each(|(job, r)| consume(job, r))
-        });
-    }
-}
-
-/// Runs `walk`, which pushes jobs; `work` computes each job's result (on any thread) and
-/// `consume` receives (job, result) in push order. Workers: as many as [`workers_for`] one walk.
-pub fn run<I: Send, R: Send>(
-    work: &(dyn Fn(&I) -> R + Sync),
-    consume: &mut dyn FnMut(I, R),
-    walk: impl FnOnce(&mut Ordered<'_, '_, '_, I, R>),
-) {
-    run_with(workers_for(1), work, consume, walk);
-}
-
-/// [`run`] with `workers` worker threads (at most three).
-pub fn run_with<I: Send, R: Send>(
-    workers: usize,
-    work: &(dyn Fn(&I) -> R + Sync),
-    consume: &mut dyn FnMut(I, R),
-    walk: impl FnOnce(&mut Ordered<'_, '_, '_, I, R>),
-) {
-    let per_batch = |jobs: &[I]| jobs.iter().map(work).collect::<Vec<R>>();
-    let per_batch: &PerJob<'_, I, R> = &per_batch;
-    batches(workers, per_batch, |b| {
-        let mut o = Ordered {
-            batches: b,
-            consume,
-        };
-        walk(&mut o);
-        let consume = &mut *o.consume;
-        o.batches.finish(&mut |jobs, results| {
-            jobs.into_iter()
-                .zip(results)
-                .for_each(|(job, r)| consume(job, r))
-        })
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +172,7 @@ mod tests {
             };
             let work = |batch: &[u64]| batch.iter().map(double).collect::<Vec<_>>();
             let mut consume = |batch: Vec<u64>, r: Vec<u64>| seen.extend(batch.into_iter().zip(r));
-            batches(workers, &work, |o| {
+            run(workers, &work, |o| {
                 for n in 0..100_000u64 {
                     o.push(n, 300, &mut consume);
                 }

@@ -138,7 +138,7 @@ where
     };
     let per_batch = |jobs: &[Job<'a, V::Extra>]| work_on(work, jobs);
     let mut walked = Ok(());
-    ordered::batches(workers, &per_batch, |batches| {
+    ordered::run(workers, &per_batch, |batches| {
         let mut push = |sink: &mut Sink<'_, V, V::Error>, job, bytes| {
             batches.push(job, bytes, &mut |jobs, done| sink.consume(jobs, done));
         };
