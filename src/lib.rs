@@ -9,3 +9,4 @@ pub mod replay;
 pub mod resp;
 pub mod scan;
 pub mod text;
+pub mod verify;
