@@ -237,36 +237,6 @@ impl LiveSide {
     ) -> Result<(), Error> {
         let dbs = self.dbs(opts)?;
         let seed = opts.seed;
-        let work_one = |batch: &Batch| -> Done {
-            batch
-                .keys
-                .iter()
-                .map(|f| {
-                    let ty = payload_type(&f.payload).ok_or("unknown payload type")?;
-                    let (p, value) = Fingerprinter::with_thread(seed, ty.kind(), |fp| {
-                        payload::read(&f.payload, fp).map(|p| (p, fp.finish()))
-                    })
-                    .map_err(|e| {
-                        format!(
-                            "DUMP payload of key \"{}\" (db {}): {e}",
-                            rdb::error::escape(&f.key),
-                            batch.db
-                        )
-                    })?;
-                    if !p.crc_ok {
-                        return Err(format!(
-                            "DUMP payload of key \"{}\" (db {}): CRC-64 mismatch",
-                            rdb::error::escape(&f.key),
-                            batch.db
-                        ));
-                    }
-                    if rdb::value::is_empty_key(p.ty, p.elements) {
-                        return Ok(None);
-                    }
-                    Ok(Some((ty, seed.key(batch.db, &f.key), value)))
-                })
-                .collect()
-        };
         let mut failed: Option<Error> = None;
         let label = self.label.clone();
         let mut consume_one = |batch: Batch, done: Done| {
@@ -304,7 +274,9 @@ impl LiveSide {
                 each(&print);
             }
         };
-        let work = |batches: &[Batch]| batches.iter().map(work_one).collect::<Vec<_>>();
+        let work = |batches: &[Batch]| -> Vec<Done> {
+            batches.iter().map(|b| fingerprint(seed, b)).collect()
+        };
         let mut consume = |batches: Vec<Batch>, done: Vec<Done>| {
             for (batch, done) in batches.into_iter().zip(done) {
                 consume_one(batch, done);
@@ -429,6 +401,38 @@ fn server_time_ms(reply: Option<Reply>) -> Option<i64> {
     let secs = num(parts.first()?)?;
     let micros = num(parts.get(1)?)?;
     Some(secs * 1000 + micros / 1000)
+}
+
+/// The identities and fingerprints of a batch of keys, from their DUMP payloads.
+fn fingerprint(seed: super::Seed, batch: &Batch) -> Done {
+    batch
+        .keys
+        .iter()
+        .map(|f| {
+            let ty = payload_type(&f.payload).ok_or("unknown payload type")?;
+            let (p, value) = Fingerprinter::with_thread(seed, ty.kind(), |fp| {
+                payload::read(&f.payload, fp).map(|p| (p, fp.finish()))
+            })
+            .map_err(|e| {
+                format!(
+                    "DUMP payload of key \"{}\" (db {}): {e}",
+                    rdb::error::escape(&f.key),
+                    batch.db
+                )
+            })?;
+            if !p.crc_ok {
+                return Err(format!(
+                    "DUMP payload of key \"{}\" (db {}): CRC-64 mismatch",
+                    rdb::error::escape(&f.key),
+                    batch.db
+                ));
+            }
+            if rdb::value::is_empty_key(p.ty, p.elements) {
+                return Ok(None);
+            }
+            Ok(Some((ty, seed.key(batch.db, &f.key), value)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
