@@ -1,6 +1,7 @@
-//! Verify's two parts of the record walk (see [`walk`]): on the walking thread the header and
-//! trailer facts, keys counted and indexed for duplicates, strings, and the reader's problems
-//! in order; on the workers every other value, with the checks for repeated members.
+//! Verify's two parts of the record walk (see [`crate::scan::walk`]): on the walking thread
+//! the header and trailer facts, keys counted and indexed for duplicates, strings, and the
+//! reader's problems in order; on the workers every other value, with the checks for
+//! repeated members.
 
 use super::{ProblemView, Report};
 use crate::rdb::error::escape;
