@@ -27,8 +27,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdbtool::rdb::mapped::MappedFile;
 use rdbtool::rdb::{Elem, Item, Reader, Record};
+use rdbtool::scan::mapped::MappedFile;
 
 /// Total decompressed bytes in the corpus.
 const CAP: usize = 64 << 20;

@@ -8,4 +8,6 @@ pub mod inspect;
 pub mod rdb;
 pub mod replay;
 pub mod resp;
+pub mod scan;
 pub mod text;
+pub mod verify;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::parse();
     // A mapped input truncated by another process: a message and exit 2, not a signal death.
-    rdbtool::rdb::sigbus::install();
+    rdbtool::scan::sigbus::install();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = cli::run(cli, &mut out).and_then(|exit| {

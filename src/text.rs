@@ -3,18 +3,7 @@
 
 use std::borrow::Cow;
 
-/// `noun` as `n` of it reads: `1 key`, `2 keys`, `0 keys`, `1 entry`, `2 entries`,
-/// `2 refreshes`.
-pub fn plural(n: u64, noun: &str) -> Cow<'_, str> {
-    if n == 1 {
-        return Cow::Borrowed(noun);
-    }
-    match noun.strip_suffix('y') {
-        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{stem}ies").into(),
-        _ if ["s", "sh", "ch", "x"].iter().any(|e| noun.ends_with(e)) => format!("{noun}es").into(),
-        _ => format!("{noun}s").into(),
-    }
-}
+pub use crate::rdb::error::plural;
 
 /// A count with thousands separators: 1,234,567.
 pub fn thousands(n: u64) -> String {

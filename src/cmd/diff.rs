@@ -12,7 +12,7 @@ use rdbtool::diff::jsonl::{self, RecordOptions};
 use rdbtool::diff::live::{LiveSide, is_url};
 use rdbtool::diff::patch::{Patch, PatchOptions};
 use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
-use rdbtool::rdb::mapped::MappedFile;
+use rdbtool::scan::mapped::MappedFile;
 
 use super::args::{ExpiryArgs, FilterArgs, RespArgs};
 use super::{Exit, PROGRESS_MIN, count, iec, thousands};

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use rdbtool::rdb::mapped::MappedFile;
+use rdbtool::scan::mapped::MappedFile;
 
 /// An input as it can be read.
 pub enum Source {

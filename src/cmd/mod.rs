@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use rdbtool::rdb::SliceInput;
-use rdbtool::rdb::mapped::MappedFile;
+use rdbtool::scan::mapped::MappedFile;
 
 /// Exit status: 0 all good, 1 a problem found in the input, 2 could not do the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use rdbtool::export::{Target, json};
-use rdbtool::rdb::mapped::MappedFile;
 use rdbtool::replay::checkpoint::{self, Checkpoint};
 use rdbtool::replay::endpoint::{Endpoint, Tls};
 use rdbtool::replay::{self, Failure, Hooks, Mode, OnExists, Options, Replay, Source, Summary};
+use rdbtool::scan::mapped::MappedFile;
 
 use super::args::FilterArgs;
 use super::{Exit, count, iec, thousands};

@@ -1,14 +1,13 @@
 //! An RDB file as one side of a comparison: fingerprinted on worker threads in file order (as
 //! `verify` and `inspect` read), then read again at the offsets of the keys that differ.
 
-use std::borrow::Cow;
-
 use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Prints, Value};
-use crate::rdb::error::Context;
-use crate::rdb::mapped::{MappedFile, Ticker};
-use crate::rdb::value::{Checks, ValueReader, is_empty_key};
-use crate::rdb::{self, Format, ObjectType, Phase, Reader, Record, SliceInput, framing, ordered};
+use crate::rdb::value::{ValueReader, is_empty_key};
+use crate::rdb::{self, Format, Input, Located, ObjectType, Reader, Record, SliceInput, framing};
+use crate::scan::mapped::MappedFile;
+use crate::scan::ordered;
+use crate::scan::walk::{self, Job, Key, Take, Walk, Work};
 
 pub struct FileSide<'m> {
     label: String,
@@ -19,21 +18,6 @@ pub struct FileSide<'m> {
     /// Where each database's records begin: (offset, db), in file order.
     db_starts: Vec<(u64, u64)>,
 }
-
-/// What the walking thread knows of a key.
-struct Job<'a> {
-    db: u64,
-    key: Cow<'a, [u8]>,
-    ty: ObjectType,
-    expire: Option<i64>,
-    record: u64,
-    start: u64,
-    end: u64,
-}
-
-/// A key's identity and fingerprint; None for an empty key (which the server drops when
-/// loading).
-type Done = Result<Option<(u128, u128)>, rdb::Error>;
 
 /// The second pass releases the pages of the values it read after this many. A read maps
 /// more than its value: the kernel maps whole page-cache folios around a fault (some 200 KiB
@@ -78,15 +62,12 @@ impl<'m> FileSide<'m> {
         each: &mut Each<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
-        let data = self.file.data();
         let (format, db_starts, error) = self.file.scan(|inp, release| {
             let mut progress = |pos: u64| {
-                // Values behind this point may still be read by a worker.
-                let pos = pos.saturating_sub(ordered::TRAILING_BYTES);
                 release(pos);
                 progress(pos);
             };
-            walk(inp, data, opts, prints, each, &mut progress)
+            first_pass(inp, opts, prints, each, &mut progress)
         });
         self.format = format;
         self.db_starts = db_starts;
@@ -206,125 +187,127 @@ fn reordered_on_save(ty: ObjectType) -> bool {
     )
 }
 
-/// The record walk: framing on this thread, fingerprints on both (see [`ordered`]). Returns
-/// the format, where each database starts, and the first error in file order.
-fn walk<'a>(
+/// A selected key's identity and fingerprint; None for an empty key (which the server drops
+/// when loading).
+type Printed = Option<(u128, u128)>;
+
+/// The first pass's part on the workers: fingerprints.
+struct Printer<'d> {
+    data: &'d [u8],
+    seed: super::Seed,
+    prints: Prints,
+}
+
+impl<'a> Work<'a, (), Vec<Printed>> for Printer<'_> {
+    fn start(&self, jobs: &[Job<'a, ()>]) -> Vec<Printed> {
+        Vec::with_capacity(jobs.len())
+    }
+
+    fn work(
+        &self,
+        job: &Job<'a, ()>,
+        values: &mut ValueReader,
+        done: &mut Vec<Printed>,
+    ) -> Result<(), rdb::Error> {
+        let (key, seed) = (&job.key, self.seed);
+        let id = seed.key(key.db, &key.name);
+        if self.prints == Prints::Raw && !reordered_on_save(key.ty) {
+            let value = self
+                .data
+                .get(job.start as usize..job.end as usize)
+                .unwrap_or_default();
+            done.push(Some((id, seed.raw(key.ty.code(), value))));
+            return Ok(());
+        }
+        let (n, value) = Fingerprinter::with_thread(seed, key.ty.kind(), |fp| {
+            let n = values.read_span(self.data, job.start, job.end, key.ty, fp)?;
+            Ok::<_, rdb::Error>((n, fp.finish()))
+        })?;
+        done.push((!is_empty_key(key.ty, n)).then_some((id, value)));
+        Ok(())
+    }
+}
+
+/// The first pass's part on the walking thread: the keys selected, their prints handed to
+/// `each` in file order, and where each database starts.
+struct FirstPass<'o, 'e, 'f> {
+    opts: &'o Options,
+    each: &'e mut Each<'f>,
+    db_starts: Vec<(u64, u64)>,
+}
+
+impl<'a> Walk<'a> for FirstPass<'_, '_, '_> {
+    type Extra = ();
+    type Done = Vec<Printed>;
+    type Error = rdb::Error;
+
+    fn record<I: Input<'a>>(
+        &mut self,
+        rec: Located<'a>,
+        _: &Reader<'a, I>,
+    ) -> Result<(), rdb::Error> {
+        if let Record::SelectDb { db } = rec.record {
+            self.db_starts.push((rec.offset, db));
+        }
+        Ok(())
+    }
+
+    fn select(&mut self, key: &Key<'a>) -> Take<()> {
+        let opts = self.opts;
+        let expired = key.meta.expire_ms.is_some_and(|ms| ms <= opts.now_ms);
+        if !opts.filter.key(key.db, &key.name, key.ty.kind()) || (expired && !opts.keep_expired) {
+            return Take::Read;
+        }
+        Take::Work(())
+    }
+
+    fn consume(&mut self, jobs: &[Job<'a, ()>], done: Vec<Printed>) -> Result<(), rdb::Error> {
+        for (job, printed) in jobs.iter().zip(done) {
+            let Some((id, value)) = printed else {
+                continue;
+            };
+            let key = &job.key;
+            let print = Print {
+                db: key.db,
+                key: &key.name,
+                kind: key.ty.kind(),
+                expire: key.meta.expire_ms,
+                id,
+                value,
+                bytes: job.end - job.start,
+                loc: key.record,
+            };
+            (self.each)(&print);
+        }
+        Ok(())
+    }
+}
+
+/// The record walk: framing on this thread, fingerprints on the workers (see [`walk`]).
+/// Returns the format, where each database starts, and the first error in file order.
+fn first_pass<'a>(
     inp: SliceInput<'a>,
-    data: &'a [u8],
     opts: &Options,
     prints: Prints,
     each: &mut Each<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> (Option<Format>, Vec<(u64, u64)>, Option<rdb::Error>) {
+    let data = inp.data();
     let mut reader = match Reader::new(inp) {
         Ok(r) => r,
         Err(e) => return (None, Vec::new(), Some(e)),
     };
-    let format = reader.format();
-    let mut db_starts = Vec::new();
-    let mut error: Option<rdb::Error> = None;
-    let mut value_error: Option<rdb::Error> = None;
-    let seed = opts.seed;
-    let work = |job: &Job<'_>| -> Done {
-        let id = seed.key(job.db, &job.key);
-        if prints == Prints::Raw && !reordered_on_save(job.ty) {
-            let value = data
-                .get(job.start as usize..job.end as usize)
-                .unwrap_or_default();
-            return Ok(Some((id, seed.raw(job.ty.code(), value))));
-        }
-        let kind = job.ty.kind();
-        let (n, value) = Fingerprinter::with_thread(seed, kind, |fp| {
-            let n = ValueReader::with_thread_reader(Checks::None, |r| {
-                r.read_span(data, job.start, job.end, job.ty, fp)
-            })?;
-            Ok::<_, rdb::Error>((n, fp.finish()))
-        })?;
-        if is_empty_key(job.ty, n) {
-            return Ok(None);
-        }
-        Ok(Some((id, value)))
+    let printer = Printer {
+        data,
+        seed: opts.seed,
+        prints,
     };
-    let mut consume = |job: Job<'_>, done: Done| {
-        if value_error.is_some() {
-            return;
-        }
-        match done {
-            Ok(Some((id, value))) => {
-                let print = Print {
-                    db: job.db,
-                    key: &job.key,
-                    kind: job.ty.kind(),
-                    expire: job.expire,
-                    id,
-                    value,
-                    bytes: job.end - job.start,
-                    loc: job.record,
-                };
-                each(&print);
-            }
-            Ok(None) => {}
-            Err(mut e) => {
-                e.context = Context {
-                    phase: Some(Phase::ReadValue),
-                    db: Some(job.db),
-                    key: Some(job.key.to_vec()),
-                    type_name: Some(job.ty.name()),
-                };
-                value_error = Some(e);
-            }
-        }
+    let mut pass = FirstPass {
+        opts,
+        each,
+        db_starts: Vec::new(),
     };
-    ordered::run(&work, &mut consume, |jobs| {
-        let mut ticker = Ticker::default();
-        loop {
-            // Before the next record is read (see `Ticker`).
-            if ticker.due(reader.pos()) {
-                progress(reader.pos());
-            }
-            let Some(rec) = reader.next_record() else {
-                break;
-            };
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            };
-            match rec.record {
-                Record::SelectDb { db } => db_starts.push((rec.offset, db)),
-                Record::Key { db, key, ty, meta } => {
-                    let expire = meta.expire_ms;
-                    if !opts.filter.key(db, &key, ty.kind())
-                        || (expire.is_some_and(|ms| ms <= opts.now_ms) && !opts.keep_expired)
-                    {
-                        continue;
-                    }
-                    if let Err(e) = reader.skip_value() {
-                        error = Some(e);
-                        break;
-                    }
-                    let (start, end) = reader.value_span();
-                    let job = Job {
-                        db,
-                        key,
-                        ty,
-                        expire,
-                        record: rec.offset,
-                        start,
-                        end,
-                    };
-                    jobs.push(job, end - start);
-                }
-                _ => {}
-            }
-        }
-    });
-    // The first problem in file order is the one to report.
-    let first = [error, value_error]
-        .into_iter()
-        .flatten()
-        .min_by_key(|e| e.offset);
-    (Some(format), db_starts, first)
+    let workers = ordered::workers_for(1);
+    let walked = walk::walk(&mut reader, &mut pass, &printer, workers, progress);
+    (Some(reader.format()), pass.db_starts, walked.err())
 }

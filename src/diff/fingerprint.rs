@@ -15,7 +15,7 @@
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_128_with_seed};
 
-use crate::rdb::module::ModuleItem;
+use crate::rdb::visit::ModuleItem;
 use crate::rdb::{Elem, Item, Kind, Visitor};
 
 /// The seed all fingerprints of one comparison share; random per run, so crafted values

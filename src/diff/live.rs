@@ -13,6 +13,7 @@ use redis::{Connection, Value as Reply};
 use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Value};
 use crate::rdb::{self, Format, ObjectType, payload};
+use crate::scan::ordered;
 
 /// Keys asked for per SCAN call, and so per pipelined batch.
 const SCAN_COUNT: u64 = 1000;
@@ -236,39 +237,9 @@ impl LiveSide {
     ) -> Result<(), Error> {
         let dbs = self.dbs(opts)?;
         let seed = opts.seed;
-        let work = |batch: &Batch| -> Done {
-            batch
-                .keys
-                .iter()
-                .map(|f| {
-                    let ty = payload_type(&f.payload).ok_or("unknown payload type")?;
-                    let (p, value) = Fingerprinter::with_thread(seed, ty.kind(), |fp| {
-                        payload::read(&f.payload, fp).map(|p| (p, fp.finish()))
-                    })
-                    .map_err(|e| {
-                        format!(
-                            "DUMP payload of key \"{}\" (db {}): {e}",
-                            rdb::error::escape(&f.key),
-                            batch.db
-                        )
-                    })?;
-                    if !p.crc_ok {
-                        return Err(format!(
-                            "DUMP payload of key \"{}\" (db {}): CRC-64 mismatch",
-                            rdb::error::escape(&f.key),
-                            batch.db
-                        ));
-                    }
-                    if rdb::value::is_empty_key(p.ty, p.elements) {
-                        return Ok(None);
-                    }
-                    Ok(Some((ty, seed.key(batch.db, &f.key), value)))
-                })
-                .collect()
-        };
         let mut failed: Option<Error> = None;
         let label = self.label.clone();
-        let mut consume = |batch: Batch, done: Done| {
+        let mut consume_one = |batch: Batch, done: Done| {
             if failed.is_some() {
                 return;
             }
@@ -303,18 +274,28 @@ impl LiveSide {
                 each(&print);
             }
         };
+        let work = |batches: &[Batch]| -> Vec<Done> {
+            batches.iter().map(|b| fingerprint(seed, b)).collect()
+        };
+        let mut consume = |batches: Vec<Batch>, done: Vec<Done>| {
+            for (batch, done) in batches.into_iter().zip(done) {
+                consume_one(batch, done);
+            }
+        };
         let mut walk_error = None;
-        rdb::ordered::run(&work, &mut consume, |jobs| {
+        let workers = ordered::workers_for(1);
+        ordered::run(workers, &work, |jobs| {
             let mut keys_seen = 0u64;
             let r = self.each_batch(&dbs, opts, |side, db, names| {
                 keys_seen += names.len() as u64;
                 progress(keys_seen);
                 let keys = side.fetch(names)?;
                 let bytes = keys.iter().map(|k| k.payload.len() as u64).sum();
-                jobs.push(Batch { db, keys }, bytes);
+                jobs.push(Batch { db, keys }, bytes, &mut consume);
                 Ok(())
             });
             walk_error = r.err();
+            jobs.finish(&mut consume)
         });
         match walk_error.or(failed) {
             Some(e) => Err(e),
@@ -420,6 +401,38 @@ fn server_time_ms(reply: Option<Reply>) -> Option<i64> {
     let secs = num(parts.first()?)?;
     let micros = num(parts.get(1)?)?;
     Some(secs * 1000 + micros / 1000)
+}
+
+/// The identities and fingerprints of a batch of keys, from their DUMP payloads.
+fn fingerprint(seed: super::Seed, batch: &Batch) -> Done {
+    batch
+        .keys
+        .iter()
+        .map(|f| {
+            let ty = payload_type(&f.payload).ok_or("unknown payload type")?;
+            let (p, value) = Fingerprinter::with_thread(seed, ty.kind(), |fp| {
+                payload::read(&f.payload, fp).map(|p| (p, fp.finish()))
+            })
+            .map_err(|e| {
+                format!(
+                    "DUMP payload of key \"{}\" (db {}): {e}",
+                    rdb::error::escape(&f.key),
+                    batch.db
+                )
+            })?;
+            if !p.crc_ok {
+                return Err(format!(
+                    "DUMP payload of key \"{}\" (db {}): CRC-64 mismatch",
+                    rdb::error::escape(&f.key),
+                    batch.db
+                ));
+            }
+            if rdb::value::is_empty_key(p.ty, p.elements) {
+                return Ok(None);
+            }
+            Ok(Some((ty, seed.key(batch.db, &f.key), value)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,22 +4,24 @@
 
 pub mod memory;
 pub mod prefix;
+mod top;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::Serialize;
 
 use crate::filter::Filter;
-use crate::rdb::mapped::Ticker;
 use crate::rdb::module::module_name;
-use crate::rdb::ordered;
-use crate::rdb::value::Container;
-use crate::rdb::value::{Checks, ValueReader};
-use crate::rdb::{self, Elem, Item, ObjectType, Reader, Record, SliceInput, Visitor};
+use crate::rdb::value::ValueReader;
+use crate::rdb::{
+    self, Container, Elem, Input, Item, Located, ObjectType, Reader, Record, SliceInput, Visitor,
+};
+use crate::scan::ordered;
+use crate::scan::walk::{self, Job, Key, Take, Walk, Work};
 use memory::{Allocator, MemoryVisitor, Model, Server};
 use prefix::Prefixes;
+use top::Top;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -184,65 +186,6 @@ pub struct Report {
     pub prefixes: Vec<prefix::PrefixRow>,
 }
 
-/// A candidate for a top list: (measure, tie-breaker favouring earlier keys, db, key, type,
-/// encoding).
-type Ranked = (u64, u64, u64, Vec<u8>, &'static str, &'static str);
-
-/// The N largest keys by some measure, kept in a min-heap.
-struct Top {
-    n: usize,
-    heap: BinaryHeap<Reverse<Ranked>>,
-    seq: u64,
-}
-
-impl Top {
-    fn new(n: usize) -> Self {
-        Top {
-            n,
-            heap: BinaryHeap::new(),
-            seq: 0,
-        }
-    }
-
-    fn offer(&mut self, value: u64, row: &KeyRow<'_>) {
-        if self.n == 0 {
-            return;
-        }
-        self.seq += 1;
-        if self.heap.len() == self.n {
-            match self.heap.peek() {
-                Some(Reverse(min)) if min.0 >= value => return,
-                _ => {
-                    self.heap.pop();
-                }
-            }
-        }
-        // Earlier keys win ties, so the order does not depend on the heap.
-        self.heap.push(Reverse((
-            value,
-            u64::MAX - self.seq,
-            row.db,
-            row.key.to_vec(),
-            row.r#type,
-            row.encoding,
-        )));
-    }
-
-    fn into_sorted(self) -> Vec<TopKey> {
-        let mut v: Vec<_> = self.heap.into_iter().map(|Reverse(e)| e).collect();
-        v.sort_by_key(|e| Reverse((e.0, e.1)));
-        v.into_iter()
-            .map(|(value, _, db, key, t, e)| TopKey {
-                db,
-                key: rdb::error::escape(&key),
-                r#type: t,
-                encoding: e,
-                value,
-            })
-            .collect()
-    }
-}
-
 /// Counts elements and the largest one, and feeds the memory model.
 struct KeyVisitor {
     memory: MemoryVisitor,
@@ -287,208 +230,199 @@ impl Visitor for KeyVisitor {
     }
 }
 
-/// What the walking thread knows of a key, for the consumer in file order.
-struct KeyInfo<'a> {
-    db: u64,
-    key: std::borrow::Cow<'a, [u8]>,
-    ty: ObjectType,
-    meta: rdb::KeyMeta,
-    record: u64,
-    start: u64,
-    end: u64,
-}
-
-/// What a key's value measures, worked out on either core: elements, largest element and
+/// What a key's value measures, worked out on a worker: elements, largest element and
 /// estimated memory.
-type Measured = Result<(u64, u64, Option<u64>), rdb::Error>;
+type Measured = (u64, u64, Option<u64>);
 
-fn measure(data: &[u8], info: &KeyInfo<'_>, model: Model) -> Measured {
-    let mut v = KeyVisitor {
-        memory: MemoryVisitor::new(info.ty, model),
-        elements: 0,
-        largest: 0,
-    };
-    ValueReader::with_thread_reader(Checks::None, |values| {
-        values.read_span(data, info.start, info.end, info.ty, &mut v)
-    })?;
-    // Finished here, so that only three numbers travel back to the consumer.
-    let memory = v
-        .memory
-        .finish(info.key.len() as u64, info.meta.expire_ms.is_some());
-    Ok((v.elements, v.largest, memory))
+/// Inspect's part on the workers: measuring values.
+struct Measure<'d, 'o> {
+    data: &'d [u8],
+    opts: &'o Options,
+    format: rdb::Format,
+    /// Decided by the walking thread at the first key, once the aux fields that name the
+    /// writer have been read (see [`Inspection::select`]).
+    chosen: OnceLock<Model>,
 }
 
-/// Reads the whole file; `each_key` sees every selected key's row (for `--keys`), in file
-/// order. Values are measured on worker threads (see [`ordered`]).
-pub fn inspect(
-    inp: SliceInput<'_>,
-    opts: &Options,
-    mut each_key: impl FnMut(&KeyRow<'_>),
-    progress: &mut dyn FnMut(u64),
-) -> Result<Report, rdb::Error> {
-    let data = inp.data();
-    let mut reader = Reader::new(inp)?;
-    let mut report = Report {
-        format: reader.format().to_string(),
-        ..Default::default()
-    };
-    // By type byte while reading (a lookup per key that costs nothing), merged by name after.
-    let mut types: Vec<TypeStats> = vec![TypeStats::default(); 256];
-    let (mut top_bytes, mut top_elements, mut top_memory) =
-        (Top::new(opts.top), Top::new(opts.top), Top::new(opts.top));
-    let mut prefixes = Prefixes::new(opts.delimiter, opts.depth);
-    let ctime_ms: std::cell::Cell<Option<i64>> = std::cell::Cell::new(None);
-    // Records other than keys, and the first error, from the walking side.
-    let mut header = Report::default();
-    let mut error: Option<rdb::Error> = None;
-    let mut value_error: Option<rdb::Error> = None;
-    // Decided by the walker at the first key, once the aux fields that name the writer have
-    // been read; the cores measuring values read it from here.
-    let format = reader.format();
-    let mut versions: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let chosen: OnceLock<Model> = OnceLock::new();
-    let mut origin: Option<memory::Origin> = None;
-    let choose = |versions: &[(Vec<u8>, Vec<u8>)]| {
-        memory::model::choose(opts.memory_model, opts.allocator, format, versions)
-    };
-    let model = || *chosen.get_or_init(|| choose(&[]).0);
-    let mut keys = |info: KeyInfo<'_>, measured: Measured| {
-        let (elements, largest, memory) = match measured {
-            Ok(m) => m,
-            Err(mut e) => {
-                if value_error.is_none() {
-                    e.context = rdb::error::Context {
-                        phase: Some(rdb::Phase::ReadValue),
-                        db: Some(info.db),
-                        key: Some(info.key.to_vec()),
-                        type_name: Some(info.ty.name()),
-                    };
-                    value_error = Some(e);
+impl Measure<'_, '_> {
+    fn choose(&self, versions: &[(Vec<u8>, Vec<u8>)]) -> (Model, memory::Origin) {
+        let opts = self.opts;
+        memory::model::choose(opts.memory_model, opts.allocator, self.format, versions)
+    }
+
+    fn model(&self) -> Model {
+        *self.chosen.get_or_init(|| self.choose(&[]).0)
+    }
+}
+
+impl<'a> Work<'a, (), Vec<Measured>> for Measure<'_, '_> {
+    fn start(&self, jobs: &[Job<'a, ()>]) -> Vec<Measured> {
+        Vec::with_capacity(jobs.len())
+    }
+
+    fn work(
+        &self,
+        job: &Job<'a, ()>,
+        values: &mut ValueReader,
+        done: &mut Vec<Measured>,
+    ) -> Result<(), rdb::Error> {
+        let key = &job.key;
+        let mut v = KeyVisitor {
+            memory: MemoryVisitor::new(key.ty, self.model()),
+            elements: 0,
+            largest: 0,
+        };
+        values.read_span(self.data, job.start, job.end, key.ty, &mut v)?;
+        // Finished here, so that only three numbers travel back to the walking thread.
+        let memory = v
+            .memory
+            .finish(key.name.len() as u64, key.meta.expire_ms.is_some());
+        done.push((v.elements, v.largest, memory));
+        Ok(())
+    }
+}
+
+/// Inspect's part on the walking thread: the header records, and the keys' rows in file order.
+struct Inspection<'m, 'd, 'o, F> {
+    measure: &'m Measure<'d, 'o>,
+    report: Report,
+    /// Records other than keys.
+    header: Report,
+    db: u64,
+    ctime_ms: Option<i64>,
+    /// Aux fields that name the writer, and what the model was chosen by.
+    versions: Vec<(Vec<u8>, Vec<u8>)>,
+    origin: Option<memory::Origin>,
+    /// By type byte while reading (a lookup per key that costs nothing), merged by name after.
+    types: Vec<TypeStats>,
+    top_bytes: Top,
+    top_elements: Top,
+    top_memory: Top,
+    prefixes: Prefixes,
+    each_key: F,
+}
+
+impl<'a, F: FnMut(&KeyRow<'_>)> Walk<'a> for Inspection<'_, '_, '_, F> {
+    type Extra = ();
+    type Done = Vec<Measured>;
+    type Error = rdb::Error;
+
+    fn record<I: Input<'a>>(
+        &mut self,
+        rec: Located<'a>,
+        _: &Reader<'a, I>,
+    ) -> Result<(), rdb::Error> {
+        match rec.record {
+            Record::Aux { key, value } => {
+                if Server::from_aux(&key, &value).is_some() {
+                    self.versions.push((key.to_vec(), value.to_vec()));
                 }
-                return;
+                let name = String::from_utf8_lossy(&key).into_owned();
+                let value = String::from_utf8_lossy(&value).into_owned();
+                if name == "ctime" {
+                    self.ctime_ms = value.parse::<i64>().ok().map(|s| s * 1000);
+                }
+                self.header.aux.push(AuxField { name, value });
             }
-        };
-        if value_error.is_some() {
-            return;
+            Record::Function { code } => self.header.functions.push(function_name(&code)),
+            Record::ModuleAux { module_id, .. } => {
+                self.header.module_aux.push(module_name(module_id).0)
+            }
+            Record::SelectDb { db } => self.db = db,
+            Record::ResizeDb { keys, expires } => {
+                let s = self.header.dbs.entry(self.db).or_default();
+                s.hint_keys = Some(keys);
+                s.hint_expires = Some(expires);
+            }
+            _ => {}
         }
-        let row = KeyRow {
-            db: info.db,
-            key: &info.key,
-            r#type: info.ty.kind().as_str(),
-            encoding: encoding_name(info.ty),
-            expire_at: info.meta.expire_ms,
-            rdb_bytes: info.end - info.record,
-            elements,
-            largest_element: largest,
-            memory,
-        };
+        Ok(())
+    }
+
+    fn select(&mut self, key: &Key<'a>) -> Take<()> {
+        if !self
+            .measure
+            .opts
+            .filter
+            .key(key.db, &key.name, key.ty.kind())
+        {
+            return Take::Read;
+        }
+        if self.origin.is_none() {
+            let (m, o) = self.measure.choose(&self.versions);
+            let _ = self.measure.chosen.set(m);
+            self.origin = Some(o);
+        }
+        Take::Work(())
+    }
+
+    fn consume(&mut self, jobs: &[Job<'a, ()>], done: Vec<Measured>) -> Result<(), rdb::Error> {
+        for (job, (elements, largest, memory)) in jobs.iter().zip(done) {
+            let key = &job.key;
+            let row = KeyRow {
+                db: key.db,
+                key: &key.name,
+                r#type: key.ty.kind().as_str(),
+                encoding: encoding_name(key.ty),
+                expire_at: key.meta.expire_ms,
+                rdb_bytes: job.end - key.record,
+                elements,
+                largest_element: largest,
+                memory,
+            };
+            self.add(&row, &key.meta, key.ty);
+        }
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&KeyRow<'_>)> Inspection<'_, '_, '_, F> {
+    fn add(&mut self, row: &KeyRow<'_>, meta: &rdb::KeyMeta, ty: ObjectType) {
+        let opts = self.measure.opts;
         add_key(
-            &mut report,
-            &mut types[usize::from(info.ty.code())],
-            &row,
-            &info.meta,
-            memory::expire_entry(&model()),
-            ctime_ms.get(),
+            &mut self.report,
+            &mut self.types[usize::from(ty.code())],
+            row,
+            meta,
+            memory::expire_entry(&self.measure.model()),
+            self.ctime_ms,
             opts.now_ms,
         );
-        top_bytes.offer(row.rdb_bytes, &row);
-        top_elements.offer(row.elements, &row);
-        top_memory.offer(row.memory.unwrap_or(0), &row);
-        prefixes.add(&row);
-        each_key(&row);
-    };
-    let work = |info: &KeyInfo<'_>| measure(data, info, model());
-    ordered::run(&work, &mut keys, |values| {
-        let mut db = 0;
-        let mut ticker = Ticker::default();
-        loop {
-            // Before the next record is read (see `Ticker`).
-            if ticker.due(reader.pos()) {
-                // Values behind this point may still be read by a worker.
-                progress(reader.pos().saturating_sub(ordered::TRAILING_BYTES));
-            }
-            let Some(rec) = reader.next_record() else {
-                break;
-            };
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            };
-            match rec.record {
-                Record::Aux { key, value } => {
-                    if Server::from_aux(&key, &value).is_some() {
-                        versions.push((key.to_vec(), value.to_vec()));
-                    }
-                    let name = String::from_utf8_lossy(&key).into_owned();
-                    let value = String::from_utf8_lossy(&value).into_owned();
-                    if name == "ctime" {
-                        ctime_ms.set(value.parse::<i64>().ok().map(|s| s * 1000));
-                    }
-                    header.aux.push(AuxField { name, value });
-                }
-                Record::Function { code } => header.functions.push(function_name(&code)),
-                Record::ModuleAux { module_id, .. } => {
-                    header.module_aux.push(module_name(module_id).0)
-                }
-                Record::SelectDb { db: d } => db = d,
-                Record::ResizeDb { keys, expires } => {
-                    let s = header.dbs.entry(db).or_default();
-                    s.hint_keys = Some(keys);
-                    s.hint_expires = Some(expires);
-                }
-                Record::Key { db, key, ty, meta } => {
-                    if !opts.filter.key(db, &key, ty.kind()) {
-                        continue;
-                    }
-                    if let Err(e) = reader.skip_value() {
-                        error = Some(e);
-                        break;
-                    }
-                    let (start, end) = reader.value_span();
-                    if origin.is_none() {
-                        let (m, o) = choose(&versions);
-                        let _ = chosen.set(m);
-                        origin = Some(o);
-                    }
-                    let info = KeyInfo {
-                        db,
-                        key,
-                        ty,
-                        meta,
-                        record: rec.offset,
-                        start,
-                        end,
-                    };
-                    values.push(info, end - start);
-                }
-                _ => {}
-            }
+        self.top_bytes.offer(row.rdb_bytes, row);
+        self.top_elements.offer(row.elements, row);
+        self.top_memory.offer(row.memory.unwrap_or(0), row);
+        self.prefixes.add(row);
+        (self.each_key)(row);
+    }
+
+    /// The report, once every record is read.
+    fn finish(self) -> Report {
+        let (model, origin) = match (self.measure.chosen.get(), self.origin) {
+            (Some(&m), Some(o)) => (m, o),
+            _ => self.measure.choose(&self.versions),
+        };
+        let mut report = self.report;
+        report.memory_model = MemoryModel::new(&model, &origin);
+        let header = self.header;
+        report.aux = header.aux;
+        report.functions = header.functions;
+        report.module_aux = header.module_aux;
+        for (db, hint) in header.dbs {
+            let d = report.dbs.entry(db).or_default();
+            d.hint_keys = hint.hint_keys;
+            d.hint_expires = hint.hint_expires;
         }
-    });
-    // The first problem in file order is the one to report.
-    if let Some(e) = [error, value_error]
-        .into_iter()
-        .flatten()
-        .min_by_key(|e| e.offset)
-    {
-        return Err(e);
+        report.types = merge_types(self.types);
+        report.top_by_rdb_bytes = self.top_bytes.into_sorted();
+        report.top_by_elements = self.top_elements.into_sorted();
+        report.top_by_memory = self.top_memory.into_sorted();
+        report.prefixes = self.prefixes.rows();
+        report
     }
-    let (model, origin) = match (chosen.get(), origin) {
-        (Some(&m), Some(o)) => (m, o),
-        _ => choose(&versions),
-    };
-    report.memory_model = MemoryModel::new(&model, &origin);
-    report.aux = header.aux;
-    report.functions = header.functions;
-    report.module_aux = header.module_aux;
-    for (db, hint) in header.dbs {
-        let d = report.dbs.entry(db).or_default();
-        d.hint_keys = hint.hint_keys;
-        d.hint_expires = hint.hint_expires;
-    }
+}
+
+/// The per-type-byte statistics, merged by type and encoding name.
+fn merge_types(types: Vec<TypeStats>) -> Vec<TypeStats> {
     let mut merged: BTreeMap<(&str, &str), TypeStats> = BTreeMap::new();
     for t in types.into_iter().filter(|t| t.keys > 0) {
         let m = merged
@@ -504,12 +438,46 @@ pub fn inspect(
         m.largest_element = m.largest_element.max(t.largest_element);
         m.memory += t.memory;
     }
-    report.types = merged.into_values().collect();
-    report.top_by_rdb_bytes = top_bytes.into_sorted();
-    report.top_by_elements = top_elements.into_sorted();
-    report.top_by_memory = top_memory.into_sorted();
-    report.prefixes = prefixes.rows();
-    Ok(report)
+    merged.into_values().collect()
+}
+
+/// Reads the whole file; `each_key` sees every selected key's row (for `--keys`), in file
+/// order. Values are measured on worker threads (see [`walk`]).
+pub fn inspect(
+    inp: SliceInput<'_>,
+    opts: &Options,
+    each_key: impl FnMut(&KeyRow<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, rdb::Error> {
+    let data = inp.data();
+    let mut reader = Reader::new(inp)?;
+    let measure = Measure {
+        data,
+        opts,
+        format: reader.format(),
+        chosen: OnceLock::new(),
+    };
+    let mut inspection = Inspection {
+        measure: &measure,
+        report: Report {
+            format: reader.format().to_string(),
+            ..Default::default()
+        },
+        header: Report::default(),
+        db: 0,
+        ctime_ms: None,
+        versions: Vec::new(),
+        origin: None,
+        types: vec![TypeStats::default(); 256],
+        top_bytes: Top::new(opts.top),
+        top_elements: Top::new(opts.top),
+        top_memory: Top::new(opts.top),
+        prefixes: Prefixes::new(opts.delimiter, opts.depth),
+        each_key,
+    };
+    let workers = ordered::workers_for(1);
+    walk::walk(&mut reader, &mut inspection, &measure, workers, progress)?;
+    Ok(inspection.finish())
 }
 
 fn add_key(

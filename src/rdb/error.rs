@@ -8,8 +8,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::text::plural;
-
 /// What the reader was doing, in redis-check-rdb's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -74,6 +72,18 @@ impl fmt::Display for Context {
             return Ok(());
         }
         write!(f, " ({})", parts.join(", "))
+    }
+}
+
+/// `noun` as `n` of it reads: `1 key`, `2 keys`, `0 keys`, `1 entry`, `2 entries`.
+pub fn plural(n: u64, noun: &str) -> Cow<'_, str> {
+    if n == 1 {
+        return Cow::Borrowed(noun);
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{stem}ies").into(),
+        _ if ["s", "sh", "ch", "x"].iter().any(|e| noun.ends_with(e)) => format!("{noun}es").into(),
+        _ => format!("{noun}s").into(),
     }
 }
 

@@ -2,11 +2,12 @@
 //! 22 and 23) and Valkey 9 (`HASH_2`, type 22 in VALKEY files). Expiry times are absolute unix
 //! milliseconds; Redis accepts at most 48 bits of them.
 
+use super::decoder::ValueReader;
 use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Elem, read_len, read_string};
-use super::value::{Container, Item, ValueReader, Visitor};
+use super::visit::{Container, Item, Visitor};
 
 impl ValueReader {
     /// Hashtable-encoded hash with field TTLs (types 24 and, without min-expire, 22).

@@ -58,8 +58,8 @@ fn eof(pos: u64, need: u64, what: &'static str) -> Error {
 pub struct SliceInput<'a> {
     data: &'a [u8],
     pos: usize,
-    /// A checksum of a prefix of `data` being summed as the pages are released (see
-    /// [`super::mapped::MappedFile::scan`]).
+    /// A checksum of a prefix of `data` being summed as the pages are released (by the scan of
+    /// a mapped file, `scan::mapped::MappedFile::scan`).
     shared_crc: Option<Arc<Mutex<PrefixCrc>>>,
 }
 

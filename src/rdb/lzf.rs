@@ -7,8 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::error::ErrorKind;
-use crate::text::plural;
+use super::error::{ErrorKind, plural};
 
 pub const MAX_RATIO: u64 = 88;
 

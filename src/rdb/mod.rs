@@ -4,25 +4,24 @@
 //! element into a [`Visitor`], so nothing larger than one element needs to be held.
 
 pub mod crc;
+pub mod decoder;
+pub mod dup_set;
 pub mod error;
 pub mod framing;
 pub mod hash_ttl;
 pub mod input;
 pub mod intset;
-pub mod keys;
 pub mod listpack;
 pub mod lzf;
-pub mod mapped;
 pub mod module;
-pub mod ordered;
 pub mod payload;
 pub mod primitive;
 pub mod quicklist;
 pub mod reader;
-pub mod sigbus;
 pub mod stream;
 pub mod types;
 pub mod value;
+pub mod visit;
 pub mod ziplist;
 pub mod zipmap;
 
@@ -31,4 +30,4 @@ pub use input::{Input, SliceInput, StreamInput};
 pub use primitive::Elem;
 pub use reader::{KeyMeta, Located, Reader, Record};
 pub use types::{Flavor, Format, Kind, ObjectType};
-pub use value::{Item, Skip, StreamId, Visitor};
+pub use visit::{Container, Item, Skip, StreamId, Visitor};

@@ -3,18 +3,8 @@
 
 use super::error::{Error, ErrorKind, Result};
 use super::input::Input;
-use super::primitive::{Elem, RdbStr, read_len, read_string};
-use super::value::{Item, Visitor};
-
-/// One annotated item of a module payload.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModuleItem<'v> {
-    Sint(i64),
-    Uint(u64),
-    Float(f32),
-    Double(f64),
-    Str(Elem<'v>),
-}
+use super::primitive::{RdbStr, read_len, read_string};
+use super::visit::{Item, ModuleItem, Visitor};
 
 const EOF: u64 = 0;
 const SINT: u64 = 1;

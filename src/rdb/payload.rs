@@ -1,13 +1,12 @@
 //! DUMP/RESTORE payloads: `<type><value><2-byte LE RDB version><8-byte LE CRC-64>`, the value
 //! encoded exactly as in an RDB file. Read with the same value decoder as files.
 
-use crate::text::plural;
-
 use super::crc::Crc64;
-use super::error::{Error, ErrorKind, Problem, Result, Severity};
+use super::error::{Error, ErrorKind, Problem, Result, Severity, plural};
 use super::input::{Input, SliceInput};
 use super::types::{Format, ObjectType};
-use super::value::{ValueReader, Visitor, is_empty_key};
+use super::value::{ValueReader, is_empty_key};
+use super::visit::Visitor;
 
 /// Version and CRC footer.
 const FOOTER: usize = 10;
@@ -109,7 +108,7 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rdb::value::Item;
+    use crate::rdb::visit::Item;
 
     #[test]
     fn documented_string_payload() {

@@ -1,11 +1,12 @@
 //! Quicklist: how lists are stored since 3.2 — a sequence of ziplist nodes (v1, type 14) or of
 //! listpack and plain nodes (v2, type 18, 7.0+; a plain node is one large element).
 
+use super::decoder::ValueReader;
 use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Blob, Elem, read_len};
-use super::value::{Container, Item, ValueReader, Visitor};
+use super::visit::{Container, Item, Visitor};
 
 const PLAIN: u64 = 1;
 const PACKED: u64 = 2;

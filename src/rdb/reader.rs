@@ -5,13 +5,12 @@
 
 use std::borrow::Cow;
 
-use crate::text::plural;
-
-use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity};
+use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity, plural};
 use super::input::{Input, SliceInput};
 use super::primitive::{read_bytes, read_len};
 use super::types::{Flavor, Format, ObjectType};
-use super::value::{Skip, ValueReader, Visitor, is_empty_key};
+use super::value::{ValueReader, is_empty_key};
+use super::visit::{Skip, Visitor};
 use super::{framing, module};
 
 const OP_KEY_META_OR_SLOT_IMPORT: u8 = 0xf3;

@@ -5,14 +5,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::text::plural;
-
-use super::error::{Error, ErrorKind, Result, Severity, corrupt};
+use super::decoder::ValueReader;
+use super::error::{Error, ErrorKind, Result, Severity, corrupt, plural};
 use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Blob, Elem, read_bytes, read_len};
 use super::types::ObjectType;
-use super::value::{Container, Item, StreamId, StreamMeta, ValueReader, Visitor};
+use super::visit::{Container, Item, StreamId, StreamMeta, Visitor};
 
 const DELETED: i64 = 1;
 const SAME_FIELDS: i64 = 2;

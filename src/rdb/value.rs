@@ -1,360 +1,29 @@
 //! Decoding one value (the bytes after a key) element by element into a [`Visitor`], with the
 //! checks Redis's deep sanitization makes (unique members and fields, valid blobs, no NaN
-//! scores) plus the ones it does not (sort order, empty keys) as warnings.
-
-use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+//! scores) plus the ones it does not (sort order, empty keys) as warnings. The reader's state
+//! and the steps every encoding shares are in [`super::decoder`]; each packed encoding has
+//! its own file.
 
 use super::error::{Error, ErrorKind, Result, Severity, corrupt};
 use super::input::Input;
 use super::intset;
 use super::listpack::Listpack;
 use super::primitive::{
-    Blob, Elem, Skipped, parse_double, read_binary_double, read_blob, read_len, read_string,
-    read_string_in, read_text_double, skip_string,
+    Blob, Elem, Skipped, parse_double, read_binary_double, read_len, read_string, read_string_in,
+    read_text_double, skip_string,
 };
 use super::types::{Kind, ObjectType};
+use super::visit::{Container, Item, Skip, Visitor};
+use super::ziplist::Ziplist;
+use super::zipmap;
+use super::{module, quicklist, stream};
+
+pub use super::decoder::{Note, ValueReader};
 
 /// Whether a value with `elements` elements is an empty key, which the server skips when
 /// loading a file and RESTORE refuses. Streams may legitimately be empty (XADD then XDEL).
 pub fn is_empty_key(ty: ObjectType, elements: u64) -> bool {
     elements == 0 && ty.kind() != Kind::Stream
-}
-use super::ziplist::Ziplist;
-use super::zipmap;
-use super::{module, quicklist, stream};
-
-/// A stream entry ID: milliseconds and sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct StreamId {
-    pub ms: u64,
-    pub seq: u64,
-}
-
-impl StreamId {
-    /// `ms-seq` as bytes, formatted on the stack.
-    pub fn with_text<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let (ms, seq) = (
-            ms.format(self.ms).as_bytes(),
-            seq.format(self.seq).as_bytes(),
-        );
-        let mut text = [0u8; 41];
-        text[..ms.len()].copy_from_slice(ms);
-        text[ms.len()] = b'-';
-        text[ms.len() + 1..ms.len() + 1 + seq.len()].copy_from_slice(seq);
-        f(&text[..ms.len() + 1 + seq.len()])
-    }
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-/// Stream-level metadata, after the entries.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamMeta {
-    pub length: u64,
-    pub last_id: StreamId,
-    /// Stored from RDB 10 (stream v2) on.
-    pub first_id: Option<StreamId>,
-    pub max_deleted_id: Option<StreamId>,
-    pub entries_added: Option<u64>,
-    pub groups: u64,
-}
-
-/// One piece of a value, in file order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Item<'v> {
-    /// The whole value of a string key.
-    Str(Elem<'v>),
-    /// The length of a string value whose bytes the visitor did not want
-    /// ([`Visitor::wants_bytes`]); only longer strings come this way.
-    StrLen(u64),
-    /// A list element or set member.
-    Elem(Elem<'v>),
-    Scored {
-        member: Elem<'v>,
-        score: f64,
-    },
-    /// A hash field; `expire_ms` is the field's absolute expiry (7.4+ / Valkey 9).
-    Field {
-        field: Elem<'v>,
-        value: Elem<'v>,
-        expire_ms: Option<u64>,
-    },
-    /// A live stream entry; its `fields` pairs follow as [`Item::StreamField`].
-    StreamEntry {
-        id: StreamId,
-        fields: usize,
-    },
-    StreamField {
-        field: Elem<'v>,
-        value: Elem<'v>,
-    },
-    StreamMeta(StreamMeta),
-    /// A consumer group; its pending entries and consumers follow.
-    StreamGroup {
-        name: &'v [u8],
-        last_id: StreamId,
-        entries_read: Option<u64>,
-        pending: u64,
-        consumers: u64,
-    },
-    StreamPending {
-        id: StreamId,
-        delivery_time_ms: u64,
-        delivery_count: u64,
-    },
-    /// A consumer; its own pending IDs follow as [`Item::StreamConsumerPending`].
-    StreamConsumer {
-        name: &'v [u8],
-        seen_time_ms: u64,
-        active_time_ms: Option<u64>,
-        pending: u64,
-    },
-    StreamConsumerPending {
-        id: StreamId,
-    },
-    /// A stream's idempotent-producer settings (Redis 8.6, stream v4), after its groups; its
-    /// producers follow as [`Item::StreamProducer`], then [`Item::StreamIdmpTotals`].
-    StreamIdmp {
-        duration_s: u64,
-        max_entries: u64,
-        producers: u64,
-    },
-    /// A producer; its recorded message IDs follow as [`Item::StreamProducerEntry`].
-    StreamProducer {
-        pid: &'v [u8],
-        entries: u64,
-    },
-    /// An idempotency ID the producer sent, and the entry it added.
-    StreamProducerEntry {
-        iid: &'v [u8],
-        id: StreamId,
-    },
-    /// Counters kept since the stream was made: IDs recorded, and repeats refused.
-    StreamIdmpTotals {
-        added: u64,
-        duplicates: u64,
-    },
-    /// A module value; its annotated items follow as [`Item::ModuleItem`].
-    Module {
-        module_id: u64,
-    },
-    ModuleItem(module::ModuleItem<'v>),
-}
-
-/// Receives a value piece by piece. Visitors keep their own error state (an output error, say)
-/// and may simply ignore what follows it.
-pub trait Visitor {
-    fn item(&mut self, item: Item<'_>);
-
-    /// False when the visitor needs no string value's bytes: long and compressed string values
-    /// then arrive as [`Item::StrLen`], checked without being decompressed into memory.
-    fn wants_bytes(&self) -> bool {
-        true
-    }
-
-    /// A packed container (listpack, ziplist, intset, zipmap, quicklist plain node) of `bytes`
-    /// bytes once decompressed begins; its elements follow. For memory accounting.
-    fn container(&mut self, _encoding: Container, _bytes: usize) {}
-}
-
-/// The packed encodings a value can be made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    Listpack,
-    Ziplist,
-    Intset,
-    Zipmap,
-    /// A quicklist node holding one large element as it is.
-    PlainNode,
-}
-
-/// Ignores everything: reading a value only to check it, or to get past it.
-pub struct Skip;
-
-impl Visitor for Skip {
-    fn item(&mut self, _: Item<'_>) {}
-
-    fn wants_bytes(&self) -> bool {
-        false
-    }
-}
-
-impl<F: FnMut(Item<'_>)> Visitor for F {
-    fn item(&mut self, item: Item<'_>) {
-        self(item)
-    }
-}
-
-/// A non-fatal finding inside a value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    pub severity: Severity,
-    pub offset: u64,
-    pub message: String,
-}
-
-/// Hashes already fingerprinted with a random seed; the set just takes their low bits.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().take(8) {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
-}
-
-/// 128-bit fingerprints of the members seen in the current collection. A random seed keeps
-/// crafted inputs from colliding on purpose.
-///
-/// A collection that announces more than [`SPREAD_MIN`] members has its fingerprints spread
-/// over buckets by their top bits instead, and looked through once it is read (see
-/// [`super::keys::repeats_in`]): random inserts into one big set missed the cache on most
-/// members, and cost as much as the rest of checking those collections.
-pub(super) struct DupSet {
-    seed: u64,
-    seen: HashSet<u128, BuildHasherDefault<PreHashed>>,
-    /// Whether the collection being read is big; then its buckets, and the shift that picks
-    /// one. The buckets, and the table they are looked through in, are kept for the next big
-    /// collection (up to [`SPREAD_KEEP`]): allocating them afresh for each one faulted in new
-    /// pages every time.
-    spreading: bool,
-    spread: Vec<Vec<(u64, u64)>>,
-    shift: u32,
-    table: Vec<u32>,
-    /// Never spread: a repeat is found, and named, the moment it is read.
-    at_once: bool,
-}
-
-/// Above this capacity the set is dropped after the key: clearing costs time in proportion to
-/// capacity, which a run of small keys after one big key would otherwise pay again and again.
-const DUPSET_KEEP: usize = 1024;
-/// At most this many members are made room for in advance (16 MiB of fingerprints).
-const DUPSET_EXPECT_MAX: u64 = 1 << 20;
-/// Collections of more members are spread over buckets of about this many.
-const SPREAD_MIN: u64 = 4096;
-/// Buckets with room for more fingerprints than this (2 MiB) are freed after their collection.
-const SPREAD_KEEP: usize = 1 << 17;
-
-impl Default for DupSet {
-    fn default() -> Self {
-        DupSet {
-            seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
-            seen: HashSet::default(),
-            spreading: false,
-            spread: Vec::new(),
-            shift: 0,
-            table: Vec::new(),
-            at_once: false,
-        }
-    }
-}
-
-impl DupSet {
-    fn fingerprint(&self, bytes: &[u8]) -> u128 {
-        xxhash_rust::xxh3::xxh3_128_with_seed(bytes, self.seed)
-    }
-
-    /// True when `e` was not seen before in this collection, as far as is known yet: the
-    /// members of a spread collection are looked through by [`Self::spread_repeats`].
-    fn insert(&mut self, e: Elem<'_>) -> bool {
-        let fp = e.with_bytes(|b| self.fingerprint(b));
-        if !self.spreading {
-            return self.seen.insert(fp);
-        }
-        let hi = (fp >> 64) as u64;
-        self.spread[(hi >> self.shift) as usize].push((hi, fp as u64));
-        true
-    }
-
-    /// Room for `n` members claimed by the file, bounded by what `left` bytes can hold (a
-    /// member takes at least one byte), so a big collection does not grow the set step by step.
-    /// Whether the members are spread depends on the claim alone, so that a mapped file and a
-    /// stream (whose remaining bytes are unknown) show a visitor the same members before a
-    /// repeat is reported.
-    fn expect(&mut self, n: u64, left: Option<u64>) {
-        let room = n.min(left.unwrap_or(0)).min(DUPSET_EXPECT_MAX);
-        if n <= SPREAD_MIN || self.at_once {
-            self.seen.reserve(room as usize);
-            return;
-        }
-        // 16 to 4096 buckets; room only for the members the bytes left can hold.
-        let bits = (n / SPREAD_MIN)
-            .next_power_of_two()
-            .trailing_zeros()
-            .clamp(4, 12);
-        self.shift = 64 - bits;
-        self.spreading = true;
-        // Fingerprints are uniform: a bucket gets its share, give or take a few standard
-        // deviations.
-        let each = (room >> bits) as usize;
-        let each = each + each / 8 + 16;
-        self.spread.resize_with(1 << bits, Vec::new);
-        self.spread.iter_mut().for_each(|b| b.reserve(each));
-    }
-
-    /// Whether the spread collection just read held a member twice.
-    fn spread_repeats(&mut self) -> bool {
-        let mut found = false;
-        if !self.spreading {
-            return found;
-        }
-        for bucket in &self.spread {
-            let fp = |i| bucket[i];
-            super::keys::repeats_in(bucket.len(), fp, &mut self.table, |_, _| found = true);
-            if found {
-                break;
-            }
-        }
-        found
-    }
-
-    fn reset(&mut self) {
-        if self.spreading {
-            self.spreading = false;
-            if self.spread.iter().map(Vec::capacity).sum::<usize>() > SPREAD_KEEP {
-                self.spread = Vec::new();
-                self.table = Vec::new();
-            } else {
-                self.spread.iter_mut().for_each(Vec::clear);
-            }
-        }
-        if self.seen.capacity() > DUPSET_KEEP {
-            self.seen = HashSet::default();
-        } else {
-            self.seen.clear();
-        }
-    }
-}
-
-/// Above this size the decompression buffer is freed after use: a rare big blob should not
-/// hold its memory for the rest of the file.
-const SCRATCH_KEEP: usize = 1 << 20;
-
-/// Reusable state for decoding values: the duplicate detector, the notes of the last value and
-/// the buffer compressed blobs are decompressed into.
-#[derive(Default)]
-pub struct ValueReader {
-    pub(super) dups: DupSet,
-    pub(super) notes: Vec<Note>,
-    /// Where compressed blobs are decompressed, kept for the next (see [`Self::with_blob`]).
-    scratch: Vec<u8>,
-    /// For readers that compare rather than check (diff): repeated members are not looked
-    /// for, which saves a hash set insert per element.
-    skip_duplicate_checks: bool,
 }
 
 /// Whether a [`ValueReader`] looks for repeated set members, hash fields and zset members.
@@ -365,31 +34,6 @@ pub enum Checks {
 }
 
 impl ValueReader {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A reader that does not look for repeated members and fields (see `verify` for that).
-    pub fn without_duplicate_checks() -> Self {
-        ValueReader {
-            skip_duplicate_checks: true,
-            ..Self::default()
-        }
-    }
-
-    /// Non-fatal findings of the value read last.
-    pub fn notes(&self) -> &[Note] {
-        &self.notes
-    }
-
-    pub(super) fn note(&mut self, severity: Severity, offset: u64, message: impl Into<String>) {
-        self.notes.push(Note {
-            severity,
-            offset,
-            message: message.into(),
-        });
-    }
-
     /// Reads a value that sits at `start..end` of `data` (where framing found it). Offsets in
     /// the error and the notes are positions in `data`.
     pub fn read_span(
@@ -522,49 +166,6 @@ impl ValueReader {
         }
     }
 
-    /// Reads a blob (an embedded encoding) and hands it to `f`. A compressed blob is
-    /// decompressed into this reader's buffer, which is kept for the next unless it grew past
-    /// [`SCRATCH_KEEP`].
-    pub(super) fn with_blob<'a, I: Input<'a>, R>(
-        &mut self,
-        inp: &mut I,
-        f: impl FnOnce(&mut Self, &Blob<'_>) -> Result<R>,
-    ) -> Result<R> {
-        self.with_scratch(|r, scratch| read_blob(inp, scratch).and_then(|blob| f(r, &blob)))
-    }
-
-    /// Lends `f` the decompression buffer, kept for the next value unless it grew past
-    /// [`SCRATCH_KEEP`].
-    fn with_scratch<R>(
-        &mut self,
-        f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<R>,
-    ) -> Result<R> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = f(self, &mut scratch);
-        if scratch.len() <= SCRATCH_KEEP {
-            self.scratch = scratch;
-        }
-        r
-    }
-
-    /// Records `e` as seen; a repeat is corruption (the server refuses such a value).
-    pub(super) fn unique(&mut self, e: Elem<'_>, at: u64, what: &'static str) -> Result<()> {
-        if self.skip_duplicate_checks || self.dups.insert(e) {
-            Ok(())
-        } else {
-            Err(Error::new(
-                at,
-                ErrorKind::Invalid(
-                    format!(
-                        "duplicate {what} \"{}\"",
-                        e.with_bytes(super::error::escape)
-                    )
-                    .into(),
-                ),
-            ))
-        }
-    }
-
     fn plain_elems<'a, I: Input<'a>>(
         &mut self,
         inp: &mut I,
@@ -652,25 +253,6 @@ impl ValueReader {
             }
             Ok(pairs.len() as u64)
         })
-    }
-
-    pub(super) fn ziplist_elems(
-        &mut self,
-        blob: &Blob<'_>,
-        unique: bool,
-        v: &mut dyn Visitor,
-    ) -> Result<u64> {
-        let mut zl = Ziplist::new(&blob.data).map_err(|e| blob.error(e.0, e.1))?;
-        v.container(Container::Ziplist, blob.data.len());
-        let mut n = 0;
-        while let Some(e) = zl.next_elem().map_err(|e| blob.error(e.0, e.1))? {
-            if unique {
-                self.unique(e, blob.at, "member")?;
-            }
-            v.item(Item::Elem(e));
-            n += 1;
-        }
-        Ok(n)
     }
 
     fn ziplist_pairs(&mut self, blob: &Blob<'_>, hash: bool, v: &mut dyn Visitor) -> Result<u64> {
@@ -804,7 +386,7 @@ mod tests {
 
     #[test]
     fn repeats_in_big_sets_are_found_and_named() {
-        let n = 3 * SPREAD_MIN as usize;
+        let n = 3 * crate::rdb::dup_set::SPREAD_MIN as usize;
         let mut r = ValueReader::new();
         let good = set_value(&members(n));
         assert_eq!(

@@ -21,8 +21,7 @@ pub mod tables;
 pub use model::{Model, Origin, Server};
 pub use sizes::Allocator;
 
-use crate::rdb::value::Container;
-use crate::rdb::{Elem, Item, ObjectType, Visitor};
+use crate::rdb::{Container, Elem, Item, ObjectType, Visitor};
 use model::{Embedding, KeyHolding, Rax};
 use packed::{HASH_MAX_PACKED, Packer, SET_MAX_INTSET, SET_MAX_LISTPACK, Small, ZSET_MAX_PACKED};
 use sizes::canonical_int;

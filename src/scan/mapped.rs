@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::{Mmap, UncheckedAdvice};
 
-use super::crc::PrefixCrc;
-use super::input::SliceInput;
 use super::sigbus;
+use crate::rdb::SliceInput;
+use crate::rdb::crc::PrefixCrc;
 
 /// Pages are released in windows of this size behind the scan.
 const WINDOW: usize = 32 << 20;

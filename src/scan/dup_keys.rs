@@ -13,7 +13,8 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
-use super::reader::{Reader, Record};
+use crate::rdb::dup_set::repeats_in;
+use crate::rdb::{Reader, Record};
 
 const BUCKETS: usize = 256;
 
@@ -136,41 +137,6 @@ impl<'d> KeyIndex<'d> {
             }
         }
         out
-    }
-}
-
-/// Calls `found(first, repeat)` with the indices of every entry of a bucket of `len` entries
-/// whose 128-bit fingerprint (as `fp` gives it for an index) an earlier entry has, and of that
-/// earlier entry. It uses an open-addressing table of entry indices, at most half full, kept in
-/// `table` for the next bucket: a bucket of a few thousand entries and its table fit in a
-/// core's cache, where sorting the bucket costs twice the time, and one hash set of all the
-/// entries misses the cache on most inserts.
-pub(super) fn repeats_in(
-    len: usize,
-    fp: impl Fn(usize) -> (u64, u64),
-    table: &mut Vec<u32>,
-    mut found: impl FnMut(usize, usize),
-) {
-    const EMPTY: u32 = u32::MAX;
-    // (A bucket of 2^32 entries would take 32 GiB.)
-    let mask = (len * 2).next_power_of_two().max(16) - 1;
-    table.clear();
-    table.resize(mask + 1, EMPTY);
-    for i in 0..len {
-        let key = fp(i);
-        let mut slot = (key.0 ^ key.1) as usize & mask;
-        loop {
-            let t = table[slot];
-            if t == EMPTY {
-                table[slot] = i as u32;
-                break;
-            }
-            if fp(t as usize) == key {
-                found(t as usize, i);
-                break;
-            }
-            slot = (slot + 1) & mask;
-        }
     }
 }
 

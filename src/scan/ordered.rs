@@ -1,5 +1,5 @@
 //! Working on values on several cores while keeping file order: the thread that walks the
-//! records hands the values (found by framing, see [`super::framing`]) to worker threads in
+//! records hands the values (found by framing, see [`crate::rdb::framing`]) to worker threads in
 //! batches and consumes the results in the order the values appear. When the workers fall
 //! behind (their queue is full), the walking thread does the batch itself.
 
@@ -23,39 +23,50 @@ const IN_HANDS: usize = 8;
 // The workers and the walking thread.
 const _: () = assert!(MAX_WORKERS < IN_HANDS);
 
-type Batch<I, R> = Vec<(I, R)>;
-
-/// Given to the walking code: push each value; results reach the consumer in push order.
-pub struct Ordered<'c, I, R> {
-    work: &'c (dyn Fn(&I) -> R + Sync),
-    consume: &'c mut dyn FnMut(I, R),
+/// Given to the walking code: push each job; batches of jobs reach the consumer, with the
+/// result of working on each batch, in push order.
+pub struct Batches<'w, I, R, W: ?Sized> {
+    work: &'w W,
     tx: Option<Sender<(u64, Vec<I>)>>,
-    rx: Receiver<(u64, Batch<I, R>)>,
+    rx: Receiver<(u64, Vec<I>, R)>,
     batch: Vec<I>,
     bytes: u64,
     next_seq: u64,
     next_emit: u64,
-    done: BTreeMap<u64, Batch<I, R>>,
+    done: BTreeMap<u64, (Vec<I>, R)>,
 }
 
-impl<I, R> Ordered<'_, I, R> {
+/// Proof that the walk called [`Batches::finish`]: every result was consumed.
+pub struct Finished(());
+
+impl<I, R, W: Fn(&[I]) -> R + ?Sized> Batches<'_, I, R, W> {
     /// Queues a job; `bytes` is how far the walk has gone since the previous job (at least the
     /// job's value, and whatever the walk read itself in between), which bounds how far the
-    /// workers may lag behind (see [`TRAILING_BYTES`]).
-    pub fn push(&mut self, job: I, bytes: u64) {
+    /// workers may lag behind (see [`TRAILING_BYTES`]). Batches done by then are consumed.
+    pub fn push(&mut self, job: I, bytes: u64, consume: &mut impl FnMut(Vec<I>, R)) {
         self.bytes += bytes;
         self.batch.push(job);
         if self.bytes >= BATCH_BYTES {
-            self.flush();
+            self.flush(consume);
         }
     }
 
-    fn flush(&mut self) {
+    /// Sends the last batch and consumes every result.
+    pub fn finish(&mut self, consume: &mut impl FnMut(Vec<I>, R)) -> Finished {
+        self.flush(consume);
+        self.tx = None;
+        self.emit(true, consume);
+        Finished(())
+    }
+
+    fn flush(&mut self, consume: &mut impl FnMut(Vec<I>, R)) {
         self.bytes = 0;
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        // The next batch is made room for as the last one needed.
+        let next = Vec::with_capacity(self.batch.len());
+        let batch = std::mem::replace(&mut self.batch, next);
         let seq = self.next_seq;
         self.next_seq += 1;
         let unsent = match &self.tx {
@@ -66,23 +77,18 @@ impl<I, R> Ordered<'_, I, R> {
             None => Some(batch),
         };
         if let Some(batch) = unsent {
-            let results = batch.into_iter().map(|job| {
-                let r = (self.work)(&job);
-                (job, r)
-            });
-            self.done.insert(seq, results.collect());
+            let r = (self.work)(&batch);
+            self.done.insert(seq, (batch, r));
         }
-        self.emit(false);
+        self.emit(false, consume);
     }
 
     /// Consumes the results that are in, in order; with `wait`, all of them.
-    fn emit(&mut self, wait: bool) {
+    fn emit(&mut self, wait: bool, consume: &mut impl FnMut(Vec<I>, R)) {
         while self.next_emit < self.next_seq {
-            if let Some(results) = self.done.remove(&self.next_emit) {
+            if let Some((batch, r)) = self.done.remove(&self.next_emit) {
                 self.next_emit += 1;
-                for (job, r) in results {
-                    (self.consume)(job, r);
-                }
+                consume(batch, r);
                 continue;
             }
             let got = if wait {
@@ -91,8 +97,8 @@ impl<I, R> Ordered<'_, I, R> {
                 self.rx.try_recv().ok()
             };
             match got {
-                Some((seq, results)) => {
-                    self.done.insert(seq, results);
+                Some((seq, batch, r)) => {
+                    self.done.insert(seq, (batch, r));
                 }
                 // Not in yet; or (waiting) the workers are gone, and the scope will report
                 // a panic.
@@ -111,48 +117,32 @@ pub fn workers_for(walks: usize) -> usize {
         .clamp(1, MAX_WORKERS)
 }
 
-/// Runs `walk`, which pushes jobs; `work` computes each job's result (on any thread) and
-/// `consume` receives (job, result) in push order. Workers: as many as [`workers_for`] one walk.
-pub fn run<I: Send, R: Send>(
-    work: &(dyn Fn(&I) -> R + Sync),
-    consume: &mut dyn FnMut(I, R),
-    walk: impl FnOnce(&mut Ordered<'_, I, R>),
-) {
-    run_with(workers_for(1), work, consume, walk);
-}
-
-/// [`run`] with `workers` worker threads (at most three).
-pub fn run_with<I: Send, R: Send>(
+/// Runs `walk`, which pushes jobs and ends with [`Batches::finish`], with `workers` worker
+/// threads (at most three; see [`workers_for`]). `work` computes a batch's result, on a worker
+/// or on the walking thread when the workers' queue is full.
+pub fn run<I: Send, R: Send, W: Fn(&[I]) -> R + Sync + ?Sized>(
     workers: usize,
-    work: &(dyn Fn(&I) -> R + Sync),
-    consume: &mut dyn FnMut(I, R),
-    walk: impl FnOnce(&mut Ordered<'_, I, R>),
+    work: &W,
+    walk: impl FnOnce(&mut Batches<'_, I, R, W>) -> Finished,
 ) {
     let workers = workers.clamp(1, MAX_WORKERS);
     let (tx, jobs) = bounded::<(u64, Vec<I>)>(QUEUE);
-    let (results_tx, rx) = bounded::<(u64, Batch<I, R>)>(QUEUE + 1 + workers);
+    let (results_tx, rx) = bounded::<(u64, Vec<I>, R)>(QUEUE + 1 + workers);
     std::thread::scope(|s| {
         for _ in 0..workers {
             let (jobs, results_tx) = (jobs.clone(), results_tx.clone());
             s.spawn(move || {
                 for (seq, batch) in jobs {
-                    let results = batch
-                        .into_iter()
-                        .map(|job| {
-                            let r = work(&job);
-                            (job, r)
-                        })
-                        .collect();
-                    if results_tx.send((seq, results)).is_err() {
+                    let r = work(&batch);
+                    if results_tx.send((seq, batch, r)).is_err() {
                         break;
                     }
                 }
             });
         }
         drop((jobs, results_tx));
-        let mut ordered = Ordered {
+        let mut ordered = Batches {
             work,
-            consume,
             tx: Some(tx),
             rx,
             batch: Vec::new(),
@@ -162,9 +152,6 @@ pub fn run_with<I: Send, R: Send>(
             done: BTreeMap::new(),
         };
         walk(&mut ordered);
-        ordered.flush();
-        ordered.tx = None;
-        ordered.emit(true);
     });
 }
 
@@ -177,16 +164,19 @@ mod tests {
         for workers in 1..=MAX_WORKERS {
             let mut seen = Vec::new();
             // Uneven work, so that batches finish out of order when there are several workers.
-            let work = |n: &u64| {
+            let double = |n: &u64| {
                 if n % 7_000 < 50 {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
                 n * 2
             };
-            run_with(workers, &work, &mut |n, r| seen.push((n, r)), |o| {
+            let work = |batch: &[u64]| batch.iter().map(double).collect::<Vec<_>>();
+            let mut consume = |batch: Vec<u64>, r: Vec<u64>| seen.extend(batch.into_iter().zip(r));
+            run(workers, &work, |o| {
                 for n in 0..100_000u64 {
-                    o.push(n, 300);
+                    o.push(n, 300, &mut consume);
                 }
+                o.finish(&mut consume)
             });
             assert_eq!(seen.len(), 100_000, "{workers} workers");
             assert!(
