@@ -53,7 +53,8 @@ pub struct Args {
     expiry: ExpiryArgs,
     #[command(flatten)]
     resp: RespArgs,
-    /// Memory for comparing one key element by element; larger keys are compared in parts.
+    /// Memory for comparing one key element by element; larger keys are compared in parts,
+    /// at most 64 (each reads the key), so a key may take up to a 64th of its size.
     #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
     key_memory: usize,
     /// Write here instead of standard output.

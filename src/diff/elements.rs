@@ -165,6 +165,8 @@ impl Part {
 
 /// The finest split: residues measured per key (at most 512 KiB of counters).
 const MAX_MODULUS: u64 = 1 << 16;
+/// Most partitions, and so most reads, one key is compared in.
+const MAX_PASSES: u64 = 64;
 
 /// What an element costs in a command beyond its bytes (RESP framing of its arguments).
 pub const ARG_OVERHEAD: u64 = 8;
@@ -544,7 +546,11 @@ pub fn compare(
     // Decoded elements take more room than their encoding: a generous guess of what the whole
     // key holds decides whether to try it in one pass, and how finely to measure it if not.
     let estimate = (a.bytes() + b.bytes()).saturating_mul(4);
-    let budget = budget.max(1);
+    // Each partition reads the whole key again: a budget tiny for the key would read it once
+    // per element. At most MAX_PASSES partitions bounds the time; the memory is then up to a
+    // MAX_PASSES-th of the key, when that is more than the budget.
+    let floor = usize::try_from(estimate / MAX_PASSES).unwrap_or(usize::MAX);
+    let budget = budget.max(floor).max(1);
     let mut counts = KeyCounts::default();
     if estimate <= budget as u64 {
         match compare_part(a, b, kind, seed, Part::WHOLE, Some(budget)) {
