@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -244,7 +245,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Replay(args) => cmd::replay::run(args, out),
         Command::Diff(args) => cmd::diff::run(args, out),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "rdbtool", out);
+            // generate() panics on a write error: made in memory, then written here, so that a
+            // closed pipe is quiet and a full disk is an error like any other.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rdbtool", &mut script);
+            out.write_all(&script)
+                .context("could not write the completions")?;
             Ok(Exit::Ok)
         }
         Command::Man { dir } => write_man_pages(&dir).map(|()| Exit::Ok),

@@ -144,3 +144,32 @@ fn a_closed_pipe_ends_every_command_quietly() {
         assert!(err.is_empty(), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn completions_to_a_closed_pipe_or_a_full_disk_do_not_panic() {
+    let completions = |shell: &str, stdout: Stdio| {
+        Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
+            .args(["completions", shell])
+            .stdout(stdout)
+            .output()
+            .unwrap()
+    };
+    // A pipe whose reader is gone before anything is written: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = completions("bash", writer.into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    // /dev/full, opened for writing only: every write fails with ENOSPC.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = completions("zsh", full.into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -6,13 +6,13 @@
 //! server's TIME plus PTTL, which is exact up to the time the batch takes to run.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use redis::{Connection, Value as Reply};
 
 use super::fingerprint::Fingerprinter;
 use super::{Each, Error, Options, Print, Value};
 use crate::rdb::{self, Format, ObjectType, payload};
+use crate::replay::endpoint::{ConnectError, Endpoint, Tls};
 use crate::scan::ordered;
 
 /// Keys asked for per SCAN call, and so per pipelined batch.
@@ -84,21 +84,25 @@ impl LiveSide {
             side: label.clone(),
             message: message.into(),
         })?;
-        let fail = |error| Error::Redis {
+        let fail = |message| Error::Live {
             side: label.clone(),
-            error,
+            message,
         };
         // valkey:// is the same protocol.
         let url_fixed = url
             .strip_prefix("valkey")
             .map_or_else(|| url.to_string(), |rest| format!("redis{rest}"));
-        let client = redis::Client::open(url_fixed.as_str()).map_err(fail)?;
-        let info = client.get_connection_info().clone();
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(fail)?;
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_secs(10))
-            .map_err(fail)?;
+        // Connected as replay connects: bounded, and its failures explained.
+        let endpoint =
+            Endpoint::parse(&url_fixed, &Tls::default()).map_err(|e| fail(e.to_string()))?;
+        let mut conn = endpoint.connect_explained(&|| false).map_err(|e| match e {
+            ConnectError::Failed(why) => fail(why),
+            ConnectError::Interrupted => fail("interrupted".into()),
+        })?;
+        let fail = |error| Error::Redis {
+            side: label.clone(),
+            error,
+        };
         let server: String = redis::cmd("INFO")
             .arg("server")
             .query(&mut conn)

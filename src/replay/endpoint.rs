@@ -123,50 +123,73 @@ impl Endpoint {
         })
     }
 
-    /// The first connection, with failures explained. Over TLS, a handshake not done within a
-    /// second is looked into: a port that answers `PING` in plain text fails at once instead of
-    /// at the connect timeout.
-    pub fn connect_explained(&self) -> Result<redis::Connection, String> {
+    /// The first connection, with failures explained: set up, handshake (AUTH, SELECT...) and a
+    /// `PING` answered within [`CONNECT_TIMEOUT`], else "no answer". Over TLS, a handshake not
+    /// done within a second is looked into: a port that answers `PING` in plain text fails at
+    /// once. `stop` is asked every tenth of a second (Ctrl-C); a connection given up on is left
+    /// to its thread, which ends at its own timeouts.
+    pub fn connect_explained(
+        &self,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<redis::Connection, ConnectError> {
         let tls = matches!(self.info().addr(), ConnectionAddr::TcpTls { .. });
-        if !tls {
-            return self.connect().map_err(|e| self.explain(&e));
-        }
         let (tx, rx) = std::sync::mpsc::channel();
         let me = self.clone();
-        std::thread::spawn(move || tx.send(me.connect()));
-        let got = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(got) => got,
-            Err(_) if plain_text(&self.address()) => {
-                return Err(format!("{}: {PLAIN_TEXT}", self.redacted()));
+        std::thread::spawn(move || tx.send(me.connect().and_then(answers)));
+        let started = std::time::Instant::now();
+        let mut looked = false;
+        let got = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(got) => break got,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(std::io::Error::other("connection thread ended").into());
+                }
+                Err(_) if stop() => return Err(ConnectError::Interrupted),
+                Err(_) if started.elapsed() >= CONNECT_TIMEOUT => {
+                    return Err(ConnectError::Failed(self.no_answer()));
+                }
+                Err(_) if tls && !looked && started.elapsed() >= Duration::from_secs(1) => {
+                    looked = true;
+                    if plain_text(&self.address()) {
+                        return Err(ConnectError::Failed(PLAIN_TEXT.into()));
+                    }
+                }
+                Err(_) => {}
             }
-            Err(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err(std::io::Error::other("connection thread ended").into())),
         };
-        got.map_err(|e| self.explain(&e))
+        got.map_err(|e| ConnectError::Failed(self.reason(&e)))
     }
 
-    /// Why connecting failed, in words: a TLS handshake with a port that does not speak TLS,
-    /// a service that does not speak RESP (an HTTP server, say).
+    /// Why connecting failed, in words, after the URL: a TLS handshake with a port that does
+    /// not speak TLS, a service that does not speak RESP (an HTTP server, say).
     pub fn explain(&self, e: &redis::RedisError) -> String {
-        let shown = self.redacted();
+        format!("{}: {}", self.redacted(), self.reason(e))
+    }
+
+    fn no_answer(&self) -> String {
+        let secs = CONNECT_TIMEOUT.as_secs();
+        format!("no answer from {} within {secs} s", self.address())
+    }
+
+    fn reason(&self, e: &redis::RedisError) -> String {
         let tls = matches!(self.info().addr(), ConnectionAddr::TcpTls { .. });
+        if e.is_timeout() && !tls {
+            return self.no_answer();
+        }
         if e.kind() == redis::ErrorKind::Parse {
             let said = match probe(&self.address()) {
                 Some(a) if !tls => format!(": it answered \"{}\"", printable(&a)),
                 _ => String::new(),
             };
-            return format!(
-                "{shown}: the target does not speak RESP (not a Redis or Valkey server?){said}"
-            );
+            return format!("the target does not speak RESP (not a Redis or Valkey server?){said}");
         }
         if tls && e.is_io_error() {
             return match plain_text(&self.address()) {
-                true => format!("{shown}: {PLAIN_TEXT}"),
-                false => format!("{shown}: the TLS handshake failed: {e}"),
+                true => PLAIN_TEXT.to_string(),
+                false => format!("the TLS handshake failed: {e}"),
             };
         }
-        format!("{shown}: {e}")
+        e.to_string()
     }
 
     pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
@@ -174,6 +197,23 @@ impl Endpoint {
         conn.set_read_timeout(Some(Duration::from_secs(60)))?;
         conn.set_write_timeout(Some(Duration::from_secs(60)))?;
         Ok(conn)
+    }
+}
+
+/// Why [`Endpoint::connect_explained`] gave up.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// `stop` said so.
+    Interrupted,
+    /// Why, in words (without the URL).
+    Failed(String),
+}
+
+/// `conn` once it has answered a `PING`; an error reply (an ACL without PING...) is an answer.
+fn answers(mut conn: redis::Connection) -> redis::RedisResult<redis::Connection> {
+    match redis::cmd("PING").query::<Value>(&mut conn) {
+        Err(e) if e.code().is_none() => Err(e),
+        _ => Ok(conn),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::rdb::{self, Item, Kind, Reader, Record, SliceInput, Visitor};
 use crate::resp::Command;
 use crate::text::count;
 use checkpoint::Watermark;
-use endpoint::{Endpoint, ServerFacts};
+use endpoint::{ConnectError, Endpoint, ServerFacts};
 use node::{Event, Node};
 use unit::{Form, Outcome, Redirect, Unit};
 
@@ -257,7 +257,14 @@ impl<'h> Replay<'h> {
     ) -> Result<Self, Error> {
         let explain = endpoint.clone();
         let target_err = |e: redis::RedisError| Error::Target(explain.explain(&e));
-        let mut conn = endpoint.connect_explained().map_err(Error::Target)?;
+        let mut conn = endpoint
+            .connect_explained(&|| hooks.stop())
+            .map_err(|e| match e {
+                ConnectError::Interrupted => Error::Interrupted,
+                ConnectError::Failed(why) => {
+                    Error::Target(format!("{}: {why}", explain.redacted()))
+                }
+            })?;
         let mut facts = endpoint::server_facts(&mut conn).map_err(target_err)?;
         if let Some(t) = opts.target {
             facts.target = t;
