@@ -221,6 +221,39 @@ fn an_output_that_is_an_input_is_refused() {
 }
 
 #[test]
+fn standard_output_that_is_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.rdb");
+    let b = dir.path().join("b.rdb");
+    std::fs::copy(fixture("redis-7.0.rdb"), &a).unwrap();
+    std::fs::copy(fixture("valkey-9.1.rdb"), &b).unwrap();
+    let before = std::fs::read(&a).unwrap();
+    let (a_, b_) = (a.to_str().unwrap(), b.to_str().unwrap());
+    for args in [
+        &["export", a_][..],
+        &["inspect", a_],
+        &["verify", a_],
+        &["diff", b_, a_, "--format", "jsonl"],
+        &["replay", a_, "--to", "redis://127.0.0.1:1"],
+    ] {
+        // `rdbtool ... >> a.rdb`
+        let append = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+        let run = Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
+            .args(args)
+            .stdout(append)
+            .output()
+            .unwrap();
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("standard output is the same file as the input"),
+            "{args:?}: {stderr}"
+        );
+        assert!(std::fs::read(&a).unwrap() == before, "{args:?} changed it");
+    }
+}
+
+#[test]
 fn a_directory_is_named_as_one() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();

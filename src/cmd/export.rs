@@ -48,6 +48,7 @@ enum FormatArg {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    super::files::refuse_stdout_as_input([args.file.as_path()])?;
     let file = super::files::open_mapped(&args.file)?;
     let output = args
         .output

@@ -56,9 +56,30 @@ pub fn refuse_input_as_output<'p>(
     output: &Path,
     inputs: impl IntoIterator<Item = &'p Path>,
 ) -> Result<()> {
-    let Ok(out) = std::fs::metadata(output) else {
+    match std::fs::metadata(output) {
+        Ok(out) => refuse_same(&out, &output.display().to_string(), inputs),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Refuses to run if standard output is a file that is one of `inputs`
+/// (`rdbtool export y.rdb >> y.rdb`), before anything is written. Every command calls it.
+pub fn refuse_stdout_as_input<'p>(inputs: impl IntoIterator<Item = &'p Path>) -> Result<()> {
+    use std::os::fd::AsFd;
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
         return Ok(());
     };
+    match File::from(fd).metadata() {
+        Ok(out) if out.is_file() => refuse_same(&out, "standard output", inputs),
+        _ => Ok(()),
+    }
+}
+
+fn refuse_same<'p>(
+    out: &std::fs::Metadata,
+    shown: &str,
+    inputs: impl IntoIterator<Item = &'p Path>,
+) -> Result<()> {
     for input in inputs {
         let stat = if is_stdin(input) {
             Path::new("/dev/stdin")
@@ -70,8 +91,7 @@ pub fn refuse_input_as_output<'p>(
         };
         if (meta.dev(), meta.ino()) == (out.dev(), out.ino()) {
             bail!(
-                "{} is the same file as the input {}: refusing to write over it",
-                output.display(),
+                "{shown} is the same file as the input {}: refusing to write over it",
                 input.display()
             );
         }
