@@ -348,6 +348,19 @@ fn aof_files_are_named_as_such() {
         "{}",
         text(&out.stdout)
     );
+    // Every command agrees: the file could not be checked as an RDB file (2).
+    let p = path.to_str().unwrap();
+    let rdb = fixture("redis-7.0.rdb");
+    for args in [
+        &["inspect", p][..],
+        &["export", p],
+        &["diff", p, rdb.to_str().unwrap()],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("looks like an AOF"), "{args:?}: {stderr}");
+    }
 }
 
 /// A DUMP payload made by a real server, on standard input (this used to wait forever).

@@ -90,7 +90,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         Err(export::Error::Rdb(e)) => {
             out.flush()?;
             eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(Exit::Problems);
+            return Ok(super::rdb_exit(&e));
         }
         Err(export::Error::Io(e)) => return Err(e.into()),
     };

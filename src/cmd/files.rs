@@ -99,12 +99,37 @@ fn refuse_same<'p>(
     Ok(())
 }
 
-/// Creates (or empties) `output` for writing, unless it is one of `inputs`.
+/// Creates (or empties) `output` for writing, unless it is one of `inputs`. Its write errors
+/// name it (`-o PATH`).
 pub fn create_output<'p>(
     output: &Path,
     inputs: impl IntoIterator<Item = &'p Path>,
-) -> Result<std::io::BufWriter<File>> {
+) -> Result<std::io::BufWriter<Named<File>>> {
     refuse_input_as_output(output, inputs)?;
     let file = File::create(output).with_context(|| output.display().to_string())?;
-    Ok(std::io::BufWriter::new(file))
+    let name = format!("-o {}", output.display());
+    Ok(std::io::BufWriter::new(Named { inner: file, name }))
+}
+
+/// A writer whose errors say where it writes ("writing standard output: No space left on
+/// device"), keeping their kind (a closed pipe is still one).
+pub struct Named<W> {
+    pub inner: W,
+    pub name: String,
+}
+
+impl<W: std::io::Write> Named<W> {
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("writing {}: {e}", self.name))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Named<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.named(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.named(e))
+    }
 }

@@ -136,7 +136,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         Err(e) => {
             out.flush()?;
             eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(Exit::Problems);
+            return Ok(super::rdb_exit(&e));
         }
     };
     match (args.keys, args.format) {
