@@ -253,6 +253,33 @@ fn standard_output_that_is_an_input_is_refused() {
     }
 }
 
+/// A stream is copied to a temporary file only once its first bytes are a signature: an
+/// endless stream of zeros fails at once (it used to fill `$TMPDIR`).
+#[test]
+fn a_stream_that_is_not_an_rdb_file_fails_at_once() {
+    let rdb = fixture("redis-7.0.rdb");
+    let rdb = rdb.to_str().unwrap();
+    for args in [
+        &["inspect", "/dev/zero"][..],
+        &["export", "/dev/zero"],
+        &["diff", "/dev/zero", rdb],
+        &["replay", "/dev/zero", "--to", "redis://127.0.0.1:1"],
+    ] {
+        let started = std::time::Instant::now();
+        let out = bin().args(args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(1), "{args:?}");
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(r#"/dev/zero: at byte 0: not an RDB file: bad signature"#),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_directory_is_named_as_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,13 +40,30 @@ pub fn open(path: &Path) -> std::io::Result<Source> {
     Ok(Source::Stream(Box::new(file)))
 }
 
-/// Opens `path` mapped; a stream is first copied to a temporary file (in `$TMPDIR`).
+/// Opens `path` mapped; a stream is first copied to a temporary file (in `$TMPDIR`), once its
+/// first bytes are an RDB signature (or look like an AOF, which replay reads): `/dev/zero`
+/// fails at once instead of filling the disk.
 pub fn open_mapped(path: &Path) -> Result<MappedFile> {
     let label = path.display().to_string();
     match open(path).with_context(|| label.clone())? {
         Source::Mapped(file) => Ok(file),
-        Source::Stream(stream) => MappedFile::spool(stream, &label)
-            .with_context(|| format!("{label}: copying to a temporary file")),
+        Source::Stream(mut stream) => {
+            let mut head = Vec::with_capacity(9);
+            (&mut stream)
+                .take(9)
+                .read_to_end(&mut head)
+                .with_context(|| label.clone())?;
+            if let Ok(magic) = <&[u8; 9]>::try_from(head.as_slice())
+                && let Err(e) = rdbtool::rdb::reader::parse_magic(magic)
+                && !matches!(e, rdbtool::rdb::ErrorKind::Aof { .. })
+            {
+                bail!("{label}: at byte 0: {e}");
+            }
+            let tmp = std::env::temp_dir();
+            MappedFile::spool(head.as_slice().chain(stream), &label).with_context(|| {
+                format!("{label}: copying to a temporary file in {}", tmp.display())
+            })
+        }
     }
 }
 
