@@ -97,8 +97,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     for notice in &summary.notices {
         eprintln!("rdbtool: notice: {notice}");
     }
+    // Worded by `export::loss`, printed as replay prints them.
     for line in summary.losses.report(opts.target) {
-        eprintln!("rdbtool: {line}");
+        eprintln!("rdbtool: notice: {line}");
     }
     let refused = summary.refused();
     for key in &summary.refused_keys {
