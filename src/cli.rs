@@ -69,12 +69,13 @@ const FORMAT_ONLY: &[(&str, &str, &[&str])] = &[
 ];
 
 /// The options of [`cmd::args::RespArgs`], which shape a RESP command stream only.
-const RESP_ONLY: [&str; 5] = [
+const RESP_ONLY: [&str; 6] = [
     "restore",
     "target_version",
     "batch_elements",
     "batch_bytes",
     "restore_max",
+    "lossy",
 ];
 
 fn check_formats(m: &ArgMatches) -> Result<(), clap::Error> {

@@ -12,7 +12,10 @@ fn main() -> ExitCode {
     // A mapped input truncated by another process: a message and exit 2, not a signal death.
     rdbtool::scan::sigbus::install();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(cmd::files::Named {
+        inner: stdout.lock(),
+        name: "standard output".into(),
+    });
     let result = cli::run(cli, &mut out).and_then(|exit| {
         out.flush()?;
         Ok(exit)

@@ -130,6 +130,11 @@ fn options_that_contradict_each_other_are_usage_errors() {
             &["diff", "--format", "jsonl", "--restore-max", "10"],
             ["--restore-max", "jsonl"],
         ),
+        (
+            &["export", "--format", "json", "--lossy"],
+            ["--lossy", "json"],
+        ),
+        (&["diff", "--lossy"], ["--lossy", "table"]),
     ] {
         let mut all = args.to_vec();
         all.push(rdb);

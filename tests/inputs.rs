@@ -221,6 +221,66 @@ fn an_output_that_is_an_input_is_refused() {
 }
 
 #[test]
+fn standard_output_that_is_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.rdb");
+    let b = dir.path().join("b.rdb");
+    std::fs::copy(fixture("redis-7.0.rdb"), &a).unwrap();
+    std::fs::copy(fixture("valkey-9.1.rdb"), &b).unwrap();
+    let before = std::fs::read(&a).unwrap();
+    let (a_, b_) = (a.to_str().unwrap(), b.to_str().unwrap());
+    for args in [
+        &["export", a_][..],
+        &["inspect", a_],
+        &["verify", a_],
+        &["diff", b_, a_, "--format", "jsonl"],
+        &["replay", a_, "--to", "redis://127.0.0.1:1"],
+    ] {
+        // `rdbtool ... >> a.rdb`
+        let append = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+        let run = Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
+            .args(args)
+            .stdout(append)
+            .output()
+            .unwrap();
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("standard output is the same file as the input"),
+            "{args:?}: {stderr}"
+        );
+        assert!(std::fs::read(&a).unwrap() == before, "{args:?} changed it");
+    }
+}
+
+/// A stream is copied to a temporary file only once its first bytes are a signature: an
+/// endless stream of zeros fails at once (it used to fill `$TMPDIR`).
+#[test]
+fn a_stream_that_is_not_an_rdb_file_fails_at_once() {
+    let rdb = fixture("redis-7.0.rdb");
+    let rdb = rdb.to_str().unwrap();
+    for args in [
+        &["inspect", "/dev/zero"][..],
+        &["export", "/dev/zero"],
+        &["diff", "/dev/zero", rdb],
+        &["replay", "/dev/zero", "--to", "redis://127.0.0.1:1"],
+    ] {
+        let started = std::time::Instant::now();
+        let out = bin().args(args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(1), "{args:?}");
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(r#"/dev/zero: at byte 0: not an RDB file: bad signature"#),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_directory_is_named_as_one() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
@@ -315,6 +375,19 @@ fn aof_files_are_named_as_such() {
         "{}",
         text(&out.stdout)
     );
+    // Every command agrees: the file could not be checked as an RDB file (2).
+    let p = path.to_str().unwrap();
+    let rdb = fixture("redis-7.0.rdb");
+    for args in [
+        &["inspect", p][..],
+        &["export", p],
+        &["diff", p, rdb.to_str().unwrap()],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("looks like an AOF"), "{args:?}: {stderr}");
+    }
 }
 
 /// A DUMP payload made by a real server, on standard input (this used to wait forever).

@@ -162,9 +162,60 @@ fn export_for_6_2_counts_stream_metadata_and_functions() {
         "{err}"
     );
     assert_eq!(strict.cli(&["EXISTS", "stream:main"]).trim(), "0");
+    // --lossy writes the streams without their metadata; the libraries are still left out.
     let (code, err) = export_into(&rdb, &Server::start(&b, None), "6.2", &["--lossy"]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot take: stream-meta 3"), "{err}");
+    assert!(
+        err.contains(
+            "rdbtool: notice: left out, holding what cannot be written for target 6.2: function 2"
+        ),
+        "{err}"
+    );
+}
+
+/// A key or library that is not written at all is never "sent without" something: module
+/// values (no native form, a payload 6.2 cannot read) and libraries (no FUNCTION) are failed,
+/// named and counted, with exit 1, even with --lossy.
+#[test]
+fn lossy_never_counts_what_was_not_written_as_sent() {
+    let rdb = common::testdata("redis-8.2.rdb");
+    let server = Server::start(&build("redis-6.2"), None);
+    let (code, out, err) = run(&[
+        "replay",
+        rdb.to_str().unwrap(),
+        "--to",
+        &url(&server),
+        "--lossy",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let sent_without = line("sent without");
+    assert!(
+        sent_without.contains("field-ttl: 3") && sent_without.contains("stream-meta: 3"),
+        "{out}"
+    );
+    assert!(
+        !sent_without.contains("module-value") && !sent_without.contains("function"),
+        "{out}"
+    );
+    let failed = line("failed by error");
+    assert!(
+        failed.contains("function: 2") && failed.contains("module-value: 3"),
+        "{out}"
+    );
+    assert!(
+        err.contains("rdbtool: notice: left out, holding what cannot be written for target 6.2"),
+        "{err}"
+    );
+    for key in ["vset:q8", "vset:noquant", "vset:bin"] {
+        assert_eq!(server.cli(&["EXISTS", key]).trim(), "0", "{key}");
+    }
 }
 
 #[test]

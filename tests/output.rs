@@ -15,6 +15,40 @@ fn pieces(s: &str) -> Vec<String> {
     chars.windows(4).map(|w| w.iter().collect()).collect()
 }
 
+/// A write that fails names what was written: `-o PATH` or standard output.
+#[test]
+fn a_full_device_is_named() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let rdb = rdb.to_str().unwrap();
+    for args in [
+        &["export", rdb, "-o", "/dev/full"][..],
+        &["export", rdb, "--format", "resp", "-o", "/dev/full"],
+        &["diff", rdb, rdb, "--format", "jsonl", "-o", "/dev/full"],
+    ] {
+        let out = common::rdbtool(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("writing -o /dev/full: No space left on device"),
+            "{args:?}: {stderr}"
+        );
+    }
+    for args in [&["export", rdb][..], &["inspect", rdb, "--keys", "csv"]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+        let out = Command::new(assert_cmd::cargo::cargo_bin("rdbtool"))
+            .args(args)
+            .stdout(full.unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("writing standard output: No space left on device"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn passwords_are_masked_in_every_message() {
     let rdb = common::testdata("redis-7.0.rdb");

@@ -107,8 +107,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     if args.a == "-" && args.b == "-" {
         bail!("standard input (-) can be read only once");
     }
-    let maps = [map(&args.a)?, map(&args.b)?];
     let files = [&args.a, &args.b].map(|arg| std::path::Path::new(arg.as_str()));
+    super::files::refuse_stdout_as_input(files)?;
+    let maps = [map(&args.a)?, map(&args.b)?];
     if let Some(path) = &args.output {
         // Now, not after a long comparison.
         super::files::refuse_input_as_output(path, files)?;

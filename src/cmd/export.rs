@@ -48,6 +48,7 @@ enum FormatArg {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    super::files::refuse_stdout_as_input([args.file.as_path()])?;
     let file = super::files::open_mapped(&args.file)?;
     let output = args
         .output
@@ -89,15 +90,16 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         Err(export::Error::Rdb(e)) => {
             out.flush()?;
             eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(Exit::Problems);
+            return Ok(super::rdb_exit(&e));
         }
         Err(export::Error::Io(e)) => return Err(e.into()),
     };
     for notice in &summary.notices {
         eprintln!("rdbtool: notice: {notice}");
     }
+    // Worded by `export::loss`, printed as replay prints them.
     for line in summary.losses.report(opts.target) {
-        eprintln!("rdbtool: {line}");
+        eprintln!("rdbtool: notice: {line}");
     }
     let refused = summary.refused();
     for key in &summary.refused_keys {

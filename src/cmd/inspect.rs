@@ -92,6 +92,7 @@ enum KeysFormat {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    super::files::refuse_stdout_as_input([args.file.as_path()])?;
     let file = super::files::open_mapped(&args.file)?;
     let delimiter = u8::try_from(args.delimiter).context("--delimiter must be one byte")?;
     let opts = Options {
@@ -135,7 +136,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         Err(e) => {
             out.flush()?;
             eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(Exit::Problems);
+            return Ok(super::rdb_exit(&e));
         }
     };
     match (args.keys, args.format) {

@@ -29,6 +29,15 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// The exit status for an input that could not be read as an RDB file: an AOF could not be
+/// checked at all (2, as verify and diff say), anything else is a problem found (1).
+pub fn rdb_exit(e: &rdbtool::rdb::Error) -> Exit {
+    match e.kind {
+        rdbtool::rdb::ErrorKind::Aof { .. } => Exit::Error,
+        _ => Exit::Problems,
+    }
+}
+
 /// Files above this size get a progress bar (on a terminal).
 pub const PROGRESS_MIN: u64 = 64 << 20;
 

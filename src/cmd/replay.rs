@@ -167,6 +167,7 @@ fn parse_db_map(s: &str) -> Result<DbMap, String> {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    super::files::refuse_stdout_as_input([args.file.as_path()])?;
     for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
         super::files::refuse_input_as_output(path, [args.file.as_path()])?;
     }

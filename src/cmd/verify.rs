@@ -48,6 +48,7 @@ enum OutFormat {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    super::files::refuse_stdout_as_input(args.files.iter().map(|f| f.as_path()))?;
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         anyhow::bail!("standard input (-) can be read only once");
     }

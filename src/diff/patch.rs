@@ -205,10 +205,6 @@ impl<'o> Patch<'o> {
             self.refused_keys.push(format!("key \"{name}\": {reason}"));
             return Ok(());
         }
-        if losses.iter().any(|l| l == Loss::ModuleValue) {
-            // Lossy, and nothing of it can be written: left as it is.
-            return Ok(());
-        }
         self.rewritten += 1;
         self.simple(&[b"DEL", key])?;
         self.commands += commands;

@@ -78,6 +78,13 @@ impl Loss {
         self != Loss::LruLfu
     }
 
+    /// Whether a key or library losing this cannot be written at all (a module value the target
+    /// cannot read, a library on a target without FUNCTION): it is left out, `--lossy` or not,
+    /// never counted as written without something.
+    fn is_whole(self) -> bool {
+        matches!(self, Loss::ModuleValue | Loss::Function)
+    }
+
     fn bit(self) -> u16 {
         1 << self as u16
     }
@@ -104,8 +111,13 @@ impl Losses {
     pub fn reason(self, target: super::Target) -> String {
         let names: Vec<&str> = self.iter().map(Loss::name).collect();
         let what: Vec<&str> = self.iter().map(Loss::what).collect();
+        let hint = if self.iter().any(Loss::is_whole) {
+            "nothing of it can be written"
+        } else {
+            "--lossy writes the rest"
+        };
         format!(
-            "{}: {} cannot be written for target {target} (--lossy writes the rest)",
+            "{}: {} cannot be written for target {target} ({hint})",
             names.join(","),
             what.join(", ")
         )
@@ -129,9 +141,10 @@ pub struct Tally {
 
 impl Tally {
     /// The policy: whether a key with `losses` is written (with `lossy`, or when it loses no
-    /// data). Either way each loss is counted.
+    /// data; never when nothing of it can be written). Either way each loss is counted.
     pub fn settle(&mut self, losses: Losses, lossy: bool) -> bool {
-        let write = lossy || losses.iter().all(|l| !l.is_data());
+        let whole = losses.iter().any(Loss::is_whole);
+        let write = !whole && (lossy || losses.iter().all(|l| !l.is_data()));
         let counts = if write {
             &mut self.lost
         } else {
@@ -171,8 +184,8 @@ impl Tally {
         let mut out = Vec::new();
         if !self.refused.is_empty() {
             out.push(format!(
-                "left out, holding what cannot be written for target {target}: {}; --lossy \
-                 writes the rest",
+                "left out, holding what cannot be written for target {target}: {} (--lossy \
+                 writes keys without what they lose, but never module values or libraries)",
                 explain(&self.refused)
             ));
         }
@@ -196,7 +209,8 @@ mod tests {
         key.add(Loss::LruLfu);
         let mut t = Tally::default();
         assert!(!t.settle(key, false));
-        assert!(t.settle(Loss::Function.into(), true));
+        assert!(!t.settle(Loss::Function.into(), true), "nothing to write");
+        assert!(t.settle(Loss::StreamMeta.into(), true));
         assert!(t.settle(Losses::default(), false));
         assert!(
             t.settle(Loss::LruLfu.into(), false),
@@ -204,8 +218,11 @@ mod tests {
         );
         let counts =
             |m: &BTreeMap<&'static str, u64>| m.iter().map(|(k, n)| (*k, *n)).collect::<Vec<_>>();
-        assert_eq!(counts(&t.refused), [("field-ttl", 1), ("lru-lfu", 1)]);
-        assert_eq!(counts(&t.lost), [("function", 1), ("lru-lfu", 1)]);
+        assert_eq!(
+            counts(&t.refused),
+            [("field-ttl", 1), ("function", 1), ("lru-lfu", 1)]
+        );
+        assert_eq!(counts(&t.lost), [("lru-lfu", 1), ("stream-meta", 1)]);
         let target = "7.0".parse().unwrap();
         assert!(
             key.reason(target)

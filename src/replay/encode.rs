@@ -124,11 +124,7 @@ impl<'h> Replay<'h> {
                     )?;
                     let (form, commands, body) = match encoded {
                         Encoded::Unit(form, commands, body) => (form, commands, body),
-                        // Counted as lost by the loss policy: nothing of it can be sent.
-                        Encoded::Left(_) if self.opts.lossy => {
-                            self.watermark.close(seq);
-                            continue;
-                        }
+                        // Left out by the loss policy (a module value is, even with --lossy).
                         Encoded::Left(losses) => {
                             let reason = losses.reason(self.facts.target);
                             self.fail(seq, target_db, &key, &reason);
