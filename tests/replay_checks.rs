@@ -525,3 +525,59 @@ fn a_dump_on_standard_input_replays_like_the_file() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--resume needs a regular file"), "{err}");
 }
+
+/// Options that cannot work together or are out of range are usage errors (exit 2, one line),
+/// caught before any connection: the target here is a port nothing listens on.
+#[test]
+fn impossible_replay_options_are_usage_errors() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let cases: [(&str, &[&str], &str); 9] = [
+        (
+            "redis://127.0.0.1:1",
+            &["--connections", "100000"],
+            "--connections",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--connections", "0"],
+            "--connections",
+        ),
+        ("redis://127.0.0.1:1", &["--pipeline", "0"], "--pipeline"),
+        (
+            "redis://127.0.0.1:1",
+            &["--batch-elements", "0"],
+            "--batch-elements",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--no-ttl", "--ttl-shift", "60"],
+            "--ttl-shift",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--insecure"],
+            "--insecure applies to rediss://",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--cacert", "/nonexistent.pem"],
+            "--cacert applies to rediss://",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--db-map", "20=10,20=11"],
+            "mapped twice",
+        ),
+        (
+            "REDIS://127.0.0.1:1",
+            &["--insecure"],
+            "--insecure applies to rediss://",
+        ),
+    ];
+    for (to, extra, want) in cases {
+        let (code, out, err) = replay(&rdb, to, extra);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+}

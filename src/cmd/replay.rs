@@ -50,13 +50,15 @@ pub struct Args {
     )]
     ttl_shift: i64,
     /// Drop key TTLs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ttl_shift")]
     no_ttl: bool,
-    /// Connections per target node.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    /// Connections per target node (1 to 256).
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     connections: usize,
     /// Commands per pipelined batch on a connection.
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    #[arg(long, default_value_t = 2000, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pipeline: usize,
     /// At most this many commands per second (for fragile targets).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -91,7 +93,8 @@ pub struct Args {
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     retry_timeout: f64,
     /// At most this many elements per native command of a large key.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     batch_elements: usize,
     /// What the target accepts, e.g. `6.2` or `valkey-8.1` (default: from its INFO).
     #[arg(long, value_name = "X.Y")]
@@ -154,19 +157,40 @@ enum OnExistsArg {
 struct DbMap(HashMap<u64, u64>);
 
 fn parse_db_map(s: &str) -> Result<DbMap, String> {
-    s.split(',')
-        .map(|pair| {
-            let (from, to) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("{pair:?}: expected FROM=TO"))?;
-            let num = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?}: {e}"));
-            Ok((num(from)?, num(to)?))
-        })
-        .collect::<Result<_, _>>()
-        .map(DbMap)
+    let mut map = HashMap::new();
+    for pair in s.split(',') {
+        let (from, to) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected FROM=TO"))?;
+        let num = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?}: {e}"));
+        if map.insert(num(from)?, num(to)?).is_some() {
+            return Err(format!("source database {} is mapped twice", from.trim()));
+        }
+    }
+    Ok(DbMap(map))
+}
+
+/// `--cacert` and `--insecure` are about TLS: with a plain `redis://` URL they are a mistake.
+fn check_tls_options(args: &Args) -> Result<()> {
+    let tls = args
+        .to
+        .get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+    let given = [
+        (args.cacert.is_some(), "--cacert"),
+        (args.insecure, "--insecure"),
+    ];
+    match given.into_iter().find(|(on, _)| *on && !tls) {
+        Some((_, name)) => bail!(
+            "{name} applies to rediss:// (TLS) targets only, not to --to {}",
+            rdbtool::text::mask_url(&args.to)
+        ),
+        None => Ok(()),
+    }
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    check_tls_options(&args)?;
     for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
         super::files::refuse_input_as_output(path, [args.file.as_path()])?;
     }
@@ -216,8 +240,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         ttl_shift_ms: args.ttl_shift.saturating_mul(1000),
         no_ttl: args.no_ttl,
         now_ms: args.now.unwrap_or_else(super::now_ms),
-        connections: args.connections.max(1),
-        pipeline: args.pipeline.max(1),
+        connections: args.connections,
+        pipeline: args.pipeline,
         max_ops_per_sec: args.max_ops_per_sec,
         cluster: args.cluster,
         retry_timeout: Duration::from_secs_f64(args.retry_timeout.max(0.0)),
