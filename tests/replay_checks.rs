@@ -581,3 +581,63 @@ fn impossible_replay_options_are_usage_errors() {
         assert!(!err.contains("panicked"), "{extra:?}: {err}");
     }
 }
+
+/// `--checkpoint` never replaces what is not a regular file: a FIFO is refused, a symlink is
+/// followed (its target gets the checkpoint, the link stays), and a missing directory (for
+/// `--errors-to` too) stops the replay before any key is sent.
+#[test]
+fn a_checkpoint_path_that_is_no_regular_file_is_refused_before_sending() {
+    use std::os::unix::fs::FileTypeExt;
+    let rdb = common::testdata("redis-7.0.rdb");
+    let target = Server::start(&build("redis-7.0"), None);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let missing = dir.path().join("nonexist/ck");
+    let refused: [(&[&str], &str); 4] = [
+        (&["--checkpoint", fifo.to_str().unwrap()], "is a FIFO"),
+        (
+            &["--checkpoint", dir.path().to_str().unwrap()],
+            "is a directory",
+        ),
+        (
+            &["--checkpoint", missing.to_str().unwrap()],
+            "does not exist",
+        ),
+        (&["--errors-to", missing.to_str().unwrap()], "nonexist/ck"),
+    ];
+    for (extra, want) in refused {
+        let (code, out, err) = replay(&rdb, &url(&target), extra);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{extra:?}: {err}"
+        );
+        assert_eq!(target.cli(&["DBSIZE"]).trim(), "0", "{extra:?}: {out}");
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let real = dir.path().join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, out, err) = replay(
+        &rdb,
+        &url(&target),
+        &["--checkpoint", link.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+    assert_eq!(cp["complete"], true, "{cp}");
+}

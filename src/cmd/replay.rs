@@ -194,6 +194,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
         super::files::refuse_input_as_output(path, [args.file.as_path()])?;
     }
+    // Before anything is read or sent: where the checkpoint goes (symlinks resolved).
+    let checkpoint_path = args
+        .checkpoint
+        .as_deref()
+        .map(checkpoint::prepare)
+        .transpose()?;
     let file = open_source(&args)?;
     let data = file.data();
     let tls = Tls {
@@ -292,10 +298,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         released: 0,
         stop,
         errors_to,
-        checkpoint: args
-            .checkpoint
-            .clone()
-            .map(|path| (path, source_name(&args), source_hash, len)),
+        checkpoint: checkpoint_path.map(|path| (path, source_name(&args), source_hash, len)),
         bar,
         started: Instant::now(),
         io_error: None,
