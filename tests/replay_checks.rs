@@ -352,6 +352,8 @@ fn dry_run_sends_no_write() {
     assert!(out.contains("databases: 0, 1, 5"), "{out}");
     let node = format!("would send to 127.0.0.1:{}: ", target.port);
     assert!(out.contains(&node) && out.contains(" RESTORE"), "{out}");
+    // Named apart from the run's count, which includes retries and keys sent again alone.
+    assert!(out.contains(" at first attempt ("), "{out}");
     assert!(out.contains("no maxmemory"), "{out}");
     assert_eq!(target.digest(), before, "{out}");
     assert_eq!(target.cli(&["DBSIZE"]).trim(), "1");
@@ -434,6 +436,85 @@ fn the_summary_counts_keys_and_libraries_apart() {
         out.contains("error replies: 0, of which 0 retried"),
         "{out}"
     );
+    // Again, keys gone (FLUSHALL leaves functions): the libraries are there now and fail as
+    // libraries, not as keys, and are named as libraries in --errors-to.
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("errors.jsonl");
+    target.cli(&["FLUSHALL"]);
+    let (code, out2, err2) = replay(
+        &rdb,
+        &url(&target),
+        &["--errors-to", errors.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out2}{err2}");
+    assert!(
+        out2.contains("keys: 55 read, 55 sent, 55 acknowledged, 0 failed"),
+        "{out2}"
+    );
+    assert!(
+        out2.contains("function libraries: 2 read, 0 loaded, 0 already there, 2 failed"),
+        "{out2}"
+    );
+    let rows = std::fs::read_to_string(&errors).unwrap();
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+    for row in rows.lines() {
+        let v: serde_json::Value = serde_json::from_str(row).unwrap();
+        assert!(v["library"].is_string() && v.get("key").is_none(), "{row}");
+    }
+}
+
+/// Stopped by `--max-errors`, every key read is in exactly one bucket: acknowledged, failed,
+/// skipped as existing, or without an answer.
+#[test]
+fn a_stopped_replay_accounts_for_every_key_read() {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    source.cli(&["DEBUG", "POPULATE", "30000", "k", "20"]);
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    let target = Server::start(&b, None);
+    target.cli(&["SET", "k:15000", "mine"]);
+    target.cli(&["CONFIG", "SET", "maxmemory", "3mb"]);
+    let (code, out, err) = replay(&rdb, &url(&target), &["--max-errors", "10"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let line = out.lines().find(|l| l.starts_with("keys: ")).unwrap();
+    let num = |word: &str| -> u64 {
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"));
+        let digits: String = line[..at]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .replace(',', "");
+        digits.parse().unwrap()
+    };
+    let skipped = out
+        .lines()
+        .find(|l| l.starts_with("skipped keys: "))
+        .unwrap();
+    let existing: u64 = skipped["skipped keys: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    let (read, sent, acked, failed) = (
+        num(" read"),
+        num(" sent"),
+        num(" acknowledged"),
+        num(" failed"),
+    );
+    let unanswered = if line.contains("without an answer") {
+        num(" without an answer")
+    } else {
+        0
+    };
+    assert!(read < 30_000 && sent <= read, "{out}");
+    assert_eq!(read, acked + failed + existing + unanswered, "{out}");
+    assert!(failed >= 10, "{out}");
 }
 
 /// `rediss://` to a plain-text port says the TLS handshake failed, within a few seconds; a service that is not

@@ -357,7 +357,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         return Ok(Exit::Error);
     }
     match result {
-        Ok(()) if summary.failed_total() > 0 || !fits => Ok(Exit::Problems),
+        Ok(()) if summary.failed_total() + summary.libraries_failed > 0 || !fits => {
+            Ok(Exit::Problems)
+        }
         Ok(()) => Ok(Exit::Ok),
         Err(replay::Error::Rdb(e)) => {
             eprintln!("rdbtool: {}: {e}", source_name(&args));
@@ -396,17 +398,21 @@ fn write_summary(
     writeln!(out, "{header}")?;
     writeln!(
         out,
-        "{what}: {} read, {} sent, {} acknowledged, {} failed",
+        "{what}: {} read, {} sent, {} acknowledged, {} failed{}",
         thousands(s.keys),
         thousands(s.sent),
         thousands(s.acked),
-        thousands(s.failed_total())
+        thousands(s.failed_total()),
+        match s.unanswered {
+            0 => String::new(),
+            n => format!(", {} without an answer (stopped)", thousands(n)),
+        }
     )?;
     if s.libraries > 0 {
         writeln!(
             out,
-            "function libraries: {} read, {} loaded, {} already there",
-            s.libraries, s.libraries_loaded, s.libraries_existing
+            "function libraries: {} read, {} loaded, {} already there, {} failed",
+            s.libraries, s.libraries_loaded, s.libraries_existing, s.libraries_failed
         )?;
     }
     writeln!(
@@ -419,11 +425,7 @@ fn write_summary(
     )?;
     if !s.failed.is_empty() {
         let kinds: Vec<String> = s.failed.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-        writeln!(
-            out,
-            "failed by error (keys and libraries): {}",
-            kinds.join(", ")
-        )?;
+        writeln!(out, "failed keys by error: {}", kinds.join(", "))?;
     }
     if !s.lost.is_empty() {
         let kinds: Vec<String> = s.lost.iter().map(|(k, n)| format!("{k}: {n}")).collect();
@@ -435,7 +437,7 @@ fn write_summary(
     }
     writeln!(
         out,
-        "sent as: {} RESTORE, {} native; {}, {}, {}",
+        "sent as: {} RESTORE, {} native; {} (retries and keys sent again alone included), {}, {}",
         thousands(s.restored),
         thousands(s.native),
         count(s.commands, "command"),
@@ -494,7 +496,7 @@ fn write_dry_run(
             .collect();
         writeln!(
             out,
-            "would send to {node}: {} ({})",
+            "would send to {node}: {} at first attempt ({}; retries and keys sent again alone would add to them)",
             count(total, "command"),
             each.join(", ")
         )?;
@@ -568,7 +570,10 @@ impl Hooks for CliHooks<'_> {
             return;
         };
         let line = (|| -> std::io::Result<()> {
-            write!(w, "{{\"db\":{},\"key\":", f.db)?;
+            match f.library {
+                true => w.write_all(b"{\"library\":")?,
+                false => write!(w, "{{\"db\":{},\"key\":", f.db)?,
+            }
             json::write_bytes(w, &f.key)?;
             w.write_all(b",\"error\":")?;
             serde_json::to_writer(&mut *w, &f.error)?;
