@@ -47,10 +47,10 @@ impl Checkpoint {
     /// Written beside `path` and renamed over it; never over something that is not a regular
     /// file (a device, a FIFO, a symlink: [`prepare`] resolves symlinks first).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            if !m.is_file() {
-                return Err(std::io::Error::other(not_regular(&m)));
-            }
+        if let Ok(m) = std::fs::symlink_metadata(path)
+            && !m.is_file()
+        {
+            return Err(std::io::Error::other(not_regular(&m)));
         }
         let tmp = tmp_path(path);
         let mut f = std::fs::File::create(&tmp)?;
@@ -92,10 +92,10 @@ pub fn prepare(path: &Path) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("{shown}: a symbolic link whose target cannot be resolved"))?,
         _ => path.to_path_buf(),
     };
-    if let Ok(m) = std::fs::metadata(&resolved) {
-        if !m.is_file() {
-            bail!("{shown} {}", not_regular(&m));
-        }
+    if let Ok(m) = std::fs::metadata(&resolved)
+        && !m.is_file()
+    {
+        bail!("{shown} {}", not_regular(&m));
     }
     let dir = match resolved.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -105,10 +105,10 @@ pub fn prepare(path: &Path) -> anyhow::Result<PathBuf> {
         bail!("{shown}: directory {} does not exist", dir.display());
     }
     let tmp = tmp_path(&resolved);
-    if let Ok(m) = std::fs::symlink_metadata(&tmp) {
-        if !m.is_file() {
-            bail!("{} {}", tmp.display(), not_regular(&m));
-        }
+    if let Ok(m) = std::fs::symlink_metadata(&tmp)
+        && !m.is_file()
+    {
+        bail!("{} {}", tmp.display(), not_regular(&m));
     }
     std::fs::File::create(&tmp)
         .and_then(|_| std::fs::remove_file(&tmp))
