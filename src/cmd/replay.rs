@@ -437,7 +437,7 @@ fn write_summary(
     }
     writeln!(
         out,
-        "sent as: {} RESTORE, {} native; {} (retries and keys sent again alone included), {}, {}",
+        "sent as: {} RESTORE, {} native; {}, {}, {} (the commands include retries and keys sent again alone)",
         thousands(s.restored),
         thousands(s.native),
         count(s.commands, "command"),
