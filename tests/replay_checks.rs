@@ -352,6 +352,8 @@ fn dry_run_sends_no_write() {
     assert!(out.contains("databases: 0, 1, 5"), "{out}");
     let node = format!("would send to 127.0.0.1:{}: ", target.port);
     assert!(out.contains(&node) && out.contains(" RESTORE"), "{out}");
+    // Named apart from the run's count, which includes retries and keys sent again alone.
+    assert!(out.contains(" at first attempt ("), "{out}");
     assert!(out.contains("no maxmemory"), "{out}");
     assert_eq!(target.digest(), before, "{out}");
     assert_eq!(target.cli(&["DBSIZE"]).trim(), "1");
@@ -434,6 +436,86 @@ fn the_summary_counts_keys_and_libraries_apart() {
         out.contains("error replies: 0, of which 0 retried"),
         "{out}"
     );
+    // Again, keys gone (FLUSHALL leaves functions): the libraries are there now and fail as
+    // libraries, not as keys, and are named as libraries in --errors-to.
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("errors.jsonl");
+    target.cli(&["FLUSHALL"]);
+    let (code, out2, err2) = replay(
+        &rdb,
+        &url(&target),
+        &["--errors-to", errors.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out2}{err2}");
+    assert!(
+        out2.contains("keys: 55 read, 55 sent, 55 acknowledged, 0 failed"),
+        "{out2}"
+    );
+    assert!(
+        out2.contains("function libraries: 2 read, 0 loaded, 0 already there, 2 failed"),
+        "{out2}"
+    );
+    let rows = std::fs::read_to_string(&errors).unwrap();
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+    for row in rows.lines() {
+        let v: serde_json::Value = serde_json::from_str(row).unwrap();
+        assert!(v["library"].is_string() && v.get("key").is_none(), "{row}");
+    }
+}
+
+/// Stopped by `--max-errors`, every key read is in exactly one bucket: acknowledged, failed,
+/// skipped as existing, or without an answer.
+#[test]
+fn a_stopped_replay_accounts_for_every_key_read() {
+    let b = build("redis-7.0");
+    let source = Server::start(&b, None);
+    source.cli(&["DEBUG", "POPULATE", "100000", "k", "20"]);
+    source.cli(&["SAVE"]);
+    let rdb = source.dir.path().join("dump.rdb");
+    let target = Server::start(&b, None);
+    target.cli(&["SET", "k:15000", "mine"]);
+    target.cli(&["CONFIG", "SET", "maxmemory", "3mb"]);
+    let (code, out, err) = replay(&rdb, &url(&target), &["--max-errors", "10"]);
+    // 2 when stopped while reading; 1 when every key was read before the answers came.
+    assert!(code == 2 || code == 1, "{out}{err}");
+    let line = out.lines().find(|l| l.starts_with("keys: ")).unwrap();
+    let num = |word: &str| -> u64 {
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"));
+        let digits: String = line[..at]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .replace(',', "");
+        digits.parse().unwrap()
+    };
+    let skipped = out
+        .lines()
+        .find(|l| l.starts_with("skipped keys: "))
+        .unwrap();
+    let existing: u64 = skipped["skipped keys: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    let (read, sent, acked, failed) = (
+        num(" read"),
+        num(" sent"),
+        num(" acknowledged"),
+        num(" failed"),
+    );
+    let unanswered = if line.contains("without an answer") {
+        num(" without an answer")
+    } else {
+        0
+    };
+    assert!(read <= 100_000 && sent <= read, "{out}");
+    assert_eq!(read, acked + failed + existing + unanswered, "{out}");
+    assert!(failed >= 10, "{out}");
 }
 
 /// `rediss://` to a plain-text port says the TLS handshake failed, within a few seconds; a service that is not
@@ -524,4 +606,120 @@ fn a_dump_on_standard_input_replays_like_the_file() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--resume needs a regular file"), "{err}");
+}
+
+/// Options that cannot work together or are out of range are usage errors (exit 2, one line),
+/// caught before any connection: the target here is a port nothing listens on.
+#[test]
+fn impossible_replay_options_are_usage_errors() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let cases: [(&str, &[&str], &str); 9] = [
+        (
+            "redis://127.0.0.1:1",
+            &["--connections", "100000"],
+            "--connections",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--connections", "0"],
+            "--connections",
+        ),
+        ("redis://127.0.0.1:1", &["--pipeline", "0"], "--pipeline"),
+        (
+            "redis://127.0.0.1:1",
+            &["--batch-elements", "0"],
+            "--batch-elements",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--no-ttl", "--ttl-shift", "60"],
+            "--ttl-shift",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--insecure"],
+            "--insecure applies to rediss://",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--cacert", "/nonexistent.pem"],
+            "--cacert applies to rediss://",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            &["--db-map", "20=10,20=11"],
+            "mapped twice",
+        ),
+        (
+            "REDIS://127.0.0.1:1",
+            &["--insecure"],
+            "--insecure applies to rediss://",
+        ),
+    ];
+    for (to, extra, want) in cases {
+        let (code, out, err) = replay(&rdb, to, extra);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+}
+
+/// `--checkpoint` never replaces what is not a regular file: a FIFO is refused, a symlink is
+/// followed (its target gets the checkpoint, the link stays), and a missing directory (for
+/// `--errors-to` too) stops the replay before any key is sent.
+#[test]
+fn a_checkpoint_path_that_is_no_regular_file_is_refused_before_sending() {
+    use std::os::unix::fs::FileTypeExt;
+    let rdb = common::testdata("redis-7.0.rdb");
+    let target = Server::start(&build("redis-7.0"), None);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let missing = dir.path().join("nonexist/ck");
+    let refused: [(&[&str], &str); 4] = [
+        (&["--checkpoint", fifo.to_str().unwrap()], "is a FIFO"),
+        (
+            &["--checkpoint", dir.path().to_str().unwrap()],
+            "is a directory",
+        ),
+        (
+            &["--checkpoint", missing.to_str().unwrap()],
+            "does not exist",
+        ),
+        (&["--errors-to", missing.to_str().unwrap()], "nonexist/ck"),
+    ];
+    for (extra, want) in refused {
+        let (code, out, err) = replay(&rdb, &url(&target), extra);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{extra:?}: {err}"
+        );
+        assert_eq!(target.cli(&["DBSIZE"]).trim(), "0", "{extra:?}: {out}");
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let real = dir.path().join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, out, err) = replay(
+        &rdb,
+        &url(&target),
+        &["--checkpoint", link.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+    assert_eq!(cp["complete"], true, "{cp}");
 }

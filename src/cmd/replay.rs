@@ -50,13 +50,15 @@ pub struct Args {
     )]
     ttl_shift: i64,
     /// Drop key TTLs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ttl_shift")]
     no_ttl: bool,
-    /// Connections per target node.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    /// Connections per target node (1 to 256).
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     connections: usize,
     /// Commands per pipelined batch on a connection.
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    #[arg(long, default_value_t = 2000, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pipeline: usize,
     /// At most this many commands per second (for fragile targets).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -91,7 +93,8 @@ pub struct Args {
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     retry_timeout: f64,
     /// At most this many elements per native command of a large key.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     batch_elements: usize,
     /// What the target accepts, e.g. `6.2` or `valkey-8.1` (default: from its INFO).
     #[arg(long, value_name = "X.Y")]
@@ -154,23 +157,50 @@ enum OnExistsArg {
 struct DbMap(HashMap<u64, u64>);
 
 fn parse_db_map(s: &str) -> Result<DbMap, String> {
-    s.split(',')
-        .map(|pair| {
-            let (from, to) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("{pair:?}: expected FROM=TO"))?;
-            let num = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?}: {e}"));
-            Ok((num(from)?, num(to)?))
-        })
-        .collect::<Result<_, _>>()
-        .map(DbMap)
+    let mut map = HashMap::new();
+    for pair in s.split(',') {
+        let (from, to) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected FROM=TO"))?;
+        let num = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?}: {e}"));
+        if map.insert(num(from)?, num(to)?).is_some() {
+            return Err(format!("source database {} is mapped twice", from.trim()));
+        }
+    }
+    Ok(DbMap(map))
+}
+
+/// `--cacert` and `--insecure` are about TLS: with a plain `redis://` URL they are a mistake.
+fn check_tls_options(args: &Args) -> Result<()> {
+    let tls = args
+        .to
+        .get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+    let given = [
+        (args.cacert.is_some(), "--cacert"),
+        (args.insecure, "--insecure"),
+    ];
+    match given.into_iter().find(|(on, _)| *on && !tls) {
+        Some((_, name)) => bail!(
+            "{name} applies to rediss:// (TLS) targets only, not to --to {}",
+            rdbtool::text::mask_url(&args.to)
+        ),
+        None => Ok(()),
+    }
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+    check_tls_options(&args)?;
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
     for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
         super::files::refuse_input_as_output(path, [args.file.as_path()])?;
     }
+    // Before anything is read or sent: where the checkpoint goes (symlinks resolved).
+    let checkpoint_path = args
+        .checkpoint
+        .as_deref()
+        .map(checkpoint::prepare)
+        .transpose()?;
     let file = open_source(&args)?;
     let data = file.data();
     let tls = Tls {
@@ -217,8 +247,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         ttl_shift_ms: args.ttl_shift.saturating_mul(1000),
         no_ttl: args.no_ttl,
         now_ms: args.now.unwrap_or_else(super::now_ms),
-        connections: args.connections.max(1),
-        pipeline: args.pipeline.max(1),
+        connections: args.connections,
+        pipeline: args.pipeline,
         max_ops_per_sec: args.max_ops_per_sec,
         cluster: args.cluster,
         retry_timeout: Duration::from_secs_f64(args.retry_timeout.max(0.0)),
@@ -269,10 +299,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         released: 0,
         stop,
         errors_to,
-        checkpoint: args
-            .checkpoint
-            .clone()
-            .map(|path| (path, source_name(&args), source_hash, len)),
+        checkpoint: checkpoint_path.map(|path| (path, source_name(&args), source_hash, len)),
         bar,
         started: Instant::now(),
         io_error: None,
@@ -331,7 +358,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         return Ok(Exit::Error);
     }
     match result {
-        Ok(()) if summary.failed_total() > 0 || !fits => Ok(Exit::Problems),
+        Ok(()) if summary.failed_total() + summary.libraries_failed > 0 || !fits => {
+            Ok(Exit::Problems)
+        }
         Ok(()) => Ok(Exit::Ok),
         Err(replay::Error::Rdb(e)) => {
             eprintln!("rdbtool: {}: {e}", source_name(&args));
@@ -370,17 +399,21 @@ fn write_summary(
     writeln!(out, "{header}")?;
     writeln!(
         out,
-        "{what}: {} read, {} sent, {} acknowledged, {} failed",
+        "{what}: {} read, {} sent, {} acknowledged, {} failed{}",
         thousands(s.keys),
         thousands(s.sent),
         thousands(s.acked),
-        thousands(s.failed_total())
+        thousands(s.failed_total()),
+        match s.unanswered {
+            0 => String::new(),
+            n => format!(", {} without an answer (stopped)", thousands(n)),
+        }
     )?;
     if s.libraries > 0 {
         writeln!(
             out,
-            "function libraries: {} read, {} loaded, {} already there",
-            s.libraries, s.libraries_loaded, s.libraries_existing
+            "function libraries: {} read, {} loaded, {} already there, {} failed",
+            s.libraries, s.libraries_loaded, s.libraries_existing, s.libraries_failed
         )?;
     }
     writeln!(
@@ -393,11 +426,7 @@ fn write_summary(
     )?;
     if !s.failed.is_empty() {
         let kinds: Vec<String> = s.failed.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-        writeln!(
-            out,
-            "failed by error (keys and libraries): {}",
-            kinds.join(", ")
-        )?;
+        writeln!(out, "failed keys by error: {}", kinds.join(", "))?;
     }
     if !s.lost.is_empty() {
         let kinds: Vec<String> = s.lost.iter().map(|(k, n)| format!("{k}: {n}")).collect();
@@ -409,7 +438,7 @@ fn write_summary(
     }
     writeln!(
         out,
-        "sent as: {} RESTORE, {} native; {}, {}, {}",
+        "sent as: {} RESTORE, {} native; {}, {}, {} (the commands include retries and keys sent again alone)",
         thousands(s.restored),
         thousands(s.native),
         count(s.commands, "command"),
@@ -468,7 +497,7 @@ fn write_dry_run(
             .collect();
         writeln!(
             out,
-            "would send to {node}: {} ({})",
+            "would send to {node}: {} at first attempt ({}; retries and keys sent again alone would add to them)",
             count(total, "command"),
             each.join(", ")
         )?;
@@ -542,7 +571,10 @@ impl Hooks for CliHooks<'_> {
             return;
         };
         let line = (|| -> std::io::Result<()> {
-            write!(w, "{{\"db\":{},\"key\":", f.db)?;
+            match f.library {
+                true => w.write_all(b"{\"library\":")?,
+                false => write!(w, "{{\"db\":{},\"key\":", f.db)?,
+            }
             json::write_bytes(w, &f.key)?;
             w.write_all(b",\"error\":")?;
             serde_json::to_writer(&mut *w, &f.error)?;

@@ -3,7 +3,7 @@
 //! (a temporary file renamed over the old one).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,16 +44,76 @@ impl Checkpoint {
         Ok(serde_json::from_slice(&text)?)
     }
 
+    /// Written beside `path` and renamed over it; never over something that is not a regular
+    /// file (a device, a FIFO, a symlink: [`prepare`] resolves symlinks first).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
+        if let Ok(m) = std::fs::symlink_metadata(path)
+            && !m.is_file()
+        {
+            return Err(std::io::Error::other(not_regular(&m)));
+        }
+        let tmp = tmp_path(path);
         let mut f = std::fs::File::create(&tmp)?;
         serde_json::to_writer_pretty(&mut f, self)?;
         f.write_all(b"\n")?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+fn not_regular(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    let what = match () {
+        _ if t.is_dir() => "a directory",
+        _ if t.is_fifo() => "a FIFO",
+        _ if t.is_char_device() || t.is_block_device() => "a device",
+        _ if t.is_socket() => "a socket",
+        _ if t.is_symlink() => "a symbolic link",
+        _ => "not a regular file",
+    };
+    format!("is {what}, not a regular file: the checkpoint is renamed over its path")
+}
+
+/// Checks, before anything is sent, that a checkpoint can be kept at `path`: a symlink is
+/// followed (the checkpoint replaces its target, the link stays), what is there must be a
+/// regular file, and a file must be creatable in its directory. Returns the path to save to.
+pub fn prepare(path: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::{Context, bail};
+    let shown = path.display();
+    let resolved = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)
+            .with_context(|| format!("{shown}: a symbolic link whose target cannot be resolved"))?,
+        _ => path.to_path_buf(),
+    };
+    if let Ok(m) = std::fs::metadata(&resolved)
+        && !m.is_file()
+    {
+        bail!("{shown} {}", not_regular(&m));
+    }
+    let dir = match resolved.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!("{shown}: directory {} does not exist", dir.display());
+    }
+    let tmp = tmp_path(&resolved);
+    if let Ok(m) = std::fs::symlink_metadata(&tmp)
+        && !m.is_file()
+    {
+        bail!("{} {}", tmp.display(), not_regular(&m));
+    }
+    std::fs::File::create(&tmp)
+        .and_then(|_| std::fs::remove_file(&tmp))
+        .with_context(|| format!("{shown}: cannot create a file in {}", dir.display()))?;
+    Ok(resolved)
 }
 
 /// Which positions have an answer, to know the first one that has not.

@@ -324,7 +324,7 @@ impl<'h> Replay<'h> {
             if !esummary.losses.settle(loss, self.opts.lossy) {
                 let seq = self.watermark.open(self.source_pos);
                 self.summary.libraries += 1;
-                self.fail(seq, 0, &name, &loss.reason(self.facts.target));
+                self.fail_library(seq, &name, &loss.reason(self.facts.target));
             }
             return Ok(());
         }

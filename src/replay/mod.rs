@@ -116,6 +116,8 @@ pub struct Summary {
     pub libraries: u64,
     pub libraries_loaded: u64,
     pub libraries_existing: u64,
+    /// Function libraries refused by the target (not counted among the failed keys).
+    pub libraries_failed: u64,
     pub sent: u64,
     pub acked: u64,
     pub skipped_exists: u64,
@@ -125,6 +127,10 @@ pub struct Summary {
     pub skipped_resumed: u64,
     /// Failed keys by error kind (the first word of the error).
     pub failed: BTreeMap<String, u64>,
+    /// Keys read but left without an answer when the replay stopped (Ctrl-C, `--max-errors`):
+    /// not sent, or sent and not answered in time. Every key read is acknowledged, failed,
+    /// skipped as existing, or counted here.
+    pub unanswered: u64,
     pub restored: u64,
     pub native: u64,
     /// Commands sent (retries included), replies read and error replies among them, and
@@ -157,6 +163,8 @@ impl Summary {
 /// A key the target refused.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// A function library (named by `key`), not a key.
+    pub library: bool,
     pub db: u64,
     pub key: Vec<u8>,
     pub error: String,
@@ -371,6 +379,12 @@ impl<'h> Replay<'h> {
         });
         let drained = self.finish();
         let result = result.and(drained);
+        if matches!(result, Err(Error::Stopped(_) | Error::Interrupted)) {
+            let s = &self.summary;
+            self.summary.unanswered = s
+                .keys
+                .saturating_sub(s.acked + s.failed_total() + s.skipped_exists);
+        }
         if self.summary.replaced_after_loss > 0 {
             let n = self.summary.replaced_after_loss;
             let n = format!(

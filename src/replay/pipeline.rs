@@ -30,11 +30,7 @@ impl<'h> Replay<'h> {
         }
         let node = self.route(&unit);
         self.summary.commands += u64::from(unit.commands);
-        self.summary.sent += u64::from(
-            unit.failing_since.is_none()
-                && !unit.alone
-                && !matches!(unit.form, Form::Cleanup | Form::Function),
-        );
+        self.summary.sent += u64::from(counts_as_sent(&unit));
         let batch = &mut self.pending[node];
         batch.1 += unit.commands as usize;
         batch.2 += unit.body.len();
@@ -163,15 +159,17 @@ impl<'h> Replay<'h> {
                         }
                         self.watermark.close(unit.seq);
                     }
-                    _ => self.fail(
+                    _ => self.refused(
                         unit.seq,
                         unit.db,
                         &unit.key,
                         "BUSYKEY key exists on the target (see --on-exists)",
+                        unit.form == Form::Function,
                     ),
                 },
                 Outcome::Failed(msg) => {
-                    self.fail(unit.seq, unit.db, &unit.key, &msg);
+                    let library = unit.form == Form::Function;
+                    self.refused(unit.seq, unit.db, &unit.key, &msg, library);
                 }
                 Outcome::Grouped => {
                     unit.alone = true;
@@ -238,11 +236,25 @@ impl<'h> Replay<'h> {
     }
 
     pub(super) fn fail(&mut self, seq: u64, db: u64, key: &[u8], error: &str) {
-        let first = error.split_whitespace().next().unwrap_or("ERR");
-        // A loss's reason names it first (`field-ttl: ...`).
-        let kind = first.trim_end_matches(':').to_string();
-        *self.summary.failed.entry(kind).or_default() += 1;
+        self.refused(seq, db, key, error, false);
+    }
+
+    /// A function library the target refused: counted on the libraries' line, not as a key.
+    pub(super) fn fail_library(&mut self, seq: u64, name: &[u8], error: &str) {
+        self.refused(seq, 0, name, error, true);
+    }
+
+    fn refused(&mut self, seq: u64, db: u64, key: &[u8], error: &str, library: bool) {
+        if library {
+            self.summary.libraries_failed += 1;
+        } else {
+            let first = error.split_whitespace().next().unwrap_or("ERR");
+            // A loss's reason names it first (`field-ttl: ...`).
+            let kind = first.trim_end_matches(':').to_string();
+            *self.summary.failed.entry(kind).or_default() += 1;
+        }
         self.hooks.failure(&Failure {
+            library,
             db,
             key: key.to_vec(),
             error: error.to_string(),
@@ -277,6 +289,9 @@ impl<'h> Replay<'h> {
                 }
                 self.delayed.retain(|(_, u)| u.form == Form::Cleanup);
                 for (batch, commands, bytes) in &mut self.pending {
+                    // Counted as sent when batched: these never go.
+                    let unsent = batch.iter().filter(|u| counts_as_sent(u)).count();
+                    self.summary.sent -= unsent as u64;
                     batch.retain(|u| u.form == Form::Cleanup);
                     *commands = batch.iter().map(|u| u.commands as usize).sum();
                     *bytes = batch.iter().map(|u| u.body.len()).sum();
@@ -294,4 +309,11 @@ impl<'h> Replay<'h> {
             self.hooks.progress(self.source_pos, &self.summary);
         }
     }
+}
+
+/// A key's first attempt (not a retry, a key sent again alone, a library or a cleanup).
+fn counts_as_sent(unit: &Unit) -> bool {
+    unit.failing_since.is_none()
+        && !unit.alone
+        && !matches!(unit.form, Form::Cleanup | Form::Function)
 }
