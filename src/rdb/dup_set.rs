@@ -72,12 +72,14 @@ impl Default for DupSet {
 }
 
 impl DupSet {
+    #[inline]
     fn fingerprint(&self, bytes: &[u8]) -> u128 {
         xxhash_rust::xxh3::xxh3_128_with_seed(bytes, self.seed)
     }
 
     /// True when `e` was not seen before in this collection, as far as is known yet: the
     /// members of a spread collection are looked through by [`Self::spread_repeats`].
+    #[inline]
     pub(super) fn insert(&mut self, e: Elem<'_>) -> bool {
         let fp = e.with_bytes(|b| self.fingerprint(b));
         if !self.spreading {
