@@ -127,26 +127,10 @@ fn diff_names_a_target_that_speaks_no_tls_or_no_resp() {
     );
     assert!(took < Duration::from_secs(3), "{took:?}");
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut http = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string()])
-        .args(["--bind", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "http.server");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let http = common::HttpServer::start();
+    let port = http.port;
     let (code, err, _) = timed(args(&["diff", rdb, &format!("redis://127.0.0.1:{port}")]));
-    let _ = http.kill();
-    let _ = http.wait();
+    drop(http);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("the target does not speak RESP"), "{err}");
 }

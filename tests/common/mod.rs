@@ -93,6 +93,49 @@ pub fn spawn_replay(file: &Path, to: &str, extra: &[&str]) -> std::process::Chil
         .expect("start rdbtool replay")
 }
 
+/// A service that is not Redis (Python's HTTP server) on a free loopback port, stopped when
+/// dropped.
+pub struct HttpServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl HttpServer {
+    pub fn start() -> HttpServer {
+        use std::time::{Duration, Instant};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "http.server");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs `rdbtool verify --format json ARGS` and returns (exit code, the first file's report).
 pub fn verify_json(args: &[&str]) -> (i32, Value) {
     let mut all = vec!["verify", "--format", "json"];
