@@ -615,12 +615,7 @@ fn the_patch_keeps_element_commands_small() {
 fn loaded(name: &str, fixture: &Path) -> Server {
     let server = Server::start(&build(name), None);
     let out = common::rdbtool(&["replay", fixture.to_str().unwrap(), "--to", &url(&server)]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", common::printed(&out));
     server
 }
 

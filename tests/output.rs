@@ -70,11 +70,7 @@ fn passwords_are_masked_in_every_message() {
                 &["inspect", rdb, &url],
             ] {
                 let out = common::rdbtool(args);
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                let text = common::printed(&out);
                 assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
                 assert!(text.contains(&format!("{user}:***@127.0.0.1:1")), "{text}");
                 for piece in &secret {

@@ -892,11 +892,7 @@ fn auth_db_map_and_ttl_options() {
         .env("REDISCLI_AUTH", "s3cret")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::printed(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains("s3cret"), "password printed: {text}");
     let authed = |args: &[&str]| {

@@ -180,11 +180,7 @@ fn keys_of_a_database_the_restarted_target_lacks_are_refused_not_misplaced() {
     std::thread::sleep(Duration::from_millis(600));
     let target = target.kill_and_restart(&b, &["--databases", "16"]);
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::printed(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(", 300 failed"), "{text}");
     assert!(text.contains("DB: 300"), "{text}");
@@ -226,11 +222,7 @@ fn a_busy_answer_to_select_is_waited_out() {
     let busy = target.cli(&["EVAL", script, "0"]);
     assert_eq!(busy.trim(), "1");
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::printed(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("2,300 acknowledged, 0 failed"), "{text}");
     assert_eq!(target.digest(), want, "{text}");

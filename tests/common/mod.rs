@@ -136,6 +136,15 @@ impl Drop for HttpServer {
     }
 }
 
+/// What a finished process printed, standard output then standard error, for messages.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `rdbtool verify --format json ARGS` and returns (exit code, the first file's report).
 pub fn verify_json(args: &[&str]) -> (i32, Value) {
     let mut all = vec!["verify", "--format", "json"];
