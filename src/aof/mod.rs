@@ -1,7 +1,14 @@
 //! The append-only file: its commands, read with their offsets by `resp::parse`.
 //!
 //! An AOF: RESP commands one after the other (`*N\r\n$len\r\narg\r\n...`), with `#...` annotation
-//! lines (Redis 7 timestamps), possibly after an RDB preamble.
+//! lines (Redis 7 timestamps), possibly after an RDB preamble; since Redis 7.0 split into a
+//! base and incr files listed by a manifest ([`files`], [`manifest`]). [`table`] knows each
+//! release's commands.
+
+pub mod files;
+pub mod log;
+pub mod manifest;
+pub mod table;
 
 use crate::resp::parse::{Item, Slice};
 

@@ -245,6 +245,19 @@ impl<'a> Slice<'a> {
         self.base + self.pos as u64
     }
 
+    /// The annotation line at the current position, if one is there and complete: its text
+    /// (without the line end), kept as long as the slice's bytes.
+    pub fn next_annotation(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.data[self.pos..];
+        if rest.first() != Some(&b'#') {
+            return None;
+        }
+        let nl = memchr::memchr(b'\n', rest)?;
+        let text = nl - usize::from(nl > 0 && rest[nl - 1] == b'\r');
+        self.pos += nl + 1;
+        Some(&rest[..text])
+    }
+
     /// The next item, or None at the end of the slice.
     pub fn next_item(&mut self) -> Option<Result<Item<'_>, Problem>> {
         let rest = &self.data[self.pos..];
