@@ -110,6 +110,12 @@ pub enum Error {
         if *.count == 1 { "key appears" } else { "keys appear" }
     )]
     Duplicates { side: String, count: u64 },
+    /// A worker thread panicked: the comparison could not be finished.
+    #[error("{side}: {error}")]
+    Panicked {
+        side: String,
+        error: crate::scan::thread::Panicked,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

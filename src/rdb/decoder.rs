@@ -92,13 +92,10 @@ impl ValueReader {
         } else {
             Err(Error::new(
                 at,
-                ErrorKind::Invalid(
-                    format!(
-                        "duplicate {what} \"{}\"",
-                        e.with_bytes(super::error::escape)
-                    )
-                    .into(),
-                ),
+                ErrorKind::Duplicate {
+                    what,
+                    name: e.with_bytes(super::error::escape),
+                },
             ))
         }
     }

@@ -2,7 +2,7 @@
 //! encoded exactly as in an RDB file. Read with the same value decoder as files.
 
 use super::crc::Crc64;
-use super::error::{Error, ErrorKind, Problem, Result, Severity, plural};
+use super::error::{Error, ErrorKind, Problem, Result, Severity};
 use super::input::{Input, SliceInput};
 use super::types::{Format, ObjectType};
 use super::value::{ValueReader, is_empty_key};
@@ -75,10 +75,7 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
     let elements = values.read(&mut inp, ty, v)?;
     if inp.pos() != body_end as u64 {
         let left = body_end as u64 - inp.pos();
-        return Err(Error::new(
-            inp.pos(),
-            ErrorKind::Invalid(format!("{left} {} after the value", plural(left, "byte")).into()),
-        ));
+        return Err(Error::new(inp.pos(), ErrorKind::AfterValue { bytes: left }));
     }
     if is_empty_key(ty, elements) {
         problems.push(Problem {

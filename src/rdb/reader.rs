@@ -253,7 +253,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         let State::Value(ty) = self.state else {
             return Err(Error::new(
                 self.inp.pos(),
-                ErrorKind::Invalid("no value to skip".into()),
+                ErrorKind::OutOfOrder("no value to skip"),
             ));
         };
         let start = self.inp.pos();
@@ -271,7 +271,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         let State::Value(ty) = self.state else {
             return Err(Error::new(
                 self.inp.pos(),
-                ErrorKind::Invalid("no value to read".into()),
+                ErrorKind::OutOfOrder("no value to read"),
             ));
         };
         let start = self.inp.pos();

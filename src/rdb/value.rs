@@ -225,10 +225,7 @@ impl ValueReader {
                 read_text_double(inp)?
             };
             if score.is_nan() {
-                return Err(Error::new(
-                    at,
-                    ErrorKind::Invalid("zset with NaN score".into()),
-                ));
+                return Err(Error::new(at, ErrorKind::NanScore));
             }
             self.unique(member.elem(), at, "zset member")?;
             v.item(Item::Scored {
@@ -314,15 +311,11 @@ impl ValueReader {
         self.unique(first, at, "zset member")?;
         let score = match second {
             Elem::Int(i) => i as f64,
-            Elem::Bytes(b) => parse_double(b).ok_or_else(|| {
-                Error::new(at, ErrorKind::Invalid("zset score is not a number".into()))
-            })?,
+            Elem::Bytes(b) => parse_double(b)
+                .ok_or_else(|| Error::new(at, ErrorKind::NotANumber("zset score")))?,
         };
         if score.is_nan() {
-            return Err(Error::new(
-                at,
-                ErrorKind::Invalid("zset with NaN score".into()),
-            ));
+            return Err(Error::new(at, ErrorKind::NanScore));
         }
         first.with_bytes(|member| {
             if prev

@@ -148,7 +148,15 @@ impl Tally<'_, '_> {
         let report = self.report;
         add_run(&mut report.keys_per_db, self.run);
         report.dbs = report.keys_per_db.len() as u64;
-        for (first, dup) in self.keys.duplicates() {
+        let duplicates = match self.keys.duplicates() {
+            Ok(d) => d,
+            // The check could not be finished: the file is not said to be good.
+            Err(e) => {
+                report.io_error = Some(e.to_string());
+                Vec::new()
+            }
+        };
+        for (first, dup) in duplicates {
             let name = key_at(self.data, dup)
                 .map(|k| format!(" \"{}\"", escape(&k)))
                 .unwrap_or_default();
