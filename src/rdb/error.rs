@@ -1,9 +1,9 @@
-//! Errors and problems found while reading a dump.
+//! Errors found while reading a dump, and the context both they and problems carry.
 //!
 //! A fatal [`Error`] ends the record stream (nothing after a broken length can be trusted); a
-//! [`Problem`] is something the reader noticed but could read past (a duplicate key, an empty
-//! collection, bytes after the checksum). Both carry the byte offset and what was being read, so
-//! one line can tell an operator where to look.
+//! [`Problem`](super::problem::Problem) is something the reader noticed but could read past.
+//! Both carry the byte offset and what was being read, so one line can tell an operator where
+//! to look.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -183,7 +183,7 @@ impl ErrorKind {
             ErrorKind::Lzf(_) => "lzf",
             ErrorKind::TooLong { .. } => "too_long",
             ErrorKind::Crc { .. } => "crc_mismatch",
-            ErrorKind::Encoding { .. } => "encoding",
+            ErrorKind::Encoding { .. } => "corrupt_encoding",
             ErrorKind::Duplicate { .. } => "duplicate_member",
             ErrorKind::SpreadRepeat => "duplicate_member",
             ErrorKind::NanScore => "nan_score",
@@ -235,36 +235,6 @@ pub fn corrupt(encoding: &'static str, detail: impl Into<Cow<'static, str>>) -> 
     ErrorKind::Encoding {
         encoding,
         detail: detail.into(),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing, never a failure (checksum disabled, a skipped vendor opcode).
-    Notice,
-    /// Redis would load it, but it is suspicious (an error with `--strict`).
-    Warning,
-    /// Redis would refuse to load it.
-    Error,
-}
-
-/// Something found in a file that could be read past.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub severity: Severity,
-    pub offset: u64,
-    pub message: String,
-    pub context: Context,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "offset {} (0x{:x}): {}{}",
-            self.offset, self.offset, self.message, self.context
-        )
     }
 }
 

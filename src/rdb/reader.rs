@@ -5,9 +5,10 @@
 
 use std::borrow::Cow;
 
-use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity, plural};
+use super::error::{Context, Error, ErrorKind, Phase, Result};
 use super::input::{Input, SliceInput};
 use super::primitive::{read_bytes, read_len};
+use super::problem::{Problem, ProblemKind, Severity};
 use super::types::{Flavor, Format, ObjectType};
 use super::value::{ValueReader, is_empty_key};
 use super::visit::{Skip, Visitor};
@@ -235,12 +236,12 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         e
     }
 
-    fn notice(&mut self, severity: Severity, offset: u64, message: String, phase: Phase) {
+    fn notice(&mut self, severity: Severity, offset: u64, kind: ProblemKind, phase: Phase) {
         let context = self.context(phase);
         self.problems.push(Problem {
             severity,
             offset,
-            message,
+            kind,
             context,
         });
     }
@@ -285,13 +286,13 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Warning,
                 start,
-                "empty key (the server skips it when loading)".into(),
+                ProblemKind::EmptyKey,
                 Phase::ReadValue,
             );
         }
         let notes = std::mem::take(&mut self.values.notes);
         for note in notes {
-            self.notice(note.severity, note.offset, note.message, Phase::ReadValue);
+            self.notice(note.severity, note.offset, note.kind, Phase::ReadValue);
         }
         Ok(n)
     }
@@ -388,8 +389,8 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
                     let code = self
                         .function_pre_ga()
                         .map_err(|e| self.fail(e, Phase::ReadFunction))?;
-                    let msg = "pre-GA function format (7.0 release candidates): current servers refuse it".to_string();
-                    self.notice(Severity::Warning, offset, msg, Phase::ReadFunction);
+                    let kind = ProblemKind::PreGaFunction;
+                    self.notice(Severity::Warning, offset, kind, Phase::ReadFunction);
                     Record::Function { code }
                 }
                 OP_SLOT_INFO
@@ -414,8 +415,8 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
                 }
                 OP_ENTERPRISE_RAM_LRU if self.format.flavor == Flavor::Redis => {
                     let v = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
-                    let msg = format!("skipped Redis Enterprise opcode {op} (RAM LRU {v})");
-                    self.notice(Severity::Notice, offset, msg, Phase::ReadType);
+                    let kind = ProblemKind::EnterpriseOpcode { op, value: v };
+                    self.notice(Severity::Notice, offset, kind, Phase::ReadType);
                     continue;
                 }
                 b => match ObjectType::from_byte(self.format, b) {
@@ -501,7 +502,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Notice,
                 offset + 1,
-                "checksum disabled (saved with rdbchecksum no): not checked".into(),
+                ProblemKind::ChecksumDisabled,
                 Phase::Checksum,
             );
         } else if stored != computed {
@@ -534,10 +535,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Warning,
                 at,
-                format!(
-                    "{extra} {} after the end of the RDB data",
-                    plural(extra, "byte")
-                ),
+                ProblemKind::TrailingBytes { bytes: extra },
                 phase,
             );
         }

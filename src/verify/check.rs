@@ -6,7 +6,9 @@
 use super::{ProblemView, Report};
 use crate::rdb::error::escape;
 use crate::rdb::value::{Checks, ValueReader};
-use crate::rdb::{self, Input, Located, Problem, Reader, Record, Severity, SliceInput};
+use crate::rdb::{
+    self, Input, Located, Problem, ProblemKind, Reader, Record, Severity, SliceInput,
+};
 use crate::scan::dup_keys::KeyIndex;
 use crate::scan::walk::{Job, Key, Take, Walk, Work};
 
@@ -157,12 +159,7 @@ impl Tally<'_, '_> {
             }
         };
         for (first, dup) in duplicates {
-            let name = key_at(self.data, dup)
-                .map(|k| format!(" \"{}\"", escape(&k)))
-                .unwrap_or_default();
-            let message = format!(
-                "duplicate key{name} (first at offset {first}): the server refuses to load this file"
-            );
+            let key = key_at(self.data, dup).map(|k| escape(&k));
             let db = self
                 .db_starts
                 .iter()
@@ -177,7 +174,7 @@ impl Tally<'_, '_> {
             report.push(&Problem {
                 severity: Severity::Error,
                 offset: dup,
-                message,
+                kind: ProblemKind::DuplicateKey { key, first },
                 context,
             });
         }
@@ -209,7 +206,7 @@ fn check_string(data: &[u8], job: &Job<'_, ()>) -> Option<Problem> {
     Some(Problem {
         severity: Severity::Error,
         offset: job.start + e.offset,
-        message: e.kind.to_string(),
+        kind: ProblemKind::Error(e.kind),
         context: job.context(),
     })
 }
@@ -233,12 +230,12 @@ impl<'a> Work<'a, (), Vec<Problem>> for Checker<'_> {
         values: &mut ValueReader,
         found: &mut Vec<Problem>,
     ) -> Result<(), rdb::Error> {
-        let mut push = |severity, offset, message| {
+        let mut push = |severity, offset, kind| {
             let context = job.context();
             found.push(Problem {
                 severity,
                 offset,
-                message,
+                kind,
                 context,
             });
         };
@@ -246,14 +243,13 @@ impl<'a> Work<'a, (), Vec<Problem>> for Checker<'_> {
         match values.read_span(self.data, job.start, job.end, ty, &mut rdb::Skip) {
             Ok(n) => {
                 if rdb::value::is_empty_key(ty, n) {
-                    let message = "empty key (the server skips it when loading)".into();
-                    push(Severity::Warning, job.start, message);
+                    push(Severity::Warning, job.start, ProblemKind::EmptyKey);
                 }
                 for note in values.notes() {
-                    push(note.severity, note.offset, note.message.clone());
+                    push(note.severity, note.offset, note.kind.clone());
                 }
             }
-            Err(e) => push(Severity::Error, e.offset, e.kind.to_string()),
+            Err(e) => push(Severity::Error, e.offset, ProblemKind::Error(e.kind)),
         }
         Ok(())
     }
