@@ -461,4 +461,97 @@ mod tests {
             Outcome::Failed(_)
         ));
     }
+
+    fn reply(resp: &[u8]) -> Value {
+        redis::parse_redis_value(resp).unwrap()
+    }
+
+    /// One RESTORE unit, sent alone, and what each reply makes of it.
+    #[test]
+    fn each_reply_to_a_restore_becomes_its_outcome() {
+        let wait = |s: &str| Outcome::Retry(Redirect::Wait(s.into()));
+        let cases = [
+            (reply(b"+OK\r\n"), Outcome::Acked, true),
+            (
+                reply(b"-ERR bad payload\r\n"),
+                Outcome::Failed("ERR bad payload".into()),
+                false,
+            ),
+            (
+                reply(b"-BUSYKEY Target key name already exists.\r\n"),
+                Outcome::Exists,
+                false,
+            ),
+            (
+                reply(b"-LOADING loading the dataset\r\n"),
+                wait("LOADING loading the dataset"),
+                false,
+            ),
+            (
+                reply(b"-BUSY script running\r\n"),
+                wait("BUSY script running"),
+                false,
+            ),
+            (
+                reply(b"-MOVED 12 10.0.0.2:6380\r\n"),
+                Outcome::Retry(Redirect::Moved {
+                    slot: 12,
+                    addr: "10.0.0.2:6380".into(),
+                }),
+                false,
+            ),
+            (
+                reply(b"-ASK 12 10.0.0.2:6380\r\n"),
+                Outcome::Retry(Redirect::Ask {
+                    addr: "10.0.0.2:6380".into(),
+                }),
+                false,
+            ),
+        ];
+        for (answer, want, landed) in cases {
+            let mut units = [Unit::new(
+                0,
+                0,
+                b"k".to_vec(),
+                12,
+                Form::Restore,
+                b"RESTORE".to_vec(),
+            )];
+            let p = Packed::new(&units, &mut None);
+            assert_eq!(
+                p.buf, b"RESTORE",
+                "the unit's own commands, nothing around them"
+            );
+            let (out, counts) = p.outcomes(&mut units, std::slice::from_ref(&answer));
+            assert_eq!(out, [want.clone()], "{answer:?}");
+            assert_eq!(units[0].landed, landed, "{answer:?}");
+            let error = !matches!(want, Outcome::Acked);
+            let retried = matches!(want, Outcome::Retry(_));
+            let want_counts = Replies {
+                replies: 1,
+                errors: u64::from(error),
+                retried: u64::from(retried),
+            };
+            assert_eq!(counts, want_counts, "{answer:?}");
+        }
+    }
+
+    /// Sent after an ASK redirection, each command of the unit follows its own `ASKING`, whose
+    /// `OK` is not the unit's answer.
+    #[test]
+    fn an_asked_unit_is_sent_with_asking_and_answered_by_its_own_replies() {
+        let mut units = [unit(Form::Restore, false, true)];
+        let p = Packed::new(&units, &mut None);
+        let cmds: Vec<String> = split_commands(&p.buf)
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).replace("\r\n", " "))
+            .collect();
+        let rpush = "*3 $5 RPUSH $1 t $1 a ";
+        assert_eq!(cmds, ["*1 $6 ASKING ", rpush, "*1 $6 ASKING ", rpush]);
+        let ok = Value::Okay;
+        let replies = [ok.clone(), Value::Int(1), ok, reply(b"-TRYAGAIN\r\n")];
+        let (out, counts) = p.outcomes(&mut units, &replies);
+        assert_eq!(out, [Outcome::Retry(Redirect::Wait("TRYAGAIN ".into()))]);
+        assert_eq!((counts.errors, counts.retried), (1, 1));
+    }
 }

@@ -136,3 +136,59 @@ pub(super) fn classify(code: &str, details: &str, form: &Form) -> Outcome {
         _ => Outcome::Failed(format!("{code} {details}").trim_end().to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_replies_say_whether_to_send_again_and_where() {
+        let moved = classify("MOVED", "3999 127.0.0.1:7002", &Form::Set);
+        let addr = "127.0.0.1:7002".to_string();
+        assert_eq!(
+            moved,
+            Outcome::Retry(Redirect::Moved {
+                slot: 3999,
+                addr: addr.clone()
+            })
+        );
+        let ask = classify("ASK", "3999 127.0.0.1:7002", &Form::Set);
+        assert_eq!(ask, Outcome::Retry(Redirect::Ask { addr }));
+        for code in [
+            "LOADING",
+            "BUSY",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+            "READONLY",
+            "MASTERDOWN",
+        ] {
+            let wait = format!("{code} not now");
+            let got = classify(code, "not now", &Form::Direct);
+            assert_eq!(got, Outcome::Retry(Redirect::Wait(wait)), "{code}");
+        }
+        // BUSYKEY means "existed" only for a RESTORE; elsewhere an error is a failure, as sent.
+        assert_eq!(classify("BUSYKEY", "x", &Form::Restore), Outcome::Exists);
+        assert_eq!(
+            classify("BUSYKEY", "x", &Form::Direct),
+            Outcome::Failed("BUSYKEY x".into())
+        );
+        let lib = "Library 'l' already exists";
+        assert_eq!(classify("ERR", lib, &Form::Function), Outcome::Exists);
+        assert_eq!(
+            classify("ERR", "", &Form::Raw),
+            Outcome::Failed("ERR".into())
+        );
+    }
+
+    #[test]
+    fn a_redirection_outranks_an_error_which_outranks_existing() {
+        let order = [
+            Outcome::Acked,
+            Outcome::Exists,
+            Outcome::Failed("ERR".into()),
+            Outcome::Retry(Redirect::Lost("gone".into())),
+        ];
+        assert!(order.windows(2).all(|w| rank(&w[0]) < rank(&w[1])));
+        assert_eq!(rank(&Outcome::Grouped), rank(&order[3]));
+    }
+}
