@@ -6,6 +6,8 @@
 //! their file offset, or with DUMP) to count and show their element changes and to write the
 //! commands that turn A into B.
 
+mod changes;
+mod collect;
 pub mod compare;
 pub mod elements;
 pub mod file;
