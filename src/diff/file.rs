@@ -47,7 +47,7 @@ impl<'m> FileSide<'m> {
     /// The format its signature announces, before it is read.
     pub fn peek_format(&self) -> Option<Format> {
         let magic: &[u8; 9] = self.file.data().get(..9)?.try_into().ok()?;
-        rdb::reader::parse_magic(magic).ok()
+        rdb::magic::parse_magic(magic).ok()
     }
 
     fn error(&self, error: rdb::Error) -> Error {
