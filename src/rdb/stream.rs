@@ -199,6 +199,32 @@ fn check_meta(
     }
 }
 
+/// Notes an entry `id` (of the node with key `node`, at `at`) that is not after the last one
+/// seen, or the first below its node key; it is the last seen then.
+#[inline]
+fn check_order(
+    r: &mut ValueReader,
+    at: u64,
+    node: StreamId,
+    last_seen: &mut Option<StreamId>,
+    id: StreamId,
+) {
+    if last_seen.is_some_and(|prev| prev >= id) {
+        r.note(
+            Severity::Warning,
+            at,
+            ProblemKind::StreamIdsNotIncreasing { id },
+        );
+    } else if last_seen.is_none() && id < node {
+        r.note(
+            Severity::Warning,
+            at,
+            ProblemKind::StreamEntryBelowNode { id, node },
+        );
+    }
+    *last_seen = Some(id);
+}
+
 /// One node listpack: the master entry, then `count + deleted` entries.
 fn read_node(
     r: &mut ValueReader,
@@ -248,21 +274,7 @@ fn read_node(
             ms: master.ms.wrapping_add(int(next()?)? as u64),
             seq: master.seq.wrapping_add(int(next()?)? as u64),
         };
-        if last_seen.is_some_and(|prev| prev >= id) {
-            r.note(
-                Severity::Warning,
-                blob.at,
-                ProblemKind::StreamIdsNotIncreasing { id },
-            );
-        } else if last_seen.is_none() && id < master {
-            let node = master;
-            r.note(
-                Severity::Warning,
-                blob.at,
-                ProblemKind::StreamEntryBelowNode { id, node },
-            );
-        }
-        *last_seen = Some(id);
+        check_order(r, blob.at, master, last_seen, id);
         let is_live = flags & DELETED == 0;
         let same = flags & SAME_FIELDS != 0;
         let k = if same {

@@ -194,8 +194,7 @@ impl<'h> Replay<'h> {
                 return Ok(Encoded::Left(losses));
             }
             if whole {
-                let (target, now_ms) = (self.facts.target, self.opts.now_ms);
-                let body = set_body(target, now_ms, key, &value, info.expire_ms, staged);
+                let body = set_body(t, self.opts.now_ms, key, &value, info.expire_ms, staged);
                 return Ok(Encoded::Unit(Form::Set, 1, body));
             }
         }
