@@ -171,7 +171,9 @@ fn warnings_fail_only_with_strict() {
         value.extend_from_slice(&zl);
         value
     }
-    let cases: [(&str, Vec<u8>, Option<(&str, &str)>); 3] = [
+    /// A file's name, its bytes, and the warning's words and code if it has one.
+    type Case = (&'static str, Vec<u8>, Option<(&'static str, &'static str)>);
+    let cases: [Case; 3] = [
         (
             "empty",
             rdb(2, b"e", &[0]),

@@ -523,7 +523,7 @@ mod tests {
                 "the unit's own commands, nothing around them"
             );
             let (out, counts) = p.outcomes(&mut units, std::slice::from_ref(&answer));
-            assert_eq!(out, [want.clone()], "{answer:?}");
+            assert_eq!(out, std::slice::from_ref(&want), "{answer:?}");
             assert_eq!(units[0].landed, landed, "{answer:?}");
             let error = !matches!(want, Outcome::Acked);
             let retried = matches!(want, Outcome::Retry(_));
