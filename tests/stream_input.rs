@@ -111,7 +111,7 @@ fn duplicate_offsets(path: &std::path::Path, input: &str) -> Vec<u64> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["message"].as_str().unwrap().starts_with("duplicate key"))
+        .filter(|p| p["code"] == "duplicate_key")
         .map(|p| p["offset"].as_u64().unwrap())
         .collect()
 }

@@ -126,6 +126,7 @@ fn a_problem_line_and_its_json_name_the_same_place() {
     assert!(offset > at as u64, "{p}");
     assert_eq!(p["key"], "hash:small", "{p}");
     assert_eq!(p["db"], 0, "{p}");
+    assert_eq!(p["code"], "corrupt_encoding", "{p}");
     let line = format!(
         "{} {file}: offset {offset} ({offset:#x}): {} (while {}, db 0, key \"hash:small\", type {})",
         p["severity"].as_str().unwrap(),
@@ -137,8 +138,9 @@ fn a_problem_line_and_its_json_name_the_same_place() {
 }
 
 /// What Redis loads without a word but a careful operator wants to know (rdb-format.md §6.2):
-/// an empty key and a zset out of order are warnings, errors with `--strict`. The files are
-/// made here byte by byte (RDB 9, checksum disabled), with a sorted zset as the control.
+/// an empty key and a zset out of order are warnings, errors with `--strict`, each with its
+/// stable code in `--format json`. The files are made here byte by byte (RDB 9, checksum
+/// disabled), with a sorted zset as the control.
 #[test]
 fn warnings_fail_only_with_strict() {
     fn rdb(ty: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
@@ -169,12 +171,18 @@ fn warnings_fail_only_with_strict() {
         value.extend_from_slice(&zl);
         value
     }
-    let cases: [(&str, Vec<u8>, Option<&str>); 3] = [
-        ("empty", rdb(2, b"e", &[0]), Some("empty key")),
+    /// A file's name, its bytes, and the warning's words and code if it has one.
+    type Case = (&'static str, Vec<u8>, Option<(&'static str, &'static str)>);
+    let cases: [Case; 3] = [
+        (
+            "empty",
+            rdb(2, b"e", &[0]),
+            Some(("empty key", "empty_key")),
+        ),
         (
             "unsorted",
             rdb(12, b"z", &zset_ziplist(&[(b"a", b"2"), (b"b", b"1")])),
-            Some("zset not sorted"),
+            Some(("zset not sorted", "zset_unsorted")),
         ),
         (
             "sorted",
@@ -193,7 +201,9 @@ fn warnings_fail_only_with_strict() {
         let strict = common::rdbtool(&["verify", "--strict", file]);
         let strict_text = String::from_utf8_lossy(&strict.stdout);
         match problem {
-            Some(p) => {
+            Some((p, code)) => {
+                let (_, report) = common::verify_json(&[file]);
+                assert_eq!(report["problems"][0]["code"], code, "{name}: {report}");
                 assert!(
                     text.contains(&format!("warning {file}")) && text.contains(p),
                     "{text}"

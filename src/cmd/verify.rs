@@ -11,6 +11,7 @@ use indicatif::MultiProgress;
 
 use rdbtool::rdb::Severity;
 use rdbtool::scan::ordered;
+use rdbtool::scan::thread::{caught, joined};
 use rdbtool::verify::{self, Report, Verdict};
 
 use super::files::Source;
@@ -53,7 +54,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         anyhow::bail!("standard input (-) can be read only once");
     }
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
-    let reports = check_all(&args, progress.as_ref());
+    let reports = check_all(&args, progress.as_ref())?;
     let exit = reports
         .iter()
         .map(|r| Exit::from(r.verdict(args.strict)))
@@ -74,8 +75,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     Ok(exit)
 }
 
-/// Checks the files on as many threads as there are cores, keeping the given order.
-fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
+/// Checks the files on as many threads as there are cores, keeping the given order. A file
+/// whose check panicked is reported as one that could not be checked.
+fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Result<Vec<Report>> {
     let walks = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(args.files.len());
@@ -89,19 +91,26 @@ fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Vec<Report> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = args.files.get(i) else { break };
-                        done.push((i, check_file(path, args.dump_payload, workers, progress)));
+                        let check = || check_file(path, args.dump_payload, workers, progress);
+                        let report = caught("checking the file", check).unwrap_or_else(|e| {
+                            let mut report = Report::new(path.display().to_string());
+                            report.io_error = Some(e.to_string());
+                            report.finish()
+                        });
+                        done.push((i, report));
                     }
                     done
                 })
             })
             .collect();
-        handles
+        let done: Result<Vec<_>, _> = handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+            .map(|h| joined(h.join(), "checking files"))
+            .collect();
+        done.map(|d| d.into_iter().flatten().collect())
+    })?;
     reports.sort_by_key(|(i, _)| *i);
-    reports.into_iter().map(|(_, r)| r).collect()
+    Ok(reports.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Checks one file, its values on `workers` threads beside the one walking it.

@@ -7,6 +7,7 @@ use crate::rdb::value::{ValueReader, is_empty_key};
 use crate::rdb::{self, Format, Input, Located, ObjectType, Reader, Record, SliceInput, framing};
 use crate::scan::mapped::MappedFile;
 use crate::scan::ordered;
+use crate::scan::thread::joined;
 use crate::scan::walk::{self, Job, Key, Take, Walk, Work};
 
 pub struct FileSide<'m> {
@@ -46,7 +47,7 @@ impl<'m> FileSide<'m> {
     /// The format its signature announces, before it is read.
     pub fn peek_format(&self) -> Option<Format> {
         let magic: &[u8; 9] = self.file.data().get(..9)?.try_into().ok()?;
-        rdb::reader::parse_magic(magic).ok()
+        rdb::magic::parse_magic(magic).ok()
     }
 
     fn error(&self, error: rdb::Error) -> Error {
@@ -118,11 +119,9 @@ impl<'m> FileSide<'m> {
             (share(first), other.join())
         });
         let mut prints = one.map_err(|e| self.error(e))?;
-        let two = two.map_err(|_| {
-            self.error(rdb::Error::new(
-                0,
-                rdb::ErrorKind::Invalid("fingerprinting thread failed".into()),
-            ))
+        let two = joined(two, "fingerprinting values").map_err(|error| Error::Panicked {
+            side: self.label.clone(),
+            error,
         })?;
         prints.extend(two.map_err(|e| self.error(e))?);
         Ok(prints)
@@ -130,7 +129,7 @@ impl<'m> FileSide<'m> {
 
     fn read_format(&self, offset: u64) -> Result<Format, Error> {
         self.format.ok_or_else(|| {
-            let why = rdb::ErrorKind::Invalid("read by offset before the first pass".into());
+            let why = rdb::ErrorKind::OutOfOrder("read by offset before the first pass");
             self.error(rdb::Error::new(offset, why))
         })
     }

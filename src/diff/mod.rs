@@ -6,6 +6,8 @@
 //! their file offset, or with DUMP) to count and show their element changes and to write the
 //! commands that turn A into B.
 
+mod changes;
+mod collect;
 pub mod compare;
 pub mod elements;
 pub mod file;
@@ -110,6 +112,12 @@ pub enum Error {
         if *.count == 1 { "key appears" } else { "keys appear" }
     )]
     Duplicates { side: String, count: u64 },
+    /// A worker thread panicked: the comparison could not be finished.
+    #[error("{side}: {error}")]
+    Panicked {
+        side: String,
+        error: crate::scan::thread::Panicked,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

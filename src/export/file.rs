@@ -215,9 +215,7 @@ impl<'a> Work<'a, Piece, Rendered> for Renderer<'_, '_> {
             match e {
                 Error::Rdb(e) => e,
                 // Writing into a vector does not fail.
-                Error::Io(e) => {
-                    rdb::Error::new(job.start, rdb::ErrorKind::Invalid(e.to_string().into()))
-                }
+                Error::Io(e) => rdb::Error::new(job.start, rdb::ErrorKind::Output(e.to_string())),
             }
         })
     }

@@ -3,9 +3,10 @@
 //! decompressed into; with the steps all encodings use: blobs, repeats, ziplists.
 
 use super::dup_set::DupSet;
-use super::error::{Error, ErrorKind, Result, Severity};
+use super::error::{Error, ErrorKind, Result};
 use super::input::Input;
 use super::primitive::{Blob, Elem, read_blob};
+use super::problem::{ProblemKind, Severity};
 use super::visit::{Container, Item, Visitor};
 use super::ziplist::Ziplist;
 
@@ -14,7 +15,7 @@ use super::ziplist::Ziplist;
 pub struct Note {
     pub severity: Severity,
     pub offset: u64,
-    pub message: String,
+    pub kind: ProblemKind,
 }
 
 /// Above this size the decompression buffer is freed after use: a rare big blob should not
@@ -52,11 +53,11 @@ impl ValueReader {
         &self.notes
     }
 
-    pub(super) fn note(&mut self, severity: Severity, offset: u64, message: impl Into<String>) {
+    pub(super) fn note(&mut self, severity: Severity, offset: u64, kind: ProblemKind) {
         self.notes.push(Note {
             severity,
             offset,
-            message: message.into(),
+            kind,
         });
     }
 
@@ -92,13 +93,10 @@ impl ValueReader {
         } else {
             Err(Error::new(
                 at,
-                ErrorKind::Invalid(
-                    format!(
-                        "duplicate {what} \"{}\"",
-                        e.with_bytes(super::error::escape)
-                    )
-                    .into(),
-                ),
+                ErrorKind::Duplicate {
+                    what,
+                    name: e.with_bytes(super::error::escape),
+                },
             ))
         }
     }

@@ -1,9 +1,9 @@
-//! Errors and problems found while reading a dump.
+//! Errors found while reading a dump, and the context both they and problems carry.
 //!
 //! A fatal [`Error`] ends the record stream (nothing after a broken length can be trusted); a
-//! [`Problem`] is something the reader noticed but could read past (a duplicate key, an empty
-//! collection, bytes after the checksum). Both carry the byte offset and what was being read, so
-//! one line can tell an operator where to look.
+//! [`Problem`](super::problem::Problem) is something the reader noticed but could read past.
+//! Both carry the byte offset and what was being read, so one line can tell an operator where
+//! to look.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -136,12 +136,66 @@ pub enum ErrorKind {
         encoding: &'static str,
         detail: Cow<'static, str>,
     },
-    #[error("{0}")]
-    Invalid(Cow<'static, str>),
+    /// A member or field read twice in one collection: `what` it is and its bytes, escaped.
+    #[error("duplicate {what} \"{name}\"")]
+    Duplicate { what: &'static str, name: String },
     /// A big set, hash or zset holds a member twice, found after it was read (which one is
     /// known only by reading it again).
     #[error("a member or field occurs twice in this collection")]
     SpreadRepeat,
+    #[error("zset with NaN score")]
+    NanScore,
+    /// A score stored as text that is not a number: `what` held it.
+    #[error("{0} is not a number")]
+    NotANumber(&'static str),
+    #[error("invalid hash field expiry time")]
+    BadFieldExpiry,
+    #[error("unknown module value opcode {0}")]
+    UnknownModuleOpcode(u64),
+    #[error("module aux: bad when opcode")]
+    BadModuleAuxWhen,
+    /// Bytes between a DUMP payload's value and its footer.
+    #[error("{bytes} {} after the value", plural(*.bytes, "byte"))]
+    AfterValue { bytes: u64 },
+    /// A reader asked for something its state does not hold (a value when no key was read,
+    /// a record by offset before the first pass): a caller's mistake, said in these words.
+    #[error("{0}")]
+    OutOfOrder(&'static str),
+    /// Writing what was read failed.
+    #[error("{0}")]
+    Output(String),
+}
+
+impl ErrorKind {
+    /// A stable name of the kind, for machines (`verify --format json`): snake_case, never
+    /// changed once released.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorKind::UnexpectedEof { .. } => "unexpected_eof",
+            ErrorKind::BadMagic(_) => "bad_magic",
+            ErrorKind::Aof { .. } => "aof",
+            ErrorKind::UnsupportedVersion(_) => "unsupported_version",
+            ErrorKind::UnknownType(_) => "unknown_type",
+            ErrorKind::Unsupported(_) => "unsupported",
+            ErrorKind::BadLength(_) => "bad_length",
+            ErrorKind::SpecialLength(_) => "special_length",
+            ErrorKind::BadStringEncoding(_) => "bad_string_encoding",
+            ErrorKind::Lzf(_) => "lzf",
+            ErrorKind::TooLong { .. } => "too_long",
+            ErrorKind::Crc { .. } => "crc_mismatch",
+            ErrorKind::Encoding { .. } => "corrupt_encoding",
+            ErrorKind::Duplicate { .. } => "duplicate_member",
+            ErrorKind::SpreadRepeat => "duplicate_member",
+            ErrorKind::NanScore => "nan_score",
+            ErrorKind::NotANumber(_) => "score_not_a_number",
+            ErrorKind::BadFieldExpiry => "bad_field_expiry",
+            ErrorKind::UnknownModuleOpcode(_) => "unknown_module_opcode",
+            ErrorKind::BadModuleAuxWhen => "bad_module_aux_when",
+            ErrorKind::AfterValue { .. } => "bytes_after_value",
+            ErrorKind::OutOfOrder(_) => "out_of_order",
+            ErrorKind::Output(_) => "output",
+        }
+    }
 }
 
 /// A fatal error: the record stream cannot go on.
@@ -184,36 +238,6 @@ pub fn corrupt(encoding: &'static str, detail: impl Into<Cow<'static, str>>) -> 
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing, never a failure (checksum disabled, a skipped vendor opcode).
-    Notice,
-    /// Redis would load it, but it is suspicious (an error with `--strict`).
-    Warning,
-    /// Redis would refuse to load it.
-    Error,
-}
-
-/// Something found in a file that could be read past.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub severity: Severity,
-    pub offset: u64,
-    pub message: String,
-    pub context: Context,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "offset {} (0x{:x}): {}{}",
-            self.offset, self.offset, self.message, self.context
-        )
-    }
-}
-
 /// An error inside an embedded blob, at a byte offset within it; the caller knows where the
 /// blob sits and makes an [`Error`] of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,7 +247,45 @@ pub type BlobResult<T> = std::result::Result<T, At>;
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{ErrorKind, escape};
+
+    #[test]
+    fn named_kinds_say_what_the_one_invalid_kind_said() {
+        let said = |k: ErrorKind| (k.to_string(), k.code());
+        let dup = ErrorKind::Duplicate {
+            what: "member",
+            name: "a".into(),
+        };
+        assert_eq!(
+            said(dup),
+            ("duplicate member \"a\"".into(), "duplicate_member")
+        );
+        assert_eq!(said(ErrorKind::NanScore).0, "zset with NaN score");
+        assert_eq!(
+            said(ErrorKind::NotANumber("zset score")).0,
+            "zset score is not a number"
+        );
+        assert_eq!(
+            said(ErrorKind::AfterValue { bytes: 1 }).0,
+            "1 byte after the value"
+        );
+        assert_eq!(
+            said(ErrorKind::AfterValue { bytes: 2 }).0,
+            "2 bytes after the value"
+        );
+        assert_eq!(
+            said(ErrorKind::UnknownModuleOpcode(9)).0,
+            "unknown module value opcode 9"
+        );
+        assert_eq!(
+            said(ErrorKind::BadModuleAuxWhen).0,
+            "module aux: bad when opcode"
+        );
+        assert_eq!(
+            said(ErrorKind::BadFieldExpiry).0,
+            "invalid hash field expiry time"
+        );
+    }
 
     #[test]
     fn escaped_keys_keep_every_byte_apart() {

@@ -133,10 +133,7 @@ impl ValueReader {
 const FIELD_EXPIRE_MAX: u64 = 0x0000_FFFF_FFFF_FFFF;
 
 fn bad_expire(at: u64) -> Error {
-    Error::new(
-        at,
-        ErrorKind::Invalid("invalid hash field expiry time".into()),
-    )
+    Error::new(at, ErrorKind::BadFieldExpiry)
 }
 
 fn check_field_expire(expire: Option<u64>, at: u64) -> Result<()> {

@@ -44,10 +44,7 @@ pub(super) fn read_items<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> 
                 continue;
             }
             op => {
-                return Err(Error::new(
-                    at,
-                    ErrorKind::Invalid(format!("unknown module value opcode {op}").into()),
-                ));
+                return Err(Error::new(at, ErrorKind::UnknownModuleOpcode(op)));
             }
         };
         v.item(Item::ModuleItem(item));
@@ -87,10 +84,7 @@ pub fn read_aux<'a, I: Input<'a>>(inp: &mut I, v: &mut dyn Visitor) -> Result<(u
     let module_id = read_len(inp)?;
     let at = inp.pos();
     if read_len(inp)? != UINT {
-        return Err(Error::new(
-            at,
-            ErrorKind::Invalid("module aux: bad when opcode".into()),
-        ));
+        return Err(Error::new(at, ErrorKind::BadModuleAuxWhen));
     }
     let when = read_len(inp)?;
     read_items(inp, v)?;

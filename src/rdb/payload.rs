@@ -2,8 +2,9 @@
 //! encoded exactly as in an RDB file. Read with the same value decoder as files.
 
 use super::crc::Crc64;
-use super::error::{Error, ErrorKind, Problem, Result, Severity, plural};
+use super::error::{Error, ErrorKind, Result};
 use super::input::{Input, SliceInput};
+use super::problem::{Problem, ProblemKind, Severity};
 use super::types::{Format, ObjectType};
 use super::value::{ValueReader, is_empty_key};
 use super::visit::Visitor;
@@ -56,7 +57,7 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
         problems.push(Problem {
             severity: Severity::Error,
             offset: crc_at as u64,
-            message: ErrorKind::Crc { stored, computed }.to_string(),
+            kind: ProblemKind::Error(ErrorKind::Crc { stored, computed }),
             context: Default::default(),
         });
     }
@@ -75,16 +76,13 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
     let elements = values.read(&mut inp, ty, v)?;
     if inp.pos() != body_end as u64 {
         let left = body_end as u64 - inp.pos();
-        return Err(Error::new(
-            inp.pos(),
-            ErrorKind::Invalid(format!("{left} {} after the value", plural(left, "byte")).into()),
-        ));
+        return Err(Error::new(inp.pos(), ErrorKind::AfterValue { bytes: left }));
     }
     if is_empty_key(ty, elements) {
         problems.push(Problem {
             severity: Severity::Error,
             offset: 0,
-            message: "empty key (RESTORE refuses it)".into(),
+            kind: ProblemKind::EmptyPayload,
             context: Default::default(),
         });
     }
@@ -92,7 +90,7 @@ pub fn read(data: &[u8], v: &mut dyn Visitor) -> Result<Payload> {
         problems.push(Problem {
             severity: note.severity,
             offset: note.offset,
-            message: note.message.clone(),
+            kind: note.kind.clone(),
             context: Default::default(),
         });
     }

@@ -264,8 +264,7 @@ pub fn read_text_double<'a, I: Input<'a>>(inp: &mut I) -> Result<f64> {
         255 => Ok(f64::NEG_INFINITY),
         _ => {
             let text = inp.read_bytes(u64::from(n), "double")?;
-            parse_double(&text)
-                .ok_or_else(|| Error::new(at, ErrorKind::Invalid("score is not a number".into())))
+            parse_double(&text).ok_or_else(|| Error::new(at, ErrorKind::NotANumber("score")))
         }
     }
 }

@@ -5,9 +5,12 @@
 
 use std::borrow::Cow;
 
-use super::error::{Context, Error, ErrorKind, Phase, Problem, Result, Severity, plural};
+use super::error::{Context, Error, ErrorKind, Phase, Result};
 use super::input::{Input, SliceInput};
+pub use super::magic::parse_magic;
 use super::primitive::{read_bytes, read_len};
+use super::problem::{Problem, ProblemKind, Severity};
+use super::record::{KeyMeta, Located, Record};
 use super::types::{Flavor, Format, ObjectType};
 use super::value::{ValueReader, is_empty_key};
 use super::visit::{Skip, Visitor};
@@ -28,117 +31,6 @@ const OP_SELECTDB: u8 = 0xfe;
 const OP_EOF: u8 = 0xff;
 /// Redis Enterprise's per-key RAM LRU hint: one length, meaningless elsewhere.
 const OP_ENTERPRISE_RAM_LRU: u8 = 107;
-
-/// Parses the 9-byte signature.
-pub fn parse_magic(magic: &[u8; 9]) -> std::result::Result<Format, ErrorKind> {
-    let digits = |d: &[u8]| -> Option<u16> {
-        d.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| d.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0')))
-    };
-    let shown = || super::error::escape(magic);
-    let format = if let Some(rest) = magic.strip_prefix(b"REDIS") {
-        digits(rest).map(|version| Format {
-            flavor: Flavor::Redis,
-            version,
-        })
-    } else if let Some(rest) = magic.strip_prefix(b"VALKEY") {
-        digits(rest).map(|version| Format {
-            flavor: Flavor::Valkey,
-            version,
-        })
-    } else {
-        None
-    };
-    let format = format.ok_or_else(|| match aof_like(magic) {
-        Some(what) => ErrorKind::Aof {
-            start: shown(),
-            what,
-        },
-        None => ErrorKind::BadMagic(shown()),
-    })?;
-    if !format.is_supported() {
-        return Err(ErrorKind::UnsupportedVersion(shown()));
-    }
-    Ok(format)
-}
-
-/// What the start of a file that is not an RDB file looks like, if it looks like an AOF: RESP
-/// commands (`*2\r\n$6\r\nSELECT...`), a timestamp annotation (`#TS:1700000000\r\n`), or
-/// the manifest of an appendonlydir (`file appendonly.aof.1.base.rdb seq 1 type b`).
-fn aof_like(start: &[u8]) -> Option<&'static str> {
-    match start {
-        [b'*', d, ..] if d.is_ascii_digit() => Some("an AOF (commands in RESP)"),
-        [b'#', b'T', b'S', b':', ..] => Some("an AOF (a #TS: timestamp annotation)"),
-        [b'f', b'i', b'l', b'e', b' ', ..] => {
-            Some("the manifest of an appendonlydir (its *.base.rdb file is an RDB file)")
-        }
-        _ => None,
-    }
-}
-
-/// Per-key metadata that precedes the type byte.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeyMeta {
-    /// Absolute expiry, unix milliseconds.
-    pub expire_ms: Option<i64>,
-    /// LRU idle seconds (written under an LRU maxmemory policy).
-    pub idle: Option<u64>,
-    /// LFU log counter (written under an LFU maxmemory policy).
-    pub freq: Option<u8>,
-    /// Redis 8.6 key-metadata classes (4-byte class spec each).
-    pub meta_classes: Vec<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record<'a> {
-    Aux {
-        key: Cow<'a, [u8]>,
-        value: Cow<'a, [u8]>,
-    },
-    SelectDb {
-        db: u64,
-    },
-    ResizeDb {
-        keys: u64,
-        expires: u64,
-    },
-    SlotInfo {
-        slot: u64,
-        keys: u64,
-        expires: u64,
-    },
-    /// A function library's source (`#!lua name=...`).
-    Function {
-        code: Cow<'a, [u8]>,
-    },
-    ModuleAux {
-        module_id: u64,
-        when: u64,
-    },
-    /// Valkey 9: an atomic slot import in progress.
-    SlotImport {
-        job: Cow<'a, [u8]>,
-        ranges: Vec<(u64, u64)>,
-    },
-    /// A key; its value is read next with [`Reader::read_value`], or skipped.
-    Key {
-        db: u64,
-        key: Cow<'a, [u8]>,
-        ty: ObjectType,
-        meta: KeyMeta,
-    },
-    /// End of data. `checksum` is the stored trailer (None before RDB 5).
-    Eof {
-        checksum: Option<u64>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Located<'a> {
-    pub offset: u64,
-    pub record: Record<'a>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -235,12 +127,12 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         e
     }
 
-    fn notice(&mut self, severity: Severity, offset: u64, message: String, phase: Phase) {
+    fn notice(&mut self, severity: Severity, offset: u64, kind: ProblemKind, phase: Phase) {
         let context = self.context(phase);
         self.problems.push(Problem {
             severity,
             offset,
-            message,
+            kind,
             context,
         });
     }
@@ -253,7 +145,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         let State::Value(ty) = self.state else {
             return Err(Error::new(
                 self.inp.pos(),
-                ErrorKind::Invalid("no value to skip".into()),
+                ErrorKind::OutOfOrder("no value to skip"),
             ));
         };
         let start = self.inp.pos();
@@ -271,7 +163,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
         let State::Value(ty) = self.state else {
             return Err(Error::new(
                 self.inp.pos(),
-                ErrorKind::Invalid("no value to read".into()),
+                ErrorKind::OutOfOrder("no value to read"),
             ));
         };
         let start = self.inp.pos();
@@ -285,13 +177,13 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Warning,
                 start,
-                "empty key (the server skips it when loading)".into(),
+                ProblemKind::EmptyKey,
                 Phase::ReadValue,
             );
         }
         let notes = std::mem::take(&mut self.values.notes);
         for note in notes {
-            self.notice(note.severity, note.offset, note.message, Phase::ReadValue);
+            self.notice(note.severity, note.offset, note.kind, Phase::ReadValue);
         }
         Ok(n)
     }
@@ -388,8 +280,8 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
                     let code = self
                         .function_pre_ga()
                         .map_err(|e| self.fail(e, Phase::ReadFunction))?;
-                    let msg = "pre-GA function format (7.0 release candidates): current servers refuse it".to_string();
-                    self.notice(Severity::Warning, offset, msg, Phase::ReadFunction);
+                    let kind = ProblemKind::PreGaFunction;
+                    self.notice(Severity::Warning, offset, kind, Phase::ReadFunction);
                     Record::Function { code }
                 }
                 OP_SLOT_INFO
@@ -414,8 +306,8 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
                 }
                 OP_ENTERPRISE_RAM_LRU if self.format.flavor == Flavor::Redis => {
                     let v = read_len(&mut self.inp).map_err(|e| self.fail(e, Phase::ReadLen))?;
-                    let msg = format!("skipped Redis Enterprise opcode {op} (RAM LRU {v})");
-                    self.notice(Severity::Notice, offset, msg, Phase::ReadType);
+                    let kind = ProblemKind::EnterpriseOpcode { op, value: v };
+                    self.notice(Severity::Notice, offset, kind, Phase::ReadType);
                     continue;
                 }
                 b => match ObjectType::from_byte(self.format, b) {
@@ -501,7 +393,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Notice,
                 offset + 1,
-                "checksum disabled (saved with rdbchecksum no): not checked".into(),
+                ProblemKind::ChecksumDisabled,
                 Phase::Checksum,
             );
         } else if stored != computed {
@@ -534,10 +426,7 @@ impl<'a, I: Input<'a>> Reader<'a, I> {
             self.notice(
                 Severity::Warning,
                 at,
-                format!(
-                    "{extra} {} after the end of the RDB data",
-                    plural(extra, "byte")
-                ),
+                ProblemKind::TrailingBytes { bytes: extra },
                 phase,
             );
         }

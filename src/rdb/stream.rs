@@ -6,10 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::decoder::ValueReader;
-use super::error::{Error, ErrorKind, Result, Severity, corrupt, plural};
+use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::listpack::Listpack;
 use super::primitive::{Blob, Elem, read_bytes, read_len};
+use super::problem::{ProblemKind, Severity};
 use super::types::ObjectType;
 use super::visit::{Container, Item, StreamId, StreamMeta, Visitor};
 
@@ -146,15 +147,15 @@ fn read_idmp<'a, I: Input<'a>>(
             let iid = read_bytes(inp)?;
             let id = read_id(inp)?;
             if !iids.insert(iid.to_vec()) {
+                r.note(Severity::Warning, at, ProblemKind::RepeatedIdmpId);
+            }
+            if id > last_id {
+                let last = last_id;
                 r.note(
                     Severity::Warning,
                     at,
-                    "repeated IDMP ID of one producer (the server keeps the first)",
+                    ProblemKind::IdmpBeyondLastId { id, last },
                 );
-            }
-            if id > last_id {
-                let msg = format!("IDMP entry {id} beyond the stream's last ID {last_id}");
-                r.note(Severity::Warning, at, msg);
             }
             v.item(Item::StreamProducerEntry { iid: &iid, id });
         }
@@ -173,27 +174,55 @@ fn check_meta(
     at: u64,
 ) {
     if meta.length != live {
+        let length = meta.length;
         r.note(
             Severity::Warning,
             at,
-            format!(
-                "stream length {} but {live} live {}",
-                meta.length,
-                plural(live, "entry")
-            ),
+            ProblemKind::StreamLength { length, live },
         );
     }
     if let Some(max) = last_seen.filter(|&max| max > meta.last_id) {
-        let msg = format!("stream last ID {} below entry {max}", meta.last_id);
-        r.note(Severity::Warning, at, msg);
+        let last = meta.last_id;
+        r.note(
+            Severity::Warning,
+            at,
+            ProblemKind::StreamLastIdBelow { last, max },
+        );
     }
     if let Some(added) = meta.entries_added.filter(|&added| added < meta.length) {
-        let msg = format!(
-            "stream entries-added {added} below its length {}",
-            meta.length
+        let length = meta.length;
+        r.note(
+            Severity::Warning,
+            at,
+            ProblemKind::StreamEntriesAdded { added, length },
         );
-        r.note(Severity::Warning, at, msg);
     }
+}
+
+/// Notes an entry `id` (of the node with key `node`, at `at`) that is not after the last one
+/// seen, or the first below its node key; it is the last seen then.
+#[inline]
+fn check_order(
+    r: &mut ValueReader,
+    at: u64,
+    node: StreamId,
+    last_seen: &mut Option<StreamId>,
+    id: StreamId,
+) {
+    if last_seen.is_some_and(|prev| prev >= id) {
+        r.note(
+            Severity::Warning,
+            at,
+            ProblemKind::StreamIdsNotIncreasing { id },
+        );
+    } else if last_seen.is_none() && id < node {
+        r.note(
+            Severity::Warning,
+            at,
+            ProblemKind::StreamEntryBelowNode { id, node },
+        );
+    }
+    *last_seen = Some(id);
 }
 
 /// One node listpack: the master entry, then `count + deleted` entries.
@@ -245,20 +274,7 @@ fn read_node(
             ms: master.ms.wrapping_add(int(next()?)? as u64),
             seq: master.seq.wrapping_add(int(next()?)? as u64),
         };
-        if last_seen.is_some_and(|prev| prev >= id) {
-            r.note(
-                Severity::Warning,
-                blob.at,
-                format!("stream entry IDs not increasing at {id}"),
-            );
-        } else if last_seen.is_none() && id < master {
-            r.note(
-                Severity::Warning,
-                blob.at,
-                format!("stream entry {id} below its node key {master}"),
-            );
-        }
-        *last_seen = Some(id);
+        check_order(r, blob.at, master, last_seen, id);
         let is_live = flags & DELETED == 0;
         let same = flags & SAME_FIELDS != 0;
         let k = if same {
@@ -317,10 +333,11 @@ fn read_group<'a, I: Input<'a>>(
     }
     let group_last = read_id(inp)?;
     if group_last > last_id {
+        let (group, last) = (group_last, last_id);
         r.note(
             Severity::Warning,
             at,
-            format!("group last-delivered ID {group_last} beyond the stream's last ID {last_id}"),
+            ProblemKind::GroupBeyondLastId { group, last },
         );
     }
     let entries_read = if version >= 2 {

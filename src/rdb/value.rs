@@ -4,7 +4,7 @@
 //! and the steps every encoding shares are in [`super::decoder`]; each packed encoding has
 //! its own file.
 
-use super::error::{Error, ErrorKind, Result, Severity, corrupt};
+use super::error::{Error, ErrorKind, Result, corrupt};
 use super::input::Input;
 use super::intset;
 use super::listpack::Listpack;
@@ -12,6 +12,7 @@ use super::primitive::{
     Blob, Elem, Skipped, parse_double, read_binary_double, read_len, read_string, read_string_in,
     read_text_double, skip_string,
 };
+use super::problem::{ProblemKind, Severity};
 use super::types::{Kind, ObjectType};
 use super::visit::{Container, Item, Skip, Visitor};
 use super::ziplist::Ziplist;
@@ -128,11 +129,7 @@ impl ValueReader {
             ModulePreGa => {
                 let at = inp.pos();
                 module::read_pre_ga_value(inp, v)?;
-                self.note(
-                    Severity::Warning,
-                    at,
-                    "pre-GA module value (Redis 4.0 release candidates): current servers refuse it",
-                );
+                self.note(Severity::Warning, at, ProblemKind::PreGaModule);
                 Ok(1)
             }
             Module2 => module::read_value(inp, v).map(|()| 1),
@@ -225,10 +222,7 @@ impl ValueReader {
                 read_text_double(inp)?
             };
             if score.is_nan() {
-                return Err(Error::new(
-                    at,
-                    ErrorKind::Invalid("zset with NaN score".into()),
-                ));
+                return Err(Error::new(at, ErrorKind::NanScore));
             }
             self.unique(member.elem(), at, "zset member")?;
             v.item(Item::Scored {
@@ -314,26 +308,19 @@ impl ValueReader {
         self.unique(first, at, "zset member")?;
         let score = match second {
             Elem::Int(i) => i as f64,
-            Elem::Bytes(b) => parse_double(b).ok_or_else(|| {
-                Error::new(at, ErrorKind::Invalid("zset score is not a number".into()))
-            })?,
+            Elem::Bytes(b) => parse_double(b)
+                .ok_or_else(|| Error::new(at, ErrorKind::NotANumber("zset score")))?,
         };
         if score.is_nan() {
-            return Err(Error::new(
-                at,
-                ErrorKind::Invalid("zset with NaN score".into()),
-            ));
+            return Err(Error::new(at, ErrorKind::NanScore));
         }
         first.with_bytes(|member| {
             if prev
                 .as_ref()
                 .is_some_and(|(ps, pm)| (*ps, pm.as_slice()) > (score, member))
             {
-                let msg = format!(
-                    "zset not sorted by (score, member) at \"{}\"",
-                    super::error::escape(member)
-                );
-                self.note(Severity::Warning, at, msg);
+                let member = super::error::escape(member);
+                self.note(Severity::Warning, at, ProblemKind::ZsetUnsorted { member });
             }
             // The previous member's buffer is reused: no allocation per member.
             match prev {

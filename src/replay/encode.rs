@@ -194,7 +194,7 @@ impl<'h> Replay<'h> {
                 return Ok(Encoded::Left(losses));
             }
             if whole {
-                let body = self.set_body(key, &value, info.expire_ms, staged);
+                let body = set_body(t, self.opts.now_ms, key, &value, info.expire_ms, staged);
                 return Ok(Encoded::Unit(Form::Set, 1, body));
             }
         }
@@ -213,7 +213,12 @@ impl<'h> Replay<'h> {
             // Larger than one bulk string may be: SET and APPENDs.
             let (start, end) = reader.value_span();
             let value = &data[start as usize..end as usize];
-            let n = native_from_bytes(value, &KeyInfo { key: name, ..info }, &eopts, &mut body)?;
+            let n = native_from_bytes(
+                value,
+                &KeyInfo { key: name, ..info },
+                (t, eopts.batch),
+                &mut body,
+            )?;
             let (form, n) = native(name, n);
             return Ok(Encoded::Unit(form, n, body));
         }
@@ -244,12 +249,8 @@ impl<'h> Replay<'h> {
                     let (start, end) = reader.value_span();
                     body.clear();
                     let value = &data[start as usize..end as usize];
-                    let n = native_from_bytes(
-                        value,
-                        &KeyInfo { key: &tmp, ..info },
-                        &eopts,
-                        &mut body,
-                    )?;
+                    let info = KeyInfo { key: &tmp, ..info };
+                    let n = native_from_bytes(value, &info, (t, eopts.batch), &mut body)?;
                     native(&tmp, n)
                 }
             };
@@ -264,34 +265,6 @@ impl<'h> Replay<'h> {
     fn unselectable(&mut self, seq: u64, db: u64, key: &[u8]) {
         let why = format!("DB database {db} was not confirmed selectable on the target");
         self.fail(seq, db, key, &why);
-    }
-
-    /// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command.
-    pub(super) fn set_body(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        expire_ms: Option<i64>,
-        nx: bool,
-    ) -> Vec<u8> {
-        let mut ms = itoa::Buffer::new();
-        let mut args: [&[u8]; 6] = [b"SET", key, value, b"", b"", b""];
-        let mut n = 3;
-        if nx {
-            args[n] = b"NX";
-            n += 1;
-        }
-        let t = self.facts.target;
-        if let Some(at) = expire_ms {
-            let (name, v) = match t.valkey || (t.major, t.minor) >= (6, 2) {
-                true => ("PXAT", at),
-                false => ("PX", (at - self.opts.now_ms).max(1)),
-            };
-            args[n] = name.as_bytes();
-            args[n + 1] = ms.format(v).as_bytes();
-            n += 2;
-        }
-        crate::resp::encode(&args[..n])
     }
 
     /// `{tag}rdbtool-tmp:<run>:<seq>`: in the key's slot, unique to this run.
@@ -452,6 +425,35 @@ impl<'h> Replay<'h> {
     }
 }
 
+/// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command, for target `t`
+/// (`PX` from `now_ms` before 6.2).
+pub(super) fn set_body(
+    t: export::Target,
+    now_ms: i64,
+    key: &[u8],
+    value: &[u8],
+    expire_ms: Option<i64>,
+    nx: bool,
+) -> Vec<u8> {
+    let mut ms = itoa::Buffer::new();
+    let mut args: [&[u8]; 6] = [b"SET", key, value, b"", b"", b""];
+    let mut n = 3;
+    if nx {
+        args[n] = b"NX";
+        n += 1;
+    }
+    if let Some(at) = expire_ms {
+        let (name, v) = match t.valkey || (t.major, t.minor) >= (6, 2) {
+            true => ("PXAT", at),
+            false => ("PX", (at - now_ms).max(1)),
+        };
+        args[n] = name.as_bytes();
+        args[n + 1] = ms.format(v).as_bytes();
+        n += 2;
+    }
+    crate::resp::encode(&args[..n])
+}
+
 /// The value of a string key.
 fn read_string<'a>(reader: &mut Reader<'a, SliceInput<'a>>) -> Result<Vec<u8>, Error> {
     struct Capture(Vec<u8>);
@@ -471,12 +473,58 @@ fn read_string<'a>(reader: &mut Reader<'a, SliceInput<'a>>) -> Result<Vec<u8>, E
 fn native_from_bytes(
     value: &[u8],
     k: &KeyInfo<'_>,
-    opts: &export::Options,
+    (target, batch): (export::Target, Batch),
     out: &mut Vec<u8>,
 ) -> Result<u64, Error> {
-    let mut w = export::commands::NativeWriter::new(out, opts.target, opts.batch);
+    let mut w = export::commands::NativeWriter::new(out, target, batch);
     w.begin_key(k.key, k.ty.kind());
     ValueReader::new().read(&mut SliceInput::new(value), k.ty, &mut w)?;
     w.end_key(k.expire_ms);
     Ok(w.commands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(body: &[u8]) -> String {
+        String::from_utf8_lossy(body).replace("\r\n", " ")
+    }
+
+    #[test]
+    fn a_string_is_one_set_with_nx_and_its_expiry_as_the_target_reads_it() {
+        let t = |v: &str| v.parse::<export::Target>().unwrap();
+        let body = set_body(t("7.2"), 0, b"k", b"v", None, false);
+        assert_eq!(body, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+        let body = set_body(t("7.2"), 1_000, b"k", b"v", Some(5_000), true);
+        assert_eq!(resp(&body), "*6 $3 SET $1 k $1 v $2 NX $4 PXAT $4 5000 ");
+        // Before 6.2 there is no PXAT: the time left from now, at least 1 ms.
+        let body = set_body(t("6.0"), 1_000, b"k", b"v", Some(5_000), false);
+        assert_eq!(resp(&body), "*5 $3 SET $1 k $1 v $2 PX $4 4000 ");
+        let body = set_body(t("6.0"), 9_000, b"k", b"v", Some(5_000), false);
+        assert_eq!(resp(&body), "*5 $3 SET $1 k $1 v $2 PX $1 1 ");
+    }
+
+    #[test]
+    fn a_small_set_is_one_sadd_then_its_expiry() {
+        // A plain set of two members, as the file holds it after the type byte.
+        let value = b"\x02\x01a\x02bc";
+        let key = KeyInfo {
+            db: 0,
+            key: b"k",
+            ty: rdb::ObjectType::Set,
+            expire_ms: Some(7_000),
+            idle: None,
+            freq: None,
+            key_meta: false,
+        };
+        let target = "7.2".parse().unwrap();
+        let mut body = Vec::new();
+        let n = native_from_bytes(value, &key, (target, Batch::default()), &mut body).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            resp(&body),
+            "*4 $4 SADD $1 k $1 a $2 bc *3 $9 PEXPIREAT $1 k $4 7000 "
+        );
+    }
 }

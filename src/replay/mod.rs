@@ -8,10 +8,12 @@
 //! [`checkpoint::Watermark`] tracks the first key without an answer: a checkpoint records it,
 //! and a resume skips what is before it.
 
+mod batch;
 pub mod checkpoint;
 mod dbs;
 mod encode;
 pub mod endpoint;
+mod groups;
 mod leftovers;
 mod node;
 mod pipeline;

@@ -8,9 +8,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use redis::Value;
 
+use super::batch::{Packed, Replies};
 use super::endpoint::Endpoint;
 use super::slots::SLOTS;
-use super::unit::{Form, Outcome, Packed, Redirect, Replies, Unit, classify};
+use super::unit::{Form, Outcome, Redirect, Unit, classify};
 
 /// What a connection thread reports.
 pub enum Event {

@@ -75,7 +75,7 @@ impl<'h> Replay<'h> {
     /// units count as answered (for the watermark), not as acknowledged.
     fn count_dry(&mut self, node: usize, batch: Vec<Unit>) {
         let mut db = (!self.cluster).then(|| self.dry_dbs[node]);
-        let packed = unit::Packed::new(&batch, &mut db);
+        let packed = super::batch::Packed::new(&batch, &mut db);
         self.dry_dbs[node] = db.unwrap_or(0);
         let counts = self
             .summary

@@ -15,6 +15,7 @@ use std::hash::BuildHasher;
 
 use crate::rdb::dup_set::repeats_in;
 use crate::rdb::{Reader, Record};
+use crate::scan::thread::{Panicked, joined};
 
 const BUCKETS: usize = 256;
 
@@ -66,22 +67,22 @@ impl<'d> KeyIndex<'d> {
     }
 
     /// Pairs of (first offset, repeated offset) for every key seen more than once in its db,
-    /// in file order of the repeats.
-    pub fn duplicates(self) -> Vec<(u64, u64)> {
+    /// in file order of the repeats; an error if the thread doing half the work panicked.
+    pub fn duplicates(self) -> Result<Vec<(u64, u64)>, Panicked> {
         let mid = BUCKETS / 2;
         let mut out = std::thread::scope(|s| {
             let other = s.spawn(|| self.repeats(mid..BUCKETS));
             let mut out = self.repeats(0..mid);
-            out.extend(other.join().unwrap_or_default());
-            out
-        });
+            out.extend(joined(other.join(), "finding duplicate keys")?);
+            Ok(out)
+        })?;
         if let Some(data) = self.data {
             // `out` holds fingerprints seen twice, not offsets (see `repeats`).
             let candidates: HashSet<u64> = out.iter().map(|&(high, _)| high).collect();
             out = self.confirm(data, &candidates, out.len() + candidates.len());
         }
         out.sort_unstable_by_key(|&(_, dup)| dup);
-        out
+        Ok(out)
     }
 
     /// Repeats within the buckets `range`: (first offset, repeated offset) from a stream;
@@ -152,7 +153,7 @@ mod tests {
         idx.add(0, b"b", 30);
         idx.add(0, b"a", 40);
         idx.add(0, b"a", 50);
-        assert_eq!(idx.duplicates(), vec![(10, 40), (10, 50)]);
+        assert_eq!(idx.duplicates().unwrap(), vec![(10, 40), (10, 50)]);
     }
 
     fn key(i: u64) -> Vec<u8> {
@@ -175,7 +176,7 @@ mod tests {
             idx.add(*db, key, 1000 + i as u64);
         }
         assert_eq!(
-            idx.duplicates(),
+            idx.duplicates().unwrap(),
             vec![(1007, 201_000), (1007, 201_002), (200_998, 201_003)]
         );
     }
@@ -221,7 +222,7 @@ mod tests {
         }
         let at = |i: usize| keys[i].2;
         assert_eq!(
-            idx.duplicates(),
+            idx.duplicates().unwrap(),
             vec![
                 (at(7), at(200_000)),
                 (at(7), at(200_002)),
@@ -249,5 +250,16 @@ mod tests {
             idx.confirm(&data, &candidates, 4),
             vec![(offsets[1].2, offsets[4].2)]
         );
+    }
+
+    #[test]
+    fn a_panicking_thread_is_an_error_not_fewer_repeats() {
+        let mut idx = KeyIndex::new(None);
+        idx.add(0, b"a", 10);
+        idx.add(0, b"a", 20);
+        // A key in the last bucket (the other thread's) without its offset: indexing it panics.
+        idx.high[BUCKETS - 1].push(u64::MAX);
+        let e = idx.duplicates().unwrap_err();
+        assert_eq!(e.what, "finding duplicate keys");
     }
 }

@@ -6,4 +6,5 @@ pub mod dup_keys;
 pub mod mapped;
 pub mod ordered;
 pub mod sigbus;
+pub mod thread;
 pub mod walk;

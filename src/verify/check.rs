@@ -6,7 +6,9 @@
 use super::{ProblemView, Report};
 use crate::rdb::error::escape;
 use crate::rdb::value::{Checks, ValueReader};
-use crate::rdb::{self, Input, Located, Problem, Reader, Record, Severity, SliceInput};
+use crate::rdb::{
+    self, Input, Located, Problem, ProblemKind, Reader, Record, Severity, SliceInput,
+};
 use crate::scan::dup_keys::KeyIndex;
 use crate::scan::walk::{Job, Key, Take, Walk, Work};
 
@@ -148,13 +150,16 @@ impl Tally<'_, '_> {
         let report = self.report;
         add_run(&mut report.keys_per_db, self.run);
         report.dbs = report.keys_per_db.len() as u64;
-        for (first, dup) in self.keys.duplicates() {
-            let name = key_at(self.data, dup)
-                .map(|k| format!(" \"{}\"", escape(&k)))
-                .unwrap_or_default();
-            let message = format!(
-                "duplicate key{name} (first at offset {first}): the server refuses to load this file"
-            );
+        let duplicates = match self.keys.duplicates() {
+            Ok(d) => d,
+            // The check could not be finished: the file is not said to be good.
+            Err(e) => {
+                report.io_error = Some(e.to_string());
+                Vec::new()
+            }
+        };
+        for (first, dup) in duplicates {
+            let key = key_at(self.data, dup).map(|k| escape(&k));
             let db = self
                 .db_starts
                 .iter()
@@ -169,7 +174,7 @@ impl Tally<'_, '_> {
             report.push(&Problem {
                 severity: Severity::Error,
                 offset: dup,
-                message,
+                kind: ProblemKind::DuplicateKey { key, first },
                 context,
             });
         }
@@ -201,7 +206,7 @@ fn check_string(data: &[u8], job: &Job<'_, ()>) -> Option<Problem> {
     Some(Problem {
         severity: Severity::Error,
         offset: job.start + e.offset,
-        message: e.kind.to_string(),
+        kind: ProblemKind::Error(e.kind),
         context: job.context(),
     })
 }
@@ -225,12 +230,12 @@ impl<'a> Work<'a, (), Vec<Problem>> for Checker<'_> {
         values: &mut ValueReader,
         found: &mut Vec<Problem>,
     ) -> Result<(), rdb::Error> {
-        let mut push = |severity, offset, message| {
+        let mut push = |severity, offset, kind| {
             let context = job.context();
             found.push(Problem {
                 severity,
                 offset,
-                message,
+                kind,
                 context,
             });
         };
@@ -238,14 +243,13 @@ impl<'a> Work<'a, (), Vec<Problem>> for Checker<'_> {
         match values.read_span(self.data, job.start, job.end, ty, &mut rdb::Skip) {
             Ok(n) => {
                 if rdb::value::is_empty_key(ty, n) {
-                    let message = "empty key (the server skips it when loading)".into();
-                    push(Severity::Warning, job.start, message);
+                    push(Severity::Warning, job.start, ProblemKind::EmptyKey);
                 }
                 for note in values.notes() {
-                    push(note.severity, note.offset, note.message.clone());
+                    push(note.severity, note.offset, note.kind.clone());
                 }
             }
-            Err(e) => push(Severity::Error, e.offset, e.kind.to_string()),
+            Err(e) => push(Severity::Error, e.offset, ProblemKind::Error(e.kind)),
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ mod check;
 use serde::Serialize;
 
 use crate::rdb::error::escape;
-use crate::rdb::{self, Problem, Severity, StreamInput};
+use crate::rdb::{self, Problem, ProblemKind, Severity, StreamInput};
 use crate::scan::mapped::MappedFile;
 use crate::scan::walk;
 use check::{Checker, scan};
@@ -42,6 +42,8 @@ pub struct Report {
 pub struct ProblemView {
     pub severity: Severity,
     pub offset: u64,
+    /// What was found, as a stable snake_case name to match on (see [`ProblemKind::code`]).
+    pub code: &'static str,
     pub message: String,
     pub phase: Option<&'static str>,
     pub db: Option<u64>,
@@ -54,7 +56,8 @@ impl From<&Problem> for ProblemView {
         ProblemView {
             severity: p.severity,
             offset: p.offset,
-            message: p.message.clone(),
+            code: p.kind.code(),
+            message: p.kind.to_string(),
             phase: p.context.phase.map(|ph| ph.as_str()),
             db: p.context.db,
             key: p.context.key.as_deref().map(escape),
@@ -95,11 +98,10 @@ impl Report {
         if matches!(e.kind, rdb::ErrorKind::Crc { .. }) {
             self.checksum = "mismatch";
         }
-        let message = e.kind.to_string();
         self.push(&Problem {
             severity: Severity::Error,
             offset: e.offset,
-            message,
+            kind: ProblemKind::Error(e.kind),
             context: e.context,
         });
     }
