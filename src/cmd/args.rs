@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result};
 
-use rdbtool::export::Target;
 use rdbtool::export::commands::Batch;
 use rdbtool::filter::Filter;
 use rdbtool::rdb::Kind;
+use rdbtool::release::Release;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct FilterArgs {
@@ -74,7 +74,7 @@ pub struct RespArgs {
     pub restore: bool,
     /// RESP: what the receiving server accepts, e.g. `6.2`, `7.4`, `valkey-8.1` (default: newest).
     #[arg(long, value_name = "X.Y")]
-    target_version: Option<Target>,
+    target_version: Option<Release>,
     /// RESP: at most this many elements per command of a large key.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     batch_elements: usize,
@@ -93,7 +93,7 @@ pub struct RespArgs {
 }
 
 impl RespArgs {
-    pub fn target(&self) -> Target {
+    pub fn target(&self) -> Release {
         self.target_version.unwrap_or_default()
     }
 

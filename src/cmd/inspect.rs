@@ -8,8 +8,10 @@ use anyhow::{Context, Result};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
 use rdbtool::export::json::write_bytes;
-use rdbtool::inspect::memory::{Allocator, Server};
+use rdbtool::inspect::memory::Allocator;
+use rdbtool::inspect::memory::model::memory_model;
 use rdbtool::inspect::{self, KeyRow, Options, Report};
+use rdbtool::release::Release;
 
 use super::args::FilterArgs;
 use super::{Exit, count, iec, thousands};
@@ -51,8 +53,8 @@ pub struct Args {
     /// 7.0, 7.2, 7.4, 8.0, 8.2, 8.4, 8.6) or valkey-X.Y (7.2, 8.0, 8.1, 9.0, 9.1); X.Y alone
     /// means Redis. Default: the release the file's
     /// redis-ver / valkey-ver aux field names, else the newest that writes its format.
-    #[arg(long, value_name = "SERVER")]
-    memory_model: Option<Server>,
+    #[arg(long, value_name = "SERVER", value_parser = memory_model)]
+    memory_model: Option<Release>,
     /// The allocator the server was built with.
     #[arg(long, value_enum, default_value_t = AllocatorArg::Jemalloc)]
     allocator: AllocatorArg,

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use rdbtool::export::{Target, json};
+use rdbtool::export::json;
+use rdbtool::release::Release;
 use rdbtool::replay::checkpoint::{self, Checkpoint};
 use rdbtool::replay::endpoint::{Endpoint, Tls};
 use rdbtool::replay::{self, Failure, Hooks, Mode, OnExists, Options, Replay, Source, Summary};
@@ -98,7 +99,7 @@ pub struct Args {
     batch_elements: usize,
     /// What the target accepts, e.g. `6.2` or `valkey-8.1` (default: from its INFO).
     #[arg(long, value_name = "X.Y")]
-    target_version: Option<Target>,
+    target_version: Option<Release>,
     /// Send keys without what the target cannot hold (hash field TTLs, stream metadata,
     /// LRU/LFU state...), counted by kind. Without it such keys fail, named in --errors-to.
     #[arg(long)]
@@ -317,7 +318,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     } else {
         "standalone".to_string()
     };
-    let target = replay.facts().target;
+    let target = replay.facts().target.short();
     let memory = match args.dry_run {
         true => replay.node_memory(),
         false => Vec::new(),

@@ -44,7 +44,7 @@ impl<'h> Replay<'h> {
         if self.opts.mode == Mode::Restore && !self.facts.target.accepts_payload(version) {
             return Err(Error::Target(format!(
                 "{} does not read RDB version {version}: use --mode commands or auto",
-                self.facts.target
+                self.facts.target.short()
             )));
         }
         let mut esummary = export::Summary::default();
@@ -176,7 +176,7 @@ impl<'h> Replay<'h> {
         let access = info.idle.is_some() || info.freq.is_some();
         let string = !(eopts.restore && access && t.restore_absttl())
             && info.ty.kind() == Kind::String
-            && (t.valkey || t.major >= 3);
+            && (t.valkey || t.at_least(3, 0));
         let mut body = Vec::new();
         if string {
             let value = read_string(reader)?;
@@ -283,7 +283,7 @@ impl<'h> Replay<'h> {
         }
         let t = self.facts.target;
         if let Some(at) = expire_ms {
-            let (name, v) = match t.valkey || (t.major, t.minor) >= (6, 2) {
+            let (name, v) = match t.valkey || t.at_least(6, 2) {
                 true => ("PXAT", at),
                 false => ("PX", (at - self.opts.now_ms).max(1)),
             };
