@@ -1,7 +1,7 @@
 //! `rdbtool diff`: compares two snapshots, or a snapshot and a live server, key by key, and
 //! exits 0 (identical), 1 (differences found) or 2 (could not compare), like diff(1).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
@@ -14,8 +14,8 @@ use rdbtool::diff::patch::{Patch, PatchOptions};
 use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
 use rdbtool::scan::mapped::MappedFile;
 
-use super::args::{ExpiryArgs, FilterArgs, RespArgs};
-use super::{Exit, PROGRESS_MIN, count, iec, thousands};
+use super::args::{CommonArgs, ExpiryArgs, FilterArgs, RespArgs};
+use super::{Outcome, count, iec, thousands};
 
 /// Compare two dumps, or a dump and a live server, by meaning: the same hash stored as a
 /// listpack in one and a hashtable in the other is equal. Shows a summary, one JSON record per
@@ -60,9 +60,8 @@ pub struct Args {
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<std::path::PathBuf>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +90,7 @@ fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "duration too long".into())
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     let opts = Options {
         seed: Seed::random(),
         filter: args.filter.filter()?,
@@ -200,10 +199,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         }
     }
     out.flush()?;
-    Ok(if outcome.tally.total().differing() > 0 {
-        Exit::Problems
-    } else {
-        Exit::Ok
+    // The differences are the output.
+    Ok(match outcome.tally.total().differing() {
+        0 => Outcome::Clean,
+        _ => Outcome::Problems(Vec::new()),
     })
 }
 
@@ -238,13 +237,13 @@ fn progress_bars(
     args: &Args,
     maps: &[Option<MappedFile>; 2],
 ) -> Vec<Option<indicatif::ProgressBar>> {
-    let show = !args.quiet && std::io::stderr().is_terminal();
+    let progress = args.common.progress();
     [&args.a, &args.b]
         .into_iter()
         .zip(maps)
         .map(|(arg, m)| {
             let len = m.as_ref()?.data().len() as u64;
-            (show && len >= PROGRESS_MIN).then(|| super::bar(len, std::path::Path::new(arg)))
+            progress.bar(len, std::path::Path::new(arg))
         })
         .collect()
 }

@@ -13,8 +13,8 @@ use rdbtool::inspect::memory::model::memory_model;
 use rdbtool::inspect::{self, KeyRow, Options, Report};
 use rdbtool::release::Release;
 
-use super::args::FilterArgs;
-use super::{Exit, count, iec, thousands};
+use super::args::{ClockArgs, CommonArgs, FilterArgs};
+use super::{Outcome, count, iec, thousands};
 
 /// Show what is in a dump and where the memory goes: header, databases, types and encodings,
 /// TTLs, the biggest keys, key prefixes, and each key's estimated memory in the server that
@@ -43,12 +43,10 @@ pub struct Args {
     depth: usize,
     #[command(flatten)]
     filter: FilterArgs,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
-    /// The time TTLs are measured from, in unix milliseconds (default: now).
-    #[arg(long, value_name = "MS")]
-    now: Option<i64>,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
     /// Estimate memory as this server release lays it out: redis-X.Y (4.0, 5.0, 6.0, 6.2,
     /// 7.0, 7.2, 7.4, 8.0, 8.2, 8.4, 8.6) or valkey-X.Y (7.2, 8.0, 8.1, 9.0, 9.1); X.Y alone
     /// means Redis. Default: the release the file's
@@ -93,7 +91,7 @@ enum KeysFormat {
     Jsonl,
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
     let file = super::files::open_mapped(&args.file)?;
     let delimiter = u8::try_from(args.delimiter).context("--delimiter must be one byte")?;
@@ -102,7 +100,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         top: args.top,
         delimiter,
         depth: args.depth,
-        now_ms: args.now.unwrap_or_else(super::now_ms),
+        now_ms: args.clock.now_ms(),
         memory_model: args.memory_model,
         allocator: args.allocator.into(),
     };
@@ -113,33 +111,32 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             "db,key,type,encoding,expire_at,rdb_bytes,elements,largest_element,memory"
         )?;
     }
-    let result = super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
-        inspect::inspect(
-            inp,
-            &opts,
-            |row| {
-                if io_error.is_none() {
-                    let written = match args.keys {
-                        Some(KeysFormat::Csv) => write_csv(out, row),
-                        Some(KeysFormat::Jsonl) => write_jsonl(out, row),
-                        None => Ok(()),
-                    };
-                    io_error = written.err();
-                }
-            },
-            progress,
-        )
-    })?;
+    let result = args
+        .common
+        .progress()
+        .scan_file(&file, &args.file, |inp, progress| {
+            inspect::inspect(
+                inp,
+                &opts,
+                |row| {
+                    if io_error.is_none() {
+                        let written = match args.keys {
+                            Some(KeysFormat::Csv) => write_csv(out, row),
+                            Some(KeysFormat::Jsonl) => write_jsonl(out, row),
+                            None => Ok(()),
+                        };
+                        io_error = written.err();
+                    }
+                },
+                progress,
+            )
+        })?;
     if let Some(e) = io_error {
         return Err(e.into());
     }
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            out.flush()?;
-            eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(super::rdb_exit(&e));
-        }
+        Err(e) => return Ok(super::rdb_failure(&args.file, &e)),
     };
     match (args.keys, args.format) {
         (Some(_), _) => {}
@@ -151,7 +148,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             write_tables(&report, &args.file, file.data().len() as u64, out)?
         }
     }
-    Ok(Exit::Ok)
+    Ok(Outcome::Clean)
 }
 
 fn write_jsonl(out: &mut dyn Write, row: &KeyRow<'_>) -> std::io::Result<()> {
