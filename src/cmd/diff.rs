@@ -91,18 +91,7 @@ fn parse_duration(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
-    let opts = Options {
-        seed: Seed::random(),
-        filter: args.filter.filter()?,
-        ttl: if args.ignore_ttl {
-            TtlRule::Ignore
-        } else {
-            TtlRule::Tolerance(args.ttl_tolerance)
-        },
-        keep_expired: args.expiry.keep_expired(),
-        by_meaning: args.by_meaning,
-        now_ms: args.expiry.now_ms(),
-    };
+    let opts = options(&args)?;
     if args.a == "-" && args.b == "-" {
         bail!("standard input (-) can be read only once");
     }
@@ -122,30 +111,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     }
     let [mut a, mut b]: [Side<'_>; 2] =
         sides.try_into().map_err(|_| anyhow::anyhow!("two sides"))?;
-
-    let bars = progress_bars(&args, &maps);
-    let outcome = diff::compare(&mut a, &mut b, &opts, &mut |side, pos| {
-        if let Some(Some(bar)) = bars.get(side) {
-            bar.set_position(pos);
-        }
-    });
-    for bar in bars.into_iter().flatten() {
-        bar.finish_and_clear();
-    }
-    let outcome = outcome?;
-    for (m, path) in maps.iter().zip(files) {
-        if let Some(m) = m {
-            m.check_size().with_context(|| path.display().to_string())?;
-        }
-    }
-    if outcome.vanished > 0 {
-        eprintln!(
-            "rdbtool: notice: {} of {} {} gone when their names were asked for",
-            count(outcome.vanished, "key"),
-            a.label(),
-            if outcome.vanished == 1 { "was" } else { "were" }
-        );
-    }
+    let outcome = compare(&args, &maps, [&mut a, &mut b], &opts)?;
 
     let mut file_out;
     let out: &mut dyn Write = match &args.output {
@@ -157,46 +123,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     };
     match args.format {
         FormatArg::Table => write_table([a.label(), b.label()], &outcome, out)?,
-        FormatArg::Jsonl => {
-            let ropts = RecordOptions {
-                detail: args.detail,
-                seed: opts.seed,
-                budget: args.key_memory,
-            };
-            for d in &outcome.diffs {
-                let elementwise =
-                    d.change == Change::ValueChanged && jsonl::is_collection(d.kind());
-                let need = elementwise || (args.detail && d.change != Change::TtlChanged);
-                let (va, vb) = values(&mut a, &mut b, d, need, need)?;
-                jsonl::write_record(out, d, va.as_ref(), vb.as_ref(), &ropts)?;
-            }
-            jsonl::write_summary(out, &outcome.tally)?;
-        }
-        FormatArg::Resp => {
-            let popts = PatchOptions {
-                target: args.resp.target(),
-                batch: args.resp.batch(),
-                restore: args.resp.restore,
-                restore_max: args.resp.restore_max,
-                now_ms: opts.now_ms,
-                seed: opts.seed,
-                budget: args.key_memory,
-                lossy: args.resp.lossy,
-            };
-            let mut patch = Patch::new(out, popts);
-            for d in &outcome.diffs {
-                let need_b = !matches!(d.change, Change::Removed | Change::TtlChanged);
-                let need_a = d.change == Change::ValueChanged;
-                let (va, vb) = values(&mut a, &mut b, d, need_a, need_b)?;
-                patch.key(d, va.as_ref(), vb.as_ref())?;
-            }
-            for line in patch.losses.report(args.resp.target()) {
-                eprintln!("rdbtool: patch: {line}");
-            }
-            for key in &patch.refused_keys {
-                eprintln!("rdbtool: patch: left as it is: {key}");
-            }
-        }
+        FormatArg::Jsonl => write_records(&args, &opts, &outcome, [&mut a, &mut b], out)?,
+        FormatArg::Resp => write_patch(&args, &opts, &outcome, [&mut a, &mut b], out)?,
     }
     out.flush()?;
     // The differences are the output.
@@ -204,6 +132,112 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         0 => Outcome::Clean,
         _ => Outcome::Problems(Vec::new()),
     })
+}
+
+fn options(args: &Args) -> Result<Options> {
+    Ok(Options {
+        seed: Seed::random(),
+        filter: args.filter.filter()?,
+        ttl: if args.ignore_ttl {
+            TtlRule::Ignore
+        } else {
+            TtlRule::Tolerance(args.ttl_tolerance)
+        },
+        keep_expired: args.expiry.keep_expired(),
+        by_meaning: args.by_meaning,
+        now_ms: args.expiry.now_ms(),
+    })
+}
+
+/// Compares the two sides key by key, a bar for each file big enough to wait for; an error if
+/// a file changed size meanwhile.
+fn compare(
+    args: &Args,
+    maps: &[Option<MappedFile>; 2],
+    [a, b]: [&mut Side<'_>; 2],
+    opts: &Options,
+) -> Result<diff::Outcome> {
+    let bars = progress_bars(args, maps);
+    let outcome = diff::compare(a, b, opts, &mut |side, pos| {
+        if let Some(Some(bar)) = bars.get(side) {
+            bar.set_position(pos);
+        }
+    });
+    for bar in bars.into_iter().flatten() {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    for (m, arg) in maps.iter().zip([&args.a, &args.b]) {
+        if let Some(m) = m {
+            m.check_size().with_context(|| arg.clone())?;
+        }
+    }
+    if outcome.vanished > 0 {
+        eprintln!(
+            "rdbtool: notice: {} of {} {} gone when their names were asked for",
+            count(outcome.vanished, "key"),
+            a.label(),
+            if outcome.vanished == 1 { "was" } else { "were" }
+        );
+    }
+    Ok(outcome)
+}
+
+/// `--format jsonl`: one record per differing key, then the summary.
+fn write_records(
+    args: &Args,
+    opts: &Options,
+    outcome: &diff::Outcome,
+    [a, b]: [&mut Side<'_>; 2],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let ropts = RecordOptions {
+        detail: args.detail,
+        seed: opts.seed,
+        budget: args.key_memory,
+    };
+    for d in &outcome.diffs {
+        let elementwise = d.change == Change::ValueChanged && jsonl::is_collection(d.kind());
+        let need = elementwise || (args.detail && d.change != Change::TtlChanged);
+        let (va, vb) = values(a, b, d, need, need)?;
+        jsonl::write_record(out, d, va.as_ref(), vb.as_ref(), &ropts)?;
+    }
+    jsonl::write_summary(out, &outcome.tally)?;
+    Ok(())
+}
+
+/// `--format resp`: the commands that turn A into B; what they cannot carry on standard error.
+fn write_patch(
+    args: &Args,
+    opts: &Options,
+    outcome: &diff::Outcome,
+    [a, b]: [&mut Side<'_>; 2],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let popts = PatchOptions {
+        target: args.resp.target(),
+        batch: args.resp.batch(),
+        restore: args.resp.restore,
+        restore_max: args.resp.restore_max,
+        now_ms: opts.now_ms,
+        seed: opts.seed,
+        budget: args.key_memory,
+        lossy: args.resp.lossy,
+    };
+    let mut patch = Patch::new(out, popts);
+    for d in &outcome.diffs {
+        let need_b = !matches!(d.change, Change::Removed | Change::TtlChanged);
+        let need_a = d.change == Change::ValueChanged;
+        let (va, vb) = values(a, b, d, need_a, need_b)?;
+        patch.key(d, va.as_ref(), vb.as_ref())?;
+    }
+    for line in patch.losses.report(args.resp.target()) {
+        eprintln!("rdbtool: patch: {line}");
+    }
+    for key in &patch.refused_keys {
+        eprintln!("rdbtool: patch: left as it is: {key}");
+    }
+    Ok(())
 }
 
 /// Maps a file side; None for a server URL.

@@ -218,6 +218,29 @@ fn write_tables(
         m.allocator,
         m.chosen_by
     )?;
+    for t in [header_table(r), dbs_table(r), types_table(r), ttl_table(r)] {
+        writeln!(out, "\n{t}")?;
+    }
+    for (name, spread) in [("LRU idle seconds", &r.idle), ("LFU counter", &r.freq)] {
+        if let Some(s) = spread {
+            writeln!(
+                out,
+                "{name}: {}, min {}, mean {:.1}, max {}",
+                count(s.keys, "key"),
+                s.min,
+                s.mean,
+                s.max
+            )?;
+        }
+    }
+    for t in top_tables(r) {
+        writeln!(out, "\n{t}")?;
+    }
+    writeln!(out, "\n{}", prefixes_table(r))
+}
+
+/// The file's aux fields, function libraries and module aux data.
+fn header_table(r: &Report) -> Table {
     let mut header = table(&["field", "value"]);
     for a in &r.aux {
         header.add_row(vec![a.name.clone(), describe_aux(&a.name, &a.value)]);
@@ -231,8 +254,10 @@ fn write_tables(
     if let Some(c) = header.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    writeln!(out, "\n{header}")?;
+    header
+}
 
+fn dbs_table(r: &Report) -> Table {
     let mut dbs = table(&[
         "db",
         "keys",
@@ -260,8 +285,10 @@ fn write_tables(
             iec(d.memory),
         ]);
     }
-    writeln!(out, "\n{dbs}")?;
+    dbs
+}
 
+fn types_table(r: &Report) -> Table {
     let mut types = table(&[
         "type",
         "encoding",
@@ -285,8 +312,10 @@ fn write_tables(
     if let Some(c) = types.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    writeln!(out, "\n{types}")?;
+    types
+}
 
+fn ttl_table(r: &Report) -> Table {
     let t = &r.ttl;
     let mut ttl = table(&[
         "TTL", "none", "expired", "< 1 min", "< 1 h", "< 1 d", "< 7 d", "longer",
@@ -301,21 +330,12 @@ fn write_tables(
         thousands(t.under_7d),
         thousands(t.longer),
     ]);
-    writeln!(out, "\n{ttl}")?;
+    ttl
+}
 
-    for (name, spread) in [("LRU idle seconds", &r.idle), ("LFU counter", &r.freq)] {
-        if let Some(s) = spread {
-            writeln!(
-                out,
-                "{name}: {}, min {}, mean {:.1}, max {}",
-                count(s.keys, "key"),
-                s.min,
-                s.mean,
-                s.max
-            )?;
-        }
-    }
-
+/// The biggest keys by rdb bytes, by elements and by estimated memory.
+fn top_tables(r: &Report) -> Vec<Table> {
+    let mut tables = Vec::new();
     for (title, rows, as_bytes) in [
         ("biggest keys by rdb bytes", &r.top_by_rdb_bytes, true),
         ("biggest keys by elements", &r.top_by_elements, false),
@@ -341,9 +361,13 @@ fn write_tables(
         if let Some(c) = top.column_mut(1) {
             c.set_cell_alignment(CellAlignment::Left);
         }
-        writeln!(out, "\n{top}")?;
+        tables.push(top);
     }
+    tables
+}
 
+/// The first 20 prefixes of the first level, then 20 of the deeper ones.
+fn prefixes_table(r: &Report) -> Table {
     let mut prefixes = table(&["level", "prefix", "keys", "rdb bytes", "est. memory"]);
     for p in r
         .prefixes
@@ -363,7 +387,7 @@ fn write_tables(
     if let Some(c) = prefixes.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    writeln!(out, "\n{prefixes}")
+    prefixes
 }
 
 /// AUX values an operator reads better decoded: times as dates, sizes in IEC units.
