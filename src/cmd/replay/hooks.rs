@@ -14,8 +14,8 @@ use rdbtool::replay::checkpoint::Checkpoint;
 use rdbtool::replay::{Failure, Hooks, Summary};
 use rdbtool::scan::mapped::{MappedFile, Releaser};
 
-use super::super::progress::{Follower, Progress};
-use super::super::thousands;
+use crate::cmd::progress::{Follower, Progress};
+use crate::cmd::{now_ms, thousands};
 
 /// Where and what the checkpoint records of the source.
 pub struct CheckpointTo {
@@ -131,7 +131,7 @@ impl Hooks for CliHooks<'_> {
             failed: s.failed_total(),
             run_id: s.run_id,
             complete,
-            updated_ms: super::super::now_ms(),
+            updated_ms: now_ms(),
         };
         if let Err(e) = cp.save(&to.path) {
             self.io_error
