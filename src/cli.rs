@@ -8,7 +8,7 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::cmd::{self, Exit};
+use crate::cmd::{self, Outcome};
 
 /// Check, inspect and convert Redis and Valkey RDB snapshots, without a server.
 #[derive(Parser)]
@@ -238,7 +238,7 @@ Examples:
     rdbtool completions zsh > \"${fpath[1]}/_rdbtool\"
 ";
 
-pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Verify(args) => cmd::verify::run(args, out),
         Command::Inspect(args) => cmd::inspect::run(args, out),
@@ -252,9 +252,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
             clap_complete::generate(shell, &mut Cli::command(), "rdbtool", &mut script);
             out.write_all(&script)
                 .context("could not write the completions")?;
-            Ok(Exit::Ok)
+            Ok(Outcome::Clean)
         }
-        Command::Man { dir } => write_man_pages(&dir).map(|()| Exit::Ok),
+        Command::Man { dir } => write_man_pages(&dir).map(|()| Outcome::Clean),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod export;
 pub mod filter;
 pub mod inspect;
 pub mod rdb;
+pub mod release;
 pub mod replay;
 pub mod resp;
 pub mod scan;

@@ -1,5 +1,5 @@
-//! The `rdbtool` command: parse arguments, run one subcommand, turn its result into an exit
-//! status.
+//! The `rdbtool` command: parse arguments, run one subcommand, print how it ended and turn that
+//! into an exit status.
 
 mod cli;
 mod cmd;
@@ -16,12 +16,17 @@ fn main() -> ExitCode {
         inner: stdout.lock(),
         name: "standard output".into(),
     });
-    let result = cli::run(cli, &mut out).and_then(|exit| {
+    let result = cli::run(cli, &mut out).and_then(|outcome| {
         out.flush()?;
-        Ok(exit)
+        Ok(outcome)
     });
     match result {
-        Ok(exit) => exit.into(),
+        Ok(outcome) => {
+            for line in outcome.lines() {
+                eprintln!("rdbtool: {line}");
+            }
+            outcome.exit().into()
+        }
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = out.flush();

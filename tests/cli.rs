@@ -203,6 +203,67 @@ fn only_releases_with_a_memory_model_are_accepted() {
     }
 }
 
+/// `--quiet` and `--now` are one group of options, said alike by every subcommand that takes
+/// them.
+#[test]
+fn common_options_read_the_same_everywhere() {
+    let help = |sub: &str| {
+        let out = common::rdbtool(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let option = |text: &str, name: &str| -> String {
+        let start = text
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} in {text}"));
+        let rest = &text[start..];
+        let end = rest.find("\n\n").unwrap_or(rest.len());
+        rest[..end].to_string()
+    };
+    let quiet = option(&help("verify"), "-q, --quiet");
+    let now = option(&help("inspect"), "--now <MS>");
+    for sub in ["inspect", "export", "replay", "diff"] {
+        let text = help(sub);
+        assert_eq!(option(&text, "-q, --quiet"), quiet, "{sub}");
+        assert_eq!(option(&text, "--now <MS>"), now, "{sub}");
+    }
+}
+
+/// `--target-version` (export, diff, replay) and `--memory-model` (inspect) read a release by
+/// the same rules: a version whose minor is not a number is refused by both.
+#[test]
+fn both_release_options_read_a_release_alike() {
+    let rdb = common::testdata("redis-7.0.rdb");
+    let rdb = rdb.to_str().unwrap();
+    for release in ["7.x", "redis-7.x", "valkey-8.y"] {
+        let (code, err) = usage_error(&[
+            "export",
+            "--format",
+            "resp",
+            "--target-version",
+            release,
+            rdb,
+        ]);
+        assert_eq!(code, Some(2), "{release}: {err}");
+        assert!(err.contains(&format!("bad version \"{release}\"")), "{err}");
+        let (code, err) = usage_error(&["inspect", "--memory-model", release, rdb]);
+        assert_eq!(code, Some(2), "{release}: {err}");
+    }
+    for release in ["7.0", "redis-7.0.15", "valkey-8.1"] {
+        let out = common::rdbtool(&[
+            "export",
+            "--format",
+            "resp",
+            "--target-version",
+            release,
+            rdb,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{release}");
+        let out = common::rdbtool(&["inspect", "--memory-model", release, rdb]);
+        assert_eq!(out.status.code(), Some(0), "{release}");
+    }
+}
+
 #[test]
 fn export_filters_select_keys() {
     let rdb = common::testdata("redis-7.0.rdb");

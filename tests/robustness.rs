@@ -172,14 +172,15 @@ fn terabyte_lengths_are_refused_without_allocating() {
 /// visitors see whatever a damaged file yields before its error.
 #[test]
 fn export_and_inspect_survive_damage() {
-    use rdbtool::export::{self, Format, Options, Target, commands::Batch};
+    use rdbtool::export::{self, Format, Options, commands::Batch};
     use rdbtool::inspect;
     use rdbtool::rdb::SliceInput;
+    use rdbtool::release::Release;
 
     let export_opts = |format| Options {
         format,
         restore: false,
-        target: Target::default(),
+        target: Release::default(),
         batch: Batch {
             elements: 3,
             bytes: 64,

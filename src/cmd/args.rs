@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result};
 
-use rdbtool::export::Target;
 use rdbtool::export::commands::Batch;
 use rdbtool::filter::Filter;
 use rdbtool::rdb::Kind;
+use rdbtool::release::Release;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct FilterArgs {
@@ -65,6 +65,35 @@ impl FilterArgs {
     }
 }
 
+/// What every subcommand takes alike, decided once at start-up.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl CommonArgs {
+    pub fn progress(&self) -> super::Progress {
+        super::Progress::new(self.quiet)
+    }
+}
+
+/// The time "now" for expiries and TTLs (`inspect`, `export`, `diff`, `replay`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClockArgs {
+    /// The time expiries are compared with and TTLs measured from, in unix milliseconds
+    /// (default: now).
+    #[arg(long, value_name = "MS")]
+    now: Option<i64>,
+}
+
+impl ClockArgs {
+    pub fn now_ms(&self) -> i64 {
+        self.now.unwrap_or_else(super::now_ms)
+    }
+}
+
 /// How a command stream is written (`export --format resp`, `diff --format resp`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RespArgs {
@@ -74,7 +103,7 @@ pub struct RespArgs {
     pub restore: bool,
     /// RESP: what the receiving server accepts, e.g. `6.2`, `7.4`, `valkey-8.1` (default: newest).
     #[arg(long, value_name = "X.Y")]
-    target_version: Option<Target>,
+    target_version: Option<Release>,
     /// RESP: at most this many elements per command of a large key.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     batch_elements: usize,
@@ -93,7 +122,7 @@ pub struct RespArgs {
 }
 
 impl RespArgs {
-    pub fn target(&self) -> Target {
+    pub fn target(&self) -> Release {
         self.target_version.unwrap_or_default()
     }
 
@@ -112,9 +141,8 @@ pub struct ExpiryArgs {
     /// or kept.
     #[arg(long, value_enum, default_value_t = Expired::Skip)]
     expired: Expired,
-    /// The time expiries are compared with, in unix milliseconds (default: now).
-    #[arg(long, value_name = "MS")]
-    now: Option<i64>,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +157,6 @@ impl ExpiryArgs {
     }
 
     pub fn now_ms(&self) -> i64 {
-        self.now.unwrap_or_else(super::now_ms)
+        self.clock.now_ms()
     }
 }

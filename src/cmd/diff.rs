@@ -1,7 +1,7 @@
 //! `rdbtool diff`: compares two snapshots, or a snapshot and a live server, key by key, and
 //! exits 0 (identical), 1 (differences found) or 2 (could not compare), like diff(1).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
@@ -14,8 +14,8 @@ use rdbtool::diff::patch::{Patch, PatchOptions};
 use rdbtool::diff::{self, Diff, Options, Seed, Side, TtlRule, Value};
 use rdbtool::scan::mapped::MappedFile;
 
-use super::args::{ExpiryArgs, FilterArgs, RespArgs};
-use super::{Exit, PROGRESS_MIN, count, iec, thousands};
+use super::args::{CommonArgs, ExpiryArgs, FilterArgs, RespArgs};
+use super::{Outcome, count, iec, thousands};
 
 /// Compare two dumps, or a dump and a live server, by meaning: the same hash stored as a
 /// listpack in one and a hashtable in the other is equal. Shows a summary, one JSON record per
@@ -60,9 +60,8 @@ pub struct Args {
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<std::path::PathBuf>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -91,19 +90,8 @@ fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "duration too long".into())
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
-    let opts = Options {
-        seed: Seed::random(),
-        filter: args.filter.filter()?,
-        ttl: if args.ignore_ttl {
-            TtlRule::Ignore
-        } else {
-            TtlRule::Tolerance(args.ttl_tolerance)
-        },
-        keep_expired: args.expiry.keep_expired(),
-        by_meaning: args.by_meaning,
-        now_ms: args.expiry.now_ms(),
-    };
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
+    let opts = options(&args)?;
     if args.a == "-" && args.b == "-" {
         bail!("standard input (-) can be read only once");
     }
@@ -123,30 +111,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     }
     let [mut a, mut b]: [Side<'_>; 2] =
         sides.try_into().map_err(|_| anyhow::anyhow!("two sides"))?;
-
-    let bars = progress_bars(&args, &maps);
-    let outcome = diff::compare(&mut a, &mut b, &opts, &mut |side, pos| {
-        if let Some(Some(bar)) = bars.get(side) {
-            bar.set_position(pos);
-        }
-    });
-    for bar in bars.into_iter().flatten() {
-        bar.finish_and_clear();
-    }
-    let outcome = outcome?;
-    for (m, path) in maps.iter().zip(files) {
-        if let Some(m) = m {
-            m.check_size().with_context(|| path.display().to_string())?;
-        }
-    }
-    if outcome.vanished > 0 {
-        eprintln!(
-            "rdbtool: notice: {} of {} {} gone when their names were asked for",
-            count(outcome.vanished, "key"),
-            a.label(),
-            if outcome.vanished == 1 { "was" } else { "were" }
-        );
-    }
+    let outcome = compare(&args, &maps, [&mut a, &mut b], &opts)?;
 
     let mut file_out;
     let out: &mut dyn Write = match &args.output {
@@ -158,53 +123,121 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     };
     match args.format {
         FormatArg::Table => write_table([a.label(), b.label()], &outcome, out)?,
-        FormatArg::Jsonl => {
-            let ropts = RecordOptions {
-                detail: args.detail,
-                seed: opts.seed,
-                budget: args.key_memory,
-            };
-            for d in &outcome.diffs {
-                let elementwise =
-                    d.change == Change::ValueChanged && jsonl::is_collection(d.kind());
-                let need = elementwise || (args.detail && d.change != Change::TtlChanged);
-                let (va, vb) = values(&mut a, &mut b, d, need, need)?;
-                jsonl::write_record(out, d, va.as_ref(), vb.as_ref(), &ropts)?;
-            }
-            jsonl::write_summary(out, &outcome.tally)?;
-        }
-        FormatArg::Resp => {
-            let popts = PatchOptions {
-                target: args.resp.target(),
-                batch: args.resp.batch(),
-                restore: args.resp.restore,
-                restore_max: args.resp.restore_max,
-                now_ms: opts.now_ms,
-                seed: opts.seed,
-                budget: args.key_memory,
-                lossy: args.resp.lossy,
-            };
-            let mut patch = Patch::new(out, popts);
-            for d in &outcome.diffs {
-                let need_b = !matches!(d.change, Change::Removed | Change::TtlChanged);
-                let need_a = d.change == Change::ValueChanged;
-                let (va, vb) = values(&mut a, &mut b, d, need_a, need_b)?;
-                patch.key(d, va.as_ref(), vb.as_ref())?;
-            }
-            for line in patch.losses.report(args.resp.target()) {
-                eprintln!("rdbtool: patch: {line}");
-            }
-            for key in &patch.refused_keys {
-                eprintln!("rdbtool: patch: left as it is: {key}");
-            }
-        }
+        FormatArg::Jsonl => write_records(&args, &opts, &outcome, [&mut a, &mut b], out)?,
+        FormatArg::Resp => write_patch(&args, &opts, &outcome, [&mut a, &mut b], out)?,
     }
     out.flush()?;
-    Ok(if outcome.tally.total().differing() > 0 {
-        Exit::Problems
-    } else {
-        Exit::Ok
+    // The differences are the output.
+    Ok(match outcome.tally.total().differing() {
+        0 => Outcome::Clean,
+        _ => Outcome::Problems(Vec::new()),
     })
+}
+
+fn options(args: &Args) -> Result<Options> {
+    Ok(Options {
+        seed: Seed::random(),
+        filter: args.filter.filter()?,
+        ttl: if args.ignore_ttl {
+            TtlRule::Ignore
+        } else {
+            TtlRule::Tolerance(args.ttl_tolerance)
+        },
+        keep_expired: args.expiry.keep_expired(),
+        by_meaning: args.by_meaning,
+        now_ms: args.expiry.now_ms(),
+    })
+}
+
+/// Compares the two sides key by key, a bar for each file big enough to wait for; an error if
+/// a file changed size meanwhile.
+fn compare(
+    args: &Args,
+    maps: &[Option<MappedFile>; 2],
+    [a, b]: [&mut Side<'_>; 2],
+    opts: &Options,
+) -> Result<diff::Outcome> {
+    let bars = progress_bars(args, maps);
+    let outcome = diff::compare(a, b, opts, &mut |side, pos| {
+        if let Some(Some(bar)) = bars.get(side) {
+            bar.set_position(pos);
+        }
+    });
+    for bar in bars.into_iter().flatten() {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    for (m, arg) in maps.iter().zip([&args.a, &args.b]) {
+        if let Some(m) = m {
+            m.check_size().with_context(|| arg.clone())?;
+        }
+    }
+    if outcome.vanished > 0 {
+        eprintln!(
+            "rdbtool: notice: {} of {} {} gone when their names were asked for",
+            count(outcome.vanished, "key"),
+            a.label(),
+            if outcome.vanished == 1 { "was" } else { "were" }
+        );
+    }
+    Ok(outcome)
+}
+
+/// `--format jsonl`: one record per differing key, then the summary.
+fn write_records(
+    args: &Args,
+    opts: &Options,
+    outcome: &diff::Outcome,
+    [a, b]: [&mut Side<'_>; 2],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let ropts = RecordOptions {
+        detail: args.detail,
+        seed: opts.seed,
+        budget: args.key_memory,
+    };
+    for d in &outcome.diffs {
+        let elementwise = d.change == Change::ValueChanged && jsonl::is_collection(d.kind());
+        let need = elementwise || (args.detail && d.change != Change::TtlChanged);
+        let (va, vb) = values(a, b, d, need, need)?;
+        jsonl::write_record(out, d, va.as_ref(), vb.as_ref(), &ropts)?;
+    }
+    jsonl::write_summary(out, &outcome.tally)?;
+    Ok(())
+}
+
+/// `--format resp`: the commands that turn A into B; what they cannot carry on standard error.
+fn write_patch(
+    args: &Args,
+    opts: &Options,
+    outcome: &diff::Outcome,
+    [a, b]: [&mut Side<'_>; 2],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let popts = PatchOptions {
+        target: args.resp.target(),
+        batch: args.resp.batch(),
+        restore: args.resp.restore,
+        restore_max: args.resp.restore_max,
+        now_ms: opts.now_ms,
+        seed: opts.seed,
+        budget: args.key_memory,
+        lossy: args.resp.lossy,
+    };
+    let mut patch = Patch::new(out, popts);
+    for d in &outcome.diffs {
+        let need_b = !matches!(d.change, Change::Removed | Change::TtlChanged);
+        let need_a = d.change == Change::ValueChanged;
+        let (va, vb) = values(a, b, d, need_a, need_b)?;
+        patch.key(d, va.as_ref(), vb.as_ref())?;
+    }
+    for line in patch.losses.report(args.resp.target()) {
+        eprintln!("rdbtool: patch: {line}");
+    }
+    for key in &patch.refused_keys {
+        eprintln!("rdbtool: patch: left as it is: {key}");
+    }
+    Ok(())
 }
 
 /// Maps a file side; None for a server URL.
@@ -238,13 +271,13 @@ fn progress_bars(
     args: &Args,
     maps: &[Option<MappedFile>; 2],
 ) -> Vec<Option<indicatif::ProgressBar>> {
-    let show = !args.quiet && std::io::stderr().is_terminal();
+    let progress = args.common.progress();
     [&args.a, &args.b]
         .into_iter()
         .zip(maps)
         .map(|(arg, m)| {
             let len = m.as_ref()?.data().len() as u64;
-            (show && len >= PROGRESS_MIN).then(|| super::bar(len, std::path::Path::new(arg)))
+            progress.bar(len, std::path::Path::new(arg))
         })
         .collect()
 }

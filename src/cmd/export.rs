@@ -7,8 +7,8 @@ use anyhow::Result;
 
 use rdbtool::export::{self, Format, Options};
 
-use super::Exit;
-use super::args::{ExpiryArgs, FilterArgs, RespArgs};
+use super::Outcome;
+use super::args::{CommonArgs, ExpiryArgs, FilterArgs, RespArgs};
 
 /// Convert a dump to lossless JSON / JSON Lines, or to the command stream that rebuilds it
 /// (`| redis-cli --pipe`).
@@ -26,9 +26,8 @@ pub struct Args {
     filter: FilterArgs,
     #[command(flatten)]
     expiry: ExpiryArgs,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Drop key TTLs.
     #[arg(long)]
     no_ttl: bool,
@@ -47,7 +46,7 @@ enum FormatArg {
     Resp,
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
     let file = super::files::open_mapped(&args.file)?;
     let output = args
@@ -73,25 +72,22 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         lossy: args.resp.lossy,
         functions: args.functions,
     };
+    let progress = args.common.progress();
     let summary = match output {
         Some(mut w) => {
-            let s = super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
+            let s = progress.scan_file(&file, &args.file, |inp, progress| {
                 export::export(inp, &opts, &mut w, progress)
             })?;
             w.flush()?;
             s
         }
-        None => super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
+        None => progress.scan_file(&file, &args.file, |inp, progress| {
             export::export(inp, &opts, out, progress)
         })?,
     };
     let summary = match summary {
         Ok(s) => s,
-        Err(export::Error::Rdb(e)) => {
-            out.flush()?;
-            eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(super::rdb_exit(&e));
-        }
+        Err(export::Error::Rdb(e)) => return Ok(super::rdb_failure(&args.file, &e)),
         Err(export::Error::Io(e)) => return Err(e.into()),
     };
     for notice in &summary.notices {
@@ -102,16 +98,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         eprintln!("rdbtool: notice: {line}");
     }
     let refused = summary.refused();
-    for key in &summary.refused_keys {
-        eprintln!("rdbtool: left out: {key}");
+    if refused == 0 {
+        return Ok(Outcome::Clean);
     }
-    if refused > summary.refused_keys.len() as u64 {
-        let more = refused - summary.refused_keys.len() as u64;
-        eprintln!("rdbtool: left out: {more} more");
+    let named = summary.refused_keys.len() as u64;
+    let mut left_out: Vec<String> = summary
+        .refused_keys
+        .iter()
+        .map(|key| format!("left out: {key}"))
+        .collect();
+    if refused > named {
+        left_out.push(format!("left out: {} more", refused - named));
     }
-    Ok(if refused > 0 {
-        Exit::Problems
-    } else {
-        Exit::Ok
-    })
+    Ok(Outcome::Problems(left_out))
 }

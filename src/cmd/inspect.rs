@@ -8,11 +8,13 @@ use anyhow::{Context, Result};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
 use rdbtool::export::json::write_bytes;
-use rdbtool::inspect::memory::{Allocator, Server};
+use rdbtool::inspect::memory::Allocator;
+use rdbtool::inspect::memory::model::memory_model;
 use rdbtool::inspect::{self, KeyRow, Options, Report};
+use rdbtool::release::Release;
 
-use super::args::FilterArgs;
-use super::{Exit, count, iec, thousands};
+use super::args::{ClockArgs, CommonArgs, FilterArgs};
+use super::{Outcome, count, iec, thousands};
 
 /// Show what is in a dump and where the memory goes: header, databases, types and encodings,
 /// TTLs, the biggest keys, key prefixes, and each key's estimated memory in the server that
@@ -41,18 +43,16 @@ pub struct Args {
     depth: usize,
     #[command(flatten)]
     filter: FilterArgs,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
-    /// The time TTLs are measured from, in unix milliseconds (default: now).
-    #[arg(long, value_name = "MS")]
-    now: Option<i64>,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
     /// Estimate memory as this server release lays it out: redis-X.Y (4.0, 5.0, 6.0, 6.2,
     /// 7.0, 7.2, 7.4, 8.0, 8.2, 8.4, 8.6) or valkey-X.Y (7.2, 8.0, 8.1, 9.0, 9.1); X.Y alone
     /// means Redis. Default: the release the file's
     /// redis-ver / valkey-ver aux field names, else the newest that writes its format.
-    #[arg(long, value_name = "SERVER")]
-    memory_model: Option<Server>,
+    #[arg(long, value_name = "SERVER", value_parser = memory_model)]
+    memory_model: Option<Release>,
     /// The allocator the server was built with.
     #[arg(long, value_enum, default_value_t = AllocatorArg::Jemalloc)]
     allocator: AllocatorArg,
@@ -91,7 +91,7 @@ enum KeysFormat {
     Jsonl,
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
     let file = super::files::open_mapped(&args.file)?;
     let delimiter = u8::try_from(args.delimiter).context("--delimiter must be one byte")?;
@@ -100,7 +100,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         top: args.top,
         delimiter,
         depth: args.depth,
-        now_ms: args.now.unwrap_or_else(super::now_ms),
+        now_ms: args.clock.now_ms(),
         memory_model: args.memory_model,
         allocator: args.allocator.into(),
     };
@@ -111,33 +111,32 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             "db,key,type,encoding,expire_at,rdb_bytes,elements,largest_element,memory"
         )?;
     }
-    let result = super::scan_file(&file, &args.file, args.quiet, |inp, progress| {
-        inspect::inspect(
-            inp,
-            &opts,
-            |row| {
-                if io_error.is_none() {
-                    let written = match args.keys {
-                        Some(KeysFormat::Csv) => write_csv(out, row),
-                        Some(KeysFormat::Jsonl) => write_jsonl(out, row),
-                        None => Ok(()),
-                    };
-                    io_error = written.err();
-                }
-            },
-            progress,
-        )
-    })?;
+    let result = args
+        .common
+        .progress()
+        .scan_file(&file, &args.file, |inp, progress| {
+            inspect::inspect(
+                inp,
+                &opts,
+                |row| {
+                    if io_error.is_none() {
+                        let written = match args.keys {
+                            Some(KeysFormat::Csv) => write_csv(out, row),
+                            Some(KeysFormat::Jsonl) => write_jsonl(out, row),
+                            None => Ok(()),
+                        };
+                        io_error = written.err();
+                    }
+                },
+                progress,
+            )
+        })?;
     if let Some(e) = io_error {
         return Err(e.into());
     }
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            out.flush()?;
-            eprintln!("rdbtool: {}: {e}", args.file.display());
-            return Ok(super::rdb_exit(&e));
-        }
+        Err(e) => return Ok(super::rdb_failure(&args.file, &e)),
     };
     match (args.keys, args.format) {
         (Some(_), _) => {}
@@ -149,7 +148,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             write_tables(&report, &args.file, file.data().len() as u64, out)?
         }
     }
-    Ok(Exit::Ok)
+    Ok(Outcome::Clean)
 }
 
 fn write_jsonl(out: &mut dyn Write, row: &KeyRow<'_>) -> std::io::Result<()> {
@@ -219,6 +218,29 @@ fn write_tables(
         m.allocator,
         m.chosen_by
     )?;
+    for t in [header_table(r), dbs_table(r), types_table(r), ttl_table(r)] {
+        writeln!(out, "\n{t}")?;
+    }
+    for (name, spread) in [("LRU idle seconds", &r.idle), ("LFU counter", &r.freq)] {
+        if let Some(s) = spread {
+            writeln!(
+                out,
+                "{name}: {}, min {}, mean {:.1}, max {}",
+                count(s.keys, "key"),
+                s.min,
+                s.mean,
+                s.max
+            )?;
+        }
+    }
+    for t in top_tables(r) {
+        writeln!(out, "\n{t}")?;
+    }
+    writeln!(out, "\n{}", prefixes_table(r))
+}
+
+/// The file's aux fields, function libraries and module aux data.
+fn header_table(r: &Report) -> Table {
     let mut header = table(&["field", "value"]);
     for a in &r.aux {
         header.add_row(vec![a.name.clone(), describe_aux(&a.name, &a.value)]);
@@ -232,8 +254,10 @@ fn write_tables(
     if let Some(c) = header.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    writeln!(out, "\n{header}")?;
+    header
+}
 
+fn dbs_table(r: &Report) -> Table {
     let mut dbs = table(&[
         "db",
         "keys",
@@ -261,8 +285,10 @@ fn write_tables(
             iec(d.memory),
         ]);
     }
-    writeln!(out, "\n{dbs}")?;
+    dbs
+}
 
+fn types_table(r: &Report) -> Table {
     let mut types = table(&[
         "type",
         "encoding",
@@ -286,8 +312,10 @@ fn write_tables(
     if let Some(c) = types.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    writeln!(out, "\n{types}")?;
+    types
+}
 
+fn ttl_table(r: &Report) -> Table {
     let t = &r.ttl;
     let mut ttl = table(&[
         "TTL", "none", "expired", "< 1 min", "< 1 h", "< 1 d", "< 7 d", "longer",
@@ -302,21 +330,12 @@ fn write_tables(
         thousands(t.under_7d),
         thousands(t.longer),
     ]);
-    writeln!(out, "\n{ttl}")?;
+    ttl
+}
 
-    for (name, spread) in [("LRU idle seconds", &r.idle), ("LFU counter", &r.freq)] {
-        if let Some(s) = spread {
-            writeln!(
-                out,
-                "{name}: {}, min {}, mean {:.1}, max {}",
-                count(s.keys, "key"),
-                s.min,
-                s.mean,
-                s.max
-            )?;
-        }
-    }
-
+/// The biggest keys by rdb bytes, by elements and by estimated memory.
+fn top_tables(r: &Report) -> Vec<Table> {
+    let mut tables = Vec::new();
     for (title, rows, as_bytes) in [
         ("biggest keys by rdb bytes", &r.top_by_rdb_bytes, true),
         ("biggest keys by elements", &r.top_by_elements, false),
@@ -342,9 +361,13 @@ fn write_tables(
         if let Some(c) = top.column_mut(1) {
             c.set_cell_alignment(CellAlignment::Left);
         }
-        writeln!(out, "\n{top}")?;
+        tables.push(top);
     }
+    tables
+}
 
+/// The first 20 prefixes of the first level, then 20 of the deeper ones.
+fn prefixes_table(r: &Report) -> Table {
     let mut prefixes = table(&["level", "prefix", "keys", "rdb bytes", "est. memory"]);
     for p in r
         .prefixes
@@ -364,7 +387,7 @@ fn write_tables(
     if let Some(c) = prefixes.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    writeln!(out, "\n{prefixes}")
+    prefixes
 }
 
 /// AUX values an operator reads better decoded: times as dates, sizes in IEC units.

@@ -5,15 +5,13 @@ pub mod diff;
 pub mod export;
 pub mod files;
 pub mod inspect;
+pub mod progress;
 pub mod replay;
 pub mod verify;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use rdbtool::rdb::SliceInput;
-use rdbtool::scan::mapped::MappedFile;
+pub use progress::Progress;
 
 /// Exit status: 0 all good, 1 a problem found in the input, 2 could not do the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,56 +27,55 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// The exit status for an input that could not be read as an RDB file: an AOF could not be
-/// checked at all (2, as verify and diff say), anything else is a problem found (1).
-pub fn rdb_exit(e: &rdbtool::rdb::Error) -> Exit {
+/// How a subcommand ended, short of an error: `main.rs` alone prints its lines (on standard
+/// error, after `rdbtool: `, once the output is flushed) and turns it into the exit status. A
+/// subcommand that could not start or go on returns an error instead (exit 2, its message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, and nothing wrong found.
+    Clean,
+    /// A problem found in the input (a damaged file, differences, keys refused): exit 1.
+    Problems(Vec<String>),
+    /// Could not finish, as these lines (or the output already written) say: exit 2.
+    Unfinished(Vec<String>),
+}
+
+impl Outcome {
+    /// A problem found, said by one line.
+    pub fn problem(line: String) -> Self {
+        Outcome::Problems(vec![line])
+    }
+
+    /// Could not finish, said by one line.
+    pub fn unfinished(line: String) -> Self {
+        Outcome::Unfinished(vec![line])
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self {
+            Outcome::Clean => Exit::Ok,
+            Outcome::Problems(_) => Exit::Problems,
+            Outcome::Unfinished(_) => Exit::Error,
+        }
+    }
+
+    /// What goes to standard error, each line after `rdbtool: `.
+    pub fn lines(&self) -> &[String] {
+        match self {
+            Outcome::Clean => &[],
+            Outcome::Problems(lines) | Outcome::Unfinished(lines) => lines,
+        }
+    }
+}
+
+/// An input that could not be read as an RDB file, named in one line: a problem found, except
+/// for an AOF, which could not be checked at all (as verify and diff say).
+pub fn rdb_failure(path: &std::path::Path, e: &rdbtool::rdb::Error) -> Outcome {
+    let line = format!("{}: {e}", path.display());
     match e.kind {
-        rdbtool::rdb::ErrorKind::Aof { .. } => Exit::Error,
-        _ => Exit::Problems,
+        rdbtool::rdb::ErrorKind::Aof { .. } => Outcome::unfinished(line),
+        _ => Outcome::problem(line),
     }
-}
-
-/// Files above this size get a progress bar (on a terminal).
-pub const PROGRESS_MIN: u64 = 64 << 20;
-
-/// A byte-position progress bar for one file.
-pub fn bar(len: u64, path: &std::path::Path) -> indicatif::ProgressBar {
-    let style = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    indicatif::ProgressBar::new(len)
-        .with_style(style)
-        .with_message(path.display().to_string())
-}
-
-/// Runs `f` over a mapped file (see [`MappedFile::scan`]) with a progress bar on stderr when
-/// it is a terminal and the file is big enough to wait for, unless `quiet`. An error if the
-/// file changed size meanwhile, whatever `f` made of it.
-pub fn scan_file<R>(
-    file: &MappedFile,
-    path: &std::path::Path,
-    quiet: bool,
-    f: impl FnOnce(SliceInput<'_>, &mut dyn FnMut(u64)) -> R,
-) -> anyhow::Result<R> {
-    use std::io::IsTerminal;
-    let len = file.data().len() as u64;
-    let bar =
-        (!quiet && len >= PROGRESS_MIN && std::io::stderr().is_terminal()).then(|| bar(len, path));
-    let result = file.scan(|inp, release| {
-        f(inp, &mut |pos| {
-            release(pos);
-            if let Some(b) = &bar {
-                b.set_position(pos);
-            }
-        })
-    });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    file.check_size()
-        .with_context(|| path.display().to_string())?;
-    Ok(result)
 }
 
 /// Unix time in milliseconds.
@@ -117,5 +114,30 @@ mod tests {
         assert_eq!(thousands(123), "123");
         assert_eq!(iec(512), "512 B");
         assert_eq!(iec(1 << 30), "1.0 GiB");
+    }
+
+    #[test]
+    fn outcomes_are_exit_statuses_and_lines() {
+        use rdbtool::rdb::{Error, ErrorKind};
+        let path = std::path::Path::new("dump.rdb");
+        let eof = ErrorKind::UnexpectedEof {
+            need: 4,
+            what: "a length",
+        };
+        let damaged = rdb_failure(path, &Error::new(9, eof));
+        assert_eq!(damaged.exit(), Exit::Problems);
+        assert_eq!(damaged.lines().len(), 1);
+        assert!(damaged.lines()[0].starts_with("dump.rdb: "), "{damaged:?}");
+        let aof = ErrorKind::Aof {
+            start: "*2".into(),
+            what: "an AOF",
+        };
+        let aof = rdb_failure(path, &Error::new(0, aof));
+        assert_eq!(aof.exit(), Exit::Error);
+        assert_eq!(Outcome::Clean.exit(), Exit::Ok);
+        assert!(Outcome::Clean.lines().is_empty());
+        let left_out = Outcome::Problems(vec!["left out: a".into(), "left out: 1 more".into()]);
+        assert_eq!(left_out.lines().len(), 2);
+        assert_eq!(Outcome::unfinished("x".into()).exit(), Exit::Error);
     }
 }

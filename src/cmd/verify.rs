@@ -2,20 +2,20 @@
 //! loads them, plus what the server misses, and exits 0 (good), 1 (problem found) or 2 (could
 //! not check).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
-use indicatif::MultiProgress;
 
 use rdbtool::rdb::Severity;
 use rdbtool::scan::ordered;
 use rdbtool::scan::thread::{caught, joined};
 use rdbtool::verify::{self, Report, Verdict};
 
+use super::args::CommonArgs;
 use super::files::Source;
-use super::{Exit, PROGRESS_MIN, count, iec, thousands};
+use super::{Outcome, Progress, count, iec, thousands};
 
 /// Check RDB files as deeply as the server does: magic, version, every opcode, length and
 /// encoding, duplicate keys and members, and the CRC-64.
@@ -37,9 +37,8 @@ pub struct Args {
     /// Treat warnings (empty keys, unsorted zsets, stream ID order, trailing bytes) as errors.
     #[arg(long)]
     strict: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,21 +47,20 @@ enum OutFormat {
     Json,
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     super::files::refuse_stdout_as_input(args.files.iter().map(|f| f.as_path()))?;
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         anyhow::bail!("standard input (-) can be read only once");
     }
-    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
-    let reports = check_all(&args, progress.as_ref())?;
-    let exit = reports
+    let reports = check_all(&args, &args.common.progress())?;
+    let worst = reports
         .iter()
-        .map(|r| Exit::from(r.verdict(args.strict)))
+        .map(|r| r.verdict(args.strict))
         .max()
-        .unwrap_or(Exit::Ok);
+        .unwrap_or(Verdict::Good);
     match args.format {
         OutFormat::Json => {
-            let doc = serde_json::json!({ "ok": exit == Exit::Ok, "strict": args.strict, "files": reports });
+            let doc = serde_json::json!({ "ok": worst == Verdict::Good, "strict": args.strict, "files": reports });
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         }
@@ -72,12 +70,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             }
         }
     }
-    Ok(exit)
+    // Each file's verdict is in the report.
+    Ok(match worst {
+        Verdict::Good => Outcome::Clean,
+        Verdict::Problems => Outcome::Problems(Vec::new()),
+        Verdict::Unreadable => Outcome::Unfinished(Vec::new()),
+    })
 }
 
 /// Checks the files on as many threads as there are cores, keeping the given order. A file
 /// whose check panicked is reported as one that could not be checked.
-fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Result<Vec<Report>> {
+fn check_all(args: &Args, progress: &Progress) -> Result<Vec<Report>> {
     let walks = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(args.files.len());
@@ -114,19 +117,12 @@ fn check_all(args: &Args, progress: Option<&MultiProgress>) -> Result<Vec<Report
 }
 
 /// Checks one file, its values on `workers` threads beside the one walking it.
-fn check_file(
-    path: &Path,
-    dump_payload: bool,
-    workers: usize,
-    progress: Option<&MultiProgress>,
-) -> Report {
+fn check_file(path: &Path, dump_payload: bool, workers: usize, progress: &Progress) -> Report {
     let mut report = Report::new(path.display().to_string());
     match super::files::open(path) {
         Ok(Source::Mapped(file)) => {
             let len = file.data().len() as u64;
-            let bar = progress
-                .filter(|_| !dump_payload && len >= PROGRESS_MIN)
-                .map(|m| m.add(super::bar(len, path)));
+            let bar = (!dump_payload).then(|| progress.bar(len, path)).flatten();
             let mut progress = |pos| {
                 if let Some(b) = &bar {
                     b.set_position(pos);
@@ -141,16 +137,6 @@ fn check_file(
         Err(e) => report.io_error = Some(e.to_string()),
     }
     report.finish()
-}
-
-impl From<Verdict> for Exit {
-    fn from(v: Verdict) -> Exit {
-        match v {
-            Verdict::Good => Exit::Ok,
-            Verdict::Problems => Exit::Problems,
-            Verdict::Unreadable => Exit::Error,
-        }
-    }
 }
 
 fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<()> {

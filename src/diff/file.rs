@@ -21,8 +21,8 @@ pub struct FileSide<'m> {
 }
 
 /// The second pass releases the pages of the values it read after this many. A read maps
-/// more than its value: the kernel maps whole page-cache folios around a fault (some 200 KiB
-/// a value on the benchmark dumps).
+/// more than its value: the kernel maps whole page-cache folios around a fault (up to
+/// hundreds of KiB a value).
 const RELEASE_EVERY: usize = 64;
 
 impl<'m> FileSide<'m> {
@@ -54,7 +54,7 @@ impl<'m> FileSide<'m> {
         Error::rdb(self.label.clone(), error)
     }
 
-    /// Reads every selected key, fingerprinting values on both cores; `each` sees them in file
+    /// Reads every selected key, fingerprinting values on the workers; `each` sees them in file
     /// order. `progress` is told the position now and then.
     pub fn scan(
         &mut self,
@@ -94,12 +94,12 @@ impl<'m> FileSide<'m> {
     }
 
     /// The canonical fingerprints of the values of the records at `offsets`, worked out on
-    /// both cores (in offset order: give them sorted).
+    /// two threads, half each (in offset order: give them sorted).
     pub fn fingerprints(&self, seed: super::Seed, offsets: &[u64]) -> Result<Vec<u128>, Error> {
         let format = self.read_format(offsets.first().copied().unwrap_or(0))?;
         let data = self.file.data();
         let file = self.file;
-        // One core's share: pages are released as it goes (see `touched`).
+        // One thread's share: pages are released as it goes (see `touched`).
         let share = |offsets: &[u64]| -> Result<Vec<u128>, rdb::Error> {
             let mut prints = Vec::with_capacity(offsets.len());
             for chunk in offsets.chunks(RELEASE_EVERY) {

@@ -1,6 +1,6 @@
 //! A live server as one side of a comparison: SCAN each database that has keys, then DUMP and
 //! the expiry of every key in pipelined batches; payloads are decoded by our own reader (no
-//! DEBUG command needed), on both cores while the next batch travels.
+//! DEBUG command needed), on worker threads while the next batch travels.
 //!
 //! Expiry is read as an absolute time: PEXPIRETIME where the server has it (7.0+), else the
 //! server's TIME plus PTTL, which is exact up to the time the batch takes to run.

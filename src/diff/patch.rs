@@ -14,15 +14,15 @@ use std::io::Write;
 use super::compare::{Change, Diff};
 use super::elements::{self, Changes, Section, State};
 use super::{Error, Seed, Value};
-use crate::export::Target;
 use crate::export::commands::{Batch, NativeWriter};
 use crate::export::loss::{Loss, Losses, Tally};
 use crate::rdb::{Kind, ObjectType};
+use crate::release::Release;
 use crate::resp::Command;
 
 #[derive(Debug, Clone)]
 pub struct PatchOptions {
-    pub target: Target,
+    pub target: Release,
     pub batch: Batch,
     /// Rewrite keys with RESTORE (their payload) rather than native commands.
     pub restore: bool,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::loss::{Loss, Losses};
-use super::target::Target;
 use crate::rdb::{Item, Kind, StreamId, Visitor};
+use crate::release::Release;
 use crate::resp::Command;
 
 /// Upper bounds for one command of a batched key.
@@ -29,7 +29,7 @@ impl Default for Batch {
 /// Writes the commands for one key as its items arrive. I/O errors are kept and end the output.
 pub struct NativeWriter<'o> {
     out: &'o mut dyn Write,
-    target: Target,
+    target: Release,
     batch: Batch,
     key: &'o [u8],
     kind: Kind,
@@ -63,7 +63,7 @@ struct StreamState {
 }
 
 impl<'o> NativeWriter<'o> {
-    pub fn new(out: &'o mut dyn Write, target: Target, batch: Batch) -> Self {
+    pub fn new(out: &'o mut dyn Write, target: Release, batch: Batch) -> Self {
         NativeWriter {
             out,
             target,
@@ -407,7 +407,7 @@ mod tests {
         let mut out = Vec::new();
         let mut w = NativeWriter::new(
             &mut out,
-            Target::default(),
+            Release::default(),
             Batch {
                 elements,
                 bytes: 1 << 20,

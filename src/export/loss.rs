@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::release::Release;
+
 /// One kind of loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
@@ -108,7 +110,8 @@ impl Losses {
     }
 
     /// Why a key was left out, for a failure record: starts with the losses' names.
-    pub fn reason(self, target: super::Target) -> String {
+    pub fn reason(self, target: Release) -> String {
+        let target = target.short();
         let names: Vec<&str> = self.iter().map(Loss::name).collect();
         let what: Vec<&str> = self.iter().map(Loss::what).collect();
         let hint = if self.iter().any(Loss::is_whole) {
@@ -166,7 +169,8 @@ impl Tally {
 
     /// Lines for standard error: what was left out and what was written without something,
     /// each kind named and explained.
-    pub fn report(&self, target: super::Target) -> Vec<String> {
+    pub fn report(&self, target: Release) -> Vec<String> {
+        let target = target.short();
         let explain = |counts: &BTreeMap<&'static str, u64>| {
             let parts: Vec<String> = Loss::ALL
                 .into_iter()

@@ -5,17 +5,16 @@ pub mod commands;
 mod file;
 pub mod json;
 pub mod loss;
-pub mod target;
 
 use std::io::{self, Write};
 
 use crate::filter::Filter;
 use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Kind, ObjectType, Reader, SliceInput};
+use crate::release::Release;
 use crate::resp::Command;
 use commands::{Batch, NativeWriter};
 pub use file::export;
-pub use target::Target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -29,7 +28,7 @@ pub struct Options {
     pub format: Format,
     /// RESP: one RESTORE per key instead of native commands.
     pub restore: bool,
-    pub target: Target,
+    pub target: Release,
     pub batch: Batch,
     /// RESP: values whose payload is larger than this are sent as native commands.
     pub restore_max: u64,
@@ -298,7 +297,7 @@ pub fn function_name(code: &[u8]) -> &[u8] {
 
 impl Summary {
     /// A key (or library) the loss policy left out.
-    fn refuse(&mut self, name: String, losses: loss::Losses, target: Target) {
+    fn refuse(&mut self, name: String, losses: loss::Losses, target: Release) {
         if self.refused_keys.len() < NAMED_REFUSALS {
             self.refused_keys
                 .push(format!("{name}: {}", losses.reason(target)));

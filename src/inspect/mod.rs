@@ -17,9 +17,10 @@ use crate::rdb::value::ValueReader;
 use crate::rdb::{
     self, Container, Elem, Input, Item, Located, ObjectType, Reader, Record, SliceInput, Visitor,
 };
+use crate::release::Release;
 use crate::scan::ordered;
 use crate::scan::walk::{self, Job, Key, Take, Walk, Work};
-use memory::{Allocator, MemoryVisitor, Model, Server};
+use memory::{Allocator, MemoryVisitor, Model};
 use prefix::Prefixes;
 use top::Top;
 
@@ -33,7 +34,7 @@ pub struct Options {
     pub now_ms: i64,
     /// The release whose memory layout the estimate follows; by default the one that wrote
     /// the file (see [`memory::model`]).
-    pub memory_model: Option<Server>,
+    pub memory_model: Option<Release>,
     pub allocator: Allocator,
 }
 
@@ -314,7 +315,7 @@ impl<'a, F: FnMut(&KeyRow<'_>)> Walk<'a> for Inspection<'_, '_, '_, F> {
     ) -> Result<(), rdb::Error> {
         match rec.record {
             Record::Aux { key, value } => {
-                if Server::from_aux(&key, &value).is_some() {
+                if memory::model::from_aux(&key, &value).is_some() {
                     self.versions.push((key.to_vec(), value.to_vec()));
                 }
                 let name = String::from_utf8_lossy(&key).into_owned();

@@ -54,8 +54,8 @@ impl Crc64 {
 /// A CRC-64 of a growing prefix of some data, shared (behind a lock) by the code that releases
 /// a mapped file's pages, which sums them just before it lets them go, and the reader, which
 /// finishes the sum when it reaches the trailer. So each page is read once more while it is
-/// still mapped, rather than by a thread of its own running ahead, whose pages were mapped
-/// and unmapped a second time.
+/// still mapped, rather than by a thread of its own running ahead, which would map and unmap
+/// every page a second time.
 #[derive(Default)]
 pub struct PrefixCrc {
     crc: Crc64,

@@ -1,7 +1,8 @@
 //! LZF, the compression Redis applies to strings (and embedded blobs) over 20 bytes.
 //!
-//! Decompression is the safe decoder below, not the `lzf` crate: `benches/lzf.rs` measures it
-//! 1.3-3x faster on blobs from real files (the crate stays as the tests' reference compressor).
+//! Decompression is the safe decoder below, not the `lzf` crate, which is the slower of the two
+//! on blobs from real files (`benches/lzf.rs` compares them; the crate stays as the tests'
+//! reference compressor).
 //! The claimed output size is bounded first, because it comes from the file: one 3-byte
 //! back-reference yields at most 264 bytes, so a valid block never expands more than 88 times.
 

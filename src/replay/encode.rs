@@ -44,7 +44,7 @@ impl<'h> Replay<'h> {
         if self.opts.mode == Mode::Restore && !self.facts.target.accepts_payload(version) {
             return Err(Error::Target(format!(
                 "{} does not read RDB version {version}: use --mode commands or auto",
-                self.facts.target
+                self.facts.target.short()
             )));
         }
         let mut esummary = export::Summary::default();
@@ -176,7 +176,7 @@ impl<'h> Replay<'h> {
         let access = info.idle.is_some() || info.freq.is_some();
         let string = !(eopts.restore && access && t.restore_absttl())
             && info.ty.kind() == Kind::String
-            && (t.valkey || t.major >= 3);
+            && (t.valkey || t.at_least(3, 0));
         let mut body = Vec::new();
         if string {
             let value = read_string(reader)?;
@@ -428,7 +428,7 @@ impl<'h> Replay<'h> {
 /// `SET key value [NX] [PXAT ms | PX ms]`: a whole string key in one command, for target `t`
 /// (`PX` from `now_ms` before 6.2).
 pub(super) fn set_body(
-    t: export::Target,
+    t: Release,
     now_ms: i64,
     key: &[u8],
     value: &[u8],
@@ -473,7 +473,7 @@ fn read_string<'a>(reader: &mut Reader<'a, SliceInput<'a>>) -> Result<Vec<u8>, E
 fn native_from_bytes(
     value: &[u8],
     k: &KeyInfo<'_>,
-    (target, batch): (export::Target, Batch),
+    (target, batch): (Release, Batch),
     out: &mut Vec<u8>,
 ) -> Result<u64, Error> {
     let mut w = export::commands::NativeWriter::new(out, target, batch);
@@ -493,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_string_is_one_set_with_nx_and_its_expiry_as_the_target_reads_it() {
-        let t = |v: &str| v.parse::<export::Target>().unwrap();
+        let t = |v: &str| v.parse::<Release>().unwrap();
         let body = set_body(t("7.2"), 0, b"k", b"v", None, false);
         assert_eq!(body, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
         let body = set_body(t("7.2"), 1_000, b"k", b"v", Some(5_000), true);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
-use crate::export::Target;
+use crate::release::Release;
 
 /// How to reach one server; cluster nodes found later share its credentials and TLS settings.
 #[derive(Clone)]
@@ -220,7 +220,7 @@ fn answers(mut conn: redis::Connection) -> redis::RedisResult<redis::Connection>
 /// What a server says of itself, as far as replaying into it goes.
 #[derive(Debug, Clone)]
 pub struct ServerFacts {
-    pub target: Target,
+    pub target: Release,
     pub cluster: bool,
     /// The largest bulk string it accepts.
     pub max_bulk: u64,
@@ -235,12 +235,10 @@ pub fn server_facts(conn: &mut redis::Connection) -> redis::RedisResult<ServerFa
             .map(str::trim)
     };
     let target = match (field("valkey_version"), field("redis_version")) {
-        (Some(v), _) => format!("valkey-{v}"),
-        (None, Some(v)) if field("server_name") == Some("valkey") => format!("valkey-{v}"),
-        (None, Some(v)) => v.to_string(),
-        (None, None) => String::new(),
+        (Some(v), _) => Release::version(true, v),
+        (None, Some(v)) => Release::version(field("server_name") == Some("valkey"), v),
+        (None, None) => None,
     }
-    .parse::<Target>()
     .unwrap_or_default();
     let cluster_info: String = redis::cmd("INFO")
         .arg("cluster")

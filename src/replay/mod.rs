@@ -28,10 +28,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aof;
 use crate::export::loss::{Loss, Losses};
-use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
+use crate::export::{self, KeyInfo, Sent, commands::Batch};
 use crate::filter::Filter;
 use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Item, Kind, Reader, Record, SliceInput, Visitor};
+use crate::release::Release;
 use crate::resp::Command;
 use crate::text::count;
 use checkpoint::Watermark;
@@ -76,7 +77,7 @@ pub struct Options {
     /// Elements per native command of a large key.
     pub batch_elements: usize,
     /// What the target accepts, when its INFO is not to be trusted.
-    pub target: Option<Target>,
+    pub target: Option<Release>,
     /// Keys (or AOF commands) before this position were answered in an earlier run.
     pub resume_from: u64,
     /// That run's id (from its checkpoint): its temporary keys are deleted first, and this

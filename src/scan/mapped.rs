@@ -136,17 +136,33 @@ impl MappedFile {
     /// The pages are checksummed just before they are released, so the checksum at the
     /// trailer is mostly done when it is asked for.
     pub fn scan<R>(&self, f: impl FnOnce(SliceInput<'_>, &mut dyn FnMut(u64)) -> R) -> R {
-        let data = self.data();
+        let (inp, mut releaser) = self.input();
+        f(inp, &mut |pos| releaser.advance(pos))
+    }
+
+    /// What [`MappedFile::scan`] hands its reader, apart: the file as an input, and the
+    /// releaser to tell, now and then, the position before which nothing will be read again,
+    /// for a reader whose position is reported from elsewhere.
+    pub fn input(&self) -> (SliceInput<'_>, Releaser<'_>) {
         let crc = Arc::new(Mutex::new(PrefixCrc::default()));
-        let mut releaser = Releaser {
+        let releaser = Releaser {
             file: self,
-            crc: Arc::clone(&crc),
+            crc: Some(Arc::clone(&crc)),
             done: 0,
         };
-        f(
-            SliceInput::new(data).with_shared_checksum(crc),
-            &mut |pos| releaser.advance(pos),
+        (
+            SliceInput::new(self.data()).with_shared_checksum(crc),
+            releaser,
         )
+    }
+
+    /// A releaser for a reader that needs no checksum (of an AOF, say).
+    pub fn releaser(&self) -> Releaser<'_> {
+        Releaser {
+            file: self,
+            crc: None,
+            done: 0,
+        }
     }
 }
 
@@ -182,22 +198,24 @@ impl Ticker {
 /// without asking the OS.
 const RELEASE_ALIGN: usize = 64 << 10;
 
-/// Follows a sequential reader through a mapped file, summing and releasing what it has passed.
-struct Releaser<'m> {
+/// Follows a sequential reader through a mapped file, releasing what it has passed (summed
+/// into the input's checksum first, for an input of [`MappedFile::input`]).
+pub struct Releaser<'m> {
     file: &'m MappedFile,
-    crc: Arc<Mutex<PrefixCrc>>,
+    crc: Option<Arc<Mutex<PrefixCrc>>>,
     done: usize,
 }
 
 impl Releaser<'_> {
-    /// One window at a time, so that a long jump (past one big string) never has more than a
-    /// window resident: checksumming touches every page it passes.
+    /// Nothing before `pos` will be read again. One window at a time, so that a long jump
+    /// (past one big string) never has more than a window resident: checksumming touches every
+    /// page it passes.
     #[inline]
-    fn advance(&mut self, pos: u64) {
+    pub fn advance(&mut self, pos: u64) {
         let pos = pos as usize;
         while pos >= self.done + WINDOW {
             let next = (self.done + WINDOW).min(pos);
-            if let Ok(mut crc) = self.crc.lock() {
+            if let Some(Ok(mut crc)) = self.crc.as_ref().map(|c| c.lock()) {
                 crc.upto(self.file.data(), next);
             }
             self.file.release(self.done, next);
@@ -222,6 +240,28 @@ mod tests {
         // One record past a big value is due at once.
         assert!(t.due(u64::from(3 * Ticker::RECORDS) + Ticker::BYTES));
         assert!(!t.due(u64::from(3 * Ticker::RECORDS) + Ticker::BYTES + 1));
+    }
+
+    #[test]
+    fn an_input_and_its_releaser_apart_sum_as_a_scan_does() {
+        let len = 2 * WINDOW + 777;
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &data).unwrap();
+        let file = MappedFile::open(f.path()).unwrap();
+        let (mut inp, mut releaser) = file.input();
+        for pos in [WINDOW + 5, 2 * WINDOW + 1] {
+            inp.skip(pos as u64 - inp.pos(), "test").unwrap();
+            releaser.advance(pos as u64);
+        }
+        assert_eq!(releaser.done, 2 * WINDOW);
+        inp.skip(100, "test").unwrap();
+        assert_eq!(inp.checksum(), Crc64::checksum(&data[..2 * WINDOW + 101]));
+        // Without a checksum (an AOF's reader): pages released all the same.
+        let mut plain = file.releaser();
+        plain.advance(len as u64);
+        assert_eq!(plain.done, 2 * WINDOW);
+        assert!(plain.crc.is_none());
     }
 
     #[test]

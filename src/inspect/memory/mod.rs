@@ -18,7 +18,7 @@ pub mod rax;
 pub mod sizes;
 pub mod tables;
 
-pub use model::{Model, Origin, Server};
+pub use model::{Model, Origin};
 pub use sizes::Allocator;
 
 use crate::rdb::{Container, Elem, Item, ObjectType, Visitor};

@@ -8,139 +8,87 @@
 //! confirmed by measuring those servers; the one number fitted to measurements is marked.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::rdb::{Flavor, Format};
+use crate::release::Release;
 
 use super::sizes::Allocator;
 
-/// A server release, `redis-7.0` or `valkey-9.1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Server {
-    pub valkey: bool,
-    pub major: u16,
-    pub minor: u16,
+/// The release an RDB file says wrote it: its `valkey-ver` or `redis-ver` aux field.
+pub fn from_aux(name: &[u8], value: &[u8]) -> Option<Release> {
+    let valkey = match name {
+        b"valkey-ver" => true,
+        b"redis-ver" => false,
+        _ => return None,
+    };
+    Release::version(valkey, std::str::from_utf8(value).ok()?)
 }
 
-impl Server {
-    pub const fn redis(major: u16, minor: u16) -> Self {
-        Server {
-            valkey: false,
-            major,
-            minor,
-        }
+/// The newest release that writes `format`, for files that do not name their writer.
+pub fn from_format(format: Format) -> Release {
+    match (format.flavor, format.version) {
+        (Flavor::Valkey, _) => Release::valkey(9, 1),
+        (Flavor::Redis, ..=8) => Release::redis(4, 0),
+        (Flavor::Redis, 9) => Release::redis(6, 2),
+        (Flavor::Redis, 10) => Release::redis(7, 0),
+        (Flavor::Redis, 11) => Release::redis(7, 2),
+        (Flavor::Redis, _) => Release::redis(8, 2),
     }
+}
 
-    pub const fn valkey(major: u16, minor: u16) -> Self {
-        Server {
-            valkey: true,
-            major,
-            minor,
-        }
-    }
-
-    /// `X.Y[.Z...]` as a version of this kind.
-    fn parse_version(valkey: bool, v: &str) -> Option<Self> {
-        let mut parts = v.split('.');
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
-        Some(Server {
-            valkey,
-            major,
-            minor,
-        })
-    }
-
-    /// The release an RDB file says wrote it: its `valkey-ver` or `redis-ver` aux field.
-    pub fn from_aux(name: &[u8], value: &[u8]) -> Option<Self> {
-        let valkey = match name {
-            b"valkey-ver" => true,
-            b"redis-ver" => false,
-            _ => return None,
+/// The layout `release` keeps its data in. Releases before 4.0 have no `MEMORY USAGE`; their
+/// files are costed as 4.0 would hold them.
+pub fn layout(release: Release) -> &'static Layout {
+    let v = u32::from(release.major) * 100 + u32::from(release.minor);
+    if release.valkey {
+        return match v {
+            ..800 => &REDIS_7_2,
+            800 => &VALKEY_8_0,
+            801..901 => &VALKEY_8_1,
+            _ => &VALKEY_9_1,
         };
-        Self::parse_version(valkey, std::str::from_utf8(value).ok()?)
     }
-
-    /// The newest release that writes `format`, for files that do not name their writer.
-    pub fn from_format(format: Format) -> Self {
-        match (format.flavor, format.version) {
-            (Flavor::Valkey, _) => Server::valkey(9, 1),
-            (Flavor::Redis, ..=8) => Server::redis(4, 0),
-            (Flavor::Redis, 9) => Server::redis(6, 2),
-            (Flavor::Redis, 10) => Server::redis(7, 0),
-            (Flavor::Redis, 11) => Server::redis(7, 2),
-            (Flavor::Redis, _) => Server::redis(8, 2),
-        }
-    }
-
-    /// The layout this release keeps its data in. Releases before 4.0 have no `MEMORY USAGE`;
-    /// their files are costed as 4.0 would hold them.
-    pub fn layout(self) -> &'static Layout {
-        let v = u32::from(self.major) * 100 + u32::from(self.minor);
-        if self.valkey {
-            return match v {
-                ..800 => &REDIS_7_2,
-                800 => &VALKEY_8_0,
-                801..901 => &VALKEY_8_1,
-                _ => &VALKEY_9_1,
-            };
-        }
-        match v {
-            ..600 => &REDIS_4_0,
-            600..602 => &REDIS_6_0,
-            602..700 => &REDIS_6_2,
-            700..702 => &REDIS_7_0,
-            702..800 => &REDIS_7_2,
-            800..802 => &REDIS_8_0,
-            _ => &REDIS_8_2,
-        }
-    }
-}
-
-impl fmt::Display for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.valkey { "valkey" } else { "redis" };
-        write!(f, "{kind}-{}.{}", self.major, self.minor)
+    match v {
+        ..600 => &REDIS_4_0,
+        600..602 => &REDIS_6_0,
+        602..700 => &REDIS_6_2,
+        700..702 => &REDIS_7_0,
+        702..800 => &REDIS_7_2,
+        800..802 => &REDIS_8_0,
+        _ => &REDIS_8_2,
     }
 }
 
 /// The releases `--memory-model` accepts: those whose layout a model describes.
-pub const RELEASES: [Server; 16] = [
-    Server::redis(4, 0),
-    Server::redis(5, 0),
-    Server::redis(6, 0),
-    Server::redis(6, 2),
-    Server::redis(7, 0),
-    Server::redis(7, 2),
-    Server::redis(7, 4),
-    Server::redis(8, 0),
-    Server::redis(8, 2),
-    Server::redis(8, 4),
-    Server::redis(8, 6),
-    Server::valkey(7, 2),
-    Server::valkey(8, 0),
-    Server::valkey(8, 1),
-    Server::valkey(9, 0),
-    Server::valkey(9, 1),
+pub const RELEASES: [Release; 16] = [
+    Release::redis(4, 0),
+    Release::redis(5, 0),
+    Release::redis(6, 0),
+    Release::redis(6, 2),
+    Release::redis(7, 0),
+    Release::redis(7, 2),
+    Release::redis(7, 4),
+    Release::redis(8, 0),
+    Release::redis(8, 2),
+    Release::redis(8, 4),
+    Release::redis(8, 6),
+    Release::valkey(7, 2),
+    Release::valkey(8, 0),
+    Release::valkey(8, 1),
+    Release::valkey(9, 0),
+    Release::valkey(9, 1),
 ];
 
-impl FromStr for Server {
-    type Err = String;
-
-    /// `redis-X.Y`, `valkey-X.Y`, or a bare `X.Y` for Redis: one of [`RELEASES`].
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (valkey, v) = if let Some(v) = s.strip_prefix("valkey-") {
-            (true, v)
-        } else {
-            (false, s.strip_prefix("redis-").unwrap_or(s))
-        };
-        Self::parse_version(valkey, v)
-            .filter(|server| RELEASES.contains(server))
-            .ok_or_else(|| {
-                let names: Vec<String> = RELEASES.iter().map(Server::to_string).collect();
-                format!("no memory model for {s:?}: use one of {}", names.join(", "))
-            })
-    }
+/// `--memory-model`: `redis-X.Y`, `valkey-X.Y`, or a bare `X.Y` for Redis, one of
+/// [`RELEASES`].
+pub fn memory_model(s: &str) -> Result<Release, String> {
+    s.parse::<Release>()
+        .ok()
+        .filter(|release| RELEASES.contains(release))
+        .ok_or_else(|| {
+            let names: Vec<String> = RELEASES.iter().map(Release::to_string).collect();
+            format!("no memory model for {s:?}: use one of {}", names.join(", "))
+        })
 }
 
 /// How the key and its keyspace entry are held.
@@ -444,16 +392,16 @@ pub enum Origin {
 /// The memory model of one run: a release's layout and an allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Model {
-    pub server: Server,
+    pub server: Release,
     pub layout: &'static Layout,
     pub allocator: Allocator,
 }
 
 impl Model {
-    pub fn new(server: Server, allocator: Allocator) -> Self {
+    pub fn new(server: Release, allocator: Allocator) -> Self {
         Model {
             server,
-            layout: server.layout(),
+            layout: layout(server),
             allocator,
         }
     }
@@ -494,7 +442,7 @@ impl Model {
 /// Picks the model: the release given, else the one the file's aux fields name, else the
 /// newest release that writes the file's format.
 pub fn choose(
-    chosen: Option<Server>,
+    chosen: Option<Release>,
     allocator: Allocator,
     format: Format,
     aux: &[(Vec<u8>, Vec<u8>)],
@@ -505,7 +453,7 @@ pub fn choose(
     // A Valkey file may also carry a Redis-compatible redis-ver; its own version wins.
     for name in [&b"valkey-ver"[..], b"redis-ver"] {
         if let Some((n, v)) = aux.iter().find(|(n, _)| n == name)
-            && let Some(server) = Server::from_aux(n, v)
+            && let Some(server) = from_aux(n, v)
         {
             let origin = Origin::Aux(format!(
                 "{} {}",
@@ -515,7 +463,7 @@ pub fn choose(
             return (Model::new(server, allocator), origin);
         }
     }
-    let server = Server::from_format(format);
+    let server = from_format(format);
     (Model::new(server, allocator), Origin::Format(format))
 }
 
@@ -535,14 +483,13 @@ mod tests {
 
     #[test]
     fn releases_parse_and_pick_layouts() {
-        let s: Server = "redis-6.2".parse().unwrap();
-        assert_eq!(s, Server::redis(6, 2));
-        assert_eq!("7.0".parse::<Server>().unwrap(), Server::redis(7, 0));
+        assert_eq!(memory_model("redis-6.2"), Ok(Release::redis(6, 2)));
+        assert_eq!(memory_model("7.0"), Ok(Release::redis(7, 0)));
         assert_eq!(
-            "valkey-9.1".parse::<Server>().unwrap().to_string(),
+            memory_model("valkey-9.1").unwrap().to_string(),
             "valkey-9.1"
         );
-        assert!("valkey-x".parse::<Server>().is_err());
+        assert!(memory_model("valkey-x").is_err());
         for unknown in [
             "2.0",
             "99.9",
@@ -550,18 +497,19 @@ mod tests {
             "redis-8.1",
             "3.2",
             "valkey-9.9",
+            "valkey-x",
         ] {
-            let e = unknown.parse::<Server>().unwrap_err();
+            let e = memory_model(unknown).unwrap_err();
             assert!(e.contains("redis-4.0, ") && e.contains("valkey-9.1"), "{e}");
         }
-        assert_eq!("7.4.2".parse::<Server>(), Ok(Server::redis(7, 4)));
-        assert_eq!(Server::redis(3, 0).layout().name, "redis-4.0..5.0");
-        assert_eq!(Server::redis(7, 4).layout().name, "redis-7.2..7.4");
-        assert_eq!(Server::redis(8, 0).layout().name, "redis-8.0..8.1");
-        assert_eq!(Server::redis(8, 6).layout().name, "redis-8.2+");
-        assert_eq!(Server::valkey(7, 2).layout().name, "redis-7.2..7.4");
-        assert_eq!(Server::valkey(9, 0).layout().name, "valkey-8.1..9.0");
-        assert_eq!(Server::valkey(9, 1).layout().name, "valkey-9.1");
+        assert_eq!(memory_model("7.4.2"), Ok(Release::redis(7, 4)));
+        assert_eq!(layout(Release::redis(3, 0)).name, "redis-4.0..5.0");
+        assert_eq!(layout(Release::redis(7, 4)).name, "redis-7.2..7.4");
+        assert_eq!(layout(Release::redis(8, 0)).name, "redis-8.0..8.1");
+        assert_eq!(layout(Release::redis(8, 6)).name, "redis-8.2+");
+        assert_eq!(layout(Release::valkey(7, 2)).name, "redis-7.2..7.4");
+        assert_eq!(layout(Release::valkey(9, 0)).name, "valkey-8.1..9.0");
+        assert_eq!(layout(Release::valkey(9, 1)).name, "valkey-9.1");
     }
 
     #[test]
@@ -575,12 +523,17 @@ mod tests {
             (b"valkey-ver".to_vec(), b"8.1.8".to_vec()),
         ];
         let (model, origin) = choose(None, Allocator::Jemalloc, format, &aux);
-        assert_eq!(model.server, Server::valkey(8, 1));
+        assert_eq!(model.server, Release::valkey(8, 1));
         assert_eq!(origin.to_string(), "valkey-ver 8.1.8");
         let (model, origin) = choose(None, Allocator::Libc, format, &[]);
-        assert_eq!(model.server, Server::redis(7, 2));
+        assert_eq!(model.server, Release::redis(7, 2));
         assert_eq!(origin, Origin::Format(format));
-        let (model, _) = choose(Some(Server::redis(6, 2)), Allocator::Jemalloc, format, &aux);
+        let (model, _) = choose(
+            Some(Release::redis(6, 2)),
+            Allocator::Jemalloc,
+            format,
+            &aux,
+        );
         assert_eq!(model.layout.name, "redis-6.2");
     }
 }

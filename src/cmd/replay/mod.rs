@@ -1,22 +1,23 @@
 //! `rdbtool replay`: load a dump (or an AOF) into a live server or cluster.
 
+mod hooks;
+
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use rdbtool::export::{Target, json};
+use rdbtool::release::Release;
 use rdbtool::replay::checkpoint::{self, Checkpoint};
 use rdbtool::replay::endpoint::{Endpoint, Tls};
-use rdbtool::replay::{self, Failure, Hooks, Mode, OnExists, Options, Replay, Source, Summary};
+use rdbtool::replay::{self, Mode, OnExists, Options, Replay, Source, Summary};
 use rdbtool::scan::mapped::MappedFile;
 
-use super::args::FilterArgs;
-use super::{Exit, count, iec, thousands};
+use super::args::{ClockArgs, CommonArgs, FilterArgs};
+use super::{Outcome, count, iec, thousands};
+use hooks::{CheckpointTo, CliHooks};
 
 /// Load a dump (or an AOF) into a live server or cluster: pipelined, routed by slot, resumable.
 #[derive(clap::Args)]
@@ -98,7 +99,7 @@ pub struct Args {
     batch_elements: usize,
     /// What the target accepts, e.g. `6.2` or `valkey-8.1` (default: from its INFO).
     #[arg(long, value_name = "X.Y")]
-    target_version: Option<Target>,
+    target_version: Option<Release>,
     /// Send keys without what the target cannot hold (hash field TTLs, stream metadata,
     /// LRU/LFU state...), counted by kind. Without it such keys fail, named in --errors-to.
     #[arg(long)]
@@ -106,12 +107,10 @@ pub struct Args {
     /// Function libraries too when a key filter (--db, --key, --key-regex, --type) is given.
     #[arg(long)]
     functions: bool,
-    /// The time expiries are compared with, in unix milliseconds (default: now).
-    #[arg(long, value_name = "MS")]
-    now: Option<i64>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    clock: ClockArgs,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// The source mapped: a regular file as it is; standard input (`-`), a pipe or a device first
@@ -189,157 +188,50 @@ fn check_tls_options(args: &Args) -> Result<()> {
     }
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
-    check_tls_options(&args)?;
-    super::files::refuse_stdout_as_input([args.file.as_path()])?;
-    for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
-        super::files::refuse_input_as_output(path, [args.file.as_path()])?;
-    }
-    // Before anything is read or sent: where the checkpoint goes (symlinks resolved).
-    let checkpoint_path = args
-        .checkpoint
-        .as_deref()
-        .map(checkpoint::prepare)
-        .transpose()?;
+pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
+    let checkpoint_path = check_paths(&args)?;
     let file = open_source(&args)?;
     let data = file.data();
-    let tls = Tls {
-        cacert: args
-            .cacert
-            .as_ref()
-            .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
-            .transpose()?,
-        insecure: args.insecure,
-    };
-    let to = rdbtool::text::mask_url(&args.to);
-    rdbtool::text::check_url(&args.to).map_err(|why| anyhow::anyhow!("--to {to}: {why}"))?;
-    let endpoint = Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))?;
+    let endpoint = endpoint(&args)?;
     let shown = endpoint.redacted();
     let source_hash = checkpoint::source_hash(data);
-    let (resume_from, resume_run) = match (&args.checkpoint, args.resume) {
-        (Some(path), true) => {
-            let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
-            if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
-                bail!(
-                    "{}: checkpoint is for another file ({}, {})",
-                    path.display(),
-                    cp.source,
-                    count(cp.source_size, "byte")
-                );
-            }
-            (cp.done, (cp.run_id != 0).then_some(cp.run_id))
-        }
-        _ => (0, None),
-    };
-    let opts = Options {
-        mode: match args.mode {
-            ModeArg::Restore => Mode::Restore,
-            ModeArg::Commands => Mode::Commands,
-            ModeArg::Auto => Mode::Auto,
-        },
-        on_exists: match args.on_exists {
-            OnExistsArg::Fail => OnExists::Fail,
-            OnExistsArg::Replace => OnExists::Replace,
-            OnExistsArg::Skip => OnExists::Skip,
-        },
-        filter: args.filter.filter()?,
-        db_map: args.db_map.clone().map(|m| m.0).unwrap_or_default(),
-        ttl_shift_ms: args.ttl_shift.saturating_mul(1000),
-        no_ttl: args.no_ttl,
-        now_ms: args.now.unwrap_or_else(super::now_ms),
-        connections: args.connections,
-        pipeline: args.pipeline,
-        max_ops_per_sec: args.max_ops_per_sec,
-        cluster: args.cluster,
-        retry_timeout: Duration::from_secs_f64(args.retry_timeout.max(0.0)),
-        batch_elements: args.batch_elements,
-        target: args.target_version,
-        resume_from,
-        resume_run,
-        lossy: args.lossy,
-        functions: args.functions,
-        max_errors: args.max_errors,
-        dry_run: args.dry_run,
-    };
     let aof = rdbtool::aof::is_aof(data);
-    // An AOF's order matters: one connection per node keeps it.
-    let opts = match aof {
-        true => Options {
-            connections: 1,
-            ..opts
-        },
-        false => opts,
-    };
-
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // Without a handler Ctrl-C still ends the process; only the final checkpoint is lost.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
-    let errors_to = args
-        .errors_to
-        .as_ref()
-        .map(|p| {
-            std::fs::File::create(p)
-                .map(std::io::BufWriter::new)
-                .with_context(|| p.display().to_string())
-        })
-        .transpose()?;
+    let opts = options(&args, resume_point(&args, data, &source_hash)?, aof)?;
     let len = data.len() as u64;
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
-        let style = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        indicatif::ProgressBar::new(len).with_style(style)
+    // The checksum of an RDB is summed behind its reader, just before the pages it has passed
+    // are released (from the progress hook), so the trailer finds it mostly done.
+    let (input, releaser) = file.input();
+    let releaser = if aof { file.releaser() } else { releaser };
+    let checkpoint = checkpoint_path.map(|path| CheckpointTo {
+        path,
+        source: source_name(&args),
+        hash: source_hash,
+        size: len,
     });
-    let mut hooks = CliHooks {
-        file: &file,
-        released: 0,
-        stop,
-        errors_to,
-        checkpoint: checkpoint_path.map(|path| (path, source_name(&args), source_hash, len)),
-        bar,
-        started: Instant::now(),
-        io_error: None,
-    };
+    let progress = args.common.progress();
+    let errors_to = args.errors_to.as_ref();
+    let mut hooks = CliHooks::new(&file, releaser, &progress, errors_to, checkpoint)?;
     let replay = match Replay::connect(endpoint, opts, &mut hooks) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("rdbtool: {e}");
-            return Ok(Exit::Error);
-        }
+        Err(e) => return Ok(Outcome::unfinished(e.to_string())),
     };
-    let what = if replay.is_cluster() {
-        let masters = replay.node_addresses().len() as u64;
-        format!("cluster of {}", count(masters, "master"))
-    } else {
-        "standalone".to_string()
-    };
-    let target = replay.facts().target;
+    let header = format!(
+        "replay {} -> {shown} ({}, {})",
+        source_name(&args),
+        shape(&replay),
+        replay.facts().target.short()
+    );
     let memory = match args.dry_run {
         true => replay.node_memory(),
         false => Vec::new(),
     };
     let started = Instant::now();
-    // The RDB's checksum is summed on the other core as it is read (and its pages released);
-    // the reader's pages are released by the progress hook.
-    let (summary, result) = file.scan(|inp, _| match aof {
+    let (summary, result) = match aof {
         true => replay.run(Source::Aof(data)),
-        false => replay.run(Source::Rdb(inp)),
-    });
+        false => replay.run(Source::Rdb(input)),
+    };
     let elapsed = started.elapsed();
-    if let Some(bar) = &hooks.bar {
-        bar.finish_and_clear();
-    }
-    if let Some(w) = hooks.errors_to.as_mut() {
-        w.flush()?;
-    }
-    let header = format!(
-        "replay {} -> {shown} ({what}, {target})",
-        source_name(&args)
-    );
+    hooks.finish()?;
     let fits = match (args.dry_run && result.is_ok(), &result) {
         // Nothing was read or sent: the message says why.
         (_, Err(replay::Error::Databases(_))) => true,
@@ -354,37 +246,136 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         eprintln!("rdbtool: notice: {n}");
     }
     if let Some(e) = hooks.io_error.take() {
-        eprintln!("rdbtool: {e}");
-        return Ok(Exit::Error);
+        return Ok(Outcome::unfinished(e));
     }
-    match result {
+    Ok(ending(&args, &summary, result, fits))
+}
+
+/// Before anything is read or sent: the options that make no sense together refused, and where
+/// the checkpoint goes (symlinks resolved).
+fn check_paths(args: &Args) -> Result<Option<PathBuf>> {
+    check_tls_options(args)?;
+    super::files::refuse_stdout_as_input([args.file.as_path()])?;
+    for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
+        super::files::refuse_input_as_output(path, [args.file.as_path()])?;
+    }
+    args.checkpoint
+        .as_deref()
+        .map(checkpoint::prepare)
+        .transpose()
+}
+
+/// `--to`, with `--cacert` and `--insecure`.
+fn endpoint(args: &Args) -> Result<Endpoint> {
+    let tls = Tls {
+        cacert: args
+            .cacert
+            .as_ref()
+            .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
+            .transpose()?,
+        insecure: args.insecure,
+    };
+    let to = rdbtool::text::mask_url(&args.to);
+    rdbtool::text::check_url(&args.to).map_err(|why| anyhow::anyhow!("--to {to}: {why}"))?;
+    Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))
+}
+
+/// With `--resume`: how many keys the checkpoint says are done, and the run that wrote it.
+fn resume_point(args: &Args, data: &[u8], source_hash: &str) -> Result<(u64, Option<u64>)> {
+    let (Some(path), true) = (&args.checkpoint, args.resume) else {
+        return Ok((0, None));
+    };
+    let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
+    if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
+        bail!(
+            "{}: checkpoint is for another file ({}, {})",
+            path.display(),
+            cp.source,
+            count(cp.source_size, "byte")
+        );
+    }
+    Ok((cp.done, (cp.run_id != 0).then_some(cp.run_id)))
+}
+
+fn options(
+    args: &Args,
+    (resume_from, resume_run): (u64, Option<u64>),
+    aof: bool,
+) -> Result<Options> {
+    Ok(Options {
+        mode: match args.mode {
+            ModeArg::Restore => Mode::Restore,
+            ModeArg::Commands => Mode::Commands,
+            ModeArg::Auto => Mode::Auto,
+        },
+        on_exists: match args.on_exists {
+            OnExistsArg::Fail => OnExists::Fail,
+            OnExistsArg::Replace => OnExists::Replace,
+            OnExistsArg::Skip => OnExists::Skip,
+        },
+        filter: args.filter.filter()?,
+        db_map: args.db_map.clone().map(|m| m.0).unwrap_or_default(),
+        ttl_shift_ms: args.ttl_shift.saturating_mul(1000),
+        no_ttl: args.no_ttl,
+        now_ms: args.clock.now_ms(),
+        // An AOF's order matters: one connection per node keeps it.
+        connections: if aof { 1 } else { args.connections },
+        pipeline: args.pipeline,
+        max_ops_per_sec: args.max_ops_per_sec,
+        cluster: args.cluster,
+        retry_timeout: Duration::from_secs_f64(args.retry_timeout.max(0.0)),
+        batch_elements: args.batch_elements,
+        target: args.target_version,
+        resume_from,
+        resume_run,
+        lossy: args.lossy,
+        functions: args.functions,
+        max_errors: args.max_errors,
+        dry_run: args.dry_run,
+    })
+}
+
+/// `standalone`, or `cluster of 3 masters`.
+fn shape(replay: &Replay<'_>) -> String {
+    if !replay.is_cluster() {
+        return "standalone".to_string();
+    }
+    let masters = replay.node_addresses().len() as u64;
+    format!("cluster of {}", count(masters, "master"))
+}
+
+/// How the replay ended, once its summary is written: keys refused (or a dry run's file that
+/// may not fit) are a problem found; a damaged source too; anything else that stopped it is
+/// not finishing.
+fn ending(
+    args: &Args,
+    summary: &Summary,
+    result: Result<(), replay::Error>,
+    fits: bool,
+) -> Outcome {
+    let source = source_name(args);
+    let e = match result {
         Ok(()) if summary.failed_total() + summary.libraries_failed > 0 || !fits => {
-            Ok(Exit::Problems)
+            return Outcome::Problems(Vec::new());
         }
-        Ok(()) => Ok(Exit::Ok),
-        Err(replay::Error::Rdb(e)) => {
-            eprintln!("rdbtool: {}: {e}", source_name(&args));
-            Ok(Exit::Problems)
-        }
-        Err(e) => {
-            if let replay::Error::Stopped(_) = e {
-                eprintln!(
-                    "rdbtool: {}: {} read, {} acknowledged before it stopped",
-                    source_name(&args),
-                    count(summary.keys, "key"),
-                    thousands(summary.acked)
-                );
-            }
-            let hint = match (&args.checkpoint, &e) {
-                (_, replay::Error::Databases(_)) | (None, _) => String::new(),
-                (Some(p), _) => {
-                    format!(" (checkpoint in {}: continue with --resume)", p.display())
-                }
-            };
-            eprintln!("rdbtool: {}: {e}{hint}", source_name(&args));
-            Ok(Exit::Error)
-        }
+        Ok(()) => return Outcome::Clean,
+        Err(replay::Error::Rdb(e)) => return Outcome::problem(format!("{source}: {e}")),
+        Err(e) => e,
+    };
+    let mut lines = Vec::new();
+    if let replay::Error::Stopped(_) = e {
+        lines.push(format!(
+            "{source}: {} read, {} acknowledged before it stopped",
+            count(summary.keys, "key"),
+            thousands(summary.acked)
+        ));
     }
+    let hint = match (&args.checkpoint, &e) {
+        (_, replay::Error::Databases(_)) | (None, _) => String::new(),
+        (Some(p), _) => format!(" (checkpoint in {}: continue with --resume)", p.display()),
+    };
+    lines.push(format!("{source}: {e}{hint}"));
+    Outcome::Unfinished(lines)
 }
 
 fn write_summary(
@@ -532,86 +523,4 @@ fn write_dry_run(
         )?;
     }
     Ok(fits)
-}
-
-struct CliHooks<'f> {
-    /// The source, whose pages behind the reader are released as it goes (every key's
-    /// commands are copied out of it).
-    file: &'f MappedFile,
-    released: u64,
-    stop: Arc<AtomicBool>,
-    errors_to: Option<std::io::BufWriter<std::fs::File>>,
-    /// Path, source name, source hash, source size.
-    checkpoint: Option<(PathBuf, String, String, u64)>,
-    bar: Option<indicatif::ProgressBar>,
-    started: Instant,
-    io_error: Option<String>,
-}
-
-impl Hooks for CliHooks<'_> {
-    fn progress(&mut self, pos: u64, s: &Summary) {
-        if pos > self.released {
-            self.file.release(self.released as usize, pos as usize);
-            // Released in whole 64 KiB blocks: the block holding `pos` goes next time.
-            self.released = pos - pos % (64 << 10);
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_position(pos);
-            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "{} keys/s, {} failed",
-                thousands((s.acked as f64 / secs) as u64),
-                thousands(s.failed_total())
-            ));
-        }
-    }
-
-    fn failure(&mut self, f: &Failure) {
-        let Some(w) = self.errors_to.as_mut() else {
-            return;
-        };
-        let line = (|| -> std::io::Result<()> {
-            match f.library {
-                true => w.write_all(b"{\"library\":")?,
-                false => write!(w, "{{\"db\":{},\"key\":", f.db)?,
-            }
-            json::write_bytes(w, &f.key)?;
-            w.write_all(b",\"error\":")?;
-            serde_json::to_writer(&mut *w, &f.error)?;
-            w.write_all(b"}\n")
-        })();
-        if let Err(e) = line {
-            self.io_error.get_or_insert(format!("--errors-to: {e}"));
-        }
-    }
-
-    fn checkpoint(&mut self, done: u64, offset: u64, s: &Summary, complete: bool) {
-        let Some((path, source, hash, size)) = &self.checkpoint else {
-            return;
-        };
-        let cp = Checkpoint {
-            source: source.clone(),
-            source_size: *size,
-            source_hash: hash.clone(),
-            done,
-            offset,
-            acked: s.acked,
-            failed: s.failed_total(),
-            run_id: s.run_id,
-            complete,
-            updated_ms: super::now_ms(),
-        };
-        if let Err(e) = cp.save(path) {
-            self.io_error
-                .get_or_insert(format!("{}: {e}", path.display()));
-        }
-    }
-
-    fn stop(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    fn read_ahead(&mut self) {
-        self.file.release_all();
-    }
 }
