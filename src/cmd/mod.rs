@@ -7,6 +7,7 @@ pub mod files;
 pub mod inspect;
 pub mod replay;
 pub mod verify;
+pub mod verify_aof;
 
 use std::process::ExitCode;
 
