@@ -40,6 +40,8 @@ enum Command {
     Replay(cmd::replay::Args),
     #[command(after_long_help = DIFF_MORE)]
     Diff(cmd::diff::Args),
+    #[command(after_long_help = AOF_MORE)]
+    Aof(cmd::aof::Args),
     /// Print shell completions.
     #[command(after_long_help = COMPLETIONS_MORE)]
     Completions {
@@ -163,6 +165,8 @@ Examples:
     rdbtool verify --strict --format json dump.rdb
   Check a DUMP payload (the bytes a DUMP command returned):
     rdbtool verify --dump-payload payload.bin
+  Check an AOF (a file, an appendonlydir or its manifest) as the server would load it:
+    rdbtool verify /var/lib/redis/appendonlydir
 ";
 
 const INSPECT_MORE: &str = "\
@@ -226,6 +230,21 @@ Examples:
     rdbtool diff a.rdb b.rdb --format resp | redis-cli --pipe
 ";
 
+const AOF_MORE: &str = "\
+Exit status:
+  0  the repaired copy was written (also when nothing had to be left out)
+  1  the AOF has a problem cutting cannot mend (a damaged RDB base or preamble, a bad manifest)
+  2  the input could not be read, the output exists or could not be written, or bad usage
+
+Examples:
+  A loadable copy of an AOF cut short by a crash:
+    rdbtool aof repair appendonlydir -o appendonlydir.repaired
+  The log as it was at a point in time (Unix seconds, by its #TS annotations):
+    rdbtool aof repair appendonlydir -o restored --until-timestamp 1796650920
+  Undo a FLUSHALL run at 14:02 (and any later one):
+    rdbtool aof repair appendonlydir -o restored --drop 'FLUSHALL|FLUSHDB' --since 1796650920
+";
+
 const COMPLETIONS_MORE: &str = "\
 Exit status:
   0  the completions were written
@@ -245,6 +264,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Export(args) => cmd::export::run(args, out),
         Command::Replay(args) => cmd::replay::run(args, out),
         Command::Diff(args) => cmd::diff::run(args, out),
+        Command::Aof(args) => cmd::aof::run(args, out),
         Command::Completions { shell } => {
             // generate() panics on a write error: made in memory, then written here, so that a
             // closed pipe is quiet and a full disk is an error like any other.

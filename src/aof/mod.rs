@@ -10,6 +10,7 @@ pub mod emulate;
 pub mod files;
 pub mod log;
 pub mod manifest;
+pub mod repair;
 pub mod table;
 
 use crate::resp::parse::{Item, Slice};
@@ -41,6 +42,24 @@ pub fn writer_release(rdb: &[u8]) -> Option<(bool, u16, u16)> {
         }
     }
     found
+}
+
+/// Where the RDB data at the start of `data` (an AOF's preamble or base) ends, after its
+/// checksum: read record by record, values skipped by their framing.
+pub fn rdb_end(data: &[u8]) -> Result<usize, crate::rdb::Error> {
+    use crate::rdb::{Error, ErrorKind, Reader, Record};
+    let mut reader = Reader::from_slice(data)?;
+    while let Some(rec) = reader.next_record() {
+        match rec?.record {
+            Record::Key { .. } => {
+                reader.skip_value()?;
+            }
+            Record::Eof { .. } => return Ok(reader.pos() as usize),
+            _ => {}
+        }
+    }
+    let what = "the RDB data ends without its EOF record".into();
+    Err(Error::new(reader.pos(), ErrorKind::Invalid(what)))
 }
 
 /// One command of the log: where it starts, its encoded bytes and its arguments.

@@ -1,5 +1,6 @@
 //! Subcommands, one file each, and what they share.
 
+pub mod aof;
 pub mod args;
 pub mod diff;
 pub mod export;
