@@ -138,11 +138,7 @@ fn small_last_incr() -> (common::server::Server, tempfile::TempDir, Vec<u8>) {
         &server,
         &["SET d 4", "MULTI", "SADD s x", "EXEC", "SET e 5"],
     );
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(aof::aof_dir(&server)).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
+    let copy = aof::copy_dir(&aof::aof_dir(&server));
     let incr = std::fs::read(copy.path().join("appendonly.aof.2.incr.aof")).unwrap();
     assert!(incr.windows(4).any(|w| w == b"#TS:"), "no timestamp");
     (server, copy, incr)

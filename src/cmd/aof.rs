@@ -74,6 +74,7 @@ fn repair(args: RepairArgs, out: &mut dyn Write) -> Result<Exit> {
         }
     };
     let inputs: Vec<&Path> = std::iter::once(args.path.as_path())
+        .chain(files.manifest.iter().map(|(m, _)| m.as_path()))
         .chain(files.parts.iter().map(|p| p.path.as_path()))
         .collect();
     super::files::refuse_input_as_output(&args.output, inputs.iter().copied())?;

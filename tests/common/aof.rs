@@ -43,13 +43,22 @@ pub fn send(server: &Server, lines: &[&str]) -> String {
 /// Writes of every kind, tagged with `tag` so that runs add keys; functions where the server
 /// has them (7.0+).
 pub fn workload(server: &Server, tag: &str, functions: bool) {
+    let lines = workload_lines(tag, functions);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let replies = send(server, &refs);
+    assert!(!replies.contains("ERR"), "{replies}");
+}
+
+/// The commands of [`workload`]: deterministic (absolute expiry times, explicit stream IDs),
+/// so that another server running them holds the same data.
+pub fn workload_lines(tag: &str, functions: bool) -> Vec<String> {
     let mut lines: Vec<String> = [
         "SET str:{t} v",
         "SET counter:{t} 10",
         "INCRBY counter:{t} 5",
         "APPEND str:{t} more",
-        "SET ttl:{t} x EX 100000",
-        "PEXPIRE str:{t} 50000000",
+        "SET ttl:{t} x PXAT 4102444800000",
+        "PEXPIREAT str:{t} 4102444800123",
         "RPUSH list:{t} a b c",
         "LPOP list:{t}",
         "SADD set:{t} a b c",
@@ -58,11 +67,11 @@ pub fn workload(server: &Server, tag: &str, functions: bool) {
         "ZINCRBY zset:{t} 3 a",
         "HSET hash:{t} f1 v1 f2 v2",
         "HDEL hash:{t} f2",
-        "XADD stream:{t} * f v",
-        "XADD stream:{t} * g w",
+        "XADD stream:{t} 1-1 f v",
+        "XADD stream:{t} 2-1 g w",
         "SETBIT bits:{t} 7 1",
         "PFADD hll:{t} a b c",
-        "EXPIRE list:{t} 300000",
+        "EXPIREAT list:{t} 4102444800",
         "SELECT 2",
         "SET db2:{t} v",
         "SELECT 0",
@@ -83,9 +92,7 @@ pub fn workload(server: &Server, tag: &str, functions: bool) {
         );
         lines.push(format!("FCALL myset 1 fkey:{tag} fval"));
     }
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let replies = send(server, &refs);
-    assert!(!replies.contains("ERR"), "{replies}");
+    lines
 }
 
 fn persistence(server: &Server, field: &str) -> String {
@@ -196,4 +203,53 @@ pub fn analyzed(tool: &Path, input: &Path) -> (Vec<(String, u64, u64, u64)>, boo
         files.push((file, num("size"), num("ok_up_to"), num("ok_up_to_line")));
     }
     (files, out.status.success())
+}
+
+/// Copies the files of `from` into a new temporary directory.
+pub fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
+}
+
+/// A server of `name` that loaded the appendonlydir `dir` at start-up.
+pub fn load_dir(name: &str, dir: &Path) -> Server {
+    let parent = dir.parent().unwrap().to_str().unwrap();
+    let base = dir.file_name().unwrap().to_str().unwrap();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--dir",
+        parent,
+        "--appenddirname",
+        base,
+    ];
+    Server::start_with(&build(name), None, &args)
+}
+
+/// A fresh server of `name` (no AOF) that ran `lines`.
+pub fn ran(name: &str, lines: &[String]) -> Server {
+    let server = Server::start(&build(name), None);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let replies = send(&server, &refs);
+    assert!(!replies.contains("ERR"), "{replies}");
+    server
+}
+
+/// Unix time in seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Sleeps until the Unix second after `t` has begun.
+pub fn after_second(t: u64) {
+    while now() <= t {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
