@@ -40,7 +40,7 @@ enum Command {
     Replay(cmd::replay::Args),
     #[command(after_long_help = DIFF_MORE)]
     Diff(cmd::diff::Args),
-    #[command(after_long_help = AOF_MORE)]
+    #[command(after_long_help = cmd::aof::MORE)]
     Aof(cmd::aof::Args),
     /// Print shell completions.
     #[command(after_long_help = COMPLETIONS_MORE)]
@@ -230,21 +230,6 @@ Examples:
     rdbtool diff a.rdb b.rdb --format resp | redis-cli --pipe
 ";
 
-const AOF_MORE: &str = "\
-Exit status:
-  0  the repaired copy was written (also when nothing had to be left out)
-  1  the AOF has a problem cutting cannot mend (a damaged RDB base or preamble, a bad manifest)
-  2  the input could not be read, the output exists or could not be written, or bad usage
-
-Examples:
-  A loadable copy of an AOF cut short by a crash:
-    rdbtool aof repair appendonlydir -o appendonlydir.repaired
-  The log as it was at a point in time (Unix seconds, by its #TS annotations):
-    rdbtool aof repair appendonlydir -o restored --until-timestamp 1796650920
-  Undo a FLUSHALL run at 14:02 (and any later one):
-    rdbtool aof repair appendonlydir -o restored --drop 'FLUSHALL|FLUSHDB' --since 1796650920
-";
-
 const COMPLETIONS_MORE: &str = "\
 Exit status:
   0  the completions were written
@@ -284,7 +269,12 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut pages = vec![("rdbtool".to_string(), top.clone())];
     for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("rdbtool-{}", sub.get_name());
-        pages.push((name.clone(), sub.clone().name(name)));
+        pages.push((name.clone(), sub.clone().name(name.clone())));
+        // A group's commands (`aof repair`) get pages of their own.
+        for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            let nested_name = format!("{name}-{}", nested.get_name());
+            pages.push((nested_name.clone(), nested.clone().name(nested_name)));
+        }
     }
     for (name, mut command) in pages {
         command.build();

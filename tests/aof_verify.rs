@@ -245,3 +245,56 @@ fn corpus_aofs_verify_as_the_catalog_states() {
     }
     assert!(checked >= 8, "only {checked} AOFs in the catalog");
 }
+
+fn resp(args: &[&str]) -> String {
+    let mut s = format!("*{}\r\n", args.len());
+    for a in args {
+        s += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s
+}
+
+#[test]
+fn commands_are_checked_against_the_release_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.aof");
+    let log = [
+        resp(&["SET", "k", "v"]),
+        resp(&["HSETEX", "h", "FIELDS", "1", "f", "v"]),
+    ]
+    .concat();
+    std::fs::write(&file, &log).unwrap();
+    let path = file.to_str().unwrap();
+    // Redis 7.0 lacks HSETEX: an error naming the releases that have it.
+    let (code, report) = verify_json(&[path, "--target-version", "7.0"]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["problems"][0]["code"], "other-release");
+    assert!(messages(&report).contains("redis-8.2"), "{report}");
+    // Any release knows it.
+    assert_eq!(verify_json(&[path]).0, 0);
+    // An unknown command is an error, or a notice under a release newer than any known.
+    std::fs::write(&file, log + &resp(&["NEWCMD", "x"])).unwrap();
+    let (code, report) = verify_json(&[path]);
+    assert_eq!(code, 1);
+    assert_eq!(report["problems"][0]["code"], "unknown-command");
+    let (code, report) = verify_json(&[path, "--target-version", "9.4"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["problems"][0]["severity"], "notice");
+}
+
+#[test]
+fn a_missing_history_file_is_a_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.1.base.aof seq 1 type h\nfile appendonly.aof.2.incr.aof seq 2 type i\n";
+    std::fs::write(dir.path().join("appendonly.aof.manifest"), manifest).unwrap();
+    let set = resp(&["SET", "k", "v"]);
+    std::fs::write(dir.path().join("appendonly.aof.2.base.aof"), &set).unwrap();
+    std::fs::write(dir.path().join("appendonly.aof.2.incr.aof"), &set).unwrap();
+    let (code, report) = verify_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["problems"][0]["code"], "history-missing");
+    assert_eq!(
+        report["layout"],
+        "appendonlydir with manifest, base (RESP) + 1 incr file"
+    );
+}

@@ -53,7 +53,7 @@ fn command(data: &[u8], at: &mut usize, state: &mut State) -> bool {
         let Some(len) = number(data, at, b'$', state) else {
             return false;
         };
-        if len < 0 || len > i64::MAX - 2 {
+        if !(0..=i64::MAX - 2).contains(&len) {
             return false;
         }
         let need = len as u64 + 2;

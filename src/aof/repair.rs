@@ -110,7 +110,7 @@ pub fn plan(inputs: &[Input<'_>], plan: &Plan) -> Result<Outcome, String> {
         };
         let mut edit = Edit {
             data: inp.data,
-            kept: vec![0..inp.rdb_end],
+            kept: std::iter::once(0..inp.rdb_end).collect(),
             multi: None,
             ts,
             plan,

@@ -14,6 +14,22 @@ use rdbtool::scan::mapped::MappedFile;
 
 use super::{Exit, count, thousands};
 
+/// `--help`'s and the man pages' exit status and examples (see `cli.rs`).
+pub const MORE: &str = "\
+Exit status:
+  0  the repaired copy was written (also when nothing had to be left out)
+  1  the AOF has a problem cutting cannot mend (a damaged RDB base or preamble, a bad manifest)
+  2  the input could not be read, the output exists or could not be written, or bad usage
+
+Examples:
+  A loadable copy of an AOF cut short by a crash:
+    rdbtool aof repair appendonlydir -o appendonlydir.repaired
+  The log as it was at a point in time (Unix seconds, by its #TS annotations):
+    rdbtool aof repair appendonlydir -o restored --until-timestamp 1796650920
+  Undo a FLUSHALL run at 14:02 (and any later one):
+    rdbtool aof repair appendonlydir -o restored --drop 'FLUSHALL|FLUSHDB' --since 1796650920
+";
+
 /// Commands for append-only files (AOF).
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,6 +42,7 @@ enum Command {
     /// Write a repaired copy of an AOF: cut after its last whole command or transaction (before
     /// a truncated tail or damage), or earlier at a time or an offset, or with chosen commands
     /// left out. The input is never modified.
+    #[command(after_long_help = MORE)]
     Repair(RepairArgs),
 }
 
@@ -215,9 +232,10 @@ fn write_part(path: &Path, input: &Input<'_>, fate: &Fate) -> Result<()> {
         .open(path)
         .with_context(|| path.display().to_string())?;
     let mut w = std::io::BufWriter::new(file);
-    let ranges = match fate {
-        Fate::Rewritten(ranges) => ranges.clone(),
-        _ => vec![0..input.data.len()],
+    let whole = std::iter::once(0..input.data.len());
+    let ranges: Box<dyn Iterator<Item = std::ops::Range<usize>>> = match fate {
+        Fate::Rewritten(ranges) => Box::new(ranges.iter().cloned()),
+        _ => Box::new(whole),
     };
     for r in ranges {
         w.write_all(&input.data[r])
