@@ -94,36 +94,65 @@ pub const MAX_FINDINGS: usize = 100;
 
 /// Checks the commands of `data[start..]` (after any RDB preamble) against `commands`.
 pub fn check(data: &[u8], start: usize, commands: Commands) -> Checked {
-    let mut walk = Walk {
-        commands,
-        checked: Checked {
-            commands: 0,
-            ending: Ending::Complete,
-            cut: start as u64,
-            ok_up_to: start as u64,
-            lines: 0,
-            findings: Vec::new(),
-            more: 0,
-        },
-        multi: None,
+    let mut walk = Walk::new(commands, start);
+    let step = walk.run(data, start, None);
+    walk.finish(data, step)
+}
+
+/// Below this many bytes of commands a file is checked on one thread.
+pub const SPLIT_MIN: usize = 64 << 20;
+
+/// [`check`], on two threads when there are cores for it and `data[start..]` holds at least
+/// `min` bytes: the second half from a command boundary found near its middle, while the
+/// first half is read up to it. If the first thread does not land on that boundary (it was
+/// inside an argument) or lands inside a transaction, it reads on alone.
+pub fn check_split(data: &[u8], start: usize, commands: Commands, min: usize) -> Checked {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let len = data.len().saturating_sub(start);
+    let boundary = match cores >= 2 && len >= min.max(2) {
+        true => boundary_after(data, start + len / 2),
+        false => None,
     };
-    let mut items = Slice::new(data.get(start..).unwrap_or_default(), start as u64);
-    loop {
-        let at = items.offset();
-        if walk.multi.is_none() {
-            walk.checked.cut = at;
+    let Some(boundary) = boundary else {
+        return check(data, start, commands);
+    };
+    std::thread::scope(|s| {
+        let second = s.spawn(move || check(data, boundary, commands));
+        let mut first = Walk::new(commands, start);
+        match first.run(data, start, Some(boundary)) {
+            Step::Boundary if first.multi.is_none() => match second.join() {
+                Ok(second) => first.join(second),
+                Err(_) => check(data, start, commands),
+            },
+            Step::Boundary => {
+                let step = first.run(data, boundary, None);
+                first.finish(data, step)
+            }
+            step => first.finish(data, step),
         }
-        let stop = match items.next_item() {
-            None => break,
-            Some(Ok(Item::Annotation { offset, text })) => walk.annotation(offset, text.len()),
-            Some(Ok(Item::Command(cmd))) => walk.command(&cmd),
-            Some(Err(p)) => Some(walk.problem(data, p)),
-        };
-        if let Some(ending) = stop {
-            return walk.stop(data, at, ending);
-        }
-    }
-    walk.end(data.len() as u64)
+    })
+}
+
+/// Where a command seems to start at or after `from`: after a CRLF, `*<digits>\r\n$`. It may
+/// be inside an argument; the first thread tells.
+fn boundary_after(data: &[u8], from: usize) -> Option<usize> {
+    let window = &data[from..data.len().min(from + (1 << 20))];
+    memchr::memmem::find_iter(window, b"\r\n*").find_map(|at| {
+        let rest = &window[at + 3..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let looks = digits > 0 && rest[digits..].starts_with(b"\r\n$");
+        looks.then_some(from + at + 2)
+    })
+}
+
+/// Where a walk stopped.
+enum Step {
+    /// At the boundary it was told to stop at.
+    Boundary,
+    /// At the end of the file.
+    End,
+    /// At the item starting here, with this ending.
+    Stop(u64, Ending),
 }
 
 struct Walk {
@@ -134,6 +163,69 @@ struct Walk {
 }
 
 impl Walk {
+    fn new(commands: Commands, start: usize) -> Walk {
+        Walk {
+            commands,
+            checked: Checked {
+                commands: 0,
+                ending: Ending::Complete,
+                cut: start as u64,
+                ok_up_to: start as u64,
+                lines: 0,
+                findings: Vec::new(),
+                more: 0,
+            },
+            multi: None,
+        }
+    }
+
+    /// Reads the items from `from` on, to the end, a problem, or `boundary`.
+    fn run(&mut self, data: &[u8], from: usize, boundary: Option<usize>) -> Step {
+        let mut items = Slice::new(data.get(from..).unwrap_or_default(), from as u64);
+        loop {
+            let at = items.offset();
+            if boundary == Some(at as usize) {
+                return Step::Boundary;
+            }
+            if self.multi.is_none() {
+                self.checked.cut = at;
+            }
+            let stop = match items.next_item() {
+                None => return Step::End,
+                Some(Ok(Item::Annotation { offset, text })) => self.annotation(offset, text.len()),
+                Some(Ok(Item::Command(cmd))) => self.command(&cmd),
+                Some(Err(p)) => Some(self.problem(data, p)),
+            };
+            if let Some(ending) = stop {
+                return Step::Stop(at, ending);
+            }
+        }
+    }
+
+    fn finish(self, data: &[u8], step: Step) -> Checked {
+        match step {
+            Step::Stop(at, ending) => self.stop(data, at, ending),
+            Step::End | Step::Boundary => self.end(data.len() as u64),
+        }
+    }
+
+    /// This walk's findings up to a boundary, then those of the walk from it.
+    fn join(self, second: Checked) -> Checked {
+        let mut c = self.checked;
+        c.commands += second.commands;
+        c.lines += second.lines;
+        let room = MAX_FINDINGS.saturating_sub(c.findings.len());
+        let left = second.findings.len().saturating_sub(room) as u64;
+        c.findings.extend(second.findings.into_iter().take(room));
+        c.more += second.more + left;
+        Checked {
+            ending: second.ending,
+            cut: second.cut,
+            ok_up_to: second.ok_up_to,
+            ..c
+        }
+    }
+
     fn find(&mut self, severity: Severity, code: &'static str, offset: u64, message: String) {
         if self.checked.findings.len() < MAX_FINDINGS {
             self.checked.findings.push(Finding {
@@ -182,11 +274,19 @@ impl Walk {
             if cmd.argc() != 2 || db.is_none_or(|db| db > i32::MAX as u32) {
                 let message = "SELECT without a database number: the server ignores it, and the commands after it go to the database before".to_string();
                 self.find(Severity::Error, "bad-select", at, message);
+                return self.counted(cmd, false);
             }
         }
+        self.counted(cmd, true)
+    }
+
+    /// A whole command counted, its name and arity checked if `known`.
+    fn counted(&mut self, cmd: &crate::resp::parse::Cmd<'_>, known: bool) -> Option<Ending> {
         self.checked.commands += 1;
         self.checked.lines += 1 + 2 * cmd.argc() as u64;
-        self.known(cmd);
+        if known {
+            self.known(cmd);
+        }
         None
     }
 
@@ -353,6 +453,44 @@ mod tests {
         let c = check(cut, 0, any());
         assert_eq!(c.ending, Ending::Truncated);
         assert_eq!(c.cut, head.len() as u64);
+    }
+
+    #[test]
+    fn two_threads_find_what_one_finds() {
+        let mut log = String::new();
+        for i in 0..40 {
+            log += &resp(&["SET", &format!("k{i}"), "*3\r\n$3"]);
+            if i % 7 == 0 {
+                log += &[resp(&["MULTI"]), resp(&["INCR", "n"]), resp(&["EXEC"])].concat();
+            }
+            if i % 11 == 0 {
+                log += "#TS:1700000000\r\n";
+            }
+        }
+        let log = log.as_bytes();
+        let key = |c: &Checked| {
+            let codes: Vec<_> = c.findings.iter().map(|f| (f.code, f.offset)).collect();
+            (c.commands, c.lines, c.cut, c.ok_up_to, c.ending, codes)
+        };
+        for end in (1..log.len()).step_by(7).chain([log.len()]) {
+            let data = &log[..end];
+            let one = check(data, 0, any());
+            assert_eq!(
+                key(&check_split(data, 0, any(), 0)),
+                key(&one),
+                "cut at {end}"
+            );
+            for at in [end / 3, end * 3 / 4] {
+                let mut bad = data.to_vec();
+                bad[at] = b'!';
+                let one = check(&bad, 0, any());
+                assert_eq!(
+                    key(&check_split(&bad, 0, any(), 0)),
+                    key(&one),
+                    "damage at {at}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -257,7 +257,7 @@ fn rdb_report(part: &Part, map: &MappedFile, workers: usize) -> Option<Report> {
 fn part_check(data: &[u8], rdb: Option<Report>, commands: Commands) -> PartChecked {
     let size = data.len() as u64;
     let Some(mut rdb) = rdb else {
-        let resp = check::check(data, 0, commands);
+        let resp = check::check_split(data, 0, commands, check::SPLIT_MIN);
         return PartChecked {
             size,
             rdb: None,
