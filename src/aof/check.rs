@@ -94,10 +94,17 @@ pub const MAX_FINDINGS: usize = 100;
 
 /// Checks the commands of `data[start..]` (after any RDB preamble) against `commands`.
 pub fn check(data: &[u8], start: usize, commands: Commands) -> Checked {
-    let mut walk = Walk::new(commands, start);
+    let mut walk = Walk::new(commands, start, &|_, _| {});
     let step = walk.run(data, start, None);
     walk.finish(data, step)
 }
+
+/// Told now and then of a range of bytes the walk has passed (a mapped file releases its
+/// pages, so that memory stays bounded).
+pub type Release<'r> = &'r (dyn Fn(usize, usize) + Sync);
+
+/// Bytes passed between two calls of a [`Release`].
+const RELEASE_EVERY: usize = 32 << 20;
 
 /// Below this many bytes of commands a file is checked on one thread.
 pub const SPLIT_MIN: usize = 64 << 20;
@@ -106,7 +113,13 @@ pub const SPLIT_MIN: usize = 64 << 20;
 /// `min` bytes: the second half from a command boundary found near its middle, while the
 /// first half is read up to it. If the first thread does not land on that boundary (it was
 /// inside an argument) or lands inside a transaction, it reads on alone.
-pub fn check_split(data: &[u8], start: usize, commands: Commands, min: usize) -> Checked {
+pub fn check_split(
+    data: &[u8],
+    start: usize,
+    commands: Commands,
+    min: usize,
+    release: Release<'_>,
+) -> Checked {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let len = data.len().saturating_sub(start);
     let boundary = match cores >= 2 && len >= min.max(2) {
@@ -114,11 +127,17 @@ pub fn check_split(data: &[u8], start: usize, commands: Commands, min: usize) ->
         false => None,
     };
     let Some(boundary) = boundary else {
-        return check(data, start, commands);
+        let mut walk = Walk::new(commands, start, release);
+        let step = walk.run(data, start, None);
+        return walk.finish(data, step);
     };
     std::thread::scope(|s| {
-        let second = s.spawn(move || check(data, boundary, commands));
-        let mut first = Walk::new(commands, start);
+        let second = s.spawn(move || {
+            let mut walk = Walk::new(commands, boundary, release);
+            let step = walk.run(data, boundary, None);
+            walk.finish(data, step)
+        });
+        let mut first = Walk::new(commands, start, release);
         match first.run(data, start, Some(boundary)) {
             Step::Boundary if first.multi.is_none() => match second.join() {
                 Ok(second) => first.join(second),
@@ -155,17 +174,19 @@ enum Step {
     Stop(u64, Ending),
 }
 
-struct Walk {
+struct Walk<'r> {
     commands: Commands,
+    release: Release<'r>,
     checked: Checked,
     /// Where the open MULTI started.
     multi: Option<u64>,
 }
 
-impl Walk {
-    fn new(commands: Commands, start: usize) -> Walk {
+impl<'r> Walk<'r> {
+    fn new(commands: Commands, start: usize, release: Release<'r>) -> Walk<'r> {
         Walk {
             commands,
+            release,
             checked: Checked {
                 commands: 0,
                 ending: Ending::Complete,
@@ -182,10 +203,15 @@ impl Walk {
     /// Reads the items from `from` on, to the end, a problem, or `boundary`.
     fn run(&mut self, data: &[u8], from: usize, boundary: Option<usize>) -> Step {
         let mut items = Slice::new(data.get(from..).unwrap_or_default(), from as u64);
+        let mut released = from;
         loop {
             let at = items.offset();
             if boundary == Some(at as usize) {
                 return Step::Boundary;
+            }
+            if at as usize >= released + RELEASE_EVERY {
+                (self.release)(released, at as usize);
+                released = at as usize;
             }
             if self.multi.is_none() {
                 self.checked.cut = at;
@@ -476,7 +502,7 @@ mod tests {
             let data = &log[..end];
             let one = check(data, 0, any());
             assert_eq!(
-                key(&check_split(data, 0, any(), 0)),
+                key(&check_split(data, 0, any(), 0, &|_, _| {})),
                 key(&one),
                 "cut at {end}"
             );
@@ -485,7 +511,7 @@ mod tests {
                 bad[at] = b'!';
                 let one = check(&bad, 0, any());
                 assert_eq!(
-                    key(&check_split(&bad, 0, any(), 0)),
+                    key(&check_split(&bad, 0, any(), 0, &|_, _| {})),
                     key(&one),
                     "damage at {at}"
                 );

@@ -192,7 +192,7 @@ pub fn from_preamble(label: String, file: &MappedFile, rdb: Report, opts: Option
             entry: None,
         }],
     };
-    let checked = vec![part_check(data, Some(rdb), commands)];
+    let checked = vec![part_check(file, Some(rdb), commands)];
     assemble(&mut report, &files, checked, commands);
     report.finish()
 }
@@ -227,7 +227,7 @@ fn check_parts(
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(map) = maps.get(i) else { break };
                         let rdb = rdb_report(&parts[i], map, workers);
-                        done.push((i, part_check(map.data(), rdb, commands)));
+                        done.push((i, part_check(map, rdb, commands)));
                     }
                     done
                 })
@@ -254,10 +254,12 @@ fn rdb_report(part: &Part, map: &MappedFile, workers: usize) -> Option<Report> {
 }
 
 /// The commands of a part, after its RDB data if it has any.
-fn part_check(data: &[u8], rdb: Option<Report>, commands: Commands) -> PartChecked {
+fn part_check(map: &MappedFile, rdb: Option<Report>, commands: Commands) -> PartChecked {
+    let data = map.data();
     let size = data.len() as u64;
+    let release = |start, end| map.release(start, end);
     let Some(mut rdb) = rdb else {
-        let resp = check::check_split(data, 0, commands, check::SPLIT_MIN);
+        let resp = check::check_split(data, 0, commands, check::SPLIT_MIN, &release);
         return PartChecked {
             size,
             rdb: None,
@@ -270,9 +272,9 @@ fn part_check(data: &[u8], rdb: Option<Report>, commands: Commands) -> PartCheck
         !(p.phase == Some("trailer") && p.message.ends_with("after the end of the RDB data"))
     });
     let rdb = rdb.finish();
-    let resp = rdb
-        .rdb_end
-        .map(|end| check::check(data, end as usize, commands));
+    let split =
+        |end: u64| check::check_split(data, end as usize, commands, check::SPLIT_MIN, &release);
+    let resp = rdb.rdb_end.map(split);
     let format = match rdb.rdb_end {
         Some(end) if end < size => "RDB preamble + RESP",
         _ => "RDB",
@@ -437,6 +439,10 @@ fn opened_wrong(report: &mut AofReport, e: OpenError) {
                 &manifest.display().to_string(),
                 ("missing-file", 0, message),
             );
+        }
+        OpenError::NoManifest(_) => {
+            let what = "is a directory without an AOF manifest (*.manifest) in it, not a file";
+            report.io_error = Some(what.into());
         }
         _ => report.io_error = Some(message),
     }
