@@ -198,3 +198,59 @@ fn point_in_time_recovery_drops_the_flushall() {
     assert_eq!(state(&loaded), state(&want));
     assert_ne!(want.cli(&["DBSIZE"]).trim(), "0");
 }
+
+#[test]
+fn until_offset_counts_across_the_files_or_in_one() {
+    let server = writer();
+    workload(&server, "a", true);
+    rewrite(&server);
+    workload(&server, "b", true);
+    send(&server, &["SET x 1", "SET y 2"]);
+    let input = copy_dir(&aof::aof_dir(&server));
+    let base = std::fs::metadata(input.path().join("appendonly.aof.2.base.rdb"))
+        .unwrap()
+        .len();
+    let incr = std::fs::read(input.path().join("appendonly.aof.2.incr.aof")).unwrap();
+    // Inside the last command (SET y 2): only it goes.
+    let inside = incr.len() as u64 - 5;
+    let out = tempfile::tempdir().unwrap();
+    let mut copies = Vec::new();
+    for spec in [
+        format!("appendonly.aof.2.incr.aof:{inside}"),
+        (base + inside).to_string(),
+    ] {
+        let repaired = out.path().join(&spec);
+        let (code, text) = repair(&[
+            input.path().to_str().unwrap(),
+            "-o",
+            repaired.to_str().unwrap(),
+            "--until-offset",
+            &spec,
+        ]);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("dropped: 1 command (SET 1)"), "{text}");
+        copies.push(snapshot(&repaired));
+    }
+    assert_eq!(copies[0], copies[1]);
+    let expected = [
+        workload_lines("a", true),
+        workload_lines("b", true),
+        vec!["SET x 1".to_string()],
+    ]
+    .concat();
+    let repaired = out
+        .path()
+        .join(format!("appendonly.aof.2.incr.aof:{inside}"));
+    let loaded = load_dir(REDIS, &repaired);
+    assert_eq!(state(&loaded), state(&ran(REDIS, &expected)));
+    // An offset inside the RDB base cannot be cut.
+    let (code, text) = repair(&[
+        input.path().to_str().unwrap(),
+        "-o",
+        out.path().join("x").to_str().unwrap(),
+        "--until-offset",
+        "10",
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("inside the RDB data"), "{text}");
+}

@@ -73,6 +73,8 @@ pub struct Outcome {
     /// Where the log was cut: the file, the offset, why.
     pub cut: Option<(String, u64, String)>,
     pub dropped: Dropped,
+    /// Whether the kept log had any `#TS:` annotation to go by.
+    pub timestamps: bool,
 }
 
 /// Works out what a repaired copy of `inputs` keeps under `plan`. An error when the plan
@@ -83,6 +85,7 @@ pub fn plan(inputs: &[Input<'_>], plan: &Plan) -> Result<Outcome, String> {
         kept_commands: 0,
         cut: None,
         dropped: Dropped::default(),
+        timestamps: false,
     };
     let mut ts = None;
     for (i, inp) in inputs.iter().enumerate() {
@@ -177,6 +180,7 @@ impl Edit<'_, '_> {
                     let at = offset as usize;
                     let end = at + items_len_annotation(self.data, at);
                     if let Some(t) = timestamp(text) {
+                        self.out.timestamps = true;
                         if matches!(self.plan.until, Until::Timestamp(limit) if t > limit) {
                             return Some((self.stop_at(at), "--until-timestamp"));
                         }

@@ -149,6 +149,13 @@ fn repair(args: RepairArgs, out: &mut dyn Write) -> Result<Exit> {
         m.check_size()?;
     }
     report(out, &args.output, &files, &outcome)?;
+    let by_time = args.since.is_some() || args.until_timestamp.is_some();
+    if by_time && !outcome.timestamps {
+        writeln!(
+            out,
+            "note: the log has no #TS annotations (written with aof-timestamp-enabled yes): there was no time to go by"
+        )?;
+    }
     Ok(Exit::Ok)
 }
 
