@@ -200,6 +200,10 @@ fn damage_in_the_middle_is_damage_where_redis_check_aof_says() {
         let (report, last) = last_part(dir.path());
         assert_eq!(last["ending"], "damaged", "byte {at}: {report}");
         assert_eq!(last["truncated_tail"], false);
+        if at != second {
+            let context = format!("(in the command at offset {second})");
+            assert!(messages(&report).contains(&context), "{report}");
+        }
         assert!(!assert_like_check_aof(&tool, &manifest, &report));
         let out = rdbtool(&["verify", manifest.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));

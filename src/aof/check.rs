@@ -220,7 +220,7 @@ impl<'r> Walk<'r> {
                 None => return Step::End,
                 Some(Ok(Item::Annotation { offset, text })) => self.annotation(offset, text.len()),
                 Some(Ok(Item::Command(cmd))) => self.command(&cmd),
-                Some(Err(p)) => Some(self.problem(data, p)),
+                Some(Err(p)) => Some(self.problem(data, at, p)),
             };
             if let Some(ending) = stop {
                 return Step::Stop(at, ending);
@@ -374,8 +374,8 @@ impl<'r> Walk<'r> {
         }
     }
 
-    /// A command the parser could not read.
-    fn problem(&mut self, data: &[u8], p: Problem) -> Ending {
+    /// A command the parser could not read, starting at `at`.
+    fn problem(&mut self, data: &[u8], at: u64, p: Problem) -> Ending {
         match p {
             Problem::Truncated { offset } if data.get(offset as usize) == Some(&b'#') => {
                 let message = "the file ends inside an annotation line (the server skips it)";
@@ -393,7 +393,11 @@ impl<'r> Walk<'r> {
                 Ending::Truncated
             }
             Problem::Malformed { offset, what } => {
-                self.find(Severity::Error, "malformed", offset, what.to_string());
+                let message = match offset == at {
+                    true => what.to_string(),
+                    false => format!("{what} (in the command at offset {at})"),
+                };
+                self.find(Severity::Error, "malformed", offset, message);
                 Ending::Damaged
             }
         }
