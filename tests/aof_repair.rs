@@ -254,3 +254,32 @@ fn until_offset_counts_across_the_files_or_in_one() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("inside the RDB data"), "{text}");
 }
+
+#[test]
+fn a_truncated_single_file_with_preamble_repaired_loads_in_redis_6_2() {
+    let name = "redis-6.2";
+    let (_, server) = aof::start(name, &["--aof-use-rdb-preamble", "yes"]);
+    workload(&server, "a", false);
+    rewrite(&server);
+    workload(&server, "b", false);
+    send(&server, &["SET last v"]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("cut.aof");
+    let bytes = std::fs::read(server.dir.path().join("appendonly.aof")).unwrap();
+    assert!(bytes.starts_with(b"REDIS"), "no preamble");
+    std::fs::write(&input, &bytes[..bytes.len() - 4]).unwrap();
+    let repaired = dir.path().join("appendonly.aof");
+    let (code, text) = repair(&[input.to_str().unwrap(), "-o", repaired.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("dropped: 0 commands"), "{text}");
+    assert!(text.contains("not a whole command"), "{text}");
+    let out = Command::new(check_aof(name))
+        .arg(&repaired)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", printed(&out));
+    let args = ["--appendonly", "yes", "--dir", dir.path().to_str().unwrap()];
+    let loaded = common::server::Server::start_with(&common::server::build(name), None, &args);
+    let expected = [workload_lines("a", false), workload_lines("b", false)].concat();
+    assert_eq!(state(&loaded), state(&ran(name, &expected)));
+}
