@@ -40,6 +40,8 @@ enum Command {
     Replay(cmd::replay::Args),
     #[command(after_long_help = DIFF_MORE)]
     Diff(cmd::diff::Args),
+    #[command(after_long_help = cmd::aof::MORE)]
+    Aof(cmd::aof::Args),
     /// Print shell completions.
     #[command(after_long_help = COMPLETIONS_MORE)]
     Completions {
@@ -163,6 +165,8 @@ Examples:
     rdbtool verify --strict --format json dump.rdb
   Check a DUMP payload (the bytes a DUMP command returned):
     rdbtool verify --dump-payload payload.bin
+  Check an AOF (a file, an appendonlydir or its manifest) as the server would load it:
+    rdbtool verify /var/lib/redis/appendonlydir
 ";
 
 const INSPECT_MORE: &str = "\
@@ -245,6 +249,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Export(args) => cmd::export::run(args, out),
         Command::Replay(args) => cmd::replay::run(args, out),
         Command::Diff(args) => cmd::diff::run(args, out),
+        Command::Aof(args) => cmd::aof::run(args, out),
         Command::Completions { shell } => {
             // generate() panics on a write error: made in memory, then written here, so that a
             // closed pipe is quiet and a full disk is an error like any other.
@@ -264,7 +269,12 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut pages = vec![("rdbtool".to_string(), top.clone())];
     for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("rdbtool-{}", sub.get_name());
-        pages.push((name.clone(), sub.clone().name(name)));
+        pages.push((name.clone(), sub.clone().name(name.clone())));
+        // A group's commands (`aof repair`) get pages of their own.
+        for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            let nested_name = format!("{name}-{}", nested.get_name());
+            pages.push((nested_name.clone(), nested.clone().name(nested_name)));
+        }
     }
     for (name, mut command) in pages {
         command.build();

@@ -5,9 +5,12 @@
 //! base and incr files listed by a manifest ([`files`], [`manifest`]). [`table`] knows each
 //! release's commands.
 
+pub mod check;
+pub mod emulate;
 pub mod files;
 pub mod log;
 pub mod manifest;
+pub mod repair;
 pub mod table;
 
 use crate::resp::parse::{Item, Slice};
@@ -16,6 +19,50 @@ use crate::resp::parse::{Item, Slice};
 /// `REDIS`/`VALKEY`.
 pub fn is_aof(data: &[u8]) -> bool {
     matches!(data.first(), Some(b'*' | b'#'))
+}
+
+/// The release that wrote an RDB (an AOF's preamble or base), from its `valkey-ver` or
+/// `redis-ver` AUX field: (valkey, major, minor).
+pub fn writer_release(rdb: &[u8]) -> Option<(bool, u16, u16)> {
+    let mut reader = crate::rdb::Reader::from_slice(rdb).ok()?;
+    let mut found = None;
+    while let Some(Ok(rec)) = reader.next_record() {
+        let crate::rdb::Record::Aux { key, value } = rec.record else {
+            break;
+        };
+        let valkey = match &key[..] {
+            b"valkey-ver" => true,
+            b"redis-ver" if found.is_none() => false,
+            _ => continue,
+        };
+        let text = std::str::from_utf8(&value).ok()?;
+        let mut parts = text.split('.').map(|p| p.parse::<u16>().ok());
+        if let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) {
+            found = Some((valkey, major, minor));
+        }
+    }
+    found
+}
+
+/// Where the RDB data at the start of `data` (an AOF's preamble or base) ends, after its
+/// checksum: read record by record, values skipped by their framing.
+pub fn rdb_end(data: &[u8]) -> Result<usize, crate::rdb::Error> {
+    use crate::rdb::{Error, ErrorKind, Reader, Record};
+    let mut reader = Reader::from_slice(data)?;
+    while let Some(rec) = reader.next_record() {
+        match rec?.record {
+            Record::Key { .. } => {
+                reader.skip_value()?;
+            }
+            Record::Eof { .. } => return Ok(reader.pos() as usize),
+            _ => {}
+        }
+    }
+    let kind = ErrorKind::UnexpectedEof {
+        need: 1,
+        what: "the RDB data's EOF record",
+    };
+    Err(Error::new(reader.pos(), kind))
 }
 
 /// One command of the log: where it starts, its encoded bytes and its arguments.

@@ -1,5 +1,6 @@
 //! Subcommands, one file each, and what they share.
 
+pub mod aof;
 pub mod args;
 pub mod diff;
 pub mod export;
@@ -8,6 +9,7 @@ pub mod inspect;
 pub mod progress;
 pub mod replay;
 pub mod verify;
+pub mod verify_aof;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,7 @@ use anyhow::Result;
 use rdbtool::rdb::Severity;
 use rdbtool::scan::ordered;
 use rdbtool::scan::thread::{caught, joined};
+use rdbtool::verify::aof::{self as aof_check, AofReport};
 use rdbtool::verify::{self, Report, Verdict};
 
 use super::args::CommonArgs;
@@ -39,6 +40,10 @@ pub struct Args {
     strict: bool,
     #[command(flatten)]
     common: CommonArgs,
+    /// AOF: check command names and arities against this release, e.g. `7.0`, `valkey-8.1`,
+    /// when no RDB preamble or base names the release that wrote it (default: any release).
+    #[arg(long, value_name = "X.Y")]
+    target_version: Option<rdbtool::release::Release>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,7 +71,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         }
         OutFormat::Text => {
             for r in &reports {
-                write_text(r, args.strict, out)?;
+                match r {
+                    Checked::Rdb(r) => write_text(r, args.strict, out)?,
+                    Checked::Aof(r) => super::verify_aof::write_text(r, args.strict, out)?,
+                }
             }
         }
     }
@@ -78,15 +86,32 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     })
 }
 
-/// Checks the files on as many threads as there are cores, keeping the given order. A file
-/// whose check panicked is reported as one that could not be checked.
-fn check_all(args: &Args, progress: &Progress) -> Result<Vec<Report>> {
+/// One input's report: an RDB file (or DUMP payload), or an AOF.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Checked {
+    Rdb(Report),
+    Aof(AofReport),
+}
+
+impl Checked {
+    fn verdict(&self, strict: bool) -> Verdict {
+        match self {
+            Checked::Rdb(r) => r.verdict(strict),
+            Checked::Aof(r) => r.verdict(strict),
+        }
+    }
+}
+
+/// Checks the files on as many threads as there are cores, keeping the given order.
+/// A file whose check panicked is reported as one that could not be checked.
+fn check_all(args: &Args, progress: &Progress) -> Result<Vec<Checked>> {
     let walks = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(args.files.len());
     let workers = ordered::workers_for(walks);
     let next = AtomicUsize::new(0);
-    let mut reports: Vec<(usize, Report)> = std::thread::scope(|s| {
+    let mut reports: Vec<(usize, Checked)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..walks)
             .map(|_| {
                 s.spawn(|| {
@@ -94,11 +119,11 @@ fn check_all(args: &Args, progress: &Progress) -> Result<Vec<Report>> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = args.files.get(i) else { break };
-                        let check = || check_file(path, args.dump_payload, workers, progress);
+                        let check = || check_file(path, args, workers, progress);
                         let report = caught("checking the file", check).unwrap_or_else(|e| {
                             let mut report = Report::new(path.display().to_string());
                             report.io_error = Some(e.to_string());
-                            report.finish()
+                            Checked::Rdb(report.finish())
                         });
                         done.push((i, report));
                     }
@@ -116,9 +141,19 @@ fn check_all(args: &Args, progress: &Progress) -> Result<Vec<Report>> {
     Ok(reports.into_iter().map(|(_, r)| r).collect())
 }
 
-/// Checks one file, its values on `workers` threads beside the one walking it.
-fn check_file(path: &Path, dump_payload: bool, workers: usize, progress: &Progress) -> Report {
-    let mut report = Report::new(path.display().to_string());
+/// Checks one file, its values on `workers` threads beside the one walking it. An AOF (a
+/// directory, a manifest, RESP commands, or an RDB followed by commands) is checked as one.
+fn check_file(path: &Path, args: &Args, workers: usize, progress: &Progress) -> Checked {
+    let dump_payload = args.dump_payload;
+    let opts = aof_check::Options {
+        release: args.target_version.map(|t| (t.valkey, t.major, t.minor)),
+        workers,
+    };
+    let label = path.display().to_string();
+    if !dump_payload && super::verify_aof::is_aof(path) {
+        return Checked::Aof(aof_check::check_path(path, label, opts));
+    }
+    let mut report = Report::new(label.clone());
     match super::files::open(path) {
         Ok(Source::Mapped(file)) => {
             let len = file.data().len() as u64;
@@ -132,21 +167,29 @@ fn check_file(path: &Path, dump_payload: bool, workers: usize, progress: &Progre
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            if !dump_payload && super::verify_aof::has_commands_after(&file, &report) {
+                return Checked::Aof(aof_check::from_preamble(label, &file, report, opts));
+            }
         }
         Ok(Source::Stream(stream)) => verify::check_stream(stream, dump_payload, &mut report),
         Err(e) => report.io_error = Some(e.to_string()),
     }
-    report.finish()
+    Checked::Rdb(report.finish())
+}
+
+/// How a problem's line starts.
+pub(super) fn level(severity: Severity, strict: bool) -> &'static str {
+    match severity {
+        Severity::Warning if strict => "error",
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Notice => "notice",
+    }
 }
 
 fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<()> {
     for p in &r.problems {
-        let level = match p.severity {
-            Severity::Warning if strict => "error",
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Notice => "notice",
-        };
+        let level = level(p.severity, strict);
         let mut context = Vec::new();
         if let Some(phase) = p.phase {
             context.push(format!("while {phase}"));

@@ -2,6 +2,7 @@
 //! what the server misses: every record and value, duplicate keys and members, the CRC-64.
 //! The findings go into a [`Report`] per file; `rdbtool verify` renders them.
 
+pub mod aof;
 mod check;
 
 use serde::Serialize;
@@ -35,6 +36,10 @@ pub struct Report {
     /// The file could not be read at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub io_error: Option<String>,
+    /// Where the RDB data ended, once its end (and checksum) was read: what follows is an
+    /// AOF's commands when the file is an RDB-preamble AOF.
+    #[serde(skip)]
+    pub rdb_end: Option<u64>,
 }
 
 /// A problem as a report shows it: the key escaped, the phase and the type by name.
@@ -150,16 +155,20 @@ pub fn check_mapped(
         check_payload(data, report);
         return;
     }
-    file.scan(|inp, release| {
+    let end = file.scan(|inp, release| {
         let checker = Checker { data };
-        scan(inp, Some(data), report, |reader, tally| {
+        let end = scan(inp, Some(data), report, |reader, tally| {
             walk::walk(reader, tally, &checker, workers, &mut |pos| {
                 release(pos);
                 progress(pos);
             })
         });
         report.problems.sort_by_key(|p| p.offset);
+        end
     });
+    if matches!(report.checksum, "ok" | "disabled" | "absent") {
+        report.rdb_end = Some(end);
+    }
     if let Err(e) = file.check_size() {
         report.io_error = Some(e.to_string());
     }

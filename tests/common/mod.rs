@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod aof;
 pub mod server;
 
 use std::path::{Path, PathBuf};
