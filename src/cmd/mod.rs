@@ -6,6 +6,7 @@ pub mod export;
 pub mod files;
 pub mod inspect;
 pub mod replay;
+pub mod replay_aof;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -119,6 +119,7 @@ pub struct Args {
 /// twice (the databases it needs, then the keys).
 fn open_source(args: &Args) -> Result<MappedFile> {
     let path = &args.file;
+
     let regular =
         !super::files::is_stdin(path) && std::fs::metadata(path).is_ok_and(|m| m.is_file());
     if args.resume && !regular {
@@ -201,8 +202,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         .as_deref()
         .map(checkpoint::prepare)
         .transpose()?;
-    let file = open_source(&args)?;
-    let data = file.data();
+    // An appendonlydir (or its manifest): its files in load order; else one file.
+    let multi = super::replay_aof::MultiPart::open(&args.file)?;
+    let file = match &multi {
+        Some(_) => None,
+        None => Some(open_source(&args)?),
+    };
+    let data = file.as_ref().map_or(&[][..], |f| f.data());
     let tls = Tls {
         cacert: args
             .cacert
@@ -215,11 +221,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     rdbtool::text::check_url(&args.to).map_err(|why| anyhow::anyhow!("--to {to}: {why}"))?;
     let endpoint = Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))?;
     let shown = endpoint.redacted();
-    let source_hash = checkpoint::source_hash(data);
-    let (resume_from, resume_run) = match (&args.checkpoint, args.resume) {
+    let (len, source_hash) = match &multi {
+        Some(m) => m.size_and_hash(),
+        None => (data.len() as u64, checkpoint::source_hash(data)),
+    };
+    let (resume_from, resume_offset, resume_run) = match (&args.checkpoint, args.resume) {
         (Some(path), true) => {
             let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
-            if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
+            if cp.source_size != len || cp.source_hash != source_hash {
                 bail!(
                     "{}: checkpoint is for another file ({}, {})",
                     path.display(),
@@ -227,9 +236,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                     count(cp.source_size, "byte")
                 );
             }
-            (cp.done, (cp.run_id != 0).then_some(cp.run_id))
+            let run = (cp.run_id != 0).then_some(cp.run_id);
+            (cp.done, Some(cp.offset), run)
         }
-        _ => (0, None),
+        _ => (0, None, None),
     };
     let opts = Options {
         mode: match args.mode {
@@ -255,13 +265,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         batch_elements: args.batch_elements,
         target: args.target_version,
         resume_from,
+        resume_offset,
         resume_run,
         lossy: args.lossy,
         functions: args.functions,
         max_errors: args.max_errors,
         dry_run: args.dry_run,
     };
-    let aof = rdbtool::aof::is_aof(data);
+    let aof = multi.is_some() || rdbtool::aof::is_aof(data);
     // An AOF's order matters: one connection per node keeps it.
     let opts = match aof {
         true => Options {
@@ -286,7 +297,6 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
                 .with_context(|| p.display().to_string())
         })
         .transpose()?;
-    let len = data.len() as u64;
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{msg} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -294,12 +304,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         indicatif::ProgressBar::new(len).with_style(style)
     });
+    let parts = multi.as_ref().map(|m| m.identity()).unwrap_or_default();
     let mut hooks = CliHooks {
-        file: &file,
+        file: file.as_ref(),
         released: 0,
         stop,
         errors_to,
         checkpoint: checkpoint_path.map(|path| (path, source_name(&args), source_hash, len)),
+        parts,
         bar,
         started: Instant::now(),
         io_error: None,
@@ -325,10 +337,18 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     let started = Instant::now();
     // The RDB's checksum is summed on the other core as it is read (and its pages released);
     // the reader's pages are released by the progress hook.
-    let (summary, result) = file.scan(|inp, _| match aof {
-        true => replay.run(Source::Aof(data)),
-        false => replay.run(Source::Rdb(inp)),
-    });
+    let (summary, result) = match (&multi, &file) {
+        (Some(m), _) => replay.run(Source::Log(m.parts())),
+        (None, Some(file)) => file.scan(|inp, _| match aof {
+            true => replay.run(Source::Aof(data)),
+            false => replay.run(Source::Rdb(inp)),
+        }),
+        (None, None) => unreachable!("a source is open"),
+    };
+    let kind = match &multi {
+        Some(m) => Some(m.describe()),
+        None => super::replay_aof::describe_single(data, summary.log_from),
+    };
     let elapsed = started.elapsed();
     if let Some(bar) = &hooks.bar {
         bar.finish_and_clear();
@@ -336,15 +356,19 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     if let Some(w) = hooks.errors_to.as_mut() {
         w.flush()?;
     }
-    let header = format!(
+    let mut header = format!(
         "replay {} -> {shown} ({what}, {target})",
         source_name(&args)
     );
+    if let Some(kind) = kind {
+        header = format!("{header}\n{kind}");
+    }
     let fits = match (args.dry_run && result.is_ok(), &result) {
         // Nothing was read or sent: the message says why.
         (_, Err(replay::Error::Databases(_))) => true,
         (true, _) => write_dry_run(out, &header, &summary, &memory, len)?,
         (false, _) => {
+            let aof = aof || summary.log_from.is_some();
             let what = if aof { "AOF commands" } else { "keys" };
             write_summary(out, &header, what, &summary, elapsed, len)?;
             true
@@ -537,12 +561,14 @@ fn write_dry_run(
 struct CliHooks<'f> {
     /// The source, whose pages behind the reader are released as it goes (every key's
     /// commands are copied out of it).
-    file: &'f MappedFile,
+    file: Option<&'f MappedFile>,
     released: u64,
     stop: Arc<AtomicBool>,
     errors_to: Option<std::io::BufWriter<std::fs::File>>,
     /// Path, source name, source hash, source size.
     checkpoint: Option<(PathBuf, String, String, u64)>,
+    /// A multi-part AOF's files (name and size), for the checkpoint.
+    parts: Vec<String>,
     bar: Option<indicatif::ProgressBar>,
     started: Instant,
     io_error: Option<String>,
@@ -550,8 +576,10 @@ struct CliHooks<'f> {
 
 impl Hooks for CliHooks<'_> {
     fn progress(&mut self, pos: u64, s: &Summary) {
-        if pos > self.released {
-            self.file.release(self.released as usize, pos as usize);
+        if let Some(file) = self.file
+            && pos > self.released
+        {
+            file.release(self.released as usize, pos as usize);
             // Released in whole 64 KiB blocks: the block holding `pos` goes next time.
             self.released = pos - pos % (64 << 10);
         }
@@ -593,6 +621,7 @@ impl Hooks for CliHooks<'_> {
             source: source.clone(),
             source_size: *size,
             source_hash: hash.clone(),
+            parts: self.parts.clone(),
             done,
             offset,
             acked: s.acked,
@@ -612,6 +641,8 @@ impl Hooks for CliHooks<'_> {
     }
 
     fn read_ahead(&mut self) {
-        self.file.release_all();
+        if let Some(file) = self.file {
+            file.release_all();
+        }
     }
 }

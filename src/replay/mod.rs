@@ -8,10 +8,12 @@
 //! [`checkpoint::Watermark`] tracks the first key without an answer: a checkpoint records it,
 //! and a resume skips what is before it.
 
+mod aof_log;
 pub mod checkpoint;
 mod dbs;
 mod encode;
 pub mod endpoint;
+pub mod exactly_once;
 mod leftovers;
 mod node;
 mod pipeline;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aof;
+pub use aof_log::LogPart;
 use crate::export::loss::{Loss, Losses};
 use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
 use crate::filter::Filter;
@@ -77,6 +80,9 @@ pub struct Options {
     pub target: Option<Target>,
     /// Keys (or AOF commands) before this position were answered in an earlier run.
     pub resume_from: u64,
+    /// The checkpoint's offset in the log (a hint: the target's progress key says where a
+    /// resumed AOF replay continues, see [`exactly_once`]).
+    pub resume_offset: Option<u64>,
     /// That run's id (from its checkpoint): its temporary keys are deleted first, and this
     /// run keeps its id.
     pub resume_run: Option<u64>,
@@ -152,6 +158,9 @@ pub struct Summary {
     pub notices: Vec<String>,
     /// Keys sent without what the target cannot hold (`--lossy`), by kind of loss.
     pub lost: BTreeMap<&'static str, u64>,
+    /// Where the AOF commands of the source start (after an RDB preamble or base), when it
+    /// has any.
+    pub log_from: Option<u64>,
 }
 
 impl Summary {
@@ -215,6 +224,8 @@ pub enum Source<'a> {
     Rdb(SliceInput<'a>),
     /// RESP commands.
     Aof(&'a [u8]),
+    /// The files of a multi-part AOF, in the server's load order.
+    Log(Vec<LogPart<'a>>),
 }
 
 /// How often (in source records) progress is reported and checkpoints considered.
@@ -254,6 +265,8 @@ pub struct Replay<'h> {
     stopped: Option<String>,
     /// `--dry-run`: the database each node's connection would be in.
     dry_dbs: Vec<u64>,
+    /// Where the RDB just read ended (the AOF commands of a preamble file start there).
+    rdb_end: Option<usize>,
 }
 
 impl<'h> Replay<'h> {
@@ -311,6 +324,7 @@ impl<'h> Replay<'h> {
             selectable: BTreeSet::new(),
             stopped: None,
             dry_dbs: Vec::new(),
+            rdb_end: None,
         };
         if cluster {
             if r.endpoint.db() != 0 {
@@ -365,8 +379,20 @@ impl<'h> Replay<'h> {
             return (self.summary, Err(e));
         }
         let result = match source {
-            Source::Rdb(inp) => self.run_rdb(inp),
-            Source::Aof(data) => self.run_aof(data, 0),
+            Source::Rdb(inp) => {
+                let whole = [LogPart {
+                    name: "the file".into(),
+                    data: inp.data(),
+                }];
+                self.run_rdb(inp).and_then(|()| match self.rdb_end.take() {
+                    Some(end) if end < whole[0].data.len() && !self.halted() => {
+                        self.run_log(&whole, end)
+                    }
+                    _ => Ok(()),
+                })
+            }
+            Source::Aof(data) => self.run_log(&[LogPart { name: "the file".into(), data }], 0),
+            Source::Log(parts) => self.run_parts(&parts),
         }
         .and_then(|()| {
             if let Some(why) = &self.stopped {
