@@ -39,7 +39,12 @@ fn workload(n: usize, seed: usize) -> Vec<u8> {
         cmd(&["INCR", &format!("c:{}", i % 500)]);
         cmd(&["LPUSH", &format!("l:{}", i % 300), &i.to_string()]);
         cmd(&["APPEND", &format!("s:{}", i % 200), "x"]);
-        cmd(&["HINCRBY", &format!("h:{}", i % 100), &format!("f{}", i % 7), "1"]);
+        cmd(&[
+            "HINCRBY",
+            &format!("h:{}", i % 100),
+            &format!("f{}", i % 7),
+            "1",
+        ]);
         if tx {
             cmd(&["EXEC"]);
         }
@@ -60,8 +65,7 @@ fn rewrite(source: &Server) {
     let start = Instant::now();
     loop {
         let info = source.cli(&["INFO", "persistence"]);
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
-        {
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "rewrite: {info}");
@@ -104,7 +108,7 @@ fn killed_tool_resumes_exactly_once() {
     let b = build("redis-7.0");
     let (source, dir) = source_aof(&b, 34_000, "no");
     let (want, want_values) = (source.digest(), values(&source));
-    for delay in [400u64, 1200, 2500] {
+    for delay in [400u64, 1300, 2300] {
         let target = Server::start(&b, None);
         let tmp = tempfile::tempdir().unwrap();
         let cp = tmp.path().join("cp.json");
@@ -112,12 +116,22 @@ fn killed_tool_resumes_exactly_once() {
         let mut child = common::spawn_replay(
             &dir,
             &url(&target),
-            &["--checkpoint", cp_arg, "--pipeline", "300"],
+            &[
+                "--checkpoint",
+                cp_arg,
+                "--pipeline",
+                "300",
+                "--max-ops-per-sec",
+                "50000",
+            ],
         );
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        assert!(status.code().is_none(), "{delay} ms: it ended before the kill");
+        assert!(
+            status.code().is_none(),
+            "{delay} ms: it ended before the kill"
+        );
         let mid = target.digest();
         assert_ne!(mid, want, "{delay} ms: already complete when killed");
         let (code, out, err) = replay(&dir, &url(&target), &["--checkpoint", cp_arg, "--resume"]);
@@ -207,7 +221,10 @@ fn preamble_files_of_redis_6_2_and_valkey_9_1() {
     let target = Server::start(&b, None);
     let (code, out, err) = replay(&aof, &url(&target), &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("AOF: single file, RDB preamble then commands"), "{out}");
+    assert!(
+        out.contains("AOF: single file, RDB preamble then commands"),
+        "{out}"
+    );
     assert_eq!(target.digest(), source.digest(), "{out}{err}");
 
     let v = build("valkey-9.1");
@@ -220,4 +237,97 @@ fn preamble_files_of_redis_6_2_and_valkey_9_1() {
     let (code, out, err) = replay(&dir, &url(&target), &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target.digest(), source.digest(), "{out}{err}");
+}
+
+/// Error replies: a command refused when it runs (WRONGTYPE inside EXEC) fails alone and the
+/// rest of its batch applies; a command refused when queued (NOPERM: EXECABORT) makes its batch
+/// go again one AOF command (or transaction) at a time, so only the refused ones fail.
+#[test]
+fn error_replies_fail_only_their_commands() {
+    let b = build("redis-7.0");
+    let (source, dir) = source_aof(&b, 2_000, "no");
+    let counter = |s: &Server, k: &str| s.cli(&["GET", k]).trim().to_string();
+
+    // APPEND s:1 (groups 1, 201, ... 1801: outside MULTI) meets a list.
+    let target = Server::start(&b, None);
+    target.cli(&["RPUSH", "s:1", "list"]);
+    let (code, out, err) = replay(&dir, &url(&target), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("failed keys by error: WRONGTYPE: 10"), "{out}");
+    for k in ["c:0", "c:1", "l:7", "h:3"] {
+        assert_eq!(target.cli(&["DUMP", k]), source.cli(&["DUMP", k]), "{k}");
+    }
+
+    // HINCRBY refused to the target's user: 1,800 alone and 200 transactions fail whole.
+    let target = Server::start(&b, None);
+    target.cli(&["ACL", "SETUSER", "default", "-hincrby"]);
+    let (code, out, err) = replay(&dir, &url(&target), &["--pipeline", "500"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("failed keys by error: NOPERM: 2000"), "{out}");
+    // c:1 is written outside transactions (groups 1, 501, ...), c:0 only inside them.
+    assert_eq!(counter(&target, "c:1"), counter(&source, "c:1"));
+    assert_eq!(counter(&target, "c:0"), "");
+    assert_eq!(target.cli(&["EXISTS", "h:1"]).trim(), "0");
+    let left = target.cli(&["--scan", "--pattern", "rdbtool-progress:*"]);
+    assert_eq!(left.trim(), "", "the progress key stays");
+}
+
+/// The rewrite child killed: the next rewrite's incr file stays beside the first, so the
+/// manifest lists a base and several incr files, replayed in order.
+#[test]
+fn several_incr_files_replay_in_order() {
+    let b = build("redis-7.0");
+    let (source, dir) = source_aof(&b, 1_000, "yes");
+    source.cli(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]);
+    for round in 0..2 {
+        source.cli(&["BGREWRITEAOF"]);
+        run_workload(&source, 500, 10_000 * (round + 1));
+        kill_children(&source);
+        let start = Instant::now();
+        while !source
+            .cli(&["INFO", "persistence"])
+            .contains("aof_rewrite_in_progress:0")
+        {
+            assert!(start.elapsed() < Duration::from_secs(20));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    run_workload(&source, 500, 50_000);
+    let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest.matches("type i").count(), 3, "{manifest}");
+    let target = Server::start(&b, None);
+    let (code, out, err) = replay(&dir, &url(&target), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("base (RDB) + 3 incr files"), "{out}");
+    assert_eq!(target.digest(), source.digest(), "{out}{err}");
+}
+
+/// Kills (-9) the server's child processes (a rewrite in progress).
+fn kill_children(s: &Server) {
+    let info = s.cli(&["INFO", "server"]);
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let start = Instant::now();
+    loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if !children.trim().is_empty() {
+            for child in children.split_whitespace() {
+                std::process::Command::new("kill")
+                    .args(["-9", child])
+                    .status()
+                    .unwrap();
+            }
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no rewrite child"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -91,11 +91,7 @@ impl<'h> Replay<'h> {
 
     fn exactly_once(&mut self, parts: &[LogPart<'_>], start: u64) -> Result<(), Error> {
         let total: u64 = parts.iter().map(|p| p.data.len() as u64).sum();
-        let mut sender = Sender::new(
-            self.endpoint.clone(),
-            self.run_id,
-            self.opts.retry_timeout,
-        );
+        let mut sender = Sender::new(self.endpoint.clone(), self.run_id, self.opts.retry_timeout);
         let found = match self.opts.resume_run {
             Some(_) => sender.read(&|| self.hooks.stop()).map_err(Error::Target)?,
             None => None,
@@ -131,6 +127,12 @@ impl<'h> Replay<'h> {
         }
         sender.applied = found;
         self.source_pos = from.offset;
+        // Before the first batch: a run cut at any point after it has a checkpoint naming the
+        // run (and so its progress key) to resume from.
+        self.last_checkpoint = Instant::now();
+        let done = self.watermark.done();
+        self.hooks
+            .checkpoint(done, from.offset, &self.summary, false);
         let mut walk = Walk {
             batch: Batch::default(),
             multi: None,
@@ -231,7 +233,8 @@ impl<'h> Replay<'h> {
                 }
             }
             let b = &walk.batch;
-            if walk.multi.is_none() && (b.cmds.len() >= self.opts.pipeline || b.bytes >= BATCH_BYTES)
+            if walk.multi.is_none()
+                && (b.cmds.len() >= self.opts.pipeline || b.bytes >= BATCH_BYTES)
             {
                 self.send(sender, &mut walk.batch)?;
             }
@@ -244,7 +247,8 @@ impl<'h> Replay<'h> {
             self.notice(format!(
                 "{}: ends inside the MULTI at offset {at}: its {} not sent ({server})",
                 part.name,
-                count(cmds.len() as u64, "command") + if cmds.len() == 1 { " was" } else { " were" }
+                count(cmds.len() as u64, "command")
+                    + if cmds.len() == 1 { " was" } else { " were" }
             ));
         }
         Ok(())
@@ -295,7 +299,10 @@ impl<'h> Replay<'h> {
                     let to = steps.get(i + 1).map_or(cmds.len(), |n| n.first);
                     let mut one = Batch {
                         cmds: cmds[s.first..to].to_vec(),
-                        steps: vec![Step { first: 0, end: s.end }],
+                        steps: vec![Step {
+                            first: 0,
+                            end: s.end,
+                        }],
                         bytes: 0,
                     };
                     self.send(sender, &mut one)?;

@@ -75,7 +75,10 @@ pub struct Queued<'a> {
 #[derive(Debug)]
 pub enum Sent {
     /// Applied; the error replies inside `EXEC` (command index, text), and the replies read.
-    Applied { errors: Vec<(usize, String)>, replies: u64 },
+    Applied {
+        errors: Vec<(usize, String)>,
+        replies: u64,
+    },
     /// Applied, as the progress key says, but its replies were lost with the connection.
     RepliesLost,
     /// Refused when queued (`EXECABORT`): nothing applied. The first refusal (command index,
@@ -157,7 +160,11 @@ impl Sender {
                 Err(e) if e.code().is_some() => {
                     self.conn = None;
                     let text = e.to_string();
-                    match wait_or_fail(&format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))) {
+                    match wait_or_fail(&format!(
+                        "{} {}",
+                        e.code().unwrap_or(""),
+                        e.detail().unwrap_or("")
+                    )) {
                         Some(_) => text,
                         None => return Err(text),
                     }
@@ -325,7 +332,9 @@ impl Sender {
                 match refused {
                     Some((_, why)) if wait_or_fail(&why).is_some() => Try::Wait(why),
                     Some((Role::Command(i), why)) => Try::Done(Sent::Aborted(i, why)),
-                    Some((_, why)) => Try::Fatal(format!("the target refused our own command: {why}")),
+                    Some((_, why)) => {
+                        Try::Fatal(format!("the target refused our own command: {why}"))
+                    }
                     None => Try::Wait(format!(
                         "EXEC answered {}",
                         error_text(exec).unwrap_or_else(|| format!("{exec:?}"))

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aof;
-pub use aof_log::LogPart;
 use crate::export::loss::{Loss, Losses};
 use crate::export::{self, KeyInfo, Sent, Target, commands::Batch};
 use crate::filter::Filter;
@@ -35,6 +34,7 @@ use crate::rdb::value::ValueReader;
 use crate::rdb::{self, Item, Kind, Reader, Record, SliceInput, Visitor};
 use crate::resp::Command;
 use crate::text::count;
+pub use aof_log::LogPart;
 use checkpoint::Watermark;
 use endpoint::{ConnectError, Endpoint, ServerFacts};
 use node::{Event, Node};
@@ -391,7 +391,13 @@ impl<'h> Replay<'h> {
                     _ => Ok(()),
                 })
             }
-            Source::Aof(data) => self.run_log(&[LogPart { name: "the file".into(), data }], 0),
+            Source::Aof(data) => self.run_log(
+                &[LogPart {
+                    name: "the file".into(),
+                    data,
+                }],
+                0,
+            ),
             Source::Log(parts) => self.run_parts(&parts),
         }
         .and_then(|()| {
