@@ -21,8 +21,9 @@ use super::{Exit, count, iec, thousands};
 /// Load a dump (or an AOF) into a live server or cluster: pipelined, routed by slot, resumable.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file, or an AOF (RESP commands, with or without an RDB preamble); `-` reads
-    /// standard input.
+    /// The RDB file, or an AOF: a file (RESP commands, with or without an RDB preamble), or
+    /// an appendonlydir or its manifest (replayed whole, in load order); `-` reads standard
+    /// input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// The target: redis://[user:pass@]host:port[/db] or rediss://... (password also from
@@ -86,7 +87,8 @@ pub struct Args {
     /// an answer.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
-    /// Continue from --checkpoint: keys after it are sent with replace semantics.
+    /// Continue from --checkpoint: keys after it are sent with replace semantics; AOF
+    /// commands continue after the offset the target's progress key says is applied.
     #[arg(long, requires = "checkpoint")]
     resume: bool,
     /// Give up when a key has had no answer for this long (seconds).
@@ -337,13 +339,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
     let started = Instant::now();
     // The RDB's checksum is summed on the other core as it is read (and its pages released);
     // the reader's pages are released by the progress hook.
-    let (summary, result) = match (&multi, &file) {
-        (Some(m), _) => replay.run(Source::Log(m.parts())),
-        (None, Some(file)) => file.scan(|inp, _| match aof {
+    let (summary, result) = match &file {
+        Some(file) => file.scan(|inp, _| match aof {
             true => replay.run(Source::Aof(data)),
             false => replay.run(Source::Rdb(inp)),
         }),
-        (None, None) => unreachable!("a source is open"),
+        None => replay.run(Source::Log(
+            multi.as_ref().map_or(Vec::new(), |m| m.parts()),
+        )),
     };
     let kind = match &multi {
         Some(m) => Some(m.describe()),
@@ -386,6 +389,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Exit> {
             Ok(Exit::Problems)
         }
         Ok(()) => Ok(Exit::Ok),
+        Err(e @ replay::Error::Aof(_)) => {
+            eprintln!("rdbtool: {}: {e}", source_name(&args));
+            Ok(Exit::Problems)
+        }
         Err(replay::Error::Rdb(e)) => {
             eprintln!("rdbtool: {}: {e}", source_name(&args));
             Ok(Exit::Problems)

@@ -13,12 +13,20 @@ use crate::aof::log::{Kind as LogKind, Log};
 
 /// One file of the log.
 pub struct LogPart<'a> {
-    /// As messages name it.
+    /// As messages name it (empty for a single file: the messages name the source).
     pub name: String,
     pub data: &'a [u8],
 }
 
 impl LogPart<'_> {
+    /// `name: ` before a message about the file (nothing for a single file).
+    fn at(&self) -> String {
+        match self.name.is_empty() {
+            true => String::new(),
+            false => format!("{}: ", self.name),
+        }
+    }
+
     /// Starts with an RDB (a `.base.rdb`, or an AOF with an RDB preamble).
     fn rdb(&self) -> bool {
         aof::files::sniff(&self.data[..self.data.len().min(16)]) == aof::files::Sniffed::Rdb
@@ -182,7 +190,7 @@ impl<'h> Replay<'h> {
         loop {
             let (kind, db, offset, len, key) = match log.next() {
                 None => break,
-                Some(Err(p)) => return Err(Error::Aof(format!("{}: {p}", part.name))),
+                Some(Err(p)) => return Err(Error::Aof(format!("{}{p}", part.at()))),
                 Some(Ok(e)) => (
                     e.kind,
                     e.db,
@@ -221,9 +229,9 @@ impl<'h> Replay<'h> {
                 }
                 LogKind::BadSelect | LogKind::NestedMulti | LogKind::LoneExec => {
                     self.notice(format!(
-                        "{}: offset {offset}: {} skipped, as the server does when it loads the \
+                        "{}offset {offset}: {} skipped, as the server does when it loads the \
                          file (an error reply there)",
-                        part.name,
+                        part.at(),
                         match kind {
                             LogKind::BadSelect => "a SELECT without a valid database",
                             LogKind::NestedMulti => "a MULTI inside MULTI",
@@ -245,8 +253,8 @@ impl<'h> Replay<'h> {
                 false => "the server refuses to load a file that is not the last one and ends so",
             };
             self.notice(format!(
-                "{}: ends inside the MULTI at offset {at}: its {} not sent ({server})",
-                part.name,
+                "{}the log ends inside the MULTI at offset {at}: its {} not sent ({server})",
+                part.at(),
                 count(cmds.len() as u64, "command")
                     + if cmds.len() == 1 { " was" } else { " were" }
             ));

@@ -381,7 +381,7 @@ impl<'h> Replay<'h> {
         let result = match source {
             Source::Rdb(inp) => {
                 let whole = [LogPart {
-                    name: "the file".into(),
+                    name: String::new(),
                     data: inp.data(),
                 }];
                 self.run_rdb(inp).and_then(|()| match self.rdb_end.take() {
