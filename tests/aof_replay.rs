@@ -331,3 +331,76 @@ fn kill_children(s: &Server) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Copies an appendonlydir (the test then cuts its copy).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A log cut inside a transaction (complete commands after its MULTI): the transaction is left
+/// out, said; cut inside a command: the replay stops there, naming the file and the offset.
+/// A resume against another log, or into a target that lost the progress key, is refused.
+#[test]
+fn cut_logs_and_refused_resumes() {
+    let b = build("redis-7.0");
+    let (source, dir) = source_aof(&b, 3_000, "no");
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut");
+    copy_dir(&dir, &cut);
+    let incr = cut.join("appendonly.aof.1.incr.aof");
+    let data = std::fs::read(&incr).unwrap();
+    let multi = b"*1\r\n$5\r\nMULTI\r\n";
+    let at = data.windows(multi.len()).rposition(|w| w == multi).unwrap();
+    // MULTI and its INCR, complete.
+    let incr_len = data[at + multi.len()..]
+        .windows(multi.len())
+        .position(|w| w.starts_with(b"*3\r\n$5\r\nLPUSH"))
+        .unwrap();
+    std::fs::write(&incr, &data[..at + multi.len() + incr_len]).unwrap();
+    let target = Server::start(&b, None);
+    let (code, out, err) = replay(&cut, &url(&target), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let said =
+        format!("the log ends inside the MULTI at offset {at}: that transaction (1 command) was");
+    assert!(err.contains(&said), "{err}");
+    assert!(
+        err.contains("appendonly.aof.1.incr.aof (incr, seq 1)"),
+        "{err}"
+    );
+
+    // Cut inside the INCR after MULTI.
+    std::fs::write(&incr, &data[..at + multi.len() + 5]).unwrap();
+    let target = Server::start(&b, None);
+    let (code, out, err) = replay(&cut, &url(&target), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let said = format!(
+        "appendonly.aof.1.incr.aof (incr, seq 1): offset {}: the input ends inside a command",
+        at + multi.len()
+    );
+    assert!(err.contains(&said), "{err}");
+
+    // A checkpoint of the whole log: refused for the cut one; and into a target that lost
+    // the progress key.
+    let cp = tmp.path().join("cp.json");
+    let cp_arg = cp.to_str().unwrap();
+    let target = Server::start(&b, None);
+    let args = ["--checkpoint", cp_arg, "--max-ops-per-sec", "5000"];
+    let mut child = common::spawn_replay(&dir, &url(&target), &args);
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resume = ["--checkpoint", cp_arg, "--resume"];
+    let (code, _, err) = replay(&cut, &url(&target), &resume);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("checkpoint is for another file"), "{err}");
+    assert!(checkpoint(&cp)["offset"].as_u64().unwrap() > 0);
+    target.cli(&["FLUSHALL"]);
+    let (code, _, err) = replay(&dir, &url(&target), &resume);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has no progress key"), "{err}");
+    drop(source);
+}

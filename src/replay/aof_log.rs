@@ -253,10 +253,10 @@ impl<'h> Replay<'h> {
                 false => "the server refuses to load a file that is not the last one and ends so",
             };
             self.notice(format!(
-                "{}the log ends inside the MULTI at offset {at}: its {} not sent ({server})",
+                "{}the log ends inside the MULTI at offset {at}: that transaction ({}) was not \
+                 sent ({server})",
                 part.at(),
-                count(cmds.len() as u64, "command")
-                    + if cmds.len() == 1 { " was" } else { " were" }
+                count(cmds.len() as u64, "command"),
             ));
         }
         Ok(())
