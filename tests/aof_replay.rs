@@ -120,7 +120,7 @@ fn killed_tool_resumes_exactly_once() {
         let cp = tmp.path().join("cp.json");
         let cp_arg = cp.to_str().unwrap();
         let mut child = common::spawn_replay(
-            &dir,
+            dir,
             &url(&target),
             &[
                 "--checkpoint",
