@@ -101,7 +101,9 @@ impl<'h> Replay<'h> {
         let total: u64 = parts.iter().map(|p| p.data.len() as u64).sum();
         let mut sender = Sender::new(self.endpoint.clone(), self.run_id, self.opts.retry_timeout);
         let found = match self.opts.resume_run {
-            Some(_) => sender.read(&|| self.hooks.stop()).map_err(Error::Target)?,
+            Some(_) => sender
+                .read(&|| self.hooks.stop())
+                .map_err(|e| self.target_error(e))?,
             None => None,
         };
         let hint = self.opts.resume_offset.unwrap_or(0);
@@ -170,7 +172,7 @@ impl<'h> Replay<'h> {
         }
         sender
             .remove(&|| self.hooks.stop())
-            .map_err(Error::Target)?;
+            .map_err(|e| self.target_error(e))?;
         self.source_pos = total;
         Ok(())
     }
@@ -297,7 +299,7 @@ impl<'h> Replay<'h> {
         }
         let sent = sender
             .apply(&batch.cmds, end, &|| self.hooks.stop())
-            .map_err(Error::Target)?;
+            .map_err(|e| self.target_error(e))?;
         let steps = std::mem::take(&mut batch.steps);
         let cmds = std::mem::take(&mut batch.cmds);
         batch.bytes = 0;
@@ -323,7 +325,7 @@ impl<'h> Replay<'h> {
                 self.step_failed(&cmds[0], &why);
                 sender
                     .apply(&[], end, &|| self.hooks.stop())
-                    .map_err(Error::Target)?;
+                    .map_err(|e| self.target_error(e))?;
             }
             Sent::RepliesLost => {
                 self.summary.acked += steps.len() as u64;
@@ -371,6 +373,14 @@ impl<'h> Replay<'h> {
             && !self.halted()
         {
             std::thread::sleep(wait.min(Duration::from_millis(100)));
+        }
+    }
+
+    /// Why the sender gave up: the user's stop (Ctrl-C), or the target.
+    fn target_error(&self, why: String) -> Error {
+        match self.hooks.stop() {
+            true => Error::Interrupted,
+            false => Error::Target(why),
         }
     }
 
