@@ -213,6 +213,8 @@ Examples:
     rdbtool replay dump.rdb --to rediss://node1:6380 --on-exists replace --checkpoint cp.json --resume
   Source database 0 into database 3, gently:
     rdbtool replay dump.rdb --to redis://host:6379 --db-map 0=3 --max-ops-per-sec 5000
+  A Redis 7 appendonlydir, each command applied exactly once even across a cut and --resume:
+    rdbtool replay /var/lib/redis/appendonlydir --to redis://new:6379 --checkpoint cp.json
 ";
 
 const DIFF_MORE: &str = "\

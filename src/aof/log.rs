@@ -53,6 +53,15 @@ impl<'a> Log<'a> {
         }
     }
 
+    /// The commands of `data` from `start`, where the log is in database `db` (a position
+    /// between commands, outside a transaction: where an earlier walk stopped).
+    pub fn resume(data: &'a [u8], start: usize, db: u64) -> Self {
+        Log {
+            db,
+            ..Log::new(data, start)
+        }
+    }
+
     /// Where the next item starts.
     pub fn offset(&self) -> u64 {
         self.items.offset()

@@ -58,7 +58,7 @@ impl Progress {
     ) -> anyhow::Result<R> {
         let (input, releaser) = file.input();
         let bar = self.bar(file.data().len() as u64, path);
-        let mut follower = Follower::new(releaser, bar);
+        let mut follower = Follower::new(Some(releaser), bar);
         let result = f(input, &mut |pos| follower.advance(pos));
         drop(follower);
         file.check_size()
@@ -70,18 +70,21 @@ impl Progress {
 /// Follows a reader through a mapped file: each position it reports releases the pages
 /// behind it and moves its bar (if any), which goes when this does.
 pub struct Follower<'m> {
-    releaser: Releaser<'m>,
+    /// None: a source of several files, whose pages the kernel reclaims unaided.
+    releaser: Option<Releaser<'m>>,
     bar: Option<ProgressBar>,
 }
 
 impl<'m> Follower<'m> {
-    pub fn new(releaser: Releaser<'m>, bar: Option<ProgressBar>) -> Self {
+    pub fn new(releaser: Option<Releaser<'m>>, bar: Option<ProgressBar>) -> Self {
         Follower { releaser, bar }
     }
 
     /// Nothing before `pos` will be read again.
     pub fn advance(&mut self, pos: u64) {
-        self.releaser.advance(pos);
+        if let Some(r) = &mut self.releaser {
+            r.advance(pos);
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(pos);
         }

@@ -14,9 +14,13 @@ pub struct Checkpoint {
     /// Size and a hash of the source's first and last MiB: a resume refuses another file.
     pub source_size: u64,
     pub source_hash: String,
+    /// A multi-part AOF: its files (name and size) in load order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
     /// Every key (or AOF command) before this position has been answered.
     pub done: u64,
-    /// Byte offset in the source of the first key not yet answered (for people).
+    /// Byte offset in the source of the first key not yet answered; for AOF commands, the
+    /// offset in the log (across its files, in load order) up to which they are applied.
     pub offset: u64,
     pub acked: u64,
     pub failed: u64,
@@ -191,6 +195,7 @@ mod tests {
             source: "a.rdb".into(),
             source_size: 3,
             source_hash: source_hash(b"abc"),
+            parts: Vec::new(),
             done: 7,
             offset: 99,
             acked: 6,

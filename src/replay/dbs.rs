@@ -38,34 +38,43 @@ pub fn needed(source: &Source<'_>, opts: &Options, url_db: i64) -> Needed {
             .or_default()
             .insert(db);
     };
+    let keep_db = |db| keep(opts, url_db, db);
     match source {
-        Source::Aof(data) => aof_dbs(data, 0, &|db| keep(opts, url_db, db), &mut add),
-        Source::Rdb(inp) => {
-            let data = inp.data();
-            let Ok(mut reader) = Reader::new(SliceInput::new(data)) else {
-                return out;
-            };
-            while let Some(Ok(rec)) = reader.next_record() {
-                match rec.record {
-                    Record::Key { db, key, ty, meta } => {
-                        let expiry = opts.expiry(meta.expire_ms);
-                        if opts.filter.key(db, &key, ty.kind()) && !opts.expired(expiry) {
-                            add(db);
-                        }
-                        if reader.skip_value().is_err() {
-                            break;
-                        }
-                    }
-                    Record::Eof { .. } => {
-                        let end = reader.pos() as usize;
-                        aof_dbs(data, end, &|db| keep(opts, url_db, db), &mut add);
-                    }
-                    _ => {}
+        Source::Aof(data) => aof_dbs(data, 0, &keep_db, &mut add),
+        Source::Rdb(inp) => rdb_dbs(inp.data(), opts, &keep_db, &mut add),
+        // Each file starts in database 0, as the server loads each with a fresh client.
+        Source::Log(parts) => {
+            for p in parts {
+                match aof::files::sniff(&p.data[..p.data.len().min(16)]) {
+                    aof::files::Sniffed::Rdb => rdb_dbs(p.data, opts, &keep_db, &mut add),
+                    _ => aof_dbs(p.data, 0, &keep_db, &mut add),
                 }
             }
         }
     }
     out
+}
+
+/// The databases of an RDB's selected keys, and of the AOF commands after it.
+fn rdb_dbs(data: &[u8], opts: &Options, keep: &dyn Fn(u64) -> bool, add: &mut dyn FnMut(u64)) {
+    let Ok(mut reader) = Reader::new(SliceInput::new(data)) else {
+        return;
+    };
+    while let Some(Ok(rec)) = reader.next_record() {
+        match rec.record {
+            Record::Key { db, key, ty, meta } => {
+                let expiry = opts.expiry(meta.expire_ms);
+                if opts.filter.key(db, &key, ty.kind()) && !opts.expired(expiry) {
+                    add(db);
+                }
+                if reader.skip_value().is_err() {
+                    break;
+                }
+            }
+            Record::Eof { .. } => aof_dbs(data, reader.pos() as usize, keep, add),
+            _ => {}
+        }
+    }
 }
 
 /// Whether an AOF command of source database `db` is replayed (`--db` names target databases

@@ -141,12 +141,7 @@ impl<'h> Replay<'h> {
                         ..Unit::new(seq, target_db, key.into_owned(), slot, form, body)
                     })?;
                 }
-                Record::Eof { .. } => {
-                    let end = reader.pos() as usize;
-                    if end < data.len() {
-                        return self.run_aof(data, end);
-                    }
-                }
+                Record::Eof { .. } => self.rdb_end = Some(reader.pos() as usize),
                 _ => {}
             }
         }
@@ -323,24 +318,6 @@ impl<'h> Replay<'h> {
     /// Replays the RESP commands of `data[start..]`: SELECT is followed (and mapped), MULTI ...
     /// EXEC goes as one unit.
     pub(super) fn run_aof(&mut self, data: &[u8], start: usize) -> Result<(), Error> {
-        let o = &self.opts;
-        let ignored = [
-            ("--key", !o.filter.globs.is_empty()),
-            ("--key-regex", o.filter.regex.is_some()),
-            ("--type", !o.filter.kinds.is_empty()),
-            ("--no-ttl", o.no_ttl),
-            ("--ttl-shift", o.ttl_shift_ms != 0),
-            ("--on-exists", o.on_exists != OnExists::Fail),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .collect::<Vec<_>>();
-        if !ignored.is_empty() {
-            self.notice(format!(
-                "AOF commands are replayed as they are: {} not applied (only --db and --db-map are)",
-                ignored.join(", ")
-            ));
-        }
         let mut db = 0u64;
         // An open transaction, and where its MULTI is.
         let mut multi: Option<(Unit, u64)> = None;

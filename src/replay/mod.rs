@@ -8,11 +8,13 @@
 //! [`checkpoint::Watermark`] tracks the first key without an answer: a checkpoint records it,
 //! and a resume skips what is before it.
 
+mod aof_log;
 mod batch;
 pub mod checkpoint;
 mod dbs;
 mod encode;
 pub mod endpoint;
+pub mod exactly_once;
 mod groups;
 mod leftovers;
 mod node;
@@ -35,6 +37,7 @@ use crate::rdb::{self, Item, Kind, Reader, Record, SliceInput, Visitor};
 use crate::release::Release;
 use crate::resp::Command;
 use crate::text::count;
+pub use aof_log::LogPart;
 use checkpoint::Watermark;
 use endpoint::{ConnectError, Endpoint, ServerFacts};
 use node::{Event, Node};
@@ -80,6 +83,9 @@ pub struct Options {
     pub target: Option<Release>,
     /// Keys (or AOF commands) before this position were answered in an earlier run.
     pub resume_from: u64,
+    /// The checkpoint's offset in the log (a hint: the target's progress key says where a
+    /// resumed AOF replay continues, see [`exactly_once`]).
+    pub resume_offset: Option<u64>,
     /// That run's id (from its checkpoint): its temporary keys are deleted first, and this
     /// run keeps its id.
     pub resume_run: Option<u64>,
@@ -155,6 +161,9 @@ pub struct Summary {
     pub notices: Vec<String>,
     /// Keys sent without what the target cannot hold (`--lossy`), by kind of loss.
     pub lost: BTreeMap<&'static str, u64>,
+    /// Where the AOF commands of the source start (after an RDB preamble or base), when it
+    /// has any.
+    pub log_from: Option<u64>,
 }
 
 impl Summary {
@@ -218,6 +227,8 @@ pub enum Source<'a> {
     Rdb(SliceInput<'a>),
     /// RESP commands.
     Aof(&'a [u8]),
+    /// The files of a multi-part AOF, in the server's load order.
+    Log(Vec<LogPart<'a>>),
 }
 
 /// How often (in source records) progress is reported and checkpoints considered.
@@ -257,6 +268,8 @@ pub struct Replay<'h> {
     stopped: Option<String>,
     /// `--dry-run`: the database each node's connection would be in.
     dry_dbs: Vec<u64>,
+    /// Where the RDB just read ended (the AOF commands of a preamble file start there).
+    rdb_end: Option<usize>,
 }
 
 impl<'h> Replay<'h> {
@@ -314,6 +327,7 @@ impl<'h> Replay<'h> {
             selectable: BTreeSet::new(),
             stopped: None,
             dry_dbs: Vec::new(),
+            rdb_end: None,
         };
         if cluster {
             if r.endpoint.db() != 0 {
@@ -368,8 +382,26 @@ impl<'h> Replay<'h> {
             return (self.summary, Err(e));
         }
         let result = match source {
-            Source::Rdb(inp) => self.run_rdb(inp),
-            Source::Aof(data) => self.run_aof(data, 0),
+            Source::Rdb(inp) => {
+                let whole = [LogPart {
+                    name: String::new(),
+                    data: inp.data(),
+                }];
+                self.run_rdb(inp).and_then(|()| match self.rdb_end.take() {
+                    Some(end) if end < whole[0].data.len() && !self.halted() => {
+                        self.run_log(&whole, end)
+                    }
+                    _ => Ok(()),
+                })
+            }
+            Source::Aof(data) => self.run_log(
+                &[LogPart {
+                    name: "the file".into(),
+                    data,
+                }],
+                0,
+            ),
+            Source::Log(parts) => self.run_parts(&parts),
         }
         .and_then(|()| {
             if let Some(why) = &self.stopped {

@@ -23,11 +23,13 @@ pub struct CheckpointTo {
     pub source: String,
     pub hash: String,
     pub size: u64,
+    /// A multi-part AOF's files (name and size).
+    pub parts: Vec<String>,
 }
 
 pub struct CliHooks<'f> {
-    /// The source, whose pages are dropped once read ahead.
-    file: &'f MappedFile,
+    /// A single-file source, whose pages are dropped once read ahead.
+    file: Option<&'f MappedFile>,
     /// The reader's position: the pages behind it released (every key's commands are copied
     /// out of it), the bar moved.
     follower: Follower<'f>,
@@ -40,10 +42,11 @@ pub struct CliHooks<'f> {
 }
 
 impl<'f> CliHooks<'f> {
-    /// Creates `--errors-to` and hears Ctrl-C from now on; `releaser` follows the reader.
+    /// Creates `--errors-to` and hears Ctrl-C from now on; the releaser of a single-file
+    /// source follows the reader through its `len` bytes.
     pub fn new(
-        file: &'f MappedFile,
-        releaser: Releaser<'f>,
+        file: Option<(&'f MappedFile, Releaser<'f>)>,
+        len: u64,
         progress: &Progress,
         errors_to: Option<&PathBuf>,
         checkpoint: Option<CheckpointTo>,
@@ -61,7 +64,8 @@ impl<'f> CliHooks<'f> {
                     .with_context(|| p.display().to_string())
             })
             .transpose()?;
-        let bar = progress.any_bar(file.data().len() as u64, String::new());
+        let bar = progress.any_bar(len, String::new());
+        let (file, releaser) = file.unzip();
         Ok(CliHooks {
             file,
             follower: Follower::new(releaser, bar),
@@ -125,6 +129,7 @@ impl Hooks for CliHooks<'_> {
             source: to.source.clone(),
             source_size: to.size,
             source_hash: to.hash.clone(),
+            parts: to.parts.clone(),
             done,
             offset,
             acked: s.acked,
@@ -144,6 +149,8 @@ impl Hooks for CliHooks<'_> {
     }
 
     fn read_ahead(&mut self) {
-        self.file.release_all();
+        if let Some(file) = self.file {
+            file.release_all();
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `rdbtool replay`: load a dump (or an AOF) into a live server or cluster.
 
+mod aof;
 mod hooks;
 
 use std::collections::HashMap;
@@ -22,8 +23,9 @@ use hooks::{CheckpointTo, CliHooks};
 /// Load a dump (or an AOF) into a live server or cluster: pipelined, routed by slot, resumable.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file, or an AOF (RESP commands, with or without an RDB preamble); `-` reads
-    /// standard input.
+    /// The RDB file, or an AOF: a file (RESP commands, with or without an RDB preamble), or
+    /// an appendonlydir or its manifest (replayed whole, in load order); `-` reads standard
+    /// input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// The target: redis://[user:pass@]host:port[/db] or rediss://... (password also from
@@ -87,7 +89,8 @@ pub struct Args {
     /// an answer.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
-    /// Continue from --checkpoint: keys after it are sent with replace semantics.
+    /// Continue from --checkpoint: keys after it are sent with replace semantics; AOF
+    /// commands continue after the offset the target's progress key says is applied.
     #[arg(long, requires = "checkpoint")]
     resume: bool,
     /// Give up when a key has had no answer for this long (seconds).
@@ -190,32 +193,46 @@ fn check_tls_options(args: &Args) -> Result<()> {
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     let checkpoint_path = check_paths(&args)?;
-    let file = open_source(&args)?;
-    let data = file.data();
+    // An appendonlydir (or its manifest): its files in load order; else one file.
+    let multi = aof::MultiPart::open(&args.file)?;
+    let file = match &multi {
+        Some(_) => None,
+        None => Some(open_source(&args)?),
+    };
+    let data = file.as_ref().map_or(&[][..], |f| f.data());
     let endpoint = endpoint(&args)?;
     let shown = endpoint.redacted();
-    let source_hash = checkpoint::source_hash(data);
-    let aof = rdbtool::aof::is_aof(data);
-    let opts = options(&args, resume_point(&args, data, &source_hash)?, aof)?;
-    let len = data.len() as u64;
-    // The checksum of an RDB is summed behind its reader, just before the pages it has passed
-    // are released (from the progress hook), so the trailer finds it mostly done.
-    let (input, releaser) = file.input();
-    let releaser = if aof { file.releaser() } else { releaser };
+    let (len, source_hash) = match &multi {
+        Some(m) => m.size_and_hash(),
+        None => (data.len() as u64, checkpoint::source_hash(data)),
+    };
+    let aof = multi.is_some() || rdbtool::aof::is_aof(data);
+    let opts = options(&args, resume_point(&args, len, &source_hash)?, aof)?;
     let checkpoint = checkpoint_path.map(|path| CheckpointTo {
         path,
         source: source_name(&args),
         hash: source_hash,
         size: len,
+        parts: multi.as_ref().map(|m| m.identity()).unwrap_or_default(),
     });
     let progress = args.common.progress();
     let errors_to = args.errors_to.as_ref();
-    let mut hooks = CliHooks::new(&file, releaser, &progress, errors_to, checkpoint)?;
+    // The checksum of an RDB is summed behind its reader, just before the pages it has passed
+    // are released (from the progress hook), so the trailer finds it mostly done.
+    let (input, releaser) = match &file {
+        Some(f) => {
+            let (input, releaser) = f.input();
+            (Some(input), Some(if aof { f.releaser() } else { releaser }))
+        }
+        None => (None, None),
+    };
+    let follow = file.as_ref().zip(releaser);
+    let mut hooks = CliHooks::new(follow, len, &progress, errors_to, checkpoint)?;
     let replay = match Replay::connect(endpoint, opts, &mut hooks) {
         Ok(r) => r,
         Err(e) => return Ok(Outcome::unfinished(e.to_string())),
     };
-    let header = format!(
+    let mut header = format!(
         "replay {} -> {shown} ({}, {})",
         source_name(&args),
         shape(&replay),
@@ -226,17 +243,26 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         false => Vec::new(),
     };
     let started = Instant::now();
-    let (summary, result) = match aof {
-        true => replay.run(Source::Aof(data)),
-        false => replay.run(Source::Rdb(input)),
+    let (summary, result) = match (&multi, input) {
+        (Some(m), _) => replay.run(Source::Log(m.parts())),
+        (None, Some(input)) if !aof => replay.run(Source::Rdb(input)),
+        (None, _) => replay.run(Source::Aof(data)),
     };
     let elapsed = started.elapsed();
     hooks.finish()?;
+    let kind = match &multi {
+        Some(m) => Some(m.describe()),
+        None => aof::describe_single(data, summary.log_from),
+    };
+    if let Some(kind) = kind {
+        header = format!("{header}\n{kind}");
+    }
     let fits = match (args.dry_run && result.is_ok(), &result) {
         // Nothing was read or sent: the message says why.
         (_, Err(replay::Error::Databases(_))) => true,
         (true, _) => write_dry_run(out, &header, &summary, &memory, len)?,
         (false, _) => {
+            let aof = aof || summary.log_from.is_some();
             let what = if aof { "AOF commands" } else { "keys" };
             write_summary(out, &header, what, &summary, elapsed, len)?;
             true
@@ -280,13 +306,14 @@ fn endpoint(args: &Args) -> Result<Endpoint> {
     Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))
 }
 
-/// With `--resume`: how many keys the checkpoint says are done, and the run that wrote it.
-fn resume_point(args: &Args, data: &[u8], source_hash: &str) -> Result<(u64, Option<u64>)> {
+/// With `--resume`: how many keys the checkpoint says are done, its offset in the source, and
+/// the run that wrote it.
+fn resume_point(args: &Args, len: u64, source_hash: &str) -> Result<Resume> {
     let (Some(path), true) = (&args.checkpoint, args.resume) else {
-        return Ok((0, None));
+        return Ok((0, None, None));
     };
     let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
-    if cp.source_size != data.len() as u64 || cp.source_hash != source_hash {
+    if cp.source_size != len || cp.source_hash != source_hash {
         bail!(
             "{}: checkpoint is for another file ({}, {})",
             path.display(),
@@ -294,12 +321,16 @@ fn resume_point(args: &Args, data: &[u8], source_hash: &str) -> Result<(u64, Opt
             count(cp.source_size, "byte")
         );
     }
-    Ok((cp.done, (cp.run_id != 0).then_some(cp.run_id)))
+    let run = (cp.run_id != 0).then_some(cp.run_id);
+    Ok((cp.done, Some(cp.offset), run))
 }
+
+/// Keys done, the offset reached and the run, from a checkpoint.
+type Resume = (u64, Option<u64>, Option<u64>);
 
 fn options(
     args: &Args,
-    (resume_from, resume_run): (u64, Option<u64>),
+    (resume_from, resume_offset, resume_run): Resume,
     aof: bool,
 ) -> Result<Options> {
     Ok(Options {
@@ -327,6 +358,7 @@ fn options(
         batch_elements: args.batch_elements,
         target: args.target_version,
         resume_from,
+        resume_offset,
         resume_run,
         lossy: args.lossy,
         functions: args.functions,
@@ -359,7 +391,9 @@ fn ending(
             return Outcome::Problems(Vec::new());
         }
         Ok(()) => return Outcome::Clean,
-        Err(replay::Error::Rdb(e)) => return Outcome::problem(format!("{source}: {e}")),
+        Err(e @ (replay::Error::Rdb(_) | replay::Error::Aof(_))) => {
+            return Outcome::problem(format!("{source}: {e}"));
+        }
         Err(e) => e,
     };
     let mut lines = Vec::new();
