@@ -8,6 +8,8 @@
 pub mod files;
 pub mod log;
 pub mod manifest;
+pub mod sketch;
+pub mod slice;
 pub mod table;
 
 use crate::resp::parse::{Item, Slice};
