@@ -6,6 +6,7 @@
 //! release's commands.
 
 pub mod files;
+pub mod input;
 pub mod log;
 pub mod manifest;
 pub mod sketch;

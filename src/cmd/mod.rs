@@ -5,6 +5,7 @@ pub mod diff;
 pub mod export;
 pub mod files;
 pub mod inspect;
+pub mod inspect_aof;
 pub mod replay;
 pub mod verify;
 
