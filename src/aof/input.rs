@@ -27,7 +27,7 @@ pub enum Error {
     Rdb {
         path: PathBuf,
         what: &'static str,
-        source: rdb::Error,
+        source: Box<rdb::Error>,
     },
     #[error("{}: {problem}", .path.display())]
     Log { path: PathBuf, problem: Problem },
@@ -96,7 +96,7 @@ impl AofInput {
                     rdb_end(data).map_err(|source| Error::Rdb {
                         path: part.path.clone(),
                         what: "part",
-                        source,
+                        source: Box::new(source),
                     })?,
                 ),
                 Sniffed::Resp => (false, 0),

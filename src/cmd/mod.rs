@@ -3,6 +3,7 @@
 pub mod args;
 pub mod diff;
 pub mod export;
+pub mod export_aof;
 pub mod files;
 pub mod inspect;
 pub mod inspect_aof;

@@ -192,7 +192,7 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
                     |source| Error::Rdb {
                         path: part.path.clone(),
                         what: "base",
-                        source,
+                        source: Box::new(source),
                     },
                 )
             })
