@@ -168,8 +168,8 @@ fn find_manifest(dir: &Path) -> Result<PathBuf, OpenError> {
 /// Whether `path` is an AOF input rather than an RDB file (where a command takes either): a
 /// directory, a manifest, a file of RESP commands, or an RDB followed by commands (a
 /// preamble): named `*.aof`, or with commands after the end of its RDB data (looked for only
-/// when the file ends with CRLF, as a whole command does). Standard input and an empty file
-/// are not.
+/// when the file ends with CRLF, as a whole command does). Standard input, a pipe, an empty
+/// file and a directory without a manifest or `.aof` file are not.
 pub fn detect(path: &Path) -> bool {
     if path.as_os_str() == "-" {
         return false;
@@ -178,11 +178,23 @@ pub fn detect(path: &Path) -> bool {
         return false;
     };
     if meta.is_dir() {
-        return true;
+        return std::fs::read_dir(path).is_ok_and(|mut names| {
+            names.any(|e| {
+                e.is_ok_and(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.ends_with(".manifest") || name.ends_with(".aof")
+                })
+            })
+        });
+    }
+    // A pipe or a device is read once: never looked at here.
+    if !meta.is_file() {
+        return false;
     }
     let mut start = [0u8; 512];
     let n = match read_start(path, &mut start) {
-        Ok(n) if n > 0 && meta.is_file() => n,
+        Ok(n) if n > 0 => n,
         _ => return false,
     };
     match sniff(&start[..n]) {

@@ -14,7 +14,8 @@ use super::args::{ExpiryArgs, FilterArgs, RespArgs};
 /// (`| redis-cli --pipe`).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file; `-` reads standard input.
+    /// The RDB file (`-` reads standard input), or an AOF: a file, an appendonlydir or its
+    /// manifest.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Output format.

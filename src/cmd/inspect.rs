@@ -19,7 +19,8 @@ use super::{Exit, count, iec, thousands};
 /// wrote the file (or the one `--memory-model` names).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file; `-` reads standard input.
+    /// The RDB file (`-` reads standard input), or an AOF: a file, an appendonlydir or its
+    /// manifest.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Output format of the report.
