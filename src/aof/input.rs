@@ -183,6 +183,24 @@ impl AofInput {
         Ok(part.start + n)
     }
 
+    /// The time of the log's first `#TS:` annotation (after any RDB base), found by reading
+    /// commands up to it (so the whole log when it has none).
+    pub fn first_time(&self) -> Option<u64> {
+        for part in &self.parts {
+            let mut log = Log::new(part.data(), part.resp_start);
+            while log.time().is_none() {
+                match log.next() {
+                    Some(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            if log.time().is_some() {
+                return log.time();
+            }
+        }
+        None
+    }
+
     /// Walks the commands of file `i` (after its RDB part), giving each with its place;
     /// a nested MULTI and an EXEC without MULTI end the walk as problems. Commands before the
     /// file's first `#TS:` have the time `ts` (the last of the file before); returns the time
@@ -223,14 +241,17 @@ impl AofInput {
                 global: part.start + offset,
             };
             each(&logged, at).map_err(Error::Output)?;
-            if offset as usize - released >= RELEASE_EVERY {
-                part.map.release(released, offset as usize);
-                released = offset as usize;
+            // Released a window behind: another thread may still read what the walk passed
+            // (inspect's key counts).
+            if offset as usize - released >= 2 * RELEASE_EVERY {
+                let upto = offset as usize - RELEASE_EVERY;
+                part.map.release(released, upto);
+                released = upto;
             }
         }
         Ok(log.time())
     }
 }
 
-/// How far a walk goes between page releases.
+/// How far a walk goes between page releases, and how far behind it they are.
 const RELEASE_EVERY: usize = 64 << 20;

@@ -5,8 +5,29 @@
 //! distinct keys were seen, every count is exact.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Hashes a key that is already a hash (a u64) as itself.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// A key's counter: its name (database and key), count and how much of it may be another
 /// key's.
@@ -33,10 +54,11 @@ pub struct Heavy {
 pub struct SpaceSaving {
     k: usize,
     counters: Vec<Counter>,
-    /// Counter indexes, a min-heap by count; `at[i]` is where counter `i` is in it.
-    heap: Vec<u32>,
+    /// (count, counter index), a min-heap by count (the count kept here too, so that the
+    /// heap is walked without reaching into the counters); `at[i]` is where counter `i` is.
+    heap: Vec<(u64, u32)>,
     at: Vec<u32>,
-    by_hash: HashMap<u64, u32, Xxh3Builder>,
+    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
     total: u64,
 }
 
@@ -48,7 +70,7 @@ impl SpaceSaving {
             counters: Vec::new(),
             heap: Vec::new(),
             at: Vec::new(),
-            by_hash: HashMap::with_capacity_and_hasher(k.min(1 << 16), Xxh3Builder::new()),
+            by_hash: HashMap::with_capacity_and_hasher(k.min(1 << 16), Default::default()),
             total: 0,
         }
     }
@@ -73,17 +95,27 @@ impl SpaceSaving {
         }
     }
 
+    /// The hash [`SpaceSaving::add_hashed`] takes: compute it once for several sketches.
+    pub fn hash(db: u64, key: &[u8]) -> u64 {
+        xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     /// Counts `weight` for the key `key` of database `db`.
     pub fn add(&mut self, db: u64, key: &[u8], weight: u64) {
+        self.add_hashed(Self::hash(db, key), db, key, weight);
+    }
+
+    /// [`SpaceSaving::add`] with the key's [`SpaceSaving::hash`].
+    pub fn add_hashed(&mut self, hash: u64, db: u64, key: &[u8], weight: u64) {
         self.total += weight;
-        let hash = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         if let Some(&i) = self.by_hash.get(&hash) {
+            // Keys are told apart by their 64-bit hash: two that share one (about one chance
+            // in 10^9 over a billion lookups) would share a counter.
             let c = &mut self.counters[i as usize];
-            // Another key with the same 64-bit hash (never seen in practice): left uncounted.
-            if c.db == db && c.key == key {
-                c.count += weight;
-                self.sift_down(self.at[i as usize] as usize);
-            }
+            c.count += weight;
+            let at = self.at[i as usize] as usize;
+            self.heap[at].0 = c.count;
+            self.sift_down(at);
             return;
         }
         if self.counters.len() < self.k {
@@ -96,13 +128,13 @@ impl SpaceSaving {
                 over: 0,
             });
             self.at.push(self.heap.len() as u32);
-            self.heap.push(i);
+            self.heap.push((weight, i));
             self.by_hash.insert(hash, i);
             self.sift_up(self.heap.len() - 1);
             return;
         }
         // Take over the smallest counter, reusing its key's buffer.
-        let i = self.heap[0];
+        let i = self.heap[0].1;
         let c = &mut self.counters[i as usize];
         self.by_hash.remove(&c.hash);
         c.db = db;
@@ -111,6 +143,7 @@ impl SpaceSaving {
         c.hash = hash;
         c.over = c.count;
         c.count += weight;
+        self.heap[0].0 = c.count;
         self.by_hash.insert(hash, i);
         self.sift_down(0);
     }
@@ -135,46 +168,53 @@ impl SpaceSaving {
             .collect()
     }
 
-    fn count(&self, heap_pos: usize) -> u64 {
-        self.counters[self.heap[heap_pos] as usize].count
-    }
-
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        self.at[self.heap[a] as usize] = a as u32;
-        self.at[self.heap[b] as usize] = b as u32;
-    }
-
+    /// Moves the entry at `pos` up while it is smaller than its parent.
     fn sift_up(&mut self, mut pos: usize) {
+        let item = self.heap[pos];
         while pos > 0 {
-            let parent = (pos - 1) / 2;
-            if self.count(parent) <= self.count(pos) {
+            let parent = (pos - 1) / ARITY;
+            if self.heap[parent].0 <= item.0 {
                 break;
             }
-            self.swap(parent, pos);
+            self.place(pos, self.heap[parent]);
             pos = parent;
         }
+        self.place(pos, item);
     }
 
+    /// Moves the entry at `pos` down while a child is smaller.
     fn sift_down(&mut self, mut pos: usize) {
+        let item = self.heap[pos];
         let len = self.heap.len();
         loop {
-            let (l, r) = (2 * pos + 1, 2 * pos + 2);
-            let mut least = pos;
-            if l < len && self.count(l) < self.count(least) {
-                least = l;
+            let first = pos * ARITY + 1;
+            if first >= len {
+                break;
             }
-            if r < len && self.count(r) < self.count(least) {
-                least = r;
+            let mut least = first;
+            for c in first + 1..(first + ARITY).min(len) {
+                if self.heap[c].0 < self.heap[least].0 {
+                    least = c;
+                }
             }
-            if least == pos {
-                return;
+            if self.heap[least].0 >= item.0 {
+                break;
             }
-            self.swap(pos, least);
+            self.place(pos, self.heap[least]);
             pos = least;
         }
+        self.place(pos, item);
+    }
+
+    fn place(&mut self, pos: usize, item: (u64, u32)) {
+        self.heap[pos] = item;
+        self.at[item.1 as usize] = pos as u32;
     }
 }
+
+/// Children per heap node: four entries of 16 bytes share a cache line, and the heap is half
+/// as deep as a binary one.
+const ARITY: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -65,7 +65,13 @@ pub fn export(
     };
     let mut finder = KeyFinder::default();
     let mut slicer = Slicer::default();
-    let mut ts = None;
+    // Commands before the log's first #TS were written before that second (at the start of
+    // an incr file written in the same second as the last annotation of a file since
+    // rewritten away): they count as one second before it.
+    let mut ts = match sel.since.is_some() || sel.until.is_some() {
+        true => input.first_time().map(|t| t.saturating_sub(1)),
+        false => None,
+    };
     for (i, part) in input.parts.iter().enumerate() {
         let data = part.data();
         ts = input.walk(i, ts, |logged, at| {
@@ -140,5 +146,67 @@ impl Sink for Writer<'_> {
             write_bytes(out, arg)?;
         }
         out.write_all(b"]}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::encode;
+
+    fn options() -> Options {
+        Options {
+            format: Format::Resp,
+            restore: false,
+            target: Default::default(),
+            batch: crate::export::commands::Batch {
+                elements: 1000,
+                bytes: 1 << 20,
+            },
+            restore_max: 1 << 29,
+            filter: Default::default(),
+            keep_expired: true,
+            now_ms: 0,
+            no_ttl: false,
+            restore_replace: false,
+            lossy: false,
+            functions: false,
+        }
+    }
+
+    /// Commands before the log's first #TS (here in the base and at the start of the incr
+    /// file) count as one second before it.
+    #[test]
+    fn commands_before_the_first_annotation_come_just_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(
+            p.join("a.manifest"),
+            "file a.1.base.aof seq 1 type b\nfile a.1.incr.aof seq 1 type i\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("a.1.base.aof"), encode(&[b"SET", b"a", b"1"])).unwrap();
+        let incr = [
+            encode(&[b"SET", b"b", b"1"]),
+            b"#TS:100\r\n".to_vec(),
+            encode(&[b"SET", b"c", b"1"]),
+        ]
+        .concat();
+        std::fs::write(p.join("a.1.incr.aof"), incr).unwrap();
+        let input = AofInput::open(p).unwrap();
+        let sliced = |since: Option<u64>, until: Option<u64>| {
+            let sel = Selection {
+                since,
+                until,
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            let s = export(&input, &sel, &options(), &mut out).unwrap();
+            (s.kept, s.left_out)
+        };
+        assert_eq!(sliced(None, Some(99)), (2, 1));
+        assert_eq!(sliced(None, Some(98)), (0, 3));
+        assert_eq!(sliced(Some(100), None), (1, 2));
+        assert_eq!(sliced(None, None), (3, 0));
     }
 }

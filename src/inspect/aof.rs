@@ -11,12 +11,11 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3Builder;
 
-use super::prefix::Prefixes;
-use super::{KeyRow, Options, Report};
+use super::aof_keys::{self, Feed, KeyRef};
+use super::{Options, Report};
 use crate::aof::input::{AofInput, Error};
 use crate::aof::log::{Kind, Logged};
-use crate::aof::sketch::{Heavy, SpaceSaving};
-use crate::aof::slice::{KeyFinder, Pos, keys_at};
+use crate::aof::slice::{KeyFinder, Pos};
 use crate::rdb::SliceInput;
 use crate::rdb::error::escape;
 
@@ -158,16 +157,19 @@ struct Tally {
     report: AofReport,
     names: HashMap<Vec<u8>, NameStat, Xxh3Builder>,
     finder: KeyFinder,
-    writes: SpaceSaving,
-    bytes: SpaceSaving,
-    prefixes: Prefixes,
+    /// The keys written, to the thread that counts them.
+    keys: Feed,
+    /// The file being walked.
+    part: u32,
     minutes: BTreeMap<u64, u64>,
     largest: BinaryHeap<Reverse<Largest>>,
     top: usize,
 }
 
-/// Inspects the AOF `input`: the RDB base (or preamble), if any, on a thread of its own.
+/// Inspects the AOF `input`: the commands on this thread, the keys they write counted on a
+/// second, and the RDB base (or preamble), if any, on a third.
 pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
+    let (feed, end) = aof_keys::channel();
     let mut tally = Tally {
         report: AofReport {
             input: input.describe(),
@@ -175,15 +177,15 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
         },
         names: HashMap::with_hasher(Xxh3Builder::new()),
         finder: KeyFinder::default(),
-        writes: SpaceSaving::new(SKETCH_COUNTERS),
-        bytes: SpaceSaving::new(SKETCH_COUNTERS),
-        prefixes: Prefixes::new(opts.delimiter, opts.depth),
+        keys: feed,
+        part: 0,
         minutes: BTreeMap::new(),
         largest: BinaryHeap::new(),
         top: opts.top,
     };
     let base = input.parts.iter().find(|p| p.rdb);
-    let (base, walked) = std::thread::scope(|s| {
+    let (base, walked, keys) = std::thread::scope(|s| {
+        let keys = s.spawn(|| aof_keys::count(input, end, opts.delimiter, opts.depth));
         let base = base.map(|part| {
             s.spawn(move || {
                 let data = &part.data()[..part.resp_start];
@@ -198,11 +200,13 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
             })
         });
         let walked = tally.walk(input);
+        let report = tally.finish(opts.top);
+        let keys = keys.join().expect("the key counts panicked");
         let base = base.map(|h| h.join().expect("the base's inspection panicked"));
-        (base, walked)
+        (base, walked.map(|_| report), keys)
     });
-    walked?;
-    let mut report = tally.finish(opts.top);
+    let mut report = walked?;
+    report.prefixes = keys.finish(opts.top, &mut report.keys);
     report.base = base.transpose()?;
     Ok(report)
 }
@@ -212,6 +216,7 @@ impl Tally {
         let mut ts = None;
         for (i, part) in input.parts.iter().enumerate() {
             let before = self.report.commands;
+            self.part = i as u32;
             ts = input.walk(i, ts, |logged, at| {
                 self.command(logged, at, &part.name);
                 Ok(())
@@ -289,21 +294,17 @@ impl Tally {
         }
         // The command's bytes are shared among its keys.
         let share = len / n;
-        for key in keys_at(cmd, positions) {
+        let ranges = cmd.arg_ranges();
+        for i in positions {
+            let Some(r) = ranges.get(i) else { continue };
             self.report.keys.writes += 1;
             self.report.keys.bytes += share;
-            self.writes.add(logged.db, key, 1);
-            self.bytes.add(logged.db, key, share);
-            self.prefixes.add(&KeyRow {
+            self.keys.push(KeyRef {
+                part: self.part,
+                len: r.len() as u32,
+                start: cmd.offset + r.start as u64,
                 db: logged.db,
-                key,
-                r#type: "",
-                encoding: "",
-                expire_at: None,
-                rdb_bytes: share,
-                elements: 0,
-                largest_element: 0,
-                memory: Some(1),
+                share,
             });
         }
     }
@@ -334,7 +335,9 @@ impl Tally {
         }));
     }
 
+    /// The report of the commands (the keys' part is the counting thread's); closes the feed.
     fn finish(mut self, top: usize) -> AofReport {
+        self.keys.close();
         let r = &mut self.report;
         let mut names: Vec<NameRow> = self
             .names
@@ -356,42 +359,11 @@ impl Tally {
         busiest.sort_by_key(|m| (Reverse(m.writes), m.minute));
         busiest.truncate(top.max(1));
         r.time.busiest = busiest;
-        let k = &mut r.keys;
-        k.sketch_counters = self.writes.k();
-        k.writes_bound = self.writes.bound();
-        k.bytes_bound = self.bytes.bound();
-        k.top_by_writes = heavy_rows(self.writes.top(top));
-        k.top_by_bytes = heavy_rows(self.bytes.top(top));
-        r.prefixes = self
-            .prefixes
-            .rows()
-            .into_iter()
-            .map(|p| PrefixRow {
-                level: p.level,
-                prefix: p.prefix,
-                writes: p.keys,
-                bytes: p.rdb_bytes,
-            })
-            .collect();
-        r.prefixes.sort_by(|a, b| {
-            (a.level, Reverse(a.writes), &a.prefix).cmp(&(b.level, Reverse(b.writes), &b.prefix))
-        });
         let mut largest: Vec<Largest> = self.largest.into_iter().map(|Reverse(l)| l).collect();
         largest.sort_by_key(|l| (Reverse(l.bytes), l.offset));
         r.largest = largest;
         self.report
     }
-}
-
-fn heavy_rows(top: Vec<Heavy>) -> Vec<HeavyRow> {
-    top.into_iter()
-        .map(|h| HeavyRow {
-            db: h.db,
-            key: escape(&h.key),
-            count: h.count,
-            over_by_at_most: h.over,
-        })
-        .collect()
 }
 
 /// The counts of a command name (uppercase), made on its first use.

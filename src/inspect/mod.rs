@@ -3,6 +3,7 @@
 //! memory in a server (see [`memory`]). One pass over the file, in bounded memory.
 
 pub mod aof;
+mod aof_keys;
 pub mod memory;
 pub mod prefix;
 mod top;
