@@ -61,8 +61,11 @@ pub(super) struct Keys {
     prefixes: Prefixes,
 }
 
+/// The counting thread's end of the channel: batches in, emptied buffers back.
+pub(super) type End = (Receiver<Vec<KeyRef>>, Sender<Vec<KeyRef>>);
+
 /// A feed, and the thread's end: run [`count`] with it.
-pub(super) fn channel() -> (Feed, (Receiver<Vec<KeyRef>>, Sender<Vec<KeyRef>>)) {
+pub(super) fn channel() -> (Feed, End) {
     let (tx, rx) = bounded(4);
     let (back, spare) = bounded(4);
     let feed = Feed {
@@ -74,12 +77,7 @@ pub(super) fn channel() -> (Feed, (Receiver<Vec<KeyRef>>, Sender<Vec<KeyRef>>)) 
 }
 
 /// Counts the keys sent until the feed closes.
-pub(super) fn count(
-    input: &AofInput,
-    (rx, back): (Receiver<Vec<KeyRef>>, Sender<Vec<KeyRef>>),
-    delimiter: u8,
-    depth: usize,
-) -> Keys {
+pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys {
     let mut keys = Keys {
         writes: SpaceSaving::new(SKETCH_COUNTERS),
         bytes: SpaceSaving::new(SKETCH_COUNTERS),
