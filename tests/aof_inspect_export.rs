@@ -394,6 +394,23 @@ fn redis70(preamble: &str) {
         "{preamble}: the slice alone"
     );
     check_filters(&dir, &all);
+    // FILE:N is the global offset of the file's start plus N; rows name their file.
+    let row = &report["files"][2];
+    let name = row["name"].as_str().unwrap();
+    let (global, local) = (
+        row["start"].as_u64().unwrap().to_string(),
+        format!("{name}:0"),
+    );
+    let from_local = export(&dir, &["--from-offset", &local]);
+    assert_eq!(from_local, export(&dir, &["--from-offset", &global]));
+    let first: Value =
+        serde_json::from_slice(from_local.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["file"], name);
+    let offset = first["offset"].as_u64().unwrap();
+    assert_eq!(
+        offset - first["file_offset"].as_u64().unwrap(),
+        row["start"].as_u64().unwrap()
+    );
 }
 
 #[test]
