@@ -465,6 +465,24 @@ fn redis_6_2_single_file_with_preamble() {
         all.iter().filter(|c| is_data(&c.1)).count()
     );
     check_filters(&aof, &all);
+    // A truncated tail: exit 1 naming the file and offset, the report covering what came
+    // before, the export ending with the last whole command.
+    let cut = src.dir.path().join("cut.aof");
+    let bytes = std::fs::read(&aof).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let out = common::rdbtool(&["inspect", "--format", "json", cut.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cut.aof: offset ") && err.contains("ends inside a command"),
+        "{err}"
+    );
+    let partial: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(partial["commands"], all.len() as u64 - 1);
+    let out = common::rdbtool(&["export", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let data = all.iter().filter(|c| is_data(&c.1)).count();
+    assert_eq!(exported_rows(&out.stdout).len(), data - 1);
 }
 
 /// The corpus AOFs (plain, preamble, #TS, RESTORE-bearing) inspect and export without error.

@@ -21,7 +21,7 @@ pub fn run(path: &Path, opts: &Options, json: bool, out: &mut dyn Write) -> Resu
         Err(e) => return Ok(failed(&e)),
     };
     eprintln!("rdbtool: {}: {}", path.display(), input.describe());
-    let report = match aof::inspect(&input, opts) {
+    let (report, problem) = match aof::inspect(&input, opts) {
         Ok(r) => r,
         Err(e) => return Ok(failed(&e)),
     };
@@ -36,7 +36,14 @@ pub fn run(path: &Path, opts: &Options, json: bool, out: &mut dyn Write) -> Resu
     } else {
         write_aof_tables(&report, path, input.len(), out)?;
     }
-    Ok(Exit::Ok)
+    // The report covers what came before the problem.
+    match problem {
+        Some(e) => {
+            out.flush()?;
+            Ok(failed(&e))
+        }
+        None => Ok(Exit::Ok),
+    }
 }
 
 /// One line for an AOF that could not be read through: exit 1 for a problem in it, 2 else.

@@ -167,8 +167,9 @@ struct Tally {
 }
 
 /// Inspects the AOF `input`: the commands on this thread, the keys they write counted on a
-/// second, and the RDB base (or preamble), if any, on a third.
-pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
+/// second, and the RDB base (or preamble), if any, on a third. A problem in the input comes
+/// with the report of what came before it; failing to read a file is an error.
+pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Error>), Error> {
     let (feed, end) = aof_keys::channel();
     let mut tally = Tally {
         report: AofReport {
@@ -184,7 +185,7 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
         top: opts.top,
     };
     let base = input.parts.iter().find(|p| p.rdb);
-    let (base, walked, keys) = std::thread::scope(|s| {
+    let (base, walked, keys, mut report) = std::thread::scope(|s| {
         let keys = s.spawn(|| aof_keys::count(input, end, opts.delimiter, opts.depth));
         let base = base.map(|part| {
             s.spawn(move || {
@@ -203,12 +204,19 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<AofReport, Error> {
         let report = tally.finish(opts.top);
         let keys = keys.join().expect("the key counts panicked");
         let base = base.map(|h| h.join().expect("the base's inspection panicked"));
-        (base, walked.map(|_| report), keys)
+        (base, walked, keys, report)
     });
-    let mut report = walked?;
+    let mut problem = match walked {
+        Err(e) if !e.is_problem() => return Err(e),
+        walked => walked.err(),
+    };
     report.prefixes = keys.finish(opts.top, &mut report.keys);
-    report.base = base.transpose()?;
-    Ok(report)
+    match base {
+        Some(Ok(b)) => report.base = Some(b),
+        Some(Err(e)) => problem = problem.or(Some(e)),
+        None => {}
+    }
+    Ok((report, problem))
 }
 
 impl Tally {
@@ -217,10 +225,10 @@ impl Tally {
         for (i, part) in input.parts.iter().enumerate() {
             let before = self.report.commands;
             self.part = i as u32;
-            ts = input.walk(i, ts, |logged, at| {
+            let walked = input.walk(i, ts, |logged, at| {
                 self.command(logged, at, &part.name);
                 Ok(())
-            })?;
+            });
             self.report.files.push(FileRow {
                 name: part.name.clone(),
                 bytes: part.data().len() as u64,
@@ -228,6 +236,7 @@ impl Tally {
                 rdb_bytes: part.resp_start as u64,
                 commands: self.report.commands - before,
             });
+            ts = walked?;
         }
         Ok(())
     }
