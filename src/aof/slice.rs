@@ -44,9 +44,13 @@ impl Selection {
 
     /// Whether an RDB base (or preamble) goes along: it is the state the log starts from, so
     /// only when the slice starts at the log's start (no `--since`, no `--from-offset` past
-    /// 0) and keeps every command name; its keys are then selected by `filter`.
+    /// 0, no `--to-offset 0`) and keeps every command name; its keys are then selected by
+    /// `filter`.
     pub fn keeps_base(&self) -> bool {
-        self.since.is_none() && self.from_offset.unwrap_or(0) == 0 && self.commands.is_empty()
+        self.since.is_none()
+            && self.from_offset.unwrap_or(0) == 0
+            && self.to_offset != Some(0)
+            && self.commands.is_empty()
     }
 
     /// Whether a command at global offset `at` is kept, its keys being `keys`.
