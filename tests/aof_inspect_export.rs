@@ -1,7 +1,7 @@
 //! `inspect` and `export` of AOFs written by real servers after a scripted workload (every
 //! data type, MULTI/EXEC, EVAL, functions, expiries): Redis 7.0's appendonlydir (preamble on
-//! and off, timestamps on, a base and several incr files), Redis 6.2's single file with an RDB
-//! preamble. Counts are checked against a RESP reader written here, exports by replaying them
+//! and off, timestamps on, a base and several incr files) and Valkey 9.1's, Redis 6.2's single
+//! file with an RDB preamble. Counts are checked against a RESP reader written here, exports by replaying them
 //! into fresh servers and comparing `DEBUG DIGEST`; and the corpus AOFs read without error.
 
 mod common;
@@ -317,8 +317,8 @@ fn aof_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn redis70(preamble: &str) {
-    let b = build("redis-7.0");
+fn multi_part(server: &str, preamble: &str) {
+    let b = build(server);
     let conf = [
         "--appendonly",
         "yes",
@@ -371,7 +371,8 @@ fn redis70(preamble: &str) {
     }
     assert_eq!(incr.get("FUNCTION"), Some(&1), "{preamble}");
 
-    let v70 = ["--format", "resp", "--target-version", "7.0"];
+    let target = b.target();
+    let v70 = ["--format", "resp", "--target-version", target.as_str()];
     assert_eq!(replayed(&b, &[export(&dir, &v70)]), want_end, "{preamble}");
     let to = |extra: &[&str]| export(&dir, &[&v70[..], extra].concat());
     let (since_s, until_s, before_s) = (
@@ -415,12 +416,17 @@ fn redis70(preamble: &str) {
 
 #[test]
 fn redis_7_0_appendonlydir_with_rdb_base() {
-    redis70("yes");
+    multi_part("redis-7.0", "yes");
 }
 
 #[test]
 fn redis_7_0_appendonlydir_with_aof_base() {
-    redis70("no");
+    multi_part("redis-7.0", "no");
+}
+
+#[test]
+fn valkey_9_1_appendonlydir_with_rdb_base() {
+    multi_part("valkey-9.1", "yes");
 }
 
 #[test]

@@ -75,11 +75,12 @@ pub fn export(
     for (i, part) in input.parts.iter().enumerate() {
         let data = part.data();
         ts = input.walk(i, ts, |logged, at| {
-            let keep = sel.keeps(
-                at.global,
-                logged,
-                keys_at(&logged.cmd, finder.positions(&logged.cmd)),
-            );
+            // Keys are looked up only when they select.
+            let positions = match sel.by_key() {
+                true => finder.positions(&logged.cmd),
+                false => (1..1).step_by(1),
+            };
+            let keep = sel.keeps(at.global, logged, keys_at(&logged.cmd, positions));
             if logged.kind == crate::aof::log::Kind::Data {
                 match keep {
                     true => summary.kept += 1,
