@@ -254,8 +254,7 @@ impl Tally {
         match logged.kind {
             Kind::Multi => r.transactions.multi += 1,
             Kind::Exec => r.transactions.exec += 1,
-            Kind::Data => {}
-            _ => return,
+            _ => {}
         }
         if logged.kind != Kind::Data {
             return;
