@@ -182,6 +182,8 @@ Examples:
     rdbtool inspect dump.rdb --db 0 --key 'user:*' --top 20 --format json
   One CSV row per key, memory costed as in Valkey 9.1:
     rdbtool inspect dump.rdb --keys csv --memory-model valkey-9.1 > keys.csv
+  The write load an AOF holds (a file, an appendonlydir or its manifest):
+    rdbtool inspect /var/lib/redis/appendonlydir --top 20
 ";
 
 const EXPORT_MORE: &str = "\
@@ -197,6 +199,10 @@ Examples:
     rdbtool export dump.rdb --db 2 --key 'session:*' --format resp | redis-cli --pipe
   Commands a Redis 6.2 accepts, into a file:
     rdbtool export dump.rdb --format resp --target-version 6.2 -o dump.resp
+  One hour of an AOF's writes, replayed elsewhere (SELECTs re-established):
+    rdbtool export appendonlydir --since 2026-12-07T14:00:00Z --until 1796655599 --format resp | redis-cli --pipe
+  The DEL and UNLINK commands of db 0 as JSON Lines, from offset 1000 of an incr file:
+    rdbtool export appendonlydir --db 0 --command del,unlink --from-offset appendonly.aof.2.incr.aof:1000
 ";
 
 const REPLAY_MORE: &str = "\

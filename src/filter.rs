@@ -32,9 +32,12 @@ impl Filter {
 
     /// Whether a key of this db, name and type is selected.
     pub fn key(&self, db: u64, key: &[u8], kind: Kind) -> bool {
-        self.db(db)
-            && (self.kinds.is_empty() || self.kinds.contains(&kind))
-            && (self.globs.is_empty() || self.globs.iter().any(|g| glob_match(g, key)))
+        self.db(db) && (self.kinds.is_empty() || self.kinds.contains(&kind)) && self.key_name(key)
+    }
+
+    /// Whether a key's name matches the globs and the regex (the other selections aside).
+    pub fn key_name(&self, key: &[u8]) -> bool {
+        (self.globs.is_empty() || self.globs.iter().any(|g| glob_match(g, key)))
             && self.regex.as_ref().is_none_or(|r| r.is_match(key))
     }
 }

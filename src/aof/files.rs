@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::manifest::{Entry, Manifest, ManifestError};
+use crate::rdb::{self, Reader, Record, SliceInput};
 
 /// What the first bytes of a file say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +165,57 @@ fn find_manifest(dir: &Path) -> Result<PathBuf, OpenError> {
     }
 }
 
+/// Whether `path` is an AOF input rather than an RDB file (where a command takes either): a
+/// directory, a manifest, a file of RESP commands, or an RDB followed by commands (a
+/// preamble): named `*.aof`, or with commands after the end of its RDB data (looked for only
+/// when the file ends with CRLF, as a whole command does). Standard input, a pipe, an empty
+/// file and a directory without a manifest or `.aof` file are not.
+pub fn detect(path: &Path) -> bool {
+    if path.as_os_str() == "-" {
+        return false;
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.is_dir() {
+        return std::fs::read_dir(path).is_ok_and(|mut names| {
+            names.any(|e| {
+                e.is_ok_and(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.ends_with(".manifest") || name.ends_with(".aof")
+                })
+            })
+        });
+    }
+    // A pipe or a device is read once: never looked at here.
+    if !meta.is_file() {
+        return false;
+    }
+    let mut start = [0u8; 512];
+    let n = match read_start(path, &mut start) {
+        Ok(n) if n > 0 => n,
+        _ => return false,
+    };
+    match sniff(&start[..n]) {
+        Sniffed::Resp | Sniffed::Manifest => true,
+        Sniffed::Other => false,
+        Sniffed::Rdb if path.extension().is_some_and(|e| e == "aof") => true,
+        Sniffed::Rdb => commands_after_rdb(path),
+    }
+}
+
+fn commands_after_rdb(path: &Path) -> bool {
+    let Ok(map) = crate::scan::mapped::MappedFile::open(path) else {
+        return false;
+    };
+    let data = map.data();
+    if !data.ends_with(b"\r\n") {
+        return false;
+    }
+    rdb_end(data).is_ok_and(|end| matches!(data.get(end), Some(b'*' | b'#')))
+}
+
 /// Reads up to `buf.len()` bytes from the start of `path`.
 fn read_start(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
     use std::io::Read;
@@ -176,6 +228,18 @@ fn read_start(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Where the RDB at the start of `data` ends (its checksum included): the start of the
+/// commands after a preamble. Values are skipped, not read.
+pub fn rdb_end(data: &[u8]) -> Result<usize, rdb::Error> {
+    let mut reader = Reader::new(SliceInput::new(data))?;
+    while let Some(rec) = reader.next_record() {
+        if let Record::Key { .. } = rec?.record {
+            reader.skip_value()?;
+        }
+    }
+    Ok(reader.pos() as usize)
 }
 
 #[cfg(test)]

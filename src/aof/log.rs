@@ -62,6 +62,18 @@ impl<'a> Log<'a> {
         }
     }
 
+    /// Commands before the file's first `#TS:` take this time (the last one of the file
+    /// before, in a multi-part AOF).
+    pub fn with_time(mut self, ts: Option<u64>) -> Self {
+        self.ts = ts;
+        self
+    }
+
+    /// The time of the last `#TS:` read.
+    pub fn time(&self) -> Option<u64> {
+        self.ts
+    }
+
     /// Where the next item starts.
     pub fn offset(&self) -> u64 {
         self.items.offset()

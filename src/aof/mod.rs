@@ -8,9 +8,12 @@
 pub mod check;
 pub mod emulate;
 pub mod files;
+pub mod input;
 pub mod log;
 pub mod manifest;
 pub mod repair;
+pub mod sketch;
+pub mod slice;
 pub mod table;
 
 use crate::resp::parse::{Item, Slice};

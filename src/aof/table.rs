@@ -29,7 +29,7 @@ impl Spec {
 
     /// The positions of the keys among `argc` arguments. Commands whose keys are counted by an
     /// argument (EVAL, FCALL, ZUNIONSTORE's sources…) give only their fixed positions.
-    pub fn keys(&self, argc: usize) -> impl Iterator<Item = usize> {
+    pub fn keys(&self, argc: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
         let first = self.first.max(0) as usize;
         let last = match self.last {
             l if l < 0 => argc as i64 + i64::from(l),
@@ -189,6 +189,15 @@ impl Table {
             },
             None => Lookup::Unknown,
         }
+    }
+
+    /// Whether this release lists subcommands of `name` (CONFIG, XGROUP, …), whose key
+    /// positions then depend on the subcommand.
+    pub fn has_subcommands(&self, name: &[u8]) -> bool {
+        let mut buf = [0u8; 64];
+        lower(name, &mut buf)
+            .and_then(|n| rows().containers.get(n))
+            .is_some_and(|m| m & self.bit != 0)
     }
 
     fn names(&self, mask: u32) -> String {

@@ -14,7 +14,8 @@ use super::args::{CommonArgs, ExpiryArgs, FilterArgs, RespArgs};
 /// (`| redis-cli --pipe`).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file; `-` reads standard input.
+    /// The RDB file (`-` reads standard input), or an AOF: a file, an appendonlydir or its
+    /// manifest.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Output format.
@@ -26,6 +27,8 @@ pub struct Args {
     filter: FilterArgs,
     #[command(flatten)]
     expiry: ExpiryArgs,
+    #[command(flatten)]
+    slice: super::export_aof::SliceArgs,
     #[command(flatten)]
     common: CommonArgs,
     /// Drop key TTLs.
@@ -48,30 +51,27 @@ enum FormatArg {
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
-    let file = super::files::open_mapped(&args.file)?;
+    let aof = rdbtool::aof::files::detect(&args.file);
+    if !aof && let Some(flag) = args.slice.given() {
+        anyhow::bail!("{flag} slices an AOF; {} is not one", args.file.display());
+    }
+    let file = match aof {
+        true => None,
+        false => Some(super::files::open_mapped(&args.file)?),
+    };
     let output = args
         .output
         .as_deref()
         .map(|path| super::files::create_output(path, [args.file.as_path()]))
         .transpose()?;
-    let opts = Options {
-        format: match args.format {
-            FormatArg::Json => Format::Json,
-            FormatArg::Jsonl => Format::Jsonl,
-            FormatArg::Resp => Format::Resp,
-        },
-        restore: args.resp.restore,
-        target: args.resp.target(),
-        batch: args.resp.batch(),
-        restore_max: args.resp.restore_max,
-        filter: args.filter.filter()?,
-        keep_expired: args.expiry.keep_expired(),
-        now_ms: args.expiry.now_ms(),
-        no_ttl: args.no_ttl,
-        restore_replace: false,
-        lossy: args.resp.lossy,
-        functions: args.functions,
-    };
+    let opts = options(&args)?;
+    if aof {
+        return match output {
+            Some(mut w) => super::export_aof::run(&args.file, &args.slice, &opts, &mut w),
+            None => super::export_aof::run(&args.file, &args.slice, &opts, out),
+        };
+    }
+    let file = file.expect("an RDB input is mapped");
     let progress = args.common.progress();
     let summary = match output {
         Some(mut w) => {
@@ -111,4 +111,25 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         left_out.push(format!("left out: {} more", refused - named));
     }
     Ok(Outcome::Problems(left_out))
+}
+
+fn options(args: &Args) -> Result<Options> {
+    Ok(Options {
+        format: match args.format {
+            FormatArg::Json => Format::Json,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Resp => Format::Resp,
+        },
+        restore: args.resp.restore,
+        target: args.resp.target(),
+        batch: args.resp.batch(),
+        restore_max: args.resp.restore_max,
+        filter: args.filter.filter()?,
+        keep_expired: args.expiry.keep_expired(),
+        now_ms: args.expiry.now_ms(),
+        no_ttl: args.no_ttl,
+        restore_replace: false,
+        lossy: args.resp.lossy,
+        functions: args.functions,
+    })
 }

@@ -21,7 +21,8 @@ use super::{Outcome, count, iec, thousands};
 /// wrote the file (or the one `--memory-model` names).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file; `-` reads standard input.
+    /// The RDB file (`-` reads standard input), or an AOF: a file, an appendonlydir or its
+    /// manifest.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Output format of the report.
@@ -93,17 +94,17 @@ enum KeysFormat {
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
-    let file = super::files::open_mapped(&args.file)?;
     let delimiter = u8::try_from(args.delimiter).context("--delimiter must be one byte")?;
-    let opts = Options {
-        filter: args.filter.filter()?,
-        top: args.top,
-        delimiter,
-        depth: args.depth,
-        now_ms: args.clock.now_ms(),
-        memory_model: args.memory_model,
-        allocator: args.allocator.into(),
-    };
+    if rdbtool::aof::files::detect(&args.file) {
+        if args.keys.is_some() {
+            anyhow::bail!("--keys lists the keys of an RDB file; an AOF has commands (see export)");
+        }
+        let opts = options(&args, delimiter)?;
+        let json = args.format == FormatArg::Json;
+        return super::inspect_aof::run(&args.file, &opts, json, out);
+    }
+    let file = super::files::open_mapped(&args.file)?;
+    let opts = options(&args, delimiter)?;
     let mut io_error = None;
     if args.keys == Some(KeysFormat::Csv) {
         writeln!(
@@ -151,6 +152,18 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+fn options(args: &Args, delimiter: u8) -> Result<Options> {
+    Ok(Options {
+        filter: args.filter.filter()?,
+        top: args.top,
+        delimiter,
+        depth: args.depth,
+        now_ms: args.clock.now_ms(),
+        memory_model: args.memory_model,
+        allocator: args.allocator.into(),
+    })
+}
+
 fn write_jsonl(out: &mut dyn Write, row: &KeyRow<'_>) -> std::io::Result<()> {
     write!(out, "{{\"db\":{},\"key\":", row.db)?;
     write_bytes(out, row.key)?;
@@ -187,7 +200,7 @@ fn write_csv(out: &mut dyn Write, row: &KeyRow<'_>) -> std::io::Result<()> {
     )
 }
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_header(header.iter().map(Cell::new));
@@ -199,7 +212,7 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn write_tables(
+pub(super) fn write_tables(
     r: &Report,
     path: &std::path::Path,
     size: u64,
@@ -400,7 +413,7 @@ fn describe_aux(key: &str, value: &str) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from unix seconds (days to civil date, proleptic Gregorian).
-fn utc_date(secs: u64) -> String {
+pub(super) fn utc_date(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

@@ -1,6 +1,7 @@
 //! Turning a dump into data other programs read: JSON (one document or one key per line) and
 //! the RESP command stream that rebuilds it in a server, as native commands or RESTOREs.
 
+pub mod aof;
 pub mod commands;
 mod file;
 pub mod json;

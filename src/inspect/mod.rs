@@ -2,6 +2,8 @@
 //! TTL and LRU/LFU distributions, the biggest keys, key prefixes, and an estimate of each key's
 //! memory in a server (see [`memory`]). One pass over the file, in bounded memory.
 
+pub mod aof;
+mod aof_keys;
 pub mod memory;
 pub mod prefix;
 mod top;

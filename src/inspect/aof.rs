@@ -1,0 +1,428 @@
+//! What an AOF holds and what the write load was: commands per name, writes per database,
+//! the keys written most (by count and by bytes, with a Space-Saving sketch: bounded memory,
+//! each count over by at most its stated bound), key prefixes, the time range and writes per
+//! minute from `#TS:` annotations, transactions, the largest commands, expiry commands, and
+//! the RDB base's (or preamble's) own inspect report. One pass over the mapped files; the RDB
+//! part is inspected on its own thread while the commands are read.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3Builder;
+
+use super::aof_keys::{self, Feed, KeyRef};
+use super::{Options, Report};
+use crate::aof::input::{AofInput, Error};
+use crate::aof::log::{Kind, Logged};
+use crate::aof::slice::{KeyFinder, Pos};
+use crate::rdb::SliceInput;
+use crate::rdb::error::escape;
+
+/// Counters of the heavy-hitters sketches.
+pub const SKETCH_COUNTERS: usize = 10_000;
+/// Most minutes listed in `per_minute`.
+pub const MAX_MINUTES: usize = 10_080;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct AofReport {
+    /// What the input is (`AOF: appendonlydir with manifest, base (RDB) + 2 incr files`).
+    pub input: String,
+    pub files: Vec<FileRow>,
+    /// Commands read (SELECT, MULTI and EXEC included) and their bytes.
+    pub commands: u64,
+    pub bytes: u64,
+    pub by_name: Vec<NameRow>,
+    pub dbs: BTreeMap<u64, DbRow>,
+    pub transactions: Transactions,
+    /// Commands that set or change a TTL, by form.
+    pub expiry: BTreeMap<&'static str, u64>,
+    pub time: TimeRange,
+    pub keys: KeysTouched,
+    /// Key prefixes of the keys written: writes and bytes.
+    pub prefixes: Vec<PrefixRow>,
+    /// The largest commands, largest first.
+    pub largest: Vec<Largest>,
+    /// The RDB base or preamble, as `inspect` reports an RDB file.
+    pub base: Option<Report>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FileRow {
+    pub name: String,
+    pub bytes: u64,
+    /// Its first byte's global offset.
+    pub start: u64,
+    /// Bytes of RDB (base or preamble) at its start.
+    pub rdb_bytes: u64,
+    pub commands: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct NameRow {
+    pub name: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DbRow {
+    /// Commands other than SELECT, MULTI and EXEC run in this database.
+    pub writes: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Transactions {
+    pub multi: u64,
+    pub exec: u64,
+    /// Commands inside MULTI … EXEC.
+    pub commands: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TimeRange {
+    pub first: Option<u64>,
+    pub last: Option<u64>,
+    /// Writes with a time (after a `#TS:`) and without.
+    pub writes_with_time: u64,
+    pub writes_without_time: u64,
+    /// Writes per minute (the minute's start in unix seconds), at most MAX_MINUTES of them
+    /// (the earliest); the writes of later minutes are in `writes_in_minutes_not_listed`.
+    pub per_minute: Vec<Minute>,
+    pub writes_in_minutes_not_listed: u64,
+    /// The busiest minutes, busiest first.
+    pub busiest: Vec<Minute>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Minute {
+    pub minute: u64,
+    pub writes: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct KeysTouched {
+    /// Key names written (a command with several keys counts for each).
+    pub writes: u64,
+    pub bytes: u64,
+    /// Writes that name no key (FLUSHALL, FUNCTION LOAD, an EVAL without keys…).
+    pub commands_without_keys: u64,
+    /// Counters in each sketch; a count in the top lists is over the true one by at most its
+    /// `over_by_at_most`, itself at most the bound (0 when no more keys than counters).
+    pub sketch_counters: usize,
+    pub writes_bound: u64,
+    pub bytes_bound: u64,
+    pub top_by_writes: Vec<HeavyRow>,
+    pub top_by_bytes: Vec<HeavyRow>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct HeavyRow {
+    pub db: u64,
+    pub key: String,
+    pub count: u64,
+    pub over_by_at_most: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PrefixRow {
+    pub level: usize,
+    pub prefix: String,
+    pub writes: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Largest {
+    pub bytes: u64,
+    pub offset: u64,
+    pub file: String,
+    pub file_offset: u64,
+    pub command: String,
+    pub key: Option<String>,
+}
+
+/// A name's counts and what kind of expiry command it is.
+#[derive(Default)]
+struct NameStat {
+    count: u64,
+    bytes: u64,
+    expiry: Option<&'static str>,
+    set: bool,
+}
+
+/// The walk's state over the commands.
+struct Tally {
+    report: AofReport,
+    names: HashMap<Vec<u8>, NameStat, Xxh3Builder>,
+    finder: KeyFinder,
+    /// The keys written, to the thread that counts them.
+    keys: Feed,
+    /// The file being walked.
+    part: u32,
+    minutes: BTreeMap<u64, u64>,
+    largest: BinaryHeap<Reverse<Largest>>,
+    top: usize,
+}
+
+/// Inspects the AOF `input`: the commands on this thread, the keys they write counted on a
+/// second, and the RDB base (or preamble), if any, on a third. A problem in the input comes
+/// with the report of what came before it; failing to read a file is an error.
+pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Error>), Error> {
+    let (feed, end) = aof_keys::channel();
+    let mut tally = Tally {
+        report: AofReport {
+            input: input.describe(),
+            ..Default::default()
+        },
+        names: HashMap::with_hasher(Xxh3Builder::new()),
+        finder: KeyFinder::default(),
+        keys: feed,
+        part: 0,
+        minutes: BTreeMap::new(),
+        largest: BinaryHeap::new(),
+        top: opts.top,
+    };
+    let base = input.parts.iter().find(|p| p.rdb);
+    let (base, walked, keys, mut report) = std::thread::scope(|s| {
+        let keys = s.spawn(|| aof_keys::count(input, end, opts.delimiter, opts.depth));
+        let base = base.map(|part| {
+            s.spawn(move || {
+                let data = &part.data()[..part.resp_start];
+                let mut release = |pos: u64| part.map.release(0, pos as usize);
+                super::inspect(SliceInput::new(data), opts, |_| {}, &mut release).map_err(
+                    |source| Error::Rdb {
+                        path: part.path.clone(),
+                        what: "base",
+                        source: Box::new(source),
+                    },
+                )
+            })
+        });
+        let walked = tally.walk(input);
+        let report = tally.finish(opts.top);
+        let keys = keys.join().expect("the key counts panicked");
+        let base = base.map(|h| h.join().expect("the base's inspection panicked"));
+        (base, walked, keys, report)
+    });
+    let mut problem = match walked {
+        Err(e) if !e.is_problem() => return Err(e),
+        walked => walked.err(),
+    };
+    report.prefixes = keys.finish(opts.top, &mut report.keys);
+    match base {
+        Some(Ok(b)) => report.base = Some(b),
+        Some(Err(e)) => problem = problem.or(Some(e)),
+        None => {}
+    }
+    Ok((report, problem))
+}
+
+impl Tally {
+    fn walk(&mut self, input: &AofInput) -> Result<(), Error> {
+        let mut ts = None;
+        for (i, part) in input.parts.iter().enumerate() {
+            let before = self.report.commands;
+            self.part = i as u32;
+            let walked = input.walk(i, ts, |logged, at| {
+                self.command(logged, at, &part.name);
+                Ok(())
+            });
+            self.report.files.push(FileRow {
+                name: part.name.clone(),
+                bytes: part.data().len() as u64,
+                start: part.start,
+                rdb_bytes: part.resp_start as u64,
+                commands: self.report.commands - before,
+            });
+            ts = walked?;
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, logged: &Logged<'_>, at: Pos, file: &str) {
+        let cmd = &logged.cmd;
+        let len = cmd.raw.len() as u64;
+        let r = &mut self.report;
+        r.commands += 1;
+        r.bytes += len;
+        let stat = name_stat(&mut self.names, cmd.name());
+        stat.count += 1;
+        stat.bytes += len;
+        let (expiry, set) = (stat.expiry, stat.set);
+        match logged.kind {
+            Kind::Multi => r.transactions.multi += 1,
+            Kind::Exec => r.transactions.exec += 1,
+            _ => {}
+        }
+        if logged.kind != Kind::Data {
+            return;
+        }
+        r.transactions.commands += u64::from(logged.multi.is_some());
+        let db = r.dbs.entry(logged.db).or_default();
+        db.writes += 1;
+        db.bytes += len;
+        let expiry = expiry.or_else(|| set.then(|| set_expiry(cmd)).flatten());
+        if let Some(e) = expiry {
+            *r.expiry.entry(e).or_default() += 1;
+        }
+        self.time(logged.ts);
+        self.keys(logged, len);
+        self.largest(logged, at, file);
+    }
+
+    fn time(&mut self, ts: Option<u64>) {
+        let t = &mut self.report.time;
+        let Some(ts) = ts else {
+            t.writes_without_time += 1;
+            return;
+        };
+        t.writes_with_time += 1;
+        t.first = Some(t.first.map_or(ts, |f| f.min(ts)));
+        t.last = Some(t.last.map_or(ts, |l| l.max(ts)));
+        let minute = ts - ts % 60;
+        let full = self.minutes.len() >= MAX_MINUTES;
+        match self.minutes.get_mut(&minute) {
+            Some(n) => *n += 1,
+            None if full => t.writes_in_minutes_not_listed += 1,
+            None => {
+                self.minutes.insert(minute, 1);
+            }
+        }
+    }
+
+    fn keys(&mut self, logged: &Logged<'_>, len: u64) {
+        let cmd = &logged.cmd;
+        let positions = self.finder.positions(cmd);
+        let n = positions.len() as u64;
+        if n == 0 {
+            self.report.keys.commands_without_keys += 1;
+            return;
+        }
+        // The command's bytes are shared among its keys.
+        let share = len / n;
+        let ranges = cmd.arg_ranges();
+        for i in positions {
+            let Some(r) = ranges.get(i) else { continue };
+            self.report.keys.writes += 1;
+            self.report.keys.bytes += share;
+            self.keys.push(KeyRef {
+                part: self.part,
+                len: r.len() as u32,
+                start: cmd.offset + r.start as u64,
+                db: logged.db,
+                share,
+            });
+        }
+    }
+
+    fn largest(&mut self, logged: &Logged<'_>, at: Pos, file: &str) {
+        let len = logged.cmd.raw.len() as u64;
+        if self.top == 0 {
+            return;
+        }
+        if self.largest.len() == self.top {
+            match self.largest.peek() {
+                Some(Reverse(min)) if min.bytes >= len => return,
+                _ => {
+                    self.largest.pop();
+                }
+            }
+        }
+        let cmd = &logged.cmd;
+        let mut positions = self.finder.positions(cmd);
+        let key = positions.next().and_then(|i| cmd.arg(i)).map(escape);
+        self.largest.push(Reverse(Largest {
+            bytes: len,
+            offset: at.global,
+            file: file.to_string(),
+            file_offset: at.offset,
+            command: String::from_utf8_lossy(cmd.name()).to_uppercase(),
+            key,
+        }));
+    }
+
+    /// The report of the commands (the keys' part is the counting thread's); closes the feed.
+    fn finish(mut self, top: usize) -> AofReport {
+        self.keys.close();
+        let r = &mut self.report;
+        let mut names: Vec<NameRow> = self
+            .names
+            .into_iter()
+            .map(|(name, s)| NameRow {
+                name: escape(&name),
+                count: s.count,
+                bytes: s.bytes,
+            })
+            .collect();
+        names.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+        r.by_name = names;
+        r.time.per_minute = self
+            .minutes
+            .into_iter()
+            .map(|(minute, writes)| Minute { minute, writes })
+            .collect();
+        let mut busiest = r.time.per_minute.clone();
+        busiest.sort_by_key(|m| (Reverse(m.writes), m.minute));
+        busiest.truncate(top.max(1));
+        r.time.busiest = busiest;
+        let mut largest: Vec<Largest> = self.largest.into_iter().map(|Reverse(l)| l).collect();
+        largest.sort_by_key(|l| (Reverse(l.bytes), l.offset));
+        r.largest = largest;
+        self.report
+    }
+}
+
+/// The counts of a command name (uppercase), made on its first use.
+fn name_stat<'m>(
+    names: &'m mut HashMap<Vec<u8>, NameStat, Xxh3Builder>,
+    name: &[u8],
+) -> &'m mut NameStat {
+    let mut buf = [0u8; 64];
+    let upper: &[u8] = match buf.get_mut(..name.len()) {
+        Some(b) => {
+            b.copy_from_slice(name);
+            b.make_ascii_uppercase();
+            b
+        }
+        None => name,
+    };
+    if !names.contains_key(upper) {
+        let owned = upper.to_vec();
+        let expiry = EXPIRY.iter().find(|e| e.as_bytes() == owned).copied();
+        let set = owned == b"SET";
+        names.insert(
+            owned,
+            NameStat {
+                expiry,
+                set,
+                ..Default::default()
+            },
+        );
+    }
+    names.get_mut(upper).expect("inserted above")
+}
+
+/// Commands that set a TTL by their name.
+const EXPIRY: [&str; 7] = [
+    "EXPIRE",
+    "PEXPIRE",
+    "EXPIREAT",
+    "PEXPIREAT",
+    "GETEX",
+    "SETEX",
+    "PSETEX",
+];
+
+/// `SET … EX|PX|EXAT|PXAT …` (counted as one form).
+fn set_expiry(cmd: &crate::resp::parse::Cmd<'_>) -> Option<&'static str> {
+    cmd.args()
+        .skip(3)
+        .any(|a| {
+            [&b"EX"[..], b"PX", b"EXAT", b"PXAT"]
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(a))
+        })
+        .then_some("SET with EX/PX/EXAT/PXAT")
+}
