@@ -351,7 +351,7 @@ fn multi_part(server: &str, preamble: &str) {
     let dir = src.dir.path().join("appendonlydir");
     let files = aof_files(&dir);
     let report = inspect(&dir);
-    let base = if preamble == "yes" { "RDB" } else { "commands" };
+    let base = if preamble == "yes" { "RDB" } else { "RESP" };
     let input = format!("AOF: appendonlydir with manifest, base ({base}) + 3 incr files");
     assert_eq!(report["input"], input.as_str());
     assert_eq!(report["base"].is_object(), preamble == "yes");
@@ -448,7 +448,7 @@ fn redis_6_2_single_file_with_preamble() {
     let want = src.digest();
     let aof = src.dir.path().join("appendonly.aof");
     let report = inspect(&aof);
-    assert_eq!(report["input"], "AOF: single file, RDB preamble + commands");
+    assert_eq!(report["input"], "AOF: a single file, RDB preamble + RESP");
     assert!(report["base"]["keys"].as_u64().unwrap() > 10);
     let all = all_commands(std::slice::from_ref(&aof), &report);
     let names = by_name(&report);

@@ -227,7 +227,7 @@ fn preamble_files_of_redis_6_2_and_valkey_9_1() {
     let (code, out, err) = replay(&aof, &url(&target), &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("AOF: single file, RDB preamble then commands"),
+        out.contains("AOF: a single file, RDB preamble + RESP"),
         "{out}"
     );
     assert_eq!(target.digest(), source.digest(), "{out}{err}");

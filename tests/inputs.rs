@@ -390,7 +390,7 @@ fn aof_files_are_named_as_such() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("AOF: single file, commands"),
+            stderr.contains("AOF: a single file, RESP"),
             "{args:?}: {stderr}"
         );
     }

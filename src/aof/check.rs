@@ -443,13 +443,7 @@ impl<'r> Walk<'r> {
 mod tests {
     use super::*;
 
-    fn resp(args: &[&str]) -> String {
-        let mut s = format!("*{}\r\n", args.len());
-        for a in args {
-            s += &format!("${}\r\n{a}\r\n", a.len());
-        }
-        s
-    }
+    use crate::resp::text as resp;
 
     fn any() -> Commands {
         Commands::new(None)

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::{Entry, Manifest, ManifestError};
-use crate::rdb::{self, Reader, Record, SliceInput};
+use super::manifest::{Entry, Manifest, ManifestError, Role};
 
 /// What the first bytes of a file say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +143,36 @@ impl AofFiles {
     }
 }
 
+impl AofFiles {
+    /// What the input is, as every command says it: `a single file, RDB preamble + RESP`,
+    /// `appendonlydir with manifest, base (RDB) + 3 incr files`; `kind(i)` is what part `i`
+    /// holds ([`kind`]).
+    pub fn describe(&self, kind: impl Fn(usize) -> &'static str) -> String {
+        if self.manifest.is_none() {
+            return format!("a single file, {}", kind(0));
+        }
+        let role = |i: usize, r: Role| self.parts[i].entry.as_ref().is_some_and(|e| e.role == r);
+        let incr = (0..self.parts.len())
+            .filter(|&i| role(i, Role::Incr))
+            .count();
+        let incr = crate::text::count(incr as u64, "incr file");
+        match (0..self.parts.len()).find(|&i| role(i, Role::Base)) {
+            Some(i) => format!("appendonlydir with manifest, base ({}) + {incr}", kind(i)),
+            None => format!("appendonlydir with manifest, no base, {incr}"),
+        }
+    }
+}
+
+/// What a file of the log holds: `RESP` commands, an `RDB` (a base), or an `RDB preamble +
+/// RESP`, given whether it starts with an RDB and whether commands follow it.
+pub fn kind(rdb: bool, commands_after: bool) -> &'static str {
+    match (rdb, commands_after) {
+        (false, _) => "RESP",
+        (true, false) => "RDB",
+        (true, true) => "RDB preamble + RESP",
+    }
+}
+
 fn find_manifest(dir: &Path) -> Result<PathBuf, OpenError> {
     let listing = std::fs::read_dir(dir).map_err(|source| OpenError::Io {
         path: dir.to_path_buf(),
@@ -206,14 +235,22 @@ pub fn detect(path: &Path) -> bool {
 }
 
 fn commands_after_rdb(path: &Path) -> bool {
+    // The file's last two bytes first, read without mapping it: an RDB file ends with its
+    // checksum, an AOF with a command's CRLF.
+    let ends_with_crlf = std::fs::File::open(path).is_ok_and(|f| {
+        use std::os::unix::fs::FileExt;
+        let mut last = [0u8; 2];
+        let len = f.metadata().map_or(0, |m| m.len());
+        len >= 2 && f.read_exact_at(&mut last, len - 2).is_ok() && &last == b"\r\n"
+    });
+    if !ends_with_crlf {
+        return false;
+    }
     let Ok(map) = crate::scan::mapped::MappedFile::open(path) else {
         return false;
     };
     let data = map.data();
-    if !data.ends_with(b"\r\n") {
-        return false;
-    }
-    rdb_end(data).is_ok_and(|end| matches!(data.get(end), Some(b'*' | b'#')))
+    super::rdb_end(data).is_ok_and(|end| matches!(data.get(end), Some(b'*' | b'#')))
 }
 
 /// Reads up to `buf.len()` bytes from the start of `path`.
@@ -228,18 +265,6 @@ fn read_start(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// Where the RDB at the start of `data` ends (its checksum included): the start of the
-/// commands after a preamble. Values are skipped, not read.
-pub fn rdb_end(data: &[u8]) -> Result<usize, rdb::Error> {
-    let mut reader = Reader::new(SliceInput::new(data))?;
-    while let Some(rec) = reader.next_record() {
-        if let Record::Key { .. } = rec?.record {
-            reader.skip_value()?;
-        }
-    }
-    Ok(reader.pos() as usize)
 }
 
 #[cfg(test)]

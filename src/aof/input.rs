@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::files::{AofFiles, OpenError, Sniffed, rdb_end, sniff};
+use super::files::{AofFiles, OpenError, Sniffed, sniff};
 use super::log::{Kind, Log, Logged};
+use super::rdb_end;
 use super::slice::Pos;
 use crate::rdb;
 use crate::resp::parse::Problem;
@@ -132,33 +133,13 @@ impl AofInput {
     }
 
     /// What the input is: `AOF: appendonlydir with manifest, base (RDB) + 3 incr files`,
-    /// `AOF: single file, RDB preamble + commands`.
+    /// `AOF: a single file, RDB preamble + RESP`.
     pub fn describe(&self) -> String {
-        let Some(first) = self.parts.first() else {
-            return "AOF: appendonlydir with manifest, no files".into();
+        let kind = |i: usize| {
+            let p = &self.parts[i];
+            super::files::kind(p.rdb, p.resp_start < p.data().len())
         };
-        if self.files.manifest.is_none() {
-            let kind = match first.rdb {
-                true => "RDB preamble + commands",
-                false => "commands",
-            };
-            return format!("AOF: single file, {kind}");
-        }
-        let base = self
-            .files
-            .parts
-            .iter()
-            .zip(&self.parts)
-            .find(|(p, _)| p.entry.as_ref().is_some_and(|e| e.role.name() == "base"));
-        let incr = self.parts.len() - usize::from(base.is_some());
-        let base = match base {
-            Some((_, p)) if p.rdb && p.resp_start < p.data().len() => "base (RDB preamble) + ",
-            Some((_, p)) if p.rdb => "base (RDB) + ",
-            Some(_) => "base (commands) + ",
-            None => "",
-        };
-        let s = if incr == 1 { "" } else { "s" };
-        format!("AOF: appendonlydir with manifest, {base}{incr} incr file{s}")
+        format!("AOF: {}", self.files.describe(kind))
     }
 
     /// A global offset from `N` (global) or `FILE:N` (in the file named FILE, by its name in

@@ -147,13 +147,7 @@ fn number(digits: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn resp(args: &[&str]) -> String {
-        let mut s = format!("*{}\r\n", args.len());
-        for a in args {
-            s += &format!("${}\r\n{a}\r\n", a.len());
-        }
-        s
-    }
+    use crate::resp::text as resp;
 
     #[test]
     fn tracks_database_time_and_transactions() {

@@ -356,13 +356,7 @@ impl Dropped {
 mod tests {
     use super::*;
 
-    fn resp(args: &[&str]) -> String {
-        let mut s = format!("*{}\r\n", args.len());
-        for a in args {
-            s += &format!("${}\r\n{a}\r\n", a.len());
-        }
-        s
-    }
+    use crate::resp::text as resp;
 
     fn run(data: &[u8], p: &Plan) -> (Vec<u8>, Outcome) {
         let inputs = [Input {

@@ -283,13 +283,7 @@ mod tests {
     use super::*;
     use crate::aof::log::Log;
 
-    fn resp(args: &[&str]) -> String {
-        let mut s = format!("*{}\r\n", args.len());
-        for a in args {
-            s += &format!("${}\r\n{a}\r\n", a.len());
-        }
-        s
-    }
+    use crate::resp::text as resp;
 
     /// Writes the slice as text lines: `SELECT n` and the commands' arguments.
     #[derive(Default)]

@@ -11,6 +11,7 @@ use rdbtool::aof::files::{AofFiles, Sniffed, sniff};
 use rdbtool::aof::manifest::Manifest;
 use rdbtool::aof::repair::{self, Dropped, Fate, Input, Plan, Until};
 use rdbtool::scan::mapped::MappedFile;
+use rdbtool::text::utc_date;
 
 use super::{Outcome, count, thousands};
 
@@ -300,7 +301,11 @@ fn dropped(d: &Dropped) -> String {
         facts.push(format!("{} {what}", thousands(d.unreadable)));
     }
     if let Some((a, b)) = d.times {
-        facts.push(format!("time {} to {} ({a} to {b})", utc(a), utc(b)));
+        facts.push(format!(
+            "time {} to {} ({a} to {b})",
+            utc_date(a),
+            utc_date(b)
+        ));
     }
     let ranges: Vec<String> = d
         .ranges
@@ -315,34 +320,4 @@ fn dropped(d: &Dropped) -> String {
     };
     facts.push(format!("offsets {}{more}", ranges.join(", ")));
     facts.join(", ")
-}
-
-/// A Unix time as `2026-12-07 14:02:00 UTC`.
-fn utc(t: u64) -> String {
-    let (days, secs) = ((t / 86400) as i64, t % 86400);
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
-    }
 }

@@ -12,8 +12,10 @@ use rdbtool::inspect::memory::Allocator;
 use rdbtool::inspect::memory::model::memory_model;
 use rdbtool::inspect::{self, KeyRow, Options, Report};
 use rdbtool::release::Release;
+use rdbtool::text::utc_date;
 
 use super::args::{ClockArgs, CommonArgs, FilterArgs};
+
 use super::{Outcome, count, iec, thousands};
 
 /// Show what is in a dump and where the memory goes: header, databases, types and encodings,
@@ -409,38 +411,5 @@ fn describe_aux(key: &str, value: &str) -> String {
         ("ctime", Ok(secs)) => format!("{value} ({})", utc_date(secs)),
         ("used-mem", Ok(bytes)) => format!("{value} ({})", iec(bytes)),
         _ => value.to_string(),
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` from unix seconds (days to civil date, proleptic Gregorian).
-pub(super) fn utc_date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc_date;
-
-    #[test]
-    fn dates() {
-        assert_eq!(utc_date(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc_date(4_102_444_800), "2100-01-01 00:00:00 UTC");
     }
 }

@@ -11,7 +11,9 @@ use rdbtool::aof::input::AofInput;
 use rdbtool::inspect::Options;
 use rdbtool::inspect::aof::{self, AofReport, MAX_MINUTES};
 
-use super::inspect::{table, utc_date, write_tables};
+use rdbtool::text::utc_date;
+
+use super::inspect::{table, write_tables};
 use super::{Outcome, count, iec, thousands};
 
 /// Inspects the AOF at `path`; `json` for the JSON document, else tables.

@@ -26,6 +26,13 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// A command of text arguments as RESP text, for tests.
+#[cfg(test)]
+pub fn text(args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    String::from_utf8(encode(&args)).unwrap_or_default()
+}
+
 /// `*n\r\n` or `$n\r\n`: a header line of RESP, in one piece.
 struct Prefixed {
     line: [u8; 24],

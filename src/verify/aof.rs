@@ -96,16 +96,8 @@ impl AofReport {
     }
 
     pub fn verdict(&self, strict: bool) -> Verdict {
-        let failing = |p: &AofProblem| {
-            p.severity == Severity::Error || (strict && p.severity == Severity::Warning)
-        };
-        if self.io_error.is_some() {
-            Verdict::Unreadable
-        } else if self.problems.iter().any(failing) {
-            Verdict::Problems
-        } else {
-            Verdict::Good
-        }
+        let severities = self.problems.iter().map(|p| p.severity);
+        super::verdict(self.io_error.is_some(), severities, strict)
     }
 
     fn push(&mut self, severity: Severity, file: &str, f: (&'static str, u64, String)) {
@@ -264,7 +256,7 @@ fn part_check(map: &MappedFile, rdb: Option<Report>, commands: Commands) -> Part
             size,
             rdb: None,
             resp: Some(resp),
-            format: "RESP",
+            format: crate::aof::files::kind(false, true),
         };
     };
     // Bytes after the RDB data are the AOF's commands here, not a warning.
@@ -275,10 +267,7 @@ fn part_check(map: &MappedFile, rdb: Option<Report>, commands: Commands) -> Part
     let split =
         |end: u64| check::check_split(data, end as usize, commands, check::SPLIT_MIN, &release);
     let resp = rdb.rdb_end.map(split);
-    let format = match rdb.rdb_end {
-        Some(end) if end < size => "RDB preamble + RESP",
-        _ => "RDB",
-    };
+    let format = crate::aof::files::kind(true, rdb.rdb_end.is_some_and(|end| end < size));
     PartChecked {
         size,
         rdb: Some(rdb),
@@ -399,25 +388,7 @@ fn ending_problem(c: &Checked) -> Option<PartProblem> {
 
 /// `a single file, RDB preamble + RESP`, `appendonlydir with manifest, base (RDB) + 2 incr files`.
 fn layout(files: &AofFiles, checked: &[PartChecked]) -> String {
-    let Some(_) = &files.manifest else {
-        let format = checked.first().map_or("RESP", |c| c.format);
-        return format!("a single file, {format}");
-    };
-    let incr = files
-        .parts
-        .iter()
-        .filter(|p| p.entry.as_ref().is_some_and(|e| e.role == Role::Incr))
-        .count();
-    let incr = crate::text::count(incr as u64, "incr file");
-    let base = files
-        .parts
-        .iter()
-        .zip(checked)
-        .find(|(p, _)| p.entry.as_ref().is_some_and(|e| e.role == Role::Base));
-    match base {
-        Some((_, c)) => format!("appendonlydir with manifest, base ({}) + {incr}", c.format),
-        None => format!("appendonlydir with manifest, no base, {incr}"),
-    }
+    files.describe(|i| checked.get(i).map_or("RESP", |c| c.format))
 }
 
 /// An input that cannot be opened as an AOF: a broken manifest or a missing file is a problem

@@ -71,6 +71,23 @@ impl From<&Problem> for ProblemView {
     }
 }
 
+/// How a check ended: unreadable, or a problem that fails it (an error; with `strict`, a
+/// warning too), or good.
+pub fn verdict(
+    unreadable: bool,
+    mut severities: impl Iterator<Item = Severity>,
+    strict: bool,
+) -> Verdict {
+    let failing = |s: Severity| s == Severity::Error || (strict && s == Severity::Warning);
+    if unreadable {
+        Verdict::Unreadable
+    } else if severities.any(failing) {
+        Verdict::Problems
+    } else {
+        Verdict::Good
+    }
+}
+
 impl Report {
     /// The report on `file` (as messages name it), before it is checked.
     pub fn new(file: String) -> Self {
@@ -83,16 +100,8 @@ impl Report {
 
     /// How the check ended; with `strict`, warnings fail it too.
     pub fn verdict(&self, strict: bool) -> Verdict {
-        let failing = |p: &ProblemView| {
-            p.severity == Severity::Error || (strict && p.severity == Severity::Warning)
-        };
-        if self.io_error.is_some() {
-            Verdict::Unreadable
-        } else if self.problems.iter().any(failing) {
-            Verdict::Problems
-        } else {
-            Verdict::Good
-        }
+        let severities = self.problems.iter().map(|p| p.severity);
+        verdict(self.io_error.is_some(), severities, strict)
     }
 
     pub(crate) fn push(&mut self, p: &Problem) {

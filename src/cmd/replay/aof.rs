@@ -4,19 +4,15 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use rdbtool::aof::files::{AofFiles, Sniffed, sniff};
-use rdbtool::aof::manifest::Role;
+use rdbtool::aof::files::{self, AofFiles, Part, Sniffed, sniff};
+use rdbtool::aof::input::AofInput;
 use rdbtool::replay::LogPart;
 use rdbtool::replay::checkpoint;
-use rdbtool::scan::mapped::MappedFile;
 
 /// The files of a multi-part AOF, mapped.
-pub struct MultiPart {
-    pub files: AofFiles,
-    pub maps: Vec<MappedFile>,
-}
+pub struct MultiPart(AofInput);
 
 impl MultiPart {
     /// `path` when it is an `appendonlydir/` or a manifest (None for a single file).
@@ -24,88 +20,57 @@ impl MultiPart {
         if crate::cmd::files::is_stdin(path) || !path.exists() {
             return Ok(None);
         }
-        let files = AofFiles::open(path)?;
-        if files.manifest.is_none() {
+        if AofFiles::open(path)?.manifest.is_none() {
             return Ok(None);
         }
-        let maps = files
-            .parts
-            .iter()
-            .map(|p| MappedFile::open(&p.path).with_context(|| p.path.display().to_string()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some(MultiPart { files, maps }))
+        Ok(Some(MultiPart(AofInput::open(path)?)))
     }
 
     pub fn parts(&self) -> Vec<LogPart<'_>> {
-        self.files
-            .parts
-            .iter()
-            .zip(&self.maps)
-            .map(|(p, m)| LogPart {
-                name: p.describe(),
-                data: m.data(),
+        let described = self.0.files.parts.iter().map(Part::describe);
+        described
+            .zip(&self.0.parts)
+            .map(|(name, p)| LogPart {
+                name,
+                data: p.data(),
             })
             .collect()
     }
 
     /// The files' names and sizes, as the checkpoint keeps them: a resume refuses another log.
     pub fn identity(&self) -> Vec<String> {
-        self.files
-            .parts
-            .iter()
-            .zip(&self.maps)
-            .map(|(p, m)| {
-                let name = p.path.file_name().unwrap_or_default().to_string_lossy();
-                format!("{name} {}", m.data().len())
-            })
+        let name = |p: &Path| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        };
+        let parts = self.0.parts.iter();
+        parts
+            .map(|p| format!("{} {}", name(&p.path), p.data().len()))
             .collect()
     }
 
     /// Total size, and a hash of every file's (as [`checkpoint::source_hash`] takes it).
     pub fn size_and_hash(&self) -> (u64, String) {
-        let size = self.maps.iter().map(|m| m.data().len() as u64).sum();
-        let hashes: String = self
-            .maps
-            .iter()
-            .map(|m| checkpoint::source_hash(m.data()))
+        let hashes: String = (self.0.parts.iter())
+            .map(|p| checkpoint::source_hash(p.data()))
             .chain(self.identity())
             .collect();
-        (size, checkpoint::source_hash(hashes.as_bytes()))
+        (self.0.len(), checkpoint::source_hash(hashes.as_bytes()))
     }
 
     /// `AOF: appendonlydir with manifest, base (RDB) + 3 incr files`.
     pub fn describe(&self) -> String {
-        let base = self
-            .files
-            .parts
-            .iter()
-            .zip(&self.maps)
-            .find(|(p, _)| p.entry.as_ref().is_some_and(|e| e.role == Role::Base))
-            .map(|(_, m)| match sniff(&m.data()[..m.data().len().min(16)]) {
-                Sniffed::Rdb => "base (RDB)",
-                _ => "base (RESP)",
-            });
-        let incr = self
-            .files
-            .parts
-            .iter()
-            .filter(|p| p.entry.as_ref().is_some_and(|e| e.role == Role::Incr))
-            .count() as u64;
-        let incr = crate::cmd::count(incr, "incr file");
-        match base {
-            Some(base) => format!("AOF: appendonlydir with manifest, {base} + {incr}"),
-            None => format!("AOF: appendonlydir with manifest, no base, {incr}"),
-        }
+        self.0.describe()
     }
 }
 
 /// What a single input file is, once replayed: `log_from` is where its commands started.
 pub fn describe_single(data: &[u8], log_from: Option<u64>) -> Option<String> {
-    match (sniff(&data[..data.len().min(16)]), log_from) {
-        (Sniffed::Rdb, Some(at)) => Some(format!(
-            "AOF: single file, RDB preamble then commands from offset {at}"
-        )),
-        (Sniffed::Rdb, None) => None,
-        _ => Some("AOF: single file of commands (RESP)".into()),
+    let rdb = sniff(&data[..data.len().min(16)]) == Sniffed::Rdb;
+    if rdb && log_from.is_none() {
+        return None;
     }
+    Some(format!("AOF: a single file, {}", files::kind(rdb, true)))
 }
