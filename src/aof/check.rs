@@ -152,16 +152,27 @@ pub fn check_split(
     })
 }
 
-/// Where a command seems to start at or after `from`: after a CRLF, `*<digits>\r\n$`. It may
-/// be inside an argument; the first thread tells.
+/// Where a command seems to start at or after `from`: preferably just after an `EXEC` (so
+/// outside a transaction: a boundary inside one makes the first thread read on alone), else
+/// after any CRLF followed by `*<digits>\r\n$`. It may be inside an argument; the first
+/// thread tells.
 fn boundary_after(data: &[u8], from: usize) -> Option<usize> {
     let window = &data[from..data.len().min(from + (1 << 20))];
-    memchr::memmem::find_iter(window, b"\r\n*").find_map(|at| {
-        let rest = &window[at + 3..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let looks = digits > 0 && rest[digits..].starts_with(b"\r\n$");
-        looks.then_some(from + at + 2)
-    })
+    let starts_command = |at: usize| {
+        let rest = &window[at..];
+        let digits = rest.iter().skip(1).take_while(|b| b.is_ascii_digit()).count();
+        rest.first() == Some(&b'*') && digits > 0 && rest[1 + digits..].starts_with(b"\r\n$")
+    };
+    const EXEC: &[u8] = b"\r\n*1\r\n$4\r\nEXEC\r\n";
+    let after_exec = memchr::memmem::find_iter(window, EXEC)
+        .map(|at| at + EXEC.len())
+        .find(|&at| starts_command(at));
+    let any = || {
+        memchr::memmem::find_iter(window, b"\r\n*")
+            .map(|at| at + 2)
+            .find(|&at| starts_command(at))
+    };
+    after_exec.or_else(any).map(|at| from + at)
 }
 
 /// Where a walk stopped.
@@ -477,6 +488,18 @@ mod tests {
         let c = check(cut, 0, any());
         assert_eq!(c.ending, Ending::Truncated);
         assert_eq!(c.cut, head.len() as u64);
+    }
+
+    #[test]
+    fn the_second_thread_starts_after_an_exec_where_there_is_one() {
+        let head = [resp(&["SET", "a", "1"]), resp(&["MULTI"]), resp(&["INCR", "n"])].concat();
+        let log = [head.clone(), resp(&["EXEC"]), resp(&["SET", "b", "2"])].concat();
+        let after_exec = log.len() - resp(&["SET", "b", "2"]).len();
+        assert_eq!(boundary_after(log.as_bytes(), 1), Some(after_exec));
+        // Without an EXEC in reach, any command start.
+        let plain = [resp(&["SET", "a", "1"]), resp(&["SET", "b", "2"])].concat();
+        let second = resp(&["SET", "a", "1"]).len();
+        assert_eq!(boundary_after(plain.as_bytes(), 1), Some(second));
     }
 
     #[test]
