@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::emulate::{self, State};
-use super::table::{Lookup, Table};
+use super::table::{Lookup, Remembered, Table};
 use crate::rdb::Severity;
 use crate::rdb::error::escape;
 use crate::resp::parse::{Item, Problem, Slice};
@@ -160,7 +160,11 @@ fn boundary_after(data: &[u8], from: usize) -> Option<usize> {
     let window = &data[from..data.len().min(from + (1 << 20))];
     let starts_command = |at: usize| {
         let rest = &window[at..];
-        let digits = rest.iter().skip(1).take_while(|b| b.is_ascii_digit()).count();
+        let digits = rest
+            .iter()
+            .skip(1)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         rest.first() == Some(&b'*') && digits > 0 && rest[1 + digits..].starts_with(b"\r\n$")
     };
     const EXEC: &[u8] = b"\r\n*1\r\n$4\r\nEXEC\r\n";
@@ -187,6 +191,8 @@ enum Step {
 
 struct Walk<'r> {
     commands: Commands,
+    /// The table's answers for the names seen.
+    table: Remembered,
     release: Release<'r>,
     checked: Checked,
     /// Where the open MULTI started.
@@ -195,8 +201,12 @@ struct Walk<'r> {
 
 impl<'r> Walk<'r> {
     fn new(commands: Commands, start: usize, release: Release<'r>) -> Walk<'r> {
+        let table = match commands {
+            Commands::Release(t) | Commands::Any(t) => t,
+        };
         Walk {
             commands,
+            table: Remembered::new(table),
             release,
             checked: Checked {
                 commands: 0,
@@ -329,13 +339,10 @@ impl<'r> Walk<'r> {
 
     /// The command's name and arity against the release's table.
     fn known(&mut self, cmd: &crate::resp::parse::Cmd<'_>) {
-        let (table, any) = match self.commands {
-            Commands::Release(t) => (t, false),
-            Commands::Any(t) => (t, true),
-        };
+        let any = matches!(self.commands, Commands::Any(_));
         let name = || escape(cmd.name());
         let at = cmd.offset;
-        match table.lookup(cmd.args()) {
+        match self.table.lookup(cmd.name(), cmd.args()) {
             Lookup::Known(spec) if !spec.arity_ok(cmd.argc()) => {
                 let n = spec.arity.unsigned_abs();
                 let takes = match spec.arity < 0 {
@@ -346,7 +353,7 @@ impl<'r> Walk<'r> {
                     "\"{}\" with {} arguments: {}'s takes {takes} (its name included)",
                     name(),
                     cmd.argc(),
-                    table.release
+                    self.table.table.release
                 );
                 self.find(Severity::Error, "wrong-arity", at, message);
             }
@@ -356,7 +363,7 @@ impl<'r> Walk<'r> {
                 let message = format!(
                     "\"{}\" is not a command of {} (it is of {names}): the server stops loading here",
                     name(),
-                    table.release
+                    self.table.table.release
                 );
                 self.find(Severity::Error, "other-release", at, message);
             }
@@ -367,11 +374,11 @@ impl<'r> Walk<'r> {
                 );
                 self.find(Severity::Warning, "module-command", at, message);
             }
-            Lookup::Unknown if table.newer && !any => {
+            Lookup::Unknown if self.table.table.newer && !any => {
                 let message = format!(
                     "unknown command \"{}\": perhaps one of a release newer than {}, the newest rdbtool knows",
                     name(),
-                    table.release
+                    self.table.table.release
                 );
                 self.find(Severity::Notice, "unknown-command", at, message);
             }
@@ -492,7 +499,12 @@ mod tests {
 
     #[test]
     fn the_second_thread_starts_after_an_exec_where_there_is_one() {
-        let head = [resp(&["SET", "a", "1"]), resp(&["MULTI"]), resp(&["INCR", "n"])].concat();
+        let head = [
+            resp(&["SET", "a", "1"]),
+            resp(&["MULTI"]),
+            resp(&["INCR", "n"]),
+        ]
+        .concat();
         let log = [head.clone(), resp(&["EXEC"]), resp(&["SET", "b", "2"])].concat();
         let after_exec = log.len() - resp(&["SET", "b", "2"]).len();
         assert_eq!(boundary_after(log.as_bytes(), 1), Some(after_exec));
