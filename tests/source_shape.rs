@@ -66,11 +66,21 @@ fn comments_state_no_host_and_no_past_measurement() {
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
-/// In `src/cmd/` (arguments and rendering): no file over 600 lines, no function over 100.
+/// Functions longer than 100 lines that are one flat `match` over the record opcodes or the
+/// value items, where one arm a case reads better than a split.
+const FLAT_MATCHES: &[(&str, &str)] = &[
+    ("src/rdb/reader.rs", "fn record("),
+    ("src/export/commands.rs", "fn stream_item("),
+    ("src/export/json.rs", "fn stream_item("),
+    ("src/diff/fingerprint.rs", "fn item("),
+    ("src/diff/collect.rs", "fn item("),
+];
+
+/// In `src/`: no file over 600 lines, no function over 100 (but the flat matches above).
 #[test]
-fn the_command_line_is_in_short_pieces() {
+fn the_sources_are_in_short_pieces() {
     let mut long = Vec::new();
-    for (path, text) in src("src/cmd") {
+    for (path, text) in src("src") {
         let lines: Vec<&str> = text.lines().collect();
         if lines.len() > 600 {
             long.push(format!("{}: {} lines", path.display(), lines.len()));
@@ -78,13 +88,20 @@ fn the_command_line_is_in_short_pieces() {
         for (i, line) in lines.iter().enumerate() {
             let code = line.trim_start();
             let indent = &line[..line.len() - code.len()];
-            let code = code.strip_prefix("pub ").unwrap_or(code);
+            let code = match code.strip_prefix("pub") {
+                Some(rest) => rest.split_once(' ').map_or(code, |(_, after)| after),
+                None => code,
+            };
             if !code.starts_with("fn ") {
                 continue;
             }
+            let exception = FLAT_MATCHES
+                .iter()
+                .any(|(file, f)| path.ends_with(file) && code.starts_with(f));
             let closing = format!("{indent}}}");
             if let Some(end) = lines[i..].iter().position(|l| *l == closing)
                 && end + 1 > 100
+                && !exception
             {
                 long.push(format!(
                     "{}:{}: {} lines: {code}",
