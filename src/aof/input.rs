@@ -167,7 +167,10 @@ impl AofInput {
     /// Each file's bytes and where its commands start, as [`super::slice::time_at`] takes
     /// them.
     pub fn commands(&self) -> Vec<(&[u8], usize)> {
-        self.parts.iter().map(|p| (p.data(), p.resp_start)).collect()
+        self.parts
+            .iter()
+            .map(|p| (p.data(), p.resp_start))
+            .collect()
     }
 
     /// Walks the commands of file `i` (after its RDB part), giving each with its place;

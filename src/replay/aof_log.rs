@@ -346,7 +346,16 @@ impl<'h> Replay<'h> {
                 return Ok(());
             }
             let key = e.cmd.arg(1).unwrap_or_default();
-            let unit = |db| Unit::new(0, db, key.to_vec(), slots::key_slot(key), Form::Raw, raw.to_vec());
+            let unit = |db| {
+                Unit::new(
+                    0,
+                    db,
+                    key.to_vec(),
+                    slots::key_slot(key),
+                    Form::Raw,
+                    raw.to_vec(),
+                )
+            };
             match e.kind {
                 LogKind::Data if !self.keeps(&mut walk.finder, base, &e) => {}
                 LogKind::Data => match multi.as_mut() {
