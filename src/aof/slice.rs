@@ -121,11 +121,8 @@ fn scan_time(parts: &[(&[u8], usize)], stop: impl Fn(u64, Option<u64>) -> bool) 
     let (mut base, mut ts) = (0u64, None);
     for &(data, start) in parts {
         let mut log = Log::new(data, start).with_time(ts);
-        loop {
-            let at = match log.next() {
-                Some(Ok(logged)) => base + logged.cmd.offset,
-                _ => break,
-            };
+        while let Some(Ok(logged)) = log.next() {
+            let at = base + logged.cmd.offset;
             if stop(at, log.time()) {
                 return log.time();
             }

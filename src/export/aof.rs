@@ -65,9 +65,7 @@ pub fn export(
     };
     let mut finder = KeyFinder::default();
     let mut slicer = Slicer::default();
-    // Commands before the log's first #TS were written before that second (at the start of
-    // an incr file written in the same second as the last annotation of a file since
-    // rewritten away): they count as one second before it.
+    // Commands before the log's first #TS count as one second before it (see time_at).
     let mut ts = match sel.by_time() {
         true => time_at(&input.commands(), 0),
         false => None,
