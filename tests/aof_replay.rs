@@ -526,6 +526,12 @@ fn sliced_replay_keeps_exactly_the_selected_commands() {
         get(&incr, "0", "DBSIZE", "") + &get(&incr, "1", "DBSIZE", ""),
         "21"
     );
+    // The units of a cluster target (here a dry run's) take the same slice.
+    let (code, out, err) = replay(&dir, &url(&incr), &["--dry-run", "--command", "INCR"]);
+    assert!(
+        code == 0 && out.contains("(3 EXEC, 15 INCR, 3 MULTI, "),
+        "{out}{err}"
+    );
     let from = format!("appendonly.aof.1.incr.aof:{size}");
     let (round3, _) = sliced(&["--from-offset", &from]);
     assert_eq!(

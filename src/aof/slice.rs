@@ -127,8 +127,12 @@ fn scan_time(parts: &[(&[u8], usize)], stop: impl Fn(u64, Option<u64>) -> bool) 
                 return log.time();
             }
         }
-        ts = log.time();
+        // The file's end (an annotation may be its last line).
         base += data.len() as u64;
+        if stop(base, log.time()) {
+            return log.time();
+        }
+        ts = log.time();
     }
     None
 }
@@ -467,5 +471,23 @@ mod tests {
             slice(&log, &offsets),
             ["SELECT 2", "MULTI", "INCR b:1", "SET a:2 y", "EXEC"]
         );
+    }
+
+    /// Where a resumed walk starts: the last `#TS:` before the offset, carried across files;
+    /// before the first, one second before it.
+    #[test]
+    fn time_at_an_offset() {
+        let first = [resp(&["SET", "x", "1"]), log()].concat();
+        let second = [resp(&["INCR", "n"]), "#TS:300\r\n".into()].concat();
+        let parts = [(first.as_bytes(), 0), (second.as_bytes(), 0)];
+        let at = |needle: &str| first.find(needle).unwrap() as u64;
+        assert_eq!(time_at(&parts, 0), Some(99));
+        assert_eq!(
+            time_at(&parts, at("*3\r\n$3\r\nSET\r\n$3\r\na:1")),
+            Some(100)
+        );
+        assert_eq!(time_at(&parts, at("*6\r\n$4\r\nEVAL")), Some(200));
+        assert_eq!(time_at(&parts, first.len() as u64), Some(200));
+        assert_eq!(time_at(&parts[1..], 0), Some(299));
     }
 }
