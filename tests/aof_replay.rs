@@ -413,25 +413,10 @@ fn cut_logs_and_refused_resumes() {
 /// Round `r` of the sliced workload: strings, counters (some inside MULTI/EXEC with keys of
 /// both prefixes), and writes in database 1.
 fn round(r: u64) -> Vec<String> {
-    [
-        "SET a:{r} v{r}",
-        "INCR a:count",
-        "INCR b:count",
-        "MULTI",
-        "INCR a:count",
-        "INCR b:count",
-        "EXEC",
-        "MULTI",
-        "LPUSH b:list {r}",
-        "EXEC",
-        "SELECT 1",
-        "INCR a:count",
-        "LPUSH l:{r} x",
-        "SELECT 0",
-    ]
-    .iter()
-    .map(|l| l.replace("{r}", &r.to_string()))
-    .collect()
+    let lines = "SET a:{r} v{r};INCR a:count;INCR b:count;MULTI;INCR a:count;INCR b:count;EXEC;\
+                 MULTI;LPUSH b:list {r};EXEC;SELECT 1;INCR a:count;LPUSH l:{r} x;SELECT 0";
+    let r = r.to_string();
+    lines.split(';').map(|l| l.replace("{r}", &r)).collect()
 }
 
 /// A Redis 7.0 appendonlydir (RDB base, `#TS` annotations) of three rounds, each in its own
@@ -469,7 +454,7 @@ fn timed_aof() -> (Server, PathBuf, u64, u64) {
 #[test]
 fn sliced_replay_keeps_exactly_the_selected_commands() {
     let b = build("redis-7.0");
-    let (_source, dir, t2, size) = timed_aof();
+    let (source, dir, t2, size) = timed_aof();
     let sliced = |extra: &[&str]| {
         let target = Server::start(&b, None);
         let (code, out, err) = replay(&dir, &url(&target), extra);
@@ -493,10 +478,8 @@ fn sliced_replay_keeps_exactly_the_selected_commands() {
     let piped = Server::start(&b, None);
     assert_eq!(piped.pipe(&exported.stdout).0, 0);
     assert_eq!(target.digest(), piped.digest());
-    assert_eq!(
-        target.digest(),
-        common::aof::ran("redis-7.0", &round(2)).digest()
-    );
+    let ran = |r| common::aof::ran("redis-7.0", &round(r)).digest();
+    assert_eq!(target.digest(), ran(2));
 
     let get = |s: &Server, db: &str, cmd: &str, key: &str| {
         let args = ["-n", db, cmd, key];
@@ -534,10 +517,22 @@ fn sliced_replay_keeps_exactly_the_selected_commands() {
     );
     let from = format!("appendonly.aof.1.incr.aof:{size}");
     let (round3, _) = sliced(&["--from-offset", &from]);
-    assert_eq!(
-        round3.digest(),
-        common::aof::ran("redis-7.0", &round(3)).digest()
+    assert_eq!(round3.digest(), ran(3));
+    // One file, the RDB as its preamble: the same slice.
+    let one = source.dir.path().join("one.aof");
+    let files = ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof"];
+    std::fs::write(
+        &one,
+        files.map(|f| std::fs::read(dir.join(f)).unwrap()).concat(),
+    )
+    .unwrap();
+    let target = Server::start(&b, None);
+    let (code, out, err) = replay(&one, &url(&target), &["--since", &t, "--until", &t]);
+    assert!(
+        code == 0 && err.contains("the RDB base is left out"),
+        "{out}{err}"
     );
+    assert_eq!(target.digest(), ran(2));
 
     let rdb = common::testdata("redis-6.2.rdb");
     let (code, _, err) = replay(&rdb, &url(&round3), &["--since", &t]);
