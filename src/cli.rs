@@ -221,6 +221,8 @@ Examples:
     rdbtool replay dump.rdb --to redis://host:6379 --db-map 0=3 --max-ops-per-sec 5000
   A Redis 7 appendonlydir, each command applied exactly once even across a cut and --resume:
     rdbtool replay /var/lib/redis/appendonlydir --to redis://new:6379 --checkpoint cp.json
+  One hour of an AOF's writes to user:* keys, replayed elsewhere:
+    rdbtool replay appendonlydir --to redis://other:6379 --key 'user:*' --since 2026-12-07T14:00:00Z --until 2026-12-07T14:59:59Z
 ";
 
 const DIFF_MORE: &str = "\

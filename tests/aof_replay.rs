@@ -409,3 +409,180 @@ fn cut_logs_and_refused_resumes() {
     assert!(err.contains("has no progress key"), "{err}");
     drop(source);
 }
+
+/// Round `r` of the sliced workload: strings, counters (some inside MULTI/EXEC with keys of
+/// both prefixes), and writes in database 1.
+fn round(r: u64) -> Vec<String> {
+    let lines = "SET a:{r} v{r};INCR a:count;INCR b:count;MULTI;INCR a:count;INCR b:count;EXEC;\
+                 MULTI;LPUSH b:list {r};EXEC;SELECT 1;INCR a:count;LPUSH l:{r} x;SELECT 0";
+    let r = r.to_string();
+    lines.split(';').map(|l| l.replace("{r}", &r)).collect()
+}
+
+/// A Redis 7.0 appendonlydir (RDB base, `#TS` annotations) of three rounds, each in its own
+/// second: the server, the directory, round 2's second, and the incr file's size before round 3.
+fn timed_aof() -> (Server, PathBuf, u64, u64) {
+    let conf = [
+        "--aof-timestamp-enabled",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "yes",
+    ];
+    let (_, source) = common::aof::start("redis-7.0", &conf);
+    let dir = common::aof::aof_dir(&source);
+    let incr = dir.join("appendonly.aof.1.incr.aof");
+    let (mut t2, mut size) = (0, 0);
+    for r in 1..=3 {
+        common::aof::after_second(common::aof::now());
+        let t = common::aof::now();
+        if r == 3 {
+            size = std::fs::metadata(&incr).unwrap().len();
+        }
+        let lines = round(r);
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        common::aof::send(&source, &refs);
+        assert_eq!(common::aof::now(), t, "round {r} crossed a second");
+        t2 = if r == 2 { t } else { t2 };
+    }
+    (source, dir, t2, size)
+}
+
+/// `replay` of an AOF takes export's slice options: `--since/--until` gives what export's
+/// slice piped into a server gives (and what a server that ran that round alone holds, the RDB
+/// base left out with a notice); `--db`, `--key`, `--command` and `--from-offset FILE:N` keep
+/// exactly their commands; an RDB source refuses them.
+#[test]
+fn sliced_replay_keeps_exactly_the_selected_commands() {
+    let b = build("redis-7.0");
+    let (source, dir, t2, size) = timed_aof();
+    let sliced = |extra: &[&str]| {
+        let target = Server::start(&b, None);
+        let (code, out, err) = replay(&dir, &url(&target), extra);
+        assert_eq!(code, 0, "{extra:?}: {out}{err}");
+        (target, err)
+    };
+    let t = t2.to_string();
+    let (target, err) = sliced(&["--since", &t, "--until", &t]);
+    assert!(err.contains("the RDB base is left out"), "{err}");
+    let exported = common::rdbtool(&[
+        "export",
+        dir.to_str().unwrap(),
+        "--format",
+        "resp",
+        "--since",
+        &t,
+        "--until",
+        &t,
+    ]);
+    assert_eq!(exported.status.code(), Some(0));
+    let piped = Server::start(&b, None);
+    assert_eq!(piped.pipe(&exported.stdout).0, 0);
+    assert_eq!(target.digest(), piped.digest());
+    let ran = |r| common::aof::ran("redis-7.0", &round(r)).digest();
+    assert_eq!(target.digest(), ran(2));
+
+    let get = |s: &Server, db: &str, cmd: &str, key: &str| {
+        let args = ["-n", db, cmd, key];
+        let n = if key.is_empty() { 3 } else { 4 };
+        s.cli(&args[..n]).trim().to_string()
+    };
+    let (db1, _) = sliced(&["--db", "1"]);
+    assert_eq!(get(&db1, "1", "GET", "a:count"), "3");
+    assert_eq!(get(&db1, "1", "LLEN", "l:2"), "1");
+    assert_eq!(get(&db1, "0", "DBSIZE", ""), "0");
+    let (keys, _) = sliced(&["--key", "a:*"]);
+    assert_eq!(get(&keys, "0", "GET", "a:count"), "6");
+    assert_eq!(get(&keys, "0", "GET", "a:3"), "v3");
+    assert_eq!(get(&keys, "1", "GET", "a:count"), "3");
+    assert_eq!(
+        get(&keys, "0", "EXISTS", "b:count") + &get(&keys, "0", "EXISTS", "b:list"),
+        "00"
+    );
+    assert_eq!(get(&keys, "1", "DBSIZE", ""), "1");
+    let (incr, err) = sliced(&["--command", "INCR"]);
+    assert!(err.contains("the RDB base is left out"), "{err}");
+    assert_eq!(
+        get(&incr, "0", "GET", "a:count") + &get(&incr, "0", "GET", "b:count"),
+        "66"
+    );
+    assert_eq!(
+        get(&incr, "0", "DBSIZE", "") + &get(&incr, "1", "DBSIZE", ""),
+        "21"
+    );
+    // The units of a cluster target (here a dry run's) take the same slice.
+    let (code, out, err) = replay(&dir, &url(&incr), &["--dry-run", "--command", "INCR"]);
+    assert!(
+        code == 0 && out.contains("(3 EXEC, 15 INCR, 3 MULTI, "),
+        "{out}{err}"
+    );
+    let from = format!("appendonly.aof.1.incr.aof:{size}");
+    let (round3, _) = sliced(&["--from-offset", &from]);
+    assert_eq!(round3.digest(), ran(3));
+    // One file, the RDB as its preamble: the same slice.
+    let one = source.dir.path().join("one.aof");
+    let files = ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof"];
+    std::fs::write(
+        &one,
+        files.map(|f| std::fs::read(dir.join(f)).unwrap()).concat(),
+    )
+    .unwrap();
+    let target = Server::start(&b, None);
+    let (code, out, err) = replay(&one, &url(&target), &["--since", &t, "--until", &t]);
+    assert!(
+        code == 0 && err.contains("the RDB base is left out"),
+        "{out}{err}"
+    );
+    assert_eq!(target.digest(), ran(2));
+
+    let rdb = common::testdata("redis-6.2.rdb");
+    let (code, _, err) = replay(&rdb, &url(&round3), &["--since", &t]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--since slices an AOF; ") && err.contains("is not one"),
+        "{err}"
+    );
+}
+
+/// A sliced replay (INCR and LPUSH of database 0) killed (-9) mid-run, then `--resume` with
+/// the same slice: each kept command applied exactly once, as export's slice piped in gives.
+#[test]
+fn killed_sliced_replay_resumes_exactly_once() {
+    let b = build("redis-7.0");
+    let (_source, dir) = source_aof(&b, 34_000, "no");
+    let slice = ["--command", "INCR,LPUSH", "--db", "0"];
+    let mut export = vec!["export", dir.to_str().unwrap(), "--format", "resp"];
+    export.extend(slice);
+    let piped = Server::start(&b, None);
+    assert_eq!(piped.pipe(&common::rdbtool(&export).stdout).0, 0);
+    let target = Server::start(&b, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = tmp.path().join("cp.json");
+    let cp_arg = cp.to_str().unwrap();
+    let mut args = vec![
+        "--checkpoint",
+        cp_arg,
+        "--pipeline",
+        "300",
+        "--max-ops-per-sec",
+        "30000",
+    ];
+    args.extend(slice);
+    let mut child = common::spawn_replay(&dir, &url(&target), &args);
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    assert!(
+        child.wait().unwrap().code().is_none(),
+        "it ended before the kill"
+    );
+    assert_ne!(
+        target.digest(),
+        piped.digest(),
+        "already complete when killed"
+    );
+    args.push("--resume");
+    let (code, out, err) = replay(&dir, &url(&target), &args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target.digest(), piped.digest(), "{out}{err}");
+    assert_eq!(target.cli(&["GET", "c:7"]), piped.cli(&["GET", "c:7"]));
+    assert_eq!(target.cli(&["EXISTS", "s:3"]).trim(), "0");
+}

@@ -164,22 +164,13 @@ impl AofInput {
         Ok(part.start + n)
     }
 
-    /// The time of the log's first `#TS:` annotation (after any RDB base), found by reading
-    /// commands up to it (so the whole log when it has none).
-    pub fn first_time(&self) -> Option<u64> {
-        for part in &self.parts {
-            let mut log = Log::new(part.data(), part.resp_start);
-            while log.time().is_none() {
-                match log.next() {
-                    Some(Ok(_)) => {}
-                    _ => break,
-                }
-            }
-            if log.time().is_some() {
-                return log.time();
-            }
-        }
-        None
+    /// Each file's bytes and where its commands start, as [`super::slice::time_at`] takes
+    /// them.
+    pub fn commands(&self) -> Vec<(&[u8], usize)> {
+        self.parts
+            .iter()
+            .map(|p| (p.data(), p.resp_start))
+            .collect()
     }
 
     /// Walks the commands of file `i` (after its RDB part), giving each with its place;

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use xxhash_rust::xxh3::Xxh3Builder;
 
-use super::log::{Kind, Logged};
+use super::log::{Kind, Log, Logged};
 use super::table::{Lookup, Spec, Table};
 use crate::filter::Filter;
 use crate::resp::parse::{Cmd, Item, Slice};
@@ -83,6 +83,58 @@ impl Selection {
         }
         !self.by_key() || keys.any(|k| self.filter.key_name(k))
     }
+
+    /// [`Selection::keeps`], the keys found by `finder` (looked up only when they select).
+    pub fn keeps_logged(&self, finder: &mut KeyFinder, at: u64, logged: &Logged<'_>) -> bool {
+        let positions = match self.by_key() {
+            true => finder.positions(&logged.cmd),
+            false => (1..1).step_by(1),
+        };
+        self.keeps(at, logged, keys_at(&logged.cmd, positions))
+    }
+
+    /// Whether commands are selected by time (then a walk needs [`time_at`]).
+    pub fn by_time(&self) -> bool {
+        self.since.is_some() || self.until.is_some()
+    }
+}
+
+/// The time a walk of the log from global offset `from` starts with: that of the last `#TS:`
+/// before it, or, before the log's first annotation, one second before that one (commands
+/// before the first `#TS` were written before its second: at the start of an incr file
+/// written in the same second as the last annotation of a file since rewritten away).
+/// `parts`: each file's bytes and where its commands start (after an RDB base or preamble).
+pub fn time_at(parts: &[(&[u8], usize)], from: u64) -> Option<u64> {
+    let before = scan_time(parts, |at, _| at >= from);
+    before.or_else(|| first_time(parts).map(|t| t.saturating_sub(1)))
+}
+
+/// The time of the log's first `#TS:` annotation, found by reading commands up to it (so the
+/// whole log when it has none).
+pub fn first_time(parts: &[(&[u8], usize)]) -> Option<u64> {
+    scan_time(parts, |_, ts| ts.is_some())
+}
+
+/// Reads the log's commands until `stop(global offset of a command, time so far)`; the time
+/// then.
+fn scan_time(parts: &[(&[u8], usize)], stop: impl Fn(u64, Option<u64>) -> bool) -> Option<u64> {
+    let (mut base, mut ts) = (0u64, None);
+    for &(data, start) in parts {
+        let mut log = Log::new(data, start).with_time(ts);
+        while let Some(Ok(logged)) = log.next() {
+            let at = base + logged.cmd.offset;
+            if stop(at, log.time()) {
+                return log.time();
+            }
+        }
+        // The file's end (an annotation may be its last line).
+        base += data.len() as u64;
+        if stop(base, log.time()) {
+            return log.time();
+        }
+        ts = log.time();
+    }
+    None
 }
 
 /// The keys of a command, by the command tables (Redis's newest, then Valkey's newest);
@@ -281,7 +333,6 @@ impl Slicer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aof::log::Log;
 
     use crate::resp::text as resp;
 
@@ -420,5 +471,23 @@ mod tests {
             slice(&log, &offsets),
             ["SELECT 2", "MULTI", "INCR b:1", "SET a:2 y", "EXEC"]
         );
+    }
+
+    /// Where a resumed walk starts: the last `#TS:` before the offset, carried across files;
+    /// before the first, one second before it.
+    #[test]
+    fn time_at_an_offset() {
+        let first = [resp(&["SET", "x", "1"]), log()].concat();
+        let second = [resp(&["INCR", "n"]), "#TS:300\r\n".into()].concat();
+        let parts = [(first.as_bytes(), 0), (second.as_bytes(), 0)];
+        let at = |needle: &str| first.find(needle).unwrap() as u64;
+        assert_eq!(time_at(&parts, 0), Some(99));
+        assert_eq!(
+            time_at(&parts, at("*3\r\n$3\r\nSET\r\n$3\r\na:1")),
+            Some(100)
+        );
+        assert_eq!(time_at(&parts, at("*6\r\n$4\r\nEVAL")), Some(200));
+        assert_eq!(time_at(&parts, first.len() as u64), Some(200));
+        assert_eq!(time_at(&parts[1..], 0), Some(299));
     }
 }

@@ -28,7 +28,7 @@ pub struct Args {
     #[command(flatten)]
     expiry: ExpiryArgs,
     #[command(flatten)]
-    slice: super::export_aof::SliceArgs,
+    slice: super::slice::SliceArgs,
     #[command(flatten)]
     common: CommonArgs,
     /// Drop key TTLs.

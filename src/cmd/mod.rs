@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod inspect_aof;
 pub mod progress;
 pub mod replay;
+pub mod slice;
 pub mod verify;
 pub mod verify_aof;
 

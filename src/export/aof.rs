@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use super::json::{write_bytes, write_int};
 use super::{Format, Options, Summary};
 use crate::aof::input::{AofInput, Error};
-use crate::aof::slice::{KeyFinder, Pos, Selection, Sink, Slicer, keys_at};
+use crate::aof::slice::{KeyFinder, Pos, Selection, Sink, Slicer, time_at};
 use crate::rdb::SliceInput;
 use crate::resp::parse::Cmd;
 
@@ -65,22 +65,15 @@ pub fn export(
     };
     let mut finder = KeyFinder::default();
     let mut slicer = Slicer::default();
-    // Commands before the log's first #TS were written before that second (at the start of
-    // an incr file written in the same second as the last annotation of a file since
-    // rewritten away): they count as one second before it.
-    let mut ts = match sel.since.is_some() || sel.until.is_some() {
-        true => input.first_time().map(|t| t.saturating_sub(1)),
+    // Commands before the log's first #TS count as one second before it (see time_at).
+    let mut ts = match sel.by_time() {
+        true => time_at(&input.commands(), 0),
         false => None,
     };
     for (i, part) in input.parts.iter().enumerate() {
         let data = part.data();
         ts = input.walk(i, ts, |logged, at| {
-            // Keys are looked up only when they select.
-            let positions = match sel.by_key() {
-                true => finder.positions(&logged.cmd),
-                false => (1..1).step_by(1),
-            };
-            let keep = sel.keeps(at.global, logged, keys_at(&logged.cmd, positions));
+            let keep = sel.keeps_logged(&mut finder, at.global, logged);
             if logged.kind == crate::aof::log::Kind::Data {
                 match keep {
                     true => summary.kept += 1,

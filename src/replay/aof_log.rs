@@ -6,10 +6,16 @@
 //! Into a standalone target the commands go through [`super::exactly_once`]: after a cut and a
 //! `--resume`, no command is applied twice. Into a cluster (or with `--dry-run`) they go as
 //! units of the key replay, in order on one connection per node, without that guarantee.
+//!
+//! Either way the commands are those of [`Options::slice`] (as `export` slices an AOF): a
+//! transaction goes with its kept commands, as one, or not at all when none is kept; the RDB
+//! base or preamble goes only when the slice starts at the log's start
+//! ([`Selection::keeps_base`]).
 
 use super::exactly_once::{Mark, Queued, Sender, Sent};
 use super::*;
-use crate::aof::log::{Kind as LogKind, Log};
+use crate::aof::log::{Kind as LogKind, Log, Logged};
+use crate::aof::slice::{KeyFinder, time_at};
 
 /// One file of the log.
 pub struct LogPart<'a> {
@@ -48,11 +54,29 @@ struct Batch<'a> {
 }
 
 /// The log walk's state across files.
+#[derive(Default)]
 struct Walk<'a> {
     batch: Batch<'a>,
     /// The open transaction's commands, and where its MULTI is.
     multi: Option<(Vec<Queued<'a>>, u64)>,
     read: u64,
+    /// The time before the next file's first `#TS:` (with `--since` or `--until`).
+    ts: Option<u64>,
+    finder: KeyFinder,
+}
+
+impl Walk<'_> {
+    /// Starting at global offset `from` of `parts` (whose first file's commands start at
+    /// `start`), with the time there when the slice selects by time.
+    fn new(sel: &Selection, parts: &[LogPart<'_>], start: usize, from: u64) -> Self {
+        let commands: Vec<(&[u8], usize)> = (parts.iter().enumerate())
+            .map(|(i, p)| (p.data, if i == 0 { start } else { 0 }))
+            .collect();
+        Walk {
+            ts: sel.by_time().then(|| time_at(&commands, from)).flatten(),
+            ..Walk::default()
+        }
+    }
 }
 
 impl<'h> Replay<'h> {
@@ -63,7 +87,9 @@ impl<'h> Replay<'h> {
             return Ok(());
         };
         let mut start = 0;
-        if first.rdb() {
+        if first.rdb() && !self.opts.slice.keeps_base() {
+            start = self.skip_base(first.data)?;
+        } else if first.rdb() {
             self.rdb_end = None;
             self.run_rdb(SliceInput::new(first.data))?;
             start = self.rdb_end.take().unwrap_or(first.data.len());
@@ -72,6 +98,17 @@ impl<'h> Replay<'h> {
             }
         }
         self.run_log(parts, start)
+    }
+
+    /// Where the commands after the RDB at the start of `data` start, the RDB being left out
+    /// of the slice.
+    pub(super) fn skip_base(&mut self, data: &[u8]) -> Result<usize, Error> {
+        self.notice(
+            "the RDB base is left out (the slice does not start at the log's start, or \
+             --command is given)"
+                .into(),
+        );
+        Ok(aof::rdb_end(data)?)
     }
 
     /// The commands of `parts`, from `start` in the first.
@@ -87,8 +124,14 @@ impl<'h> Replay<'h> {
                         .into(),
                 );
             }
+            let mut walk = Walk::new(&self.opts.slice, parts, start, 0);
+            let mut base = 0;
             for (i, part) in parts.iter().enumerate() {
-                self.run_aof(part.data, if i == 0 { start } else { 0 })?;
+                self.run_aof(part, (base, if i == 0 { start } else { 0 }), &mut walk)?;
+                if self.halted() {
+                    return Ok(());
+                }
+                base += part.data.len() as u64;
             }
             return Ok(());
         }
@@ -143,11 +186,7 @@ impl<'h> Replay<'h> {
         let done = self.watermark.done();
         self.hooks
             .checkpoint(done, from.offset, &self.summary, false);
-        let mut walk = Walk {
-            batch: Batch::default(),
-            multi: None,
-            read: 0,
-        };
+        let mut walk = Walk::new(&self.opts.slice, parts, start as usize, from.offset);
         let mut base = 0u64;
         for (i, part) in parts.iter().enumerate() {
             let len = part.data.len() as u64;
@@ -188,13 +227,16 @@ impl<'h> Replay<'h> {
         last: bool,
     ) -> Result<(), Error> {
         let data = part.data;
-        let mut log = Log::resume(data, at as usize, db);
+        let mut log = Log::resume(data, at as usize, db).with_time(walk.ts);
         loop {
             let (kind, db, offset, len, key) = match log.next() {
                 None => break,
                 Some(Err(p)) => return Err(Error::Aof(format!("{}{p}", part.at()))),
                 Some(Ok(e)) => (
-                    e.kind,
+                    match e.kind {
+                        LogKind::Data if !self.keeps(&mut walk.finder, base, &e) => None,
+                        kind => Some(kind),
+                    },
                     e.db,
                     e.cmd.offset,
                     e.cmd.raw.len(),
@@ -219,28 +261,19 @@ impl<'h> Replay<'h> {
                 key: key.map_or(&[][..], |r| &raw[r]),
             };
             match kind {
-                LogKind::Select => {}
-                LogKind::Multi => walk.multi = Some((Vec::new(), offset)),
-                LogKind::Data => match walk.multi.as_mut() {
+                // Left out of the slice.
+                None => {}
+                Some(LogKind::Select) => {}
+                Some(LogKind::Multi) => walk.multi = Some((Vec::new(), offset)),
+                Some(LogKind::Data) => match walk.multi.as_mut() {
                     Some((cmds, _)) => cmds.push(q),
                     None => self.step(&mut walk.batch, vec![q], end),
                 },
-                LogKind::Exec => {
+                Some(LogKind::Exec) => {
                     let (cmds, _) = walk.multi.take().unwrap_or_default();
                     self.step(&mut walk.batch, cmds, end);
                 }
-                LogKind::BadSelect | LogKind::NestedMulti | LogKind::LoneExec => {
-                    self.notice(format!(
-                        "{}offset {offset}: {} skipped, as the server does when it loads the \
-                         file (an error reply there)",
-                        part.at(),
-                        match kind {
-                            LogKind::BadSelect => "a SELECT without a valid database",
-                            LogKind::NestedMulti => "a MULTI inside MULTI",
-                            _ => "an EXEC without MULTI",
-                        }
-                    ));
-                }
+                Some(kind) => self.skipped(part, kind, offset),
             }
             let b = &walk.batch;
             if walk.multi.is_none()
@@ -261,17 +294,126 @@ impl<'h> Replay<'h> {
                 count(cmds.len() as u64, "command"),
             ));
         }
+        walk.ts = log.time();
         Ok(())
     }
 
-    /// Adds an AOF command (or a transaction's commands) to the batch, unless `--db` leaves
-    /// its database out.
-    fn step<'a>(&mut self, batch: &mut Batch<'a>, mut cmds: Vec<Queued<'a>>, end: Mark) {
-        let before = cmds.len();
-        cmds.retain(|q| self.opts.filter.db(q.db));
-        if cmds.len() < before {
+    /// Whether a data command (of the file starting at `base` in the log) is in the slice;
+    /// counted as filtered out if not.
+    fn keeps(&mut self, finder: &mut KeyFinder, base: u64, e: &Logged<'_>) -> bool {
+        let keep = (self.opts.slice).keeps_logged(finder, base + e.cmd.offset, e);
+        if !keep {
             self.summary.filtered_out += 1;
         }
+        keep
+    }
+
+    /// A command the server refuses when it loads the file (`kind` says which).
+    fn skipped(&mut self, part: &LogPart<'_>, kind: LogKind, offset: u64) {
+        self.notice(format!(
+            "{}offset {offset}: {} skipped, as the server does when it loads the file (an \
+             error reply there)",
+            part.at(),
+            match kind {
+                LogKind::BadSelect => "a SELECT without a valid database",
+                LogKind::NestedMulti => "a MULTI inside MULTI",
+                _ => "an EXEC without MULTI",
+            }
+        ));
+    }
+
+    /// The commands of one file from `start` as units (into a cluster, or a dry run): SELECT
+    /// followed (and mapped), a transaction's kept commands as one unit (in the database of
+    /// its first); `base` is where the file starts in the log.
+    fn run_aof(
+        &mut self,
+        part: &LogPart<'_>,
+        (base, start): (u64, usize),
+        walk: &mut Walk<'_>,
+    ) -> Result<(), Error> {
+        // An open transaction (MULTI and its kept commands), and where its MULTI is.
+        let mut multi: Option<(Unit, u64)> = None;
+        let mut log = Log::new(part.data, start).with_time(walk.ts);
+        while let Some(item) = log.next() {
+            let e = item.map_err(|p| Error::Aof(format!("{}{p}", part.at())))?;
+            let (offset, raw) = (e.cmd.offset, e.cmd.raw);
+            walk.read += 1;
+            self.source_pos = base + offset + raw.len() as u64;
+            if walk.read.is_multiple_of(TICK) {
+                self.tick()?;
+            }
+            if self.halted() {
+                return Ok(());
+            }
+            let key = e.cmd.arg(1).unwrap_or_default();
+            let unit = |db| {
+                Unit::new(
+                    0,
+                    db,
+                    key.to_vec(),
+                    slots::key_slot(key),
+                    Form::Raw,
+                    raw.to_vec(),
+                )
+            };
+            match e.kind {
+                LogKind::Data if !self.keeps(&mut walk.finder, base, &e) => {}
+                LogKind::Data => match multi.as_mut() {
+                    Some((m, _)) if m.key.is_empty() => {
+                        let first = unit(self.target_db(e.db));
+                        (m.db, m.key, m.slot) = (first.db, first.key, first.slot);
+                        m.body.extend_from_slice(raw);
+                        m.commands += 1;
+                    }
+                    Some((m, _)) => {
+                        m.body.extend_from_slice(raw);
+                        m.commands += 1;
+                    }
+                    None => self.aof_unit(unit(self.target_db(e.db)), offset)?,
+                },
+                LogKind::Multi => {
+                    let mut m = unit(0);
+                    m.key.clear();
+                    multi = Some((m, offset));
+                }
+                LogKind::Exec => match multi.take() {
+                    Some((mut m, at)) if m.commands > 1 => {
+                        m.body.extend_from_slice(raw);
+                        m.commands += 1;
+                        self.aof_unit(m, at)?;
+                    }
+                    _ => {}
+                },
+                LogKind::Select => {}
+                kind => self.skipped(part, kind, offset),
+            }
+        }
+        walk.ts = log.time();
+        if multi.is_some() {
+            self.notice("the AOF ends inside MULTI: the open transaction was not sent".into());
+        }
+        Ok(())
+    }
+
+    /// One AOF command (or transaction) found at `offset`, as a unit.
+    fn aof_unit(&mut self, mut unit: Unit, offset: u64) -> Result<(), Error> {
+        let seq = self.watermark.open(offset);
+        unit.seq = seq;
+        if seq < self.opts.resume_from {
+            self.summary.skipped_resumed += 1;
+            self.watermark.close(seq);
+            return Ok(());
+        }
+        self.summary.keys += 1;
+        if !self.selectable.contains(&unit.db) {
+            self.unselectable(seq, unit.db, &unit.key.clone());
+            return Ok(());
+        }
+        self.dispatch(unit)
+    }
+
+    /// Adds an AOF command (or a transaction's kept commands) to the batch.
+    fn step<'a>(&mut self, batch: &mut Batch<'a>, cmds: Vec<Queued<'a>>, end: Mark) {
         if cmds.is_empty() {
             return;
         }
@@ -389,12 +531,11 @@ impl<'h> Replay<'h> {
         self.fail(u64::MAX, q.db, q.key, why);
     }
 
-    /// AOF commands are replayed as they are: the key options do not apply to them.
+    /// AOF commands are replayed as they are: the options that change keys do not apply to
+    /// them.
     pub(super) fn aof_notice(&mut self) {
         let o = &self.opts;
         let ignored = [
-            ("--key", !o.filter.globs.is_empty()),
-            ("--key-regex", o.filter.regex.is_some()),
             ("--type", !o.filter.kinds.is_empty()),
             ("--no-ttl", o.no_ttl),
             ("--ttl-shift", o.ttl_shift_ms != 0),
@@ -405,7 +546,8 @@ impl<'h> Replay<'h> {
         .collect::<Vec<_>>();
         if !ignored.is_empty() {
             self.notice(format!(
-                "AOF commands are replayed as they are: {} not applied (only --db and --db-map are)",
+                "AOF commands are replayed as they are: {} not applied (--db, --key, \
+                 --key-regex and the slice options select them, --db-map maps them)",
                 ignored.join(", ")
             ));
         }

@@ -257,7 +257,7 @@ impl<'h> Replay<'h> {
     }
 
     /// A key (or AOF command) of a database not confirmed selectable: refused, never sent.
-    fn unselectable(&mut self, seq: u64, db: u64, key: &[u8]) {
+    pub(super) fn unselectable(&mut self, seq: u64, db: u64, key: &[u8]) {
         let why = format!("DB database {db} was not confirmed selectable on the target");
         self.fail(seq, db, key, &why);
     }
@@ -313,92 +313,6 @@ impl<'h> Replay<'h> {
             })?;
         }
         Ok(())
-    }
-
-    /// Replays the RESP commands of `data[start..]`: SELECT is followed (and mapped), MULTI ...
-    /// EXEC goes as one unit.
-    pub(super) fn run_aof(&mut self, data: &[u8], start: usize) -> Result<(), Error> {
-        let mut db = 0u64;
-        // An open transaction, and where its MULTI is.
-        let mut multi: Option<(Unit, u64)> = None;
-        let mut commands = aof::Commands::new(data, start);
-        let mut n = 0u64;
-        while let Some(cmd) = commands.next() {
-            let cmd = cmd.map_err(Error::Aof)?;
-            n += 1;
-            self.source_pos = commands.pos();
-            if n.is_multiple_of(TICK) {
-                self.tick()?;
-            }
-            if self.halted() {
-                return Ok(());
-            }
-            let name = cmd.args[0].to_ascii_uppercase();
-            if name == b"SELECT" {
-                db = aof::select_db(&cmd)
-                    .ok_or_else(|| Error::Aof(format!("offset {}: bad SELECT", cmd.offset)))?;
-                continue;
-            }
-            if let Some((m, _)) = multi.as_mut() {
-                m.body.extend_from_slice(cmd.raw);
-                m.commands += 1;
-                if m.key.is_empty()
-                    && let Some(k) = cmd.args.get(1)
-                {
-                    m.key = k.to_vec();
-                    m.slot = slots::key_slot(k);
-                }
-                if name == b"EXEC" || name == b"DISCARD" {
-                    let (unit, offset) = multi.take().expect("in a transaction");
-                    self.aof_unit(unit, offset)?;
-                }
-                continue;
-            }
-            let key = cmd.args.get(1).copied().unwrap_or_default();
-            let unit = Unit::new(
-                0,
-                self.target_db(db),
-                if name == b"MULTI" {
-                    Vec::new()
-                } else {
-                    key.to_vec()
-                },
-                slots::key_slot(key),
-                Form::Raw,
-                cmd.raw.to_vec(),
-            );
-            if name == b"MULTI" {
-                multi = Some((unit, cmd.offset));
-            } else {
-                self.aof_unit(unit, cmd.offset)?;
-            }
-        }
-        if multi.is_some() {
-            self.notice("the AOF ends inside MULTI: the open transaction was not sent".into());
-        }
-        Ok(())
-    }
-
-    /// One AOF command (or transaction) found at `offset`.
-    fn aof_unit(&mut self, mut unit: Unit, offset: u64) -> Result<(), Error> {
-        let seq = self.watermark.open(offset);
-        unit.seq = seq;
-        if seq < self.opts.resume_from {
-            self.summary.skipped_resumed += 1;
-            self.watermark.close(seq);
-            return Ok(());
-        }
-        if !self.opts.filter.db(unit.db) {
-            self.summary.filtered_out += 1;
-            self.watermark.close(seq);
-            return Ok(());
-        }
-        self.summary.keys += 1;
-        if !self.selectable.contains(&unit.db) {
-            self.unselectable(seq, unit.db, &unit.key.clone());
-            return Ok(());
-        }
-        self.dispatch(unit)
     }
 }
 

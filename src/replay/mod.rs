@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aof;
+use crate::aof::slice::Selection;
 use crate::export::loss::{Loss, Losses};
 use crate::export::{self, KeyInfo, Sent, commands::Batch};
 use crate::filter::Filter;
@@ -97,6 +98,8 @@ pub struct Options {
     pub max_errors: Option<u64>,
     /// Send no write: count what would be sent, per node and command.
     pub dry_run: bool,
+    /// The AOF commands replayed (all by default); its filter is `filter`.
+    pub slice: Selection,
 }
 
 impl Options {
@@ -387,7 +390,13 @@ impl<'h> Replay<'h> {
                     name: String::new(),
                     data: inp.data(),
                 }];
-                self.run_rdb(inp).and_then(|()| match self.rdb_end.take() {
+                let base = match self.opts.slice.keeps_base() {
+                    true => self.run_rdb(inp),
+                    false => self.skip_base(whole[0].data).map(|end| {
+                        self.rdb_end = Some(end);
+                    }),
+                };
+                base.and_then(|()| match self.rdb_end.take() {
                     Some(end) if end < whole[0].data.len() && !self.halted() => {
                         self.run_log(&whole, end)
                     }

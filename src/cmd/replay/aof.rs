@@ -6,6 +6,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::cmd::slice::SliceArgs;
+use rdbtool::aof::slice::Selection;
+use rdbtool::filter::Filter;
+
 use rdbtool::aof::files::{self, AofFiles, Part, Sniffed, sniff};
 use rdbtool::aof::input::AofInput;
 use rdbtool::replay::LogPart;
@@ -73,4 +77,24 @@ pub fn describe_single(data: &[u8], log_from: Option<u64>) -> Option<String> {
         return None;
     }
     Some(format!("AOF: a single file, {}", files::kind(rdb, true)))
+}
+
+/// The commands of an AOF source to replay (all of an RDB, whose slice options were refused):
+/// `--from-offset` and `--to-offset` name offsets of `multi`'s files, or of the single file.
+pub fn selection(
+    file: &Path,
+    slice: &SliceArgs,
+    filter: &Filter,
+    multi: Option<&MultiPart>,
+) -> Result<Selection> {
+    let single = match (multi, slice.offsets()) {
+        (None, true) => Some(AofInput::open(file)?),
+        _ => None,
+    };
+    let input = multi.map(|m| &m.0).or(single.as_ref());
+    let resolve = |text: &str| match input {
+        Some(input) => input.resolve_offset(text),
+        None => Err(format!("{text}: no offsets without an AOF")),
+    };
+    slice.selection(&resolve, filter)
 }

@@ -17,6 +17,7 @@ use rdbtool::replay::{self, Mode, OnExists, Options, Replay, Source, Summary};
 use rdbtool::scan::mapped::MappedFile;
 
 use super::args::{ClockArgs, CommonArgs, FilterArgs};
+use super::slice::SliceArgs;
 use super::{Outcome, count, iec, thousands};
 use hooks::{CheckpointTo, CliHooks};
 
@@ -41,6 +42,8 @@ pub struct Args {
     on_exists: OnExistsArg,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    slice: SliceArgs,
     /// Source database to target database, e.g. `0=3,1=4`.
     #[arg(long, value_name = "MAP", value_parser = parse_db_map)]
     db_map: Option<DbMap>,
@@ -207,7 +210,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         None => (data.len() as u64, checkpoint::source_hash(data)),
     };
     let aof = multi.is_some() || rdbtool::aof::is_aof(data);
-    let opts = options(&args, resume_point(&args, len, &source_hash)?, aof)?;
+    let mut opts = options(&args, resume_point(&args, len, &source_hash)?, aof)?;
+    opts.slice = aof::selection(&args.file, &args.slice, &opts.filter, multi.as_ref())?;
     let checkpoint = checkpoint_path.map(|path| CheckpointTo {
         path,
         source: source_name(&args),
@@ -282,6 +286,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
 fn check_paths(args: &Args) -> Result<Option<PathBuf>> {
     check_tls_options(args)?;
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
+    if let Some(flag) = args.slice.given()
+        && !rdbtool::aof::files::detect(&args.file)
+    {
+        bail!("{flag} slices an AOF; {} is not one", source_name(args));
+    }
     for path in [&args.errors_to, &args.checkpoint].into_iter().flatten() {
         super::files::refuse_input_as_output(path, [args.file.as_path()])?;
     }
@@ -364,6 +373,7 @@ fn options(
         functions: args.functions,
         max_errors: args.max_errors,
         dry_run: args.dry_run,
+        slice: Default::default(),
     })
 }
 
