@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::iter::StepBy;
 use std::ops::Range;
 
-use xxhash_rust::xxh3::Xxh3Builder;
+use crate::hash::ShortBuild;
 
 use super::log::{Kind, Logged};
 use super::table::{Lookup, Spec, Table};
@@ -89,7 +89,7 @@ impl Selection {
 /// EVAL, EVALSHA and FCALL (and their `_RO` forms) by their key count.
 pub struct KeyFinder {
     tables: [Table; 2],
-    cache: HashMap<Vec<u8>, Option<Spec>, Xxh3Builder>,
+    cache: HashMap<Vec<u8>, Option<Spec>, ShortBuild>,
 }
 
 impl Default for KeyFinder {
@@ -99,7 +99,7 @@ impl Default for KeyFinder {
                 Table::for_release(false, 99, 0),
                 Table::for_release(true, 99, 0),
             ],
-            cache: HashMap::with_hasher(Xxh3Builder::new()),
+            cache: HashMap::with_hasher(ShortBuild::default()),
         }
     }
 }

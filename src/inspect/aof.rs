@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use serde::Serialize;
-use xxhash_rust::xxh3::Xxh3Builder;
+use crate::hash::ShortBuild;
 
 use super::aof_keys::{self, Feed, KeyRef};
 use super::{Options, Report};
@@ -155,7 +155,7 @@ struct NameStat {
 /// The walk's state over the commands.
 struct Tally {
     report: AofReport,
-    names: HashMap<Vec<u8>, NameStat, Xxh3Builder>,
+    names: HashMap<Vec<u8>, NameStat, ShortBuild>,
     finder: KeyFinder,
     /// The keys written, to the thread that counts them.
     keys: Feed,
@@ -176,7 +176,7 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Er
             input: input.describe(),
             ..Default::default()
         },
-        names: HashMap::with_hasher(Xxh3Builder::new()),
+        names: HashMap::with_hasher(ShortBuild::default()),
         finder: KeyFinder::default(),
         keys: feed,
         part: 0,
@@ -376,7 +376,7 @@ impl Tally {
 
 /// The counts of a command name (uppercase), made on its first use.
 fn name_stat<'m>(
-    names: &'m mut HashMap<Vec<u8>, NameStat, Xxh3Builder>,
+    names: &'m mut HashMap<Vec<u8>, NameStat, ShortBuild>,
     name: &[u8],
 ) -> &'m mut NameStat {
     let mut buf = [0u8; 64];
