@@ -1,81 +1,62 @@
-//! The heaviest keys of a stream in bounded memory: Space-Saving (Metwally, Agrawal, El Abbadi
-//! 2005) with `k` counters. A key already counted adds its weight; a new key takes the counter
-//! of the smallest, starting from that count. So each count is over the true one by at most
-//! its `over` (the count it inherited), itself at most total / k; while no more than `k`
-//! distinct keys were seen, every count is exact.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! The heaviest keys of a stream in bounded memory: the frequent-items sketch of Misra and
+//! Gries with batched purges (as in Apache DataSketches), `k` counters kept, up to `2k` held
+//! between purges. A key already counted adds its weight; a new key takes a free counter;
+//! when none is free, a purge cuts every count by the (k+1)-th largest and drops those left
+//! at zero. Each cut removes at least k+1 times its size from the counts, so the cuts sum to
+//! at most total / (k+1): a count plus that sum is over the true one by at most that sum, and
+//! every key heavier than it is kept. While no more than `2k` distinct keys were seen, every
+//! count is exact. O(1) per key, amortized, in one flat table.
 
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Hashes a key that is already a hash (a u64) as itself.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A key's counter: its name (database and key), count and how much of it may be another
-/// key's.
+/// A key's counter: the hash of (database, key) it is found by, its count since it was last
+/// taken in (less the cuts since), and what the caller names it by.
 #[derive(Debug, Clone)]
-struct Counter {
-    db: u64,
-    key: Vec<u8>,
+struct Counter<T> {
     hash: u64,
     count: u64,
-    over: u64,
+    item: T,
 }
 
-/// A counted key, as [`SpaceSaving::top`] gives them.
+/// A counted key, as [`Frequent::top`] gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Heavy {
-    pub db: u64,
-    pub key: Vec<u8>,
+pub struct Heavy<T> {
+    pub item: T,
     pub count: u64,
     /// The count is at most this much above the true count.
     pub over: u64,
 }
 
-/// Space-Saving with `k` counters in a min-heap (by count), found by the hash of (db, key).
-pub struct SpaceSaving {
+/// The sketch: counters in an open-addressed table (linear probing) of twice the most it
+/// holds, found by a 64-bit hash of (db, key) (keys that share one, about one chance in
+/// 10^9 over a billion lookups, would share a counter).
+pub struct Frequent<T> {
     k: usize,
-    counters: Vec<Counter>,
-    /// (count, counter index), a min-heap by count (the count kept here too, so that the
-    /// heap is walked without reaching into the counters); `at[i]` is where counter `i` is.
-    heap: Vec<(u64, u32)>,
-    at: Vec<u32>,
-    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    slots: Vec<Option<Counter<T>>>,
+    len: usize,
+    /// The sum of the purges' cuts.
+    cut: u64,
     total: u64,
+    scratch: Vec<u64>,
+    /// The table's other buffer, for purges.
+    spare: Vec<Option<Counter<T>>>,
 }
 
-impl SpaceSaving {
+impl<T: Clone> Frequent<T> {
     pub fn new(k: usize) -> Self {
         let k = k.max(1);
-        SpaceSaving {
+        Frequent {
             k,
-            counters: Vec::new(),
-            heap: Vec::new(),
-            at: Vec::new(),
-            by_hash: HashMap::with_capacity_and_hasher(k.min(1 << 16), Default::default()),
+            slots: vec![None; (3 * k).next_power_of_two()],
+            len: 0,
+            cut: 0,
             total: 0,
+            scratch: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
-    /// The number of counters.
+    /// The number of counters kept.
     pub fn k(&self) -> usize {
         self.k
     }
@@ -85,136 +66,96 @@ impl SpaceSaving {
         self.total
     }
 
-    /// Most any count may be over the true one: total / k (0 while every key has its own
-    /// counter).
+    /// Most any count may be over the true one: the sum of the cuts, at most total / (k+1)
+    /// (0 while every key has its own counter).
     pub fn bound(&self) -> u64 {
-        if self.counters.len() < self.k {
-            0
-        } else {
-            self.total / self.k as u64
-        }
+        self.cut
     }
 
-    /// The hash [`SpaceSaving::add_hashed`] takes: compute it once for several sketches.
+    /// The hash [`Frequent::add`] takes: compute it once for several sketches.
     pub fn hash(db: u64, key: &[u8]) -> u64 {
         xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Counts `weight` for the key `key` of database `db`.
-    pub fn add(&mut self, db: u64, key: &[u8], weight: u64) {
-        self.add_hashed(Self::hash(db, key), db, key, weight);
-    }
-
-    /// [`SpaceSaving::add`] with the key's [`SpaceSaving::hash`].
-    pub fn add_hashed(&mut self, hash: u64, db: u64, key: &[u8], weight: u64) {
+    /// Counts `weight` for the key of hash `hash` (see [`Frequent::hash`]), named `item`
+    /// (made only when the key is taken in).
+    pub fn add(&mut self, hash: u64, weight: u64, item: impl FnOnce() -> T) {
         self.total += weight;
-        if let Some(&i) = self.by_hash.get(&hash) {
-            // Keys are told apart by their 64-bit hash: two that share one (about one chance
-            // in 10^9 over a billion lookups) would share a counter.
-            let c = &mut self.counters[i as usize];
+        let at = self.find(hash);
+        if let Some(c) = &mut self.slots[at] {
             c.count += weight;
-            let at = self.at[i as usize] as usize;
-            self.heap[at].0 = c.count;
-            self.sift_down(at);
             return;
         }
-        if self.counters.len() < self.k {
-            let i = self.counters.len() as u32;
-            self.counters.push(Counter {
-                db,
-                key: key.to_vec(),
+        if self.len < 2 * self.k {
+            self.slots[at] = Some(Counter {
                 hash,
                 count: weight,
-                over: 0,
+                item: item(),
             });
-            self.at.push(self.heap.len() as u32);
-            self.heap.push((weight, i));
-            self.by_hash.insert(hash, i);
-            self.sift_up(self.heap.len() - 1);
+            self.len += 1;
             return;
         }
-        // Take over the smallest counter, reusing its key's buffer.
-        let i = self.heap[0].1;
-        let c = &mut self.counters[i as usize];
-        self.by_hash.remove(&c.hash);
-        c.db = db;
-        c.key.clear();
-        c.key.extend_from_slice(key);
-        c.hash = hash;
-        c.over = c.count;
-        c.count += weight;
-        self.heap[0].0 = c.count;
-        self.by_hash.insert(hash, i);
-        self.sift_down(0);
+        self.purge();
+        let at = self.find(hash);
+        self.slots[at] = Some(Counter {
+            hash,
+            count: weight,
+            item: item(),
+        });
+        self.len += 1;
     }
 
-    /// The `n` largest counts, largest first (ties by key).
-    pub fn top(&self, n: usize) -> Vec<Heavy> {
-        let mut all: Vec<&Counter> = self.counters.iter().collect();
-        all.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then(a.db.cmp(&b.db))
-                .then(a.key.cmp(&b.key))
-        });
+    /// The slot of `hash`, or the empty one it would go in.
+    fn find(&self, hash: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut at = (hash as usize) & mask;
+        loop {
+            match &self.slots[at] {
+                Some(c) if c.hash != hash => at = (at + 1) & mask,
+                _ => return at,
+            }
+        }
+    }
+
+    /// Cuts every count by the (k+1)-th largest and drops the counters left at zero: at most
+    /// `k` remain.
+    fn purge(&mut self) {
+        self.scratch.clear();
+        self.scratch
+            .extend(self.slots.iter().flatten().map(|c| c.count));
+        let n = self.scratch.len();
+        let (_, &mut cut, _) = self.scratch.select_nth_unstable(n - self.k - 1);
+        self.cut += cut;
+        let mut old = std::mem::take(&mut self.spare);
+        old.resize(self.slots.len(), None);
+        std::mem::swap(&mut self.slots, &mut old);
+        self.len = 0;
+        for mut c in old.drain(..).flatten() {
+            if c.count > cut {
+                c.count -= cut;
+                let at = self.find(c.hash);
+                self.slots[at] = Some(c);
+                self.len += 1;
+            }
+        }
+        self.spare = old;
+    }
+
+    /// The `n` largest counts, largest first (ties by `order`), each raised by the cuts so
+    /// that it is never under the true count.
+    pub fn top(&self, n: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<Heavy<T>> {
+        let mut all: Vec<&Counter<T>> = self.slots.iter().flatten().collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| order(&a.item, &b.item)));
         all.into_iter()
             .take(n)
             .map(|c| Heavy {
-                db: c.db,
-                key: c.key.clone(),
-                count: c.count,
-                over: c.over,
+                item: c.item.clone(),
+                count: c.count + self.cut,
+                over: self.cut,
             })
             .collect()
     }
-
-    /// Moves the entry at `pos` up while it is smaller than its parent.
-    fn sift_up(&mut self, mut pos: usize) {
-        let item = self.heap[pos];
-        while pos > 0 {
-            let parent = (pos - 1) / ARITY;
-            if self.heap[parent].0 <= item.0 {
-                break;
-            }
-            self.place(pos, self.heap[parent]);
-            pos = parent;
-        }
-        self.place(pos, item);
-    }
-
-    /// Moves the entry at `pos` down while a child is smaller.
-    fn sift_down(&mut self, mut pos: usize) {
-        let item = self.heap[pos];
-        let len = self.heap.len();
-        loop {
-            let first = pos * ARITY + 1;
-            if first >= len {
-                break;
-            }
-            let mut least = first;
-            for c in first + 1..(first + ARITY).min(len) {
-                if self.heap[c].0 < self.heap[least].0 {
-                    least = c;
-                }
-            }
-            if self.heap[least].0 >= item.0 {
-                break;
-            }
-            self.place(pos, self.heap[least]);
-            pos = least;
-        }
-        self.place(pos, item);
-    }
-
-    fn place(&mut self, pos: usize, item: (u64, u32)) {
-        self.heap[pos] = item;
-        self.at[item.1 as usize] = pos as u32;
-    }
 }
-
-/// Children per heap node: four entries of 16 bytes share a cache line, and the heap is half
-/// as deep as a binary one.
-const ARITY: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -243,20 +184,31 @@ mod tests {
         m
     }
 
+    type Sketch = Frequent<(u64, Vec<u8>)>;
+
+    fn add(sketch: &mut Sketch, db: u64, key: &[u8], weight: u64) {
+        sketch.add(Sketch::hash(db, key), weight, || (db, key.to_vec()));
+    }
+
+    fn top(sketch: &Sketch, n: usize) -> Vec<Heavy<(u64, Vec<u8>)>> {
+        sketch.top(n, |a, b| a.cmp(b))
+    }
+
     #[test]
     fn exact_while_the_keys_fit() {
         let s = stream(50, 10_000);
-        let mut sketch = SpaceSaving::new(64);
+        let mut sketch = Sketch::new(25);
         for &k in &s {
-            sketch.add(k as u64 % 3, format!("k{k}").as_bytes(), 1);
+            add(&mut sketch, k as u64 % 3, format!("k{k}").as_bytes(), 1);
         }
         let truth = exact(&s, |_| 1);
         assert_eq!(sketch.bound(), 0);
-        let top = sketch.top(usize::MAX);
+        let top = top(&sketch, usize::MAX);
         assert_eq!(top.len(), truth.len());
         for h in top {
-            let k: usize = std::str::from_utf8(&h.key[1..]).unwrap().parse().unwrap();
-            assert_eq!((h.count, h.over, h.db), (truth[&k], 0, k as u64 % 3));
+            let (db, key) = h.item;
+            let k: usize = std::str::from_utf8(&key[1..]).unwrap().parse().unwrap();
+            assert_eq!((h.count, h.over, db), (truth[&k], 0, k as u64 % 3));
         }
     }
 
@@ -264,26 +216,27 @@ mod tests {
     fn within_the_stated_bound_otherwise() {
         let s = stream(5_000, 200_000);
         let weight = |k: usize| 1 + (k % 7) as u64 * 10;
-        let mut sketch = SpaceSaving::new(100);
+        let mut sketch = Sketch::new(100);
         for &k in &s {
-            sketch.add(0, &k.to_le_bytes(), weight(k));
+            add(&mut sketch, 0, &k.to_le_bytes(), weight(k));
         }
         let truth = exact(&s, weight);
         let total: u64 = truth.values().sum();
         assert_eq!(sketch.total(), total);
-        assert_eq!(sketch.bound(), total / 100);
-        let top = sketch.top(20);
-        for h in &top {
-            let k = usize::from_le_bytes(h.key.as_slice().try_into().unwrap());
-            let t = truth[&k];
-            assert!(h.count >= t && h.count - t <= h.over, "{k}: {h:?} vs {t}");
+        assert!(sketch.bound() > 0 && sketch.bound() <= total / 101);
+        let key = |h: &Heavy<(u64, Vec<u8>)>| {
+            usize::from_le_bytes(h.item.1.as_slice().try_into().unwrap())
+        };
+        for h in &top(&sketch, 20) {
+            let t = truth[&key(h)];
+            assert!(h.count >= t && h.count - t <= h.over, "{h:?} vs {t}");
             assert!(h.over <= sketch.bound());
         }
         // Every key heavier than the bound is in the sketch.
-        let listed = sketch.top(usize::MAX);
+        let listed = top(&sketch, usize::MAX);
         for (k, &t) in &truth {
             if t > sketch.bound() {
-                assert!(listed.iter().any(|h| h.key == k.to_le_bytes()), "{k}: {t}");
+                assert!(listed.iter().any(|h| key(h) == *k), "{k}: {t}");
             }
         }
     }

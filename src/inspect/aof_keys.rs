@@ -8,7 +8,7 @@ use super::KeyRow;
 use super::aof::{HeavyRow, KeysTouched, PrefixRow, SKETCH_COUNTERS};
 use super::prefix::Prefixes;
 use crate::aof::input::AofInput;
-use crate::aof::sketch::{Heavy, SpaceSaving};
+use crate::aof::sketch::{Frequent, Heavy};
 use crate::rdb::error::escape;
 
 /// A key written: its bytes at `start..start + len` of file `part`, its database, and its
@@ -54,10 +54,20 @@ impl Feed {
     }
 }
 
+/// Where a counted key's bytes are, and its database.
+#[derive(Debug, Clone, Copy)]
+struct Named {
+    part: u32,
+    len: u32,
+    start: u64,
+    db: u64,
+}
+
 /// The counts of the keys.
-pub(super) struct Keys {
-    writes: SpaceSaving,
-    bytes: SpaceSaving,
+pub(super) struct Keys<'i> {
+    input: &'i AofInput,
+    writes: Frequent<Named>,
+    bytes: Frequent<Named>,
     prefixes: Prefixes,
 }
 
@@ -77,10 +87,11 @@ pub(super) fn channel() -> (Feed, End) {
 }
 
 /// Counts the keys sent until the feed closes.
-pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys {
+pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys<'_> {
     let mut keys = Keys {
-        writes: SpaceSaving::new(SKETCH_COUNTERS),
-        bytes: SpaceSaving::new(SKETCH_COUNTERS),
+        input,
+        writes: Frequent::new(SKETCH_COUNTERS),
+        bytes: Frequent::new(SKETCH_COUNTERS),
         prefixes: Prefixes::new(delimiter, depth),
     };
     for mut batch in rx {
@@ -95,11 +106,17 @@ pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usi
     keys
 }
 
-impl Keys {
+impl Keys<'_> {
     fn add(&mut self, k: &KeyRef, key: &[u8]) {
-        let hash = SpaceSaving::hash(k.db, key);
-        self.writes.add_hashed(hash, k.db, key, 1);
-        self.bytes.add_hashed(hash, k.db, key, k.share);
+        let hash = Frequent::<Named>::hash(k.db, key);
+        let named = || Named {
+            part: k.part,
+            len: k.len,
+            start: k.start,
+            db: k.db,
+        };
+        self.writes.add(hash, 1, named);
+        self.bytes.add(hash, k.share, named);
         self.prefixes.add(&KeyRow {
             db: k.db,
             key,
@@ -118,8 +135,8 @@ impl Keys {
         touched.sketch_counters = self.writes.k();
         touched.writes_bound = self.writes.bound();
         touched.bytes_bound = self.bytes.bound();
-        touched.top_by_writes = heavy_rows(self.writes.top(top));
-        touched.top_by_bytes = heavy_rows(self.bytes.top(top));
+        touched.top_by_writes = self.heavy_rows(&self.writes, top);
+        touched.top_by_bytes = self.heavy_rows(&self.bytes, top);
         let mut prefixes: Vec<PrefixRow> = self
             .prefixes
             .rows()
@@ -141,13 +158,25 @@ impl Keys {
     }
 }
 
-fn heavy_rows(top: Vec<Heavy>) -> Vec<HeavyRow> {
-    top.into_iter()
-        .map(|h| HeavyRow {
-            db: h.db,
-            key: escape(&h.key),
-            count: h.count,
-            over_by_at_most: h.over,
-        })
-        .collect()
+impl Keys<'_> {
+    /// A named key's bytes, from its file.
+    fn key(&self, n: &Named) -> &[u8] {
+        let start = n.start as usize;
+        &self.input.parts[n.part as usize].data()[start..start + n.len as usize]
+    }
+
+    /// The `top` rows of `sketch`, ties by database and key.
+    fn heavy_rows(&self, sketch: &Frequent<Named>, top: usize) -> Vec<HeavyRow> {
+        let order = |a: &Named, b: &Named| a.db.cmp(&b.db).then(self.key(a).cmp(self.key(b)));
+        sketch
+            .top(top, order)
+            .into_iter()
+            .map(|h: Heavy<Named>| HeavyRow {
+                db: h.item.db,
+                key: escape(self.key(&h.item)),
+                count: h.count,
+                over_by_at_most: h.over,
+            })
+            .collect()
+    }
 }
