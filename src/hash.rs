@@ -25,3 +25,47 @@ impl Hasher for Short {
 
 /// Builds [`Short`] hashers.
 pub type ShortBuild = BuildHasherDefault<Short>;
+
+/// Values by command name as written (names of up to 15 bytes, at most [`ByName::MAX`] of
+/// them), looked up with no hashing: a linear search of the names packed into a u128 each.
+/// A name it does not hold is looked up by the caller's slower way.
+pub struct ByName<V> {
+    names: Vec<u128>,
+    values: Vec<V>,
+}
+
+impl<V> Default for ByName<V> {
+    fn default() -> Self {
+        ByName {
+            names: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<V: Copy> ByName<V> {
+    pub const MAX: usize = 64;
+
+    fn pack(name: &[u8]) -> Option<u128> {
+        let mut b = [0u8; 16];
+        b.get_mut(..name.len())
+            .filter(|_| name.len() < 16)?
+            .copy_from_slice(name);
+        b[15] = name.len() as u8;
+        Some(u128::from_le_bytes(b))
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<V> {
+        let p = Self::pack(name)?;
+        let i = self.names.iter().position(|&n| n == p)?;
+        Some(self.values[i])
+    }
+
+    /// Remembers `value` for `name`, if it fits.
+    pub fn insert(&mut self, name: &[u8], value: V) {
+        if let Some(p) = Self::pack(name).filter(|_| self.names.len() < Self::MAX) {
+            self.names.push(p);
+            self.values.push(value);
+        }
+    }
+}

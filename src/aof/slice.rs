@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::iter::StepBy;
 use std::ops::Range;
 
-use crate::hash::ShortBuild;
+use crate::hash::{ByName, ShortBuild};
 
 use super::log::{Kind, Logged};
 use super::table::{Lookup, Spec, Table};
@@ -90,6 +90,9 @@ impl Selection {
 pub struct KeyFinder {
     tables: [Table; 2],
     cache: HashMap<Vec<u8>, Option<Spec>, ShortBuild>,
+    /// The cache's short names, and whether a name's keys follow a key count, without hashing.
+    fast: ByName<Option<Spec>>,
+    counted: ByName<bool>,
 }
 
 impl Default for KeyFinder {
@@ -100,6 +103,8 @@ impl Default for KeyFinder {
                 Table::for_release(true, 99, 0),
             ],
             cache: HashMap::with_hasher(ShortBuild::default()),
+            fast: ByName::default(),
+            counted: ByName::default(),
         }
     }
 }
@@ -118,6 +123,9 @@ impl KeyFinder {
     /// What the tables say of `cmd` (None for a command no release knows).
     pub fn spec(&mut self, cmd: &Cmd<'_>) -> Option<Spec> {
         let name = cmd.name();
+        if let Some(spec) = self.fast.get(name) {
+            return spec;
+        }
         if let Some(spec) = self.cache.get(name) {
             return *spec;
         }
@@ -127,6 +135,7 @@ impl KeyFinder {
         });
         if !self.tables.iter().any(|t| t.has_subcommands(name)) && name.len() <= 64 {
             self.cache.insert(name.to_vec(), spec);
+            self.fast.insert(name, spec);
         }
         spec
     }
@@ -134,7 +143,12 @@ impl KeyFinder {
     /// The positions of `cmd`'s keys among its arguments.
     pub fn positions(&mut self, cmd: &Cmd<'_>) -> StepBy<Range<usize>> {
         let name = cmd.name();
-        if COUNTED.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+        let counted = self.counted.get(name).unwrap_or_else(|| {
+            let counted = COUNTED.iter().any(|c| c.eq_ignore_ascii_case(name));
+            self.counted.insert(name, counted);
+            counted
+        });
+        if counted {
             let n = cmd
                 .arg(2)
                 .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())

@@ -1,5 +1,5 @@
 //! What an AOF holds and what the write load was: commands per name, writes per database,
-//! the keys written most (by count and by bytes, with a Space-Saving sketch: bounded memory,
+//! the keys written most (by count and by bytes, with a frequent-items sketch: bounded memory,
 //! each count over by at most its stated bound), key prefixes, the time range and writes per
 //! minute from `#TS:` annotations, transactions, the largest commands, expiry commands, and
 //! the RDB base's (or preamble's) own inspect report. One pass over the mapped files; the RDB
@@ -8,8 +8,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
+use crate::hash::{ByName, ShortBuild};
 use serde::Serialize;
-use crate::hash::ShortBuild;
 
 use super::aof_keys::{self, Feed, KeyRef};
 use super::{Options, Report};
@@ -109,7 +109,8 @@ pub struct KeysTouched {
     /// Writes that name no key (FLUSHALL, FUNCTION LOAD, an EVAL without keys…).
     pub commands_without_keys: u64,
     /// Counters in each sketch; a count in the top lists is over the true one by at most its
-    /// `over_by_at_most`, itself at most the bound (0 when no more keys than counters).
+    /// `over_by_at_most`, itself at most the bound (0 while no more than twice as many keys as
+    /// counters were seen).
     pub sketch_counters: usize,
     pub writes_bound: u64,
     pub bytes_bound: u64,
@@ -155,7 +156,7 @@ struct NameStat {
 /// The walk's state over the commands.
 struct Tally {
     report: AofReport,
-    names: HashMap<Vec<u8>, NameStat, ShortBuild>,
+    names: Names,
     finder: KeyFinder,
     /// The keys written, to the thread that counts them.
     keys: Feed,
@@ -176,7 +177,7 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Er
             input: input.describe(),
             ..Default::default()
         },
-        names: HashMap::with_hasher(ShortBuild::default()),
+        names: Names::default(),
         finder: KeyFinder::default(),
         keys: feed,
         part: 0,
@@ -247,7 +248,7 @@ impl Tally {
         let r = &mut self.report;
         r.commands += 1;
         r.bytes += len;
-        let stat = name_stat(&mut self.names, cmd.name());
+        let stat = self.names.get(cmd.name());
         stat.count += 1;
         stat.bytes += len;
         let (expiry, set) = (stat.expiry, stat.set);
@@ -349,6 +350,7 @@ impl Tally {
         let r = &mut self.report;
         let mut names: Vec<NameRow> = self
             .names
+            .stats
             .into_iter()
             .map(|(name, s)| NameRow {
                 name: escape(&name),
@@ -374,34 +376,42 @@ impl Tally {
     }
 }
 
-/// The counts of a command name (uppercase), made on its first use.
-fn name_stat<'m>(
-    names: &'m mut HashMap<Vec<u8>, NameStat, ShortBuild>,
-    name: &[u8],
-) -> &'m mut NameStat {
-    let mut buf = [0u8; 64];
-    let upper: &[u8] = match buf.get_mut(..name.len()) {
-        Some(b) => {
-            b.copy_from_slice(name);
-            b.make_ascii_uppercase();
-            b
-        }
-        None => name,
-    };
-    if !names.contains_key(upper) {
-        let owned = upper.to_vec();
-        let expiry = EXPIRY.iter().find(|e| e.as_bytes() == owned).copied();
-        let set = owned == b"SET";
-        names.insert(
-            owned,
-            NameStat {
-                expiry,
-                set,
-                ..Default::default()
-            },
-        );
+/// The counts of the command names (uppercase), found by the name as written.
+#[derive(Default)]
+struct Names {
+    stats: Vec<(Vec<u8>, NameStat)>,
+    by_upper: HashMap<Vec<u8>, usize, ShortBuild>,
+    by_written: ByName<usize>,
+}
+
+impl Names {
+    /// The counts of `name`, made on its first use.
+    fn get(&mut self, name: &[u8]) -> &mut NameStat {
+        let i = match self.by_written.get(name) {
+            Some(i) => i,
+            None => {
+                let i = self.index(name);
+                self.by_written.insert(name, i);
+                i
+            }
+        };
+        &mut self.stats[i].1
     }
-    names.get_mut(upper).expect("inserted above")
+
+    fn index(&mut self, name: &[u8]) -> usize {
+        let upper = name.to_ascii_uppercase();
+        if let Some(&i) = self.by_upper.get(&upper) {
+            return i;
+        }
+        let stat = NameStat {
+            expiry: EXPIRY.iter().find(|e| e.as_bytes() == upper).copied(),
+            set: upper == b"SET",
+            ..Default::default()
+        };
+        self.by_upper.insert(upper.clone(), self.stats.len());
+        self.stats.push((upper, stat));
+        self.stats.len() - 1
+    }
 }
 
 /// Commands that set a TTL by their name.

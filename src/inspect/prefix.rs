@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
 use crate::hash::ShortBuild;
+use serde::Serialize;
 
 use super::KeyRow;
 
