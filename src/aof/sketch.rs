@@ -1,20 +1,22 @@
-//! The heaviest keys of a stream in bounded memory: the frequent-items sketch of Misra and
-//! Gries with batched purges (as in Apache DataSketches), `k` counters kept, up to `2k` held
-//! between purges. A key already counted adds its weight; a new key takes a free counter;
-//! when none is free, a purge cuts every count by the (k+1)-th largest and drops those left
-//! at zero. Each cut removes at least k+1 times its size from the counts, so the cuts sum to
-//! at most total / (k+1): a count plus that sum is over the true one by at most that sum, and
-//! every key heavier than it is kept. While no more than `2k` distinct keys were seen, every
-//! count is exact. O(1) per key, amortized, in one flat table.
+//! The heaviest keys of a stream in bounded memory, by `N` weights at once (writes and bytes):
+//! the frequent-items sketch of Misra and Gries with batched purges (as in Apache
+//! DataSketches), `k` counters kept per weight, up to `(N+1)k` keys held between purges. A key
+//! already held adds its weights; a new key is taken in; when the table is full, a purge cuts
+//! each weight's counts by that weight's (k+1)-th largest count and drops the keys left at zero
+//! in every weight. Each cut removes at least k+1 times its size from its weight's counts, so a
+//! weight's cuts sum to at most its total / (k+1): a count plus that sum is over the true one
+//! by at most that sum, and every key heavier than it is held. While no more than `(N+1)k`
+//! distinct keys were seen, every count is exact. One lookup per key for all the weights, O(1)
+//! amortized, in a flat table.
 
 use xxhash_rust::xxh3::xxh3_64;
 
-/// A key's counter: the hash of (database, key) it is found by, its count since it was last
-/// taken in (less the cuts since), and what the caller names it by.
+/// A key held: the hash of (database, key) it is found by, its counts since it was last taken
+/// in (less the cuts since), and what the caller names it by.
 #[derive(Debug, Clone)]
-struct Counter<T> {
+struct Entry<T, const N: usize> {
     hash: u64,
-    count: u64,
+    counts: [u64; N],
     item: T,
 }
 
@@ -27,131 +29,157 @@ pub struct Heavy<T> {
     pub over: u64,
 }
 
-/// The sketch: counters in an open-addressed table (linear probing) of twice the most it
-/// holds, found by a 64-bit hash of (db, key) (keys that share one, about one chance in
-/// 10^9 over a billion lookups, would share a counter).
-pub struct Frequent<T> {
+/// The sketch: the keys held, in the order taken in, found through an open-addressed index
+/// (linear probing, at most half full) of the hash's top 32 bits and the entry's place. Keys
+/// are told apart by their 64-bit hash: two that share one (about one chance in 10^9 over a
+/// billion lookups) would share a counter.
+pub struct Frequent<T, const N: usize> {
     k: usize,
-    slots: Vec<Option<Counter<T>>>,
-    len: usize,
-    /// The sum of the purges' cuts.
-    cut: u64,
-    total: u64,
+    entries: Vec<Entry<T, N>>,
+    index: Vec<u64>,
+    /// The sums of the purges' cuts, and of the weights added.
+    cut: [u64; N],
+    total: [u64; N],
     scratch: Vec<u64>,
-    /// The table's other buffer, for purges.
-    spare: Vec<Option<Counter<T>>>,
 }
 
-impl<T: Clone> Frequent<T> {
+const TAG: u64 = !0xFFFF_FFFF;
+
+impl<T: Clone, const N: usize> Frequent<T, N> {
     pub fn new(k: usize) -> Self {
         let k = k.max(1);
         Frequent {
             k,
-            slots: vec![None; (3 * k).next_power_of_two()],
-            len: 0,
-            cut: 0,
-            total: 0,
+            entries: Vec::with_capacity(Self::held(k)),
+            index: vec![0; (2 * Self::held(k)).next_power_of_two()],
+            cut: [0; N],
+            total: [0; N],
             scratch: Vec::new(),
-            spare: Vec::new(),
         }
     }
 
-    /// The number of counters kept.
+    /// The most keys held between purges.
+    fn held(k: usize) -> usize {
+        (N + 1) * k
+    }
+
+    /// The number of counters kept per weight.
     pub fn k(&self) -> usize {
         self.k
     }
 
-    /// The sum of all weights added.
-    pub fn total(&self) -> u64 {
-        self.total
+    /// The sum of weight `w` over all keys.
+    pub fn total(&self, w: usize) -> u64 {
+        self.total[w]
     }
 
-    /// Most any count may be over the true one: the sum of the cuts, at most total / (k+1)
-    /// (0 while every key has its own counter).
-    pub fn bound(&self) -> u64 {
-        self.cut
+    /// Most any count of weight `w` may be over the true one: the sum of its cuts, at most
+    /// its total / (k+1) (0 while every key has its own counter).
+    pub fn bound(&self, w: usize) -> u64 {
+        self.cut[w]
     }
 
-    /// The hash [`Frequent::add`] takes: compute it once for several sketches.
+    /// The hash [`Frequent::add`] takes.
     pub fn hash(db: u64, key: &[u8]) -> u64 {
         xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Counts `weight` for the key of hash `hash` (see [`Frequent::hash`]), named `item`
+    /// Counts `weights` for the key of hash `hash` (see [`Frequent::hash`]), named `item`
     /// (made only when the key is taken in).
-    pub fn add(&mut self, hash: u64, weight: u64, item: impl FnOnce() -> T) {
-        self.total += weight;
-        let at = self.find(hash);
-        if let Some(c) = &mut self.slots[at] {
-            c.count += weight;
+    pub fn add(&mut self, hash: u64, weights: [u64; N], item: impl FnOnce() -> T) {
+        for (t, w) in self.total.iter_mut().zip(weights) {
+            *t += w;
+        }
+        let mut at = self.find(hash);
+        if let Some(i) = self.held_at(at) {
+            for (c, w) in self.entries[i].counts.iter_mut().zip(weights) {
+                *c += w;
+            }
             return;
         }
-        if self.len < 2 * self.k {
-            self.slots[at] = Some(Counter {
-                hash,
-                count: weight,
-                item: item(),
-            });
-            self.len += 1;
-            return;
+        if self.entries.len() == Self::held(self.k) {
+            self.purge();
+            at = self.find(hash);
         }
-        self.purge();
-        let at = self.find(hash);
-        self.slots[at] = Some(Counter {
+        self.index[at] = (hash & TAG) | (self.entries.len() as u64 + 1);
+        self.entries.push(Entry {
             hash,
-            count: weight,
+            counts: weights,
             item: item(),
         });
-        self.len += 1;
     }
 
-    /// The slot of `hash`, or the empty one it would go in.
+    /// The entry an index slot holds.
+    fn held_at(&self, at: usize) -> Option<usize> {
+        let slot = self.index[at];
+        (slot != 0).then(|| (slot & !TAG) as usize - 1)
+    }
+
+    /// The index slot of `hash`, or the empty one it would go in.
     fn find(&self, hash: u64) -> usize {
-        let mask = self.slots.len() - 1;
+        let mask = self.index.len() - 1;
         let mut at = (hash as usize) & mask;
         loop {
-            match &self.slots[at] {
-                Some(c) if c.hash != hash => at = (at + 1) & mask,
-                _ => return at,
+            let slot = self.index[at];
+            if slot == 0
+                || ((slot ^ hash) & TAG == 0
+                    && self.entries[(slot & !TAG) as usize - 1].hash == hash)
+            {
+                return at;
             }
+            at = (at + 1) & mask;
         }
     }
 
-    /// Cuts every count by the (k+1)-th largest and drops the counters left at zero: at most
-    /// `k` remain.
+    /// Cuts each weight's counts by its (k+1)-th largest and drops the keys left at zero in
+    /// every weight: at most `N k` remain.
     fn purge(&mut self) {
-        self.scratch.clear();
-        self.scratch
-            .extend(self.slots.iter().flatten().map(|c| c.count));
-        let n = self.scratch.len();
-        let (_, &mut cut, _) = self.scratch.select_nth_unstable(n - self.k - 1);
-        self.cut += cut;
-        let mut old = std::mem::take(&mut self.spare);
-        old.resize(self.slots.len(), None);
-        std::mem::swap(&mut self.slots, &mut old);
-        self.len = 0;
-        for mut c in old.drain(..).flatten() {
-            if c.count > cut {
-                c.count -= cut;
-                let at = self.find(c.hash);
-                self.slots[at] = Some(c);
-                self.len += 1;
-            }
+        let mut cut = [0; N];
+        for (w, c) in cut.iter_mut().enumerate() {
+            self.scratch.clear();
+            self.scratch
+                .extend(self.entries.iter().map(|e| e.counts[w]));
+            let n = self.scratch.len();
+            *c = *self.scratch.select_nth_unstable(n - self.k - 1).1;
         }
-        self.spare = old;
+        self.entries.retain_mut(|e| {
+            for (count, c) in e.counts.iter_mut().zip(cut) {
+                *count = count.saturating_sub(c);
+            }
+            e.counts.iter().any(|&c| c > 0)
+        });
+        for (sum, c) in self.cut.iter_mut().zip(cut) {
+            *sum += c;
+        }
+        self.index.fill(0);
+        for i in 0..self.entries.len() {
+            let hash = self.entries[i].hash;
+            let at = self.find(hash);
+            self.index[at] = (hash & TAG) | (i as u64 + 1);
+        }
     }
 
-    /// The `n` largest counts, largest first (ties by `order`), each raised by the cuts so
-    /// that it is never under the true count.
-    pub fn top(&self, n: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<Heavy<T>> {
-        let mut all: Vec<&Counter<T>> = self.slots.iter().flatten().collect();
-        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| order(&a.item, &b.item)));
+    /// The `n` largest counts of weight `w`, largest first (ties by `order`), each raised by
+    /// the cuts so that it is never under the true count.
+    pub fn top(
+        &self,
+        w: usize,
+        n: usize,
+        order: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ) -> Vec<Heavy<T>> {
+        let counted = |e: &&Entry<T, N>| e.counts[w] > 0 || self.cut[w] == 0;
+        let mut all: Vec<&Entry<T, N>> = self.entries.iter().filter(counted).collect();
+        all.sort_by(|a, b| {
+            b.counts[w]
+                .cmp(&a.counts[w])
+                .then_with(|| order(&a.item, &b.item))
+        });
         all.into_iter()
             .take(n)
-            .map(|c| Heavy {
-                item: c.item.clone(),
-                count: c.count + self.cut,
-                over: self.cut,
+            .map(|e| Heavy {
+                item: e.item.clone(),
+                count: e.counts[w] + self.cut[w],
+                over: self.cut[w],
             })
             .collect()
     }
@@ -184,31 +212,34 @@ mod tests {
         m
     }
 
-    type Sketch = Frequent<(u64, Vec<u8>)>;
+    type Sketch = Frequent<(u64, Vec<u8>), 2>;
 
     fn add(sketch: &mut Sketch, db: u64, key: &[u8], weight: u64) {
-        sketch.add(Sketch::hash(db, key), weight, || (db, key.to_vec()));
+        sketch.add(Sketch::hash(db, key), [1, weight], || (db, key.to_vec()));
     }
 
-    fn top(sketch: &Sketch, n: usize) -> Vec<Heavy<(u64, Vec<u8>)>> {
-        sketch.top(n, |a, b| a.cmp(b))
+    fn top(sketch: &Sketch, w: usize, n: usize) -> Vec<Heavy<(u64, Vec<u8>)>> {
+        sketch.top(w, n, |a, b| a.cmp(b))
     }
 
     #[test]
     fn exact_while_the_keys_fit() {
         let s = stream(50, 10_000);
-        let mut sketch = Sketch::new(25);
+        let mut sketch = Sketch::new(17);
         for &k in &s {
-            add(&mut sketch, k as u64 % 3, format!("k{k}").as_bytes(), 1);
+            add(&mut sketch, k as u64 % 3, format!("k{k}").as_bytes(), 2);
         }
         let truth = exact(&s, |_| 1);
-        assert_eq!(sketch.bound(), 0);
-        let top = top(&sketch, usize::MAX);
-        assert_eq!(top.len(), truth.len());
-        for h in top {
-            let (db, key) = h.item;
-            let k: usize = std::str::from_utf8(&key[1..]).unwrap().parse().unwrap();
-            assert_eq!((h.count, h.over, db), (truth[&k], 0, k as u64 % 3));
+        assert_eq!((sketch.bound(0), sketch.bound(1)), (0, 0));
+        for w in 0..2 {
+            let top = top(&sketch, w, usize::MAX);
+            assert_eq!(top.len(), truth.len());
+            for h in top {
+                let (db, key) = h.item;
+                let k: usize = std::str::from_utf8(&key[1..]).unwrap().parse().unwrap();
+                let want = truth[&k] * (w as u64 + 1);
+                assert_eq!((h.count, h.over, db), (want, 0, k as u64 % 3));
+            }
         }
     }
 
@@ -220,23 +251,25 @@ mod tests {
         for &k in &s {
             add(&mut sketch, 0, &k.to_le_bytes(), weight(k));
         }
-        let truth = exact(&s, weight);
-        let total: u64 = truth.values().sum();
-        assert_eq!(sketch.total(), total);
-        assert!(sketch.bound() > 0 && sketch.bound() <= total / 101);
         let key = |h: &Heavy<(u64, Vec<u8>)>| {
             usize::from_le_bytes(h.item.1.as_slice().try_into().unwrap())
         };
-        for h in &top(&sketch, 20) {
-            let t = truth[&key(h)];
-            assert!(h.count >= t && h.count - t <= h.over, "{h:?} vs {t}");
-            assert!(h.over <= sketch.bound());
-        }
-        // Every key heavier than the bound is in the sketch.
-        let listed = top(&sketch, usize::MAX);
-        for (k, &t) in &truth {
-            if t > sketch.bound() {
-                assert!(listed.iter().any(|h| key(h) == *k), "{k}: {t}");
+        for (w, truth) in [exact(&s, |_| 1), exact(&s, weight)].iter().enumerate() {
+            let total: u64 = truth.values().sum();
+            let bound = sketch.bound(w);
+            assert_eq!(sketch.total(w), total);
+            assert!(bound > 0 && bound <= total / 101, "{bound} vs {total}");
+            for h in &top(&sketch, w, 20) {
+                let t = truth[&key(h)];
+                assert!(h.count >= t && h.count - t <= h.over, "{h:?} vs {t}");
+                assert_eq!(h.over, bound);
+            }
+            // Every key heavier than the bound is in the sketch.
+            let listed = top(&sketch, w, usize::MAX);
+            for (k, &t) in truth {
+                if t > bound {
+                    assert!(listed.iter().any(|h| key(h) == *k), "{k}: {t}");
+                }
             }
         }
     }

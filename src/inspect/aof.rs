@@ -109,8 +109,8 @@ pub struct KeysTouched {
     /// Writes that name no key (FLUSHALL, FUNCTION LOAD, an EVAL without keys…).
     pub commands_without_keys: u64,
     /// Counters in each sketch; a count in the top lists is over the true one by at most its
-    /// `over_by_at_most`, itself at most the bound (0 while no more than twice as many keys as
-    /// counters were seen).
+    /// `over_by_at_most`, itself at most the bound (0 while no more than three times as many keys
+    /// as counters were seen).
     pub sketch_counters: usize,
     pub writes_bound: u64,
     pub bytes_bound: u64,

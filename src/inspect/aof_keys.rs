@@ -23,6 +23,10 @@ pub(super) struct KeyRef {
 }
 
 const BATCH: usize = 8192;
+/// Most bytes of file a batch spans: the batches in the channel and the one being counted
+/// then stay within the window the walk keeps mapped behind it (see `AofInput::walk`), so
+/// that the counting thread never touches a page the walk already released.
+const SPAN: u64 = 8 << 20;
 
 /// The walk's end of the channel: keys gathered into batches, the batches sent and their
 /// buffers handed back.
@@ -35,7 +39,9 @@ pub(super) struct Feed {
 impl Feed {
     pub(super) fn push(&mut self, key: KeyRef) {
         self.batch.push(key);
-        if self.batch.len() == BATCH {
+        let first = self.batch[0];
+        let span = key.start.abs_diff(first.start);
+        if self.batch.len() == BATCH || span >= SPAN || key.part != first.part {
             let next = self
                 .spare
                 .try_recv()
@@ -54,20 +60,45 @@ impl Feed {
     }
 }
 
-/// Where a counted key's bytes are, and its database.
-#[derive(Debug, Clone, Copy)]
+/// A counted key: its database and name, copied when the sketch takes it in (so that no
+/// page of the files is read again to list it).
+#[derive(Debug, Clone)]
 struct Named {
-    part: u32,
-    len: u32,
-    start: u64,
     db: u64,
+    key: KeyBytes,
+}
+
+/// A key's bytes, in place when short.
+#[derive(Debug, Clone)]
+enum KeyBytes {
+    Short(u8, [u8; 22]),
+    Long(Box<[u8]>),
+}
+
+impl KeyBytes {
+    fn new(key: &[u8]) -> Self {
+        let mut b = [0u8; 22];
+        match b.get_mut(..key.len()) {
+            Some(to) => {
+                to.copy_from_slice(key);
+                KeyBytes::Short(key.len() as u8, b)
+            }
+            None => KeyBytes::Long(key.into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            KeyBytes::Short(len, b) => &b[..*len as usize],
+            KeyBytes::Long(b) => b,
+        }
+    }
 }
 
 /// The counts of the keys.
-pub(super) struct Keys<'i> {
-    input: &'i AofInput,
-    writes: Frequent<Named>,
-    bytes: Frequent<Named>,
+pub(super) struct Keys {
+    /// Writes and bytes by key.
+    sketch: Frequent<Named, 2>,
     prefixes: Prefixes,
 }
 
@@ -87,11 +118,9 @@ pub(super) fn channel() -> (Feed, End) {
 }
 
 /// Counts the keys sent until the feed closes.
-pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys<'_> {
+pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys {
     let mut keys = Keys {
-        input,
-        writes: Frequent::new(SKETCH_COUNTERS),
-        bytes: Frequent::new(SKETCH_COUNTERS),
+        sketch: Frequent::new(SKETCH_COUNTERS),
         prefixes: Prefixes::new(delimiter, depth),
     };
     for mut batch in rx {
@@ -106,17 +135,14 @@ pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usi
     keys
 }
 
-impl Keys<'_> {
+impl Keys {
     fn add(&mut self, k: &KeyRef, key: &[u8]) {
-        let hash = Frequent::<Named>::hash(k.db, key);
+        let hash = Frequent::<Named, 2>::hash(k.db, key);
         let named = || Named {
-            part: k.part,
-            len: k.len,
-            start: k.start,
             db: k.db,
+            key: KeyBytes::new(key),
         };
-        self.writes.add(hash, 1, named);
-        self.bytes.add(hash, k.share, named);
+        self.sketch.add(hash, [1, k.share], named);
         self.prefixes.add(&KeyRow {
             db: k.db,
             key,
@@ -132,11 +158,11 @@ impl Keys<'_> {
 
     /// The top lists and bounds into `touched`; the prefixes, by level and writes.
     pub(super) fn finish(self, top: usize, touched: &mut KeysTouched) -> Vec<PrefixRow> {
-        touched.sketch_counters = self.writes.k();
-        touched.writes_bound = self.writes.bound();
-        touched.bytes_bound = self.bytes.bound();
-        touched.top_by_writes = self.heavy_rows(&self.writes, top);
-        touched.top_by_bytes = self.heavy_rows(&self.bytes, top);
+        touched.sketch_counters = self.sketch.k();
+        touched.writes_bound = self.sketch.bound(0);
+        touched.bytes_bound = self.sketch.bound(1);
+        touched.top_by_writes = self.heavy_rows(0, top);
+        touched.top_by_bytes = self.heavy_rows(1, top);
         let mut prefixes: Vec<PrefixRow> = self
             .prefixes
             .rows()
@@ -158,22 +184,16 @@ impl Keys<'_> {
     }
 }
 
-impl Keys<'_> {
-    /// A named key's bytes, from its file.
-    fn key(&self, n: &Named) -> &[u8] {
-        let start = n.start as usize;
-        &self.input.parts[n.part as usize].data()[start..start + n.len as usize]
-    }
-
-    /// The `top` rows of `sketch`, ties by database and key.
-    fn heavy_rows(&self, sketch: &Frequent<Named>, top: usize) -> Vec<HeavyRow> {
-        let order = |a: &Named, b: &Named| a.db.cmp(&b.db).then(self.key(a).cmp(self.key(b)));
-        sketch
-            .top(top, order)
+impl Keys {
+    /// The `top` rows by weight `w` (0 writes, 1 bytes), ties by database and key.
+    fn heavy_rows(&self, w: usize, top: usize) -> Vec<HeavyRow> {
+        let order = |a: &Named, b: &Named| a.db.cmp(&b.db).then(a.key.bytes().cmp(b.key.bytes()));
+        self.sketch
+            .top(w, top, order)
             .into_iter()
             .map(|h: Heavy<Named>| HeavyRow {
                 db: h.item.db,
-                key: escape(self.key(&h.item)),
+                key: escape(h.item.key.bytes()),
                 count: h.count,
                 over_by_at_most: h.over,
             })
