@@ -26,7 +26,7 @@ const BATCH: usize = 8192;
 /// Most bytes of file a batch spans: the batches in the channel and the one being counted
 /// then stay within the window the walk keeps mapped behind it (see `AofInput::walk`), so
 /// that the counting thread never touches a page the walk already released.
-const SPAN: u64 = 8 << 20;
+const SPAN: u64 = 4 << 20;
 
 /// The walk's end of the channel: keys gathered into batches, the batches sent and their
 /// buffers handed back.
