@@ -47,12 +47,15 @@ impl<V: Copy> ByName<V> {
     pub const MAX: usize = 64;
 
     fn pack(name: &[u8]) -> Option<u128> {
-        let mut b = [0u8; 16];
-        b.get_mut(..name.len())
-            .filter(|_| name.len() < 16)?
-            .copy_from_slice(name);
-        b[15] = name.len() as u8;
-        Some(u128::from_le_bytes(b))
+        if name.len() >= 16 {
+            return None;
+        }
+        // Byte by byte: names are a few bytes, and a copy of a variable length is a call.
+        let mut p = (name.len() as u128) << 120;
+        for (i, &b) in name.iter().enumerate() {
+            p |= u128::from(b) << (8 * i);
+        }
+        Some(p)
     }
 
     pub fn get(&self, name: &[u8]) -> Option<V> {

@@ -90,9 +90,16 @@ impl Selection {
 pub struct KeyFinder {
     tables: [Table; 2],
     cache: HashMap<Vec<u8>, Option<Spec>, ShortBuild>,
-    /// The cache's short names, and whether a name's keys follow a key count, without hashing.
-    fast: ByName<Option<Spec>>,
-    counted: ByName<bool>,
+    /// What the cache and [`COUNTED`] say of short names, found without hashing.
+    fast: ByName<Found>,
+}
+
+/// How a name's keys are found.
+#[derive(Clone, Copy)]
+enum Found {
+    /// After a key count at argument 2.
+    Counted,
+    Spec(Option<Spec>),
 }
 
 impl Default for KeyFinder {
@@ -104,7 +111,6 @@ impl Default for KeyFinder {
             ],
             cache: HashMap::with_hasher(ShortBuild::default()),
             fast: ByName::default(),
-            counted: ByName::default(),
         }
     }
 }
@@ -123,7 +129,7 @@ impl KeyFinder {
     /// What the tables say of `cmd` (None for a command no release knows).
     pub fn spec(&mut self, cmd: &Cmd<'_>) -> Option<Spec> {
         let name = cmd.name();
-        if let Some(spec) = self.fast.get(name) {
+        if let Some(Found::Spec(spec)) = self.fast.get(name) {
             return spec;
         }
         if let Some(spec) = self.cache.get(name) {
@@ -135,7 +141,9 @@ impl KeyFinder {
         });
         if !self.tables.iter().any(|t| t.has_subcommands(name)) && name.len() <= 64 {
             self.cache.insert(name.to_vec(), spec);
-            self.fast.insert(name, spec);
+            if !counted(name) {
+                self.fast.insert(name, Found::Spec(spec));
+            }
         }
         spec
     }
@@ -143,23 +151,31 @@ impl KeyFinder {
     /// The positions of `cmd`'s keys among its arguments.
     pub fn positions(&mut self, cmd: &Cmd<'_>) -> StepBy<Range<usize>> {
         let name = cmd.name();
-        let counted = self.counted.get(name).unwrap_or_else(|| {
-            let counted = COUNTED.iter().any(|c| c.eq_ignore_ascii_case(name));
-            self.counted.insert(name, counted);
-            counted
-        });
-        if counted {
+        let found = match self.fast.get(name) {
+            Some(found) => found,
+            None if counted(name) => {
+                self.fast.insert(name, Found::Counted);
+                Found::Counted
+            }
+            None => Found::Spec(self.spec(cmd)),
+        };
+        if let Found::Counted = found {
             let n = cmd
                 .arg(2)
                 .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
                 .unwrap_or(0);
             return (3..(3 + n).min(cmd.argc())).step_by(1);
         }
-        match self.spec(cmd) {
-            Some(spec) => spec.keys(cmd.argc()),
-            None => (1..1).step_by(1),
+        match found {
+            Found::Spec(Some(spec)) => spec.keys(cmd.argc()),
+            _ => (1..1).step_by(1),
         }
     }
+}
+
+/// Whether `name`'s keys follow a key count.
+fn counted(name: &[u8]) -> bool {
+    COUNTED.iter().any(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// The keys at `positions` of `cmd`.
