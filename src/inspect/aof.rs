@@ -163,6 +163,9 @@ struct Tally {
     /// The file being walked.
     part: u32,
     minutes: BTreeMap<u64, u64>,
+    /// The minute of the last writes and how many, not yet in `minutes` (writes come in runs
+    /// of one minute: a map lookup per run, not per write).
+    minute: Option<(u64, u64)>,
     largest: BinaryHeap<Reverse<Largest>>,
     top: usize,
 }
@@ -182,6 +185,7 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Er
         keys: feed,
         part: 0,
         minutes: BTreeMap::new(),
+        minute: None,
         largest: BinaryHeap::new(),
         top: opts.top,
     };
@@ -283,12 +287,27 @@ impl Tally {
         t.first = Some(t.first.map_or(ts, |f| f.min(ts)));
         t.last = Some(t.last.map_or(ts, |l| l.max(ts)));
         let minute = ts - ts % 60;
+        match &mut self.minute {
+            Some((m, n)) if *m == minute => *n += 1,
+            _ => {
+                self.flush_minute();
+                self.minute = Some((minute, 1));
+            }
+        }
+    }
+
+    /// The writes of the last minute into `minutes`, or into those not listed when it is not
+    /// there and full.
+    fn flush_minute(&mut self) {
+        let Some((minute, n)) = self.minute.take() else {
+            return;
+        };
         let full = self.minutes.len() >= MAX_MINUTES;
         match self.minutes.get_mut(&minute) {
-            Some(n) => *n += 1,
-            None if full => t.writes_in_minutes_not_listed += 1,
+            Some(count) => *count += n,
+            None if full => self.report.time.writes_in_minutes_not_listed += n,
             None => {
-                self.minutes.insert(minute, 1);
+                self.minutes.insert(minute, n);
             }
         }
     }
@@ -346,6 +365,7 @@ impl Tally {
 
     /// The report of the commands (the keys' part is the counting thread's); closes the feed.
     fn finish(mut self, top: usize) -> AofReport {
+        self.flush_minute();
         self.keys.close();
         let r = &mut self.report;
         let mut names: Vec<NameRow> = self
