@@ -4,6 +4,7 @@ pub mod aof;
 pub mod diff;
 pub mod export;
 pub mod filter;
+pub mod hash;
 pub mod inspect;
 pub mod rdb;
 pub mod release;

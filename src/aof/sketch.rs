@@ -1,220 +1,189 @@
-//! The heaviest keys of a stream in bounded memory: Space-Saving (Metwally, Agrawal, El Abbadi
-//! 2005) with `k` counters. A key already counted adds its weight; a new key takes the counter
-//! of the smallest, starting from that count. So each count is over the true one by at most
-//! its `over` (the count it inherited), itself at most total / k; while no more than `k`
-//! distinct keys were seen, every count is exact.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! The heaviest keys of a stream in bounded memory, by `N` weights at once (writes and bytes):
+//! the frequent-items sketch of Misra and Gries with batched purges (as in Apache
+//! DataSketches), `k` counters kept per weight, up to `(N+1)k` keys held between purges. A key
+//! already held adds its weights; a new key is taken in; when the table is full, a purge cuts
+//! each weight's counts by that weight's (k+1)-th largest count and drops the keys left at zero
+//! in every weight. Each cut removes at least k+1 times its size from its weight's counts, so a
+//! weight's cuts sum to at most its total / (k+1): a count plus that sum is over the true one
+//! by at most that sum, and every key heavier than it is held. While no more than `(N+1)k`
+//! distinct keys were seen, every count is exact. One lookup per key for all the weights, O(1)
+//! amortized, in a flat table.
 
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Hashes a key that is already a hash (a u64) as itself.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A key's counter: its name (database and key), count and how much of it may be another
-/// key's.
+/// A key held: the hash of (database, key) it is found by, its counts since it was last taken
+/// in (less the cuts since), and what the caller names it by.
 #[derive(Debug, Clone)]
-struct Counter {
-    db: u64,
-    key: Vec<u8>,
+struct Entry<T, const N: usize> {
     hash: u64,
-    count: u64,
-    over: u64,
+    counts: [u64; N],
+    item: T,
 }
 
-/// A counted key, as [`SpaceSaving::top`] gives them.
+/// A counted key, as [`Frequent::top`] gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Heavy {
-    pub db: u64,
-    pub key: Vec<u8>,
+pub struct Heavy<T> {
+    pub item: T,
     pub count: u64,
     /// The count is at most this much above the true count.
     pub over: u64,
 }
 
-/// Space-Saving with `k` counters in a min-heap (by count), found by the hash of (db, key).
-pub struct SpaceSaving {
+/// The sketch: the keys held, in the order taken in, found through an open-addressed index
+/// (linear probing, at most half full) of the hash's top 32 bits and the entry's place. Keys
+/// are told apart by their 64-bit hash: two that share one (about one chance in 10^9 over a
+/// billion lookups) would share a counter.
+pub struct Frequent<T, const N: usize> {
     k: usize,
-    counters: Vec<Counter>,
-    /// (count, counter index), a min-heap by count (the count kept here too, so that the
-    /// heap is walked without reaching into the counters); `at[i]` is where counter `i` is.
-    heap: Vec<(u64, u32)>,
-    at: Vec<u32>,
-    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
-    total: u64,
+    entries: Vec<Entry<T, N>>,
+    index: Vec<u64>,
+    /// The sums of the purges' cuts, and of the weights added.
+    cut: [u64; N],
+    total: [u64; N],
+    scratch: Vec<u64>,
 }
 
-impl SpaceSaving {
+const TAG: u64 = !0xFFFF_FFFF;
+
+impl<T: Clone, const N: usize> Frequent<T, N> {
     pub fn new(k: usize) -> Self {
         let k = k.max(1);
-        SpaceSaving {
+        Frequent {
             k,
-            counters: Vec::new(),
-            heap: Vec::new(),
-            at: Vec::new(),
-            by_hash: HashMap::with_capacity_and_hasher(k.min(1 << 16), Default::default()),
-            total: 0,
+            entries: Vec::with_capacity(Self::held(k)),
+            index: vec![0; (2 * Self::held(k)).next_power_of_two()],
+            cut: [0; N],
+            total: [0; N],
+            scratch: Vec::new(),
         }
     }
 
-    /// The number of counters.
+    /// The most keys held between purges.
+    fn held(k: usize) -> usize {
+        (N + 1) * k
+    }
+
+    /// The number of counters kept per weight.
     pub fn k(&self) -> usize {
         self.k
     }
 
-    /// The sum of all weights added.
-    pub fn total(&self) -> u64 {
-        self.total
+    /// The sum of weight `w` over all keys.
+    pub fn total(&self, w: usize) -> u64 {
+        self.total[w]
     }
 
-    /// Most any count may be over the true one: total / k (0 while every key has its own
-    /// counter).
-    pub fn bound(&self) -> u64 {
-        if self.counters.len() < self.k {
-            0
-        } else {
-            self.total / self.k as u64
-        }
+    /// Most any count of weight `w` may be over the true one: the sum of its cuts, at most
+    /// its total / (k+1) (0 while every key has its own counter).
+    pub fn bound(&self, w: usize) -> u64 {
+        self.cut[w]
     }
 
-    /// The hash [`SpaceSaving::add_hashed`] takes: compute it once for several sketches.
+    /// The hash [`Frequent::add`] takes.
     pub fn hash(db: u64, key: &[u8]) -> u64 {
         xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Counts `weight` for the key `key` of database `db`.
-    pub fn add(&mut self, db: u64, key: &[u8], weight: u64) {
-        self.add_hashed(Self::hash(db, key), db, key, weight);
-    }
-
-    /// [`SpaceSaving::add`] with the key's [`SpaceSaving::hash`].
-    pub fn add_hashed(&mut self, hash: u64, db: u64, key: &[u8], weight: u64) {
-        self.total += weight;
-        if let Some(&i) = self.by_hash.get(&hash) {
-            // Keys are told apart by their 64-bit hash: two that share one (about one chance
-            // in 10^9 over a billion lookups) would share a counter.
-            let c = &mut self.counters[i as usize];
-            c.count += weight;
-            let at = self.at[i as usize] as usize;
-            self.heap[at].0 = c.count;
-            self.sift_down(at);
+    /// Counts `weights` for the key of hash `hash` (see [`Frequent::hash`]), named `item`
+    /// (made only when the key is taken in).
+    pub fn add(&mut self, hash: u64, weights: [u64; N], item: impl FnOnce() -> T) {
+        for (t, w) in self.total.iter_mut().zip(weights) {
+            *t += w;
+        }
+        let mut at = self.find(hash);
+        if let Some(i) = self.held_at(at) {
+            for (c, w) in self.entries[i].counts.iter_mut().zip(weights) {
+                *c += w;
+            }
             return;
         }
-        if self.counters.len() < self.k {
-            let i = self.counters.len() as u32;
-            self.counters.push(Counter {
-                db,
-                key: key.to_vec(),
-                hash,
-                count: weight,
-                over: 0,
-            });
-            self.at.push(self.heap.len() as u32);
-            self.heap.push((weight, i));
-            self.by_hash.insert(hash, i);
-            self.sift_up(self.heap.len() - 1);
-            return;
+        if self.entries.len() == Self::held(self.k) {
+            self.purge();
+            at = self.find(hash);
         }
-        // Take over the smallest counter, reusing its key's buffer.
-        let i = self.heap[0].1;
-        let c = &mut self.counters[i as usize];
-        self.by_hash.remove(&c.hash);
-        c.db = db;
-        c.key.clear();
-        c.key.extend_from_slice(key);
-        c.hash = hash;
-        c.over = c.count;
-        c.count += weight;
-        self.heap[0].0 = c.count;
-        self.by_hash.insert(hash, i);
-        self.sift_down(0);
+        self.index[at] = (hash & TAG) | (self.entries.len() as u64 + 1);
+        self.entries.push(Entry {
+            hash,
+            counts: weights,
+            item: item(),
+        });
     }
 
-    /// The `n` largest counts, largest first (ties by key).
-    pub fn top(&self, n: usize) -> Vec<Heavy> {
-        let mut all: Vec<&Counter> = self.counters.iter().collect();
+    /// The entry an index slot holds.
+    fn held_at(&self, at: usize) -> Option<usize> {
+        let slot = self.index[at];
+        (slot != 0).then(|| (slot & !TAG) as usize - 1)
+    }
+
+    /// The index slot of `hash`, or the empty one it would go in.
+    fn find(&self, hash: u64) -> usize {
+        let mask = self.index.len() - 1;
+        let mut at = (hash as usize) & mask;
+        loop {
+            let slot = self.index[at];
+            if slot == 0
+                || ((slot ^ hash) & TAG == 0
+                    && self.entries[(slot & !TAG) as usize - 1].hash == hash)
+            {
+                return at;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Cuts each weight's counts by its (k+1)-th largest and drops the keys left at zero in
+    /// every weight: at most `N k` remain.
+    fn purge(&mut self) {
+        let mut cut = [0; N];
+        for (w, c) in cut.iter_mut().enumerate() {
+            self.scratch.clear();
+            self.scratch
+                .extend(self.entries.iter().map(|e| e.counts[w]));
+            let n = self.scratch.len();
+            *c = *self.scratch.select_nth_unstable(n - self.k - 1).1;
+        }
+        self.entries.retain_mut(|e| {
+            for (count, c) in e.counts.iter_mut().zip(cut) {
+                *count = count.saturating_sub(c);
+            }
+            e.counts.iter().any(|&c| c > 0)
+        });
+        for (sum, c) in self.cut.iter_mut().zip(cut) {
+            *sum += c;
+        }
+        self.index.fill(0);
+        for i in 0..self.entries.len() {
+            let hash = self.entries[i].hash;
+            let at = self.find(hash);
+            self.index[at] = (hash & TAG) | (i as u64 + 1);
+        }
+    }
+
+    /// The `n` largest counts of weight `w`, largest first (ties by `order`), each raised by
+    /// the cuts so that it is never under the true count.
+    pub fn top(
+        &self,
+        w: usize,
+        n: usize,
+        order: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ) -> Vec<Heavy<T>> {
+        let counted = |e: &&Entry<T, N>| e.counts[w] > 0 || self.cut[w] == 0;
+        let mut all: Vec<&Entry<T, N>> = self.entries.iter().filter(counted).collect();
         all.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then(a.db.cmp(&b.db))
-                .then(a.key.cmp(&b.key))
+            b.counts[w]
+                .cmp(&a.counts[w])
+                .then_with(|| order(&a.item, &b.item))
         });
         all.into_iter()
             .take(n)
-            .map(|c| Heavy {
-                db: c.db,
-                key: c.key.clone(),
-                count: c.count,
-                over: c.over,
+            .map(|e| Heavy {
+                item: e.item.clone(),
+                count: e.counts[w] + self.cut[w],
+                over: self.cut[w],
             })
             .collect()
     }
-
-    /// Moves the entry at `pos` up while it is smaller than its parent.
-    fn sift_up(&mut self, mut pos: usize) {
-        let item = self.heap[pos];
-        while pos > 0 {
-            let parent = (pos - 1) / ARITY;
-            if self.heap[parent].0 <= item.0 {
-                break;
-            }
-            self.place(pos, self.heap[parent]);
-            pos = parent;
-        }
-        self.place(pos, item);
-    }
-
-    /// Moves the entry at `pos` down while a child is smaller.
-    fn sift_down(&mut self, mut pos: usize) {
-        let item = self.heap[pos];
-        let len = self.heap.len();
-        loop {
-            let first = pos * ARITY + 1;
-            if first >= len {
-                break;
-            }
-            let mut least = first;
-            for c in first + 1..(first + ARITY).min(len) {
-                if self.heap[c].0 < self.heap[least].0 {
-                    least = c;
-                }
-            }
-            if self.heap[least].0 >= item.0 {
-                break;
-            }
-            self.place(pos, self.heap[least]);
-            pos = least;
-        }
-        self.place(pos, item);
-    }
-
-    fn place(&mut self, pos: usize, item: (u64, u32)) {
-        self.heap[pos] = item;
-        self.at[item.1 as usize] = pos as u32;
-    }
 }
-
-/// Children per heap node: four entries of 16 bytes share a cache line, and the heap is half
-/// as deep as a binary one.
-const ARITY: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -243,20 +212,34 @@ mod tests {
         m
     }
 
+    type Sketch = Frequent<(u64, Vec<u8>), 2>;
+
+    fn add(sketch: &mut Sketch, db: u64, key: &[u8], weight: u64) {
+        sketch.add(Sketch::hash(db, key), [1, weight], || (db, key.to_vec()));
+    }
+
+    fn top(sketch: &Sketch, w: usize, n: usize) -> Vec<Heavy<(u64, Vec<u8>)>> {
+        sketch.top(w, n, |a, b| a.cmp(b))
+    }
+
     #[test]
     fn exact_while_the_keys_fit() {
         let s = stream(50, 10_000);
-        let mut sketch = SpaceSaving::new(64);
+        let mut sketch = Sketch::new(17);
         for &k in &s {
-            sketch.add(k as u64 % 3, format!("k{k}").as_bytes(), 1);
+            add(&mut sketch, k as u64 % 3, format!("k{k}").as_bytes(), 2);
         }
         let truth = exact(&s, |_| 1);
-        assert_eq!(sketch.bound(), 0);
-        let top = sketch.top(usize::MAX);
-        assert_eq!(top.len(), truth.len());
-        for h in top {
-            let k: usize = std::str::from_utf8(&h.key[1..]).unwrap().parse().unwrap();
-            assert_eq!((h.count, h.over, h.db), (truth[&k], 0, k as u64 % 3));
+        assert_eq!((sketch.bound(0), sketch.bound(1)), (0, 0));
+        for w in 0..2 {
+            let top = top(&sketch, w, usize::MAX);
+            assert_eq!(top.len(), truth.len());
+            for h in top {
+                let (db, key) = h.item;
+                let k: usize = std::str::from_utf8(&key[1..]).unwrap().parse().unwrap();
+                let want = truth[&k] * (w as u64 + 1);
+                assert_eq!((h.count, h.over, db), (want, 0, k as u64 % 3));
+            }
         }
     }
 
@@ -264,26 +247,29 @@ mod tests {
     fn within_the_stated_bound_otherwise() {
         let s = stream(5_000, 200_000);
         let weight = |k: usize| 1 + (k % 7) as u64 * 10;
-        let mut sketch = SpaceSaving::new(100);
+        let mut sketch = Sketch::new(100);
         for &k in &s {
-            sketch.add(0, &k.to_le_bytes(), weight(k));
+            add(&mut sketch, 0, &k.to_le_bytes(), weight(k));
         }
-        let truth = exact(&s, weight);
-        let total: u64 = truth.values().sum();
-        assert_eq!(sketch.total(), total);
-        assert_eq!(sketch.bound(), total / 100);
-        let top = sketch.top(20);
-        for h in &top {
-            let k = usize::from_le_bytes(h.key.as_slice().try_into().unwrap());
-            let t = truth[&k];
-            assert!(h.count >= t && h.count - t <= h.over, "{k}: {h:?} vs {t}");
-            assert!(h.over <= sketch.bound());
-        }
-        // Every key heavier than the bound is in the sketch.
-        let listed = sketch.top(usize::MAX);
-        for (k, &t) in &truth {
-            if t > sketch.bound() {
-                assert!(listed.iter().any(|h| h.key == k.to_le_bytes()), "{k}: {t}");
+        let key = |h: &Heavy<(u64, Vec<u8>)>| {
+            usize::from_le_bytes(h.item.1.as_slice().try_into().unwrap())
+        };
+        for (w, truth) in [exact(&s, |_| 1), exact(&s, weight)].iter().enumerate() {
+            let total: u64 = truth.values().sum();
+            let bound = sketch.bound(w);
+            assert_eq!(sketch.total(w), total);
+            assert!(bound > 0 && bound <= total / 101, "{bound} vs {total}");
+            for h in &top(&sketch, w, 20) {
+                let t = truth[&key(h)];
+                assert!(h.count >= t && h.count - t <= h.over, "{h:?} vs {t}");
+                assert_eq!(h.over, bound);
+            }
+            // Every key heavier than the bound is in the sketch.
+            let listed = top(&sketch, w, usize::MAX);
+            for (k, &t) in truth {
+                if t > bound {
+                    assert!(listed.iter().any(|h| key(h) == *k), "{k}: {t}");
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::iter::StepBy;
 use std::ops::Range;
 
-use xxhash_rust::xxh3::Xxh3Builder;
+use crate::hash::{ByName, ShortBuild};
 
 use super::log::{Kind, Log, Logged};
 use super::table::{Lookup, Spec, Table};
@@ -141,7 +141,17 @@ fn scan_time(parts: &[(&[u8], usize)], stop: impl Fn(u64, Option<u64>) -> bool) 
 /// EVAL, EVALSHA and FCALL (and their `_RO` forms) by their key count.
 pub struct KeyFinder {
     tables: [Table; 2],
-    cache: HashMap<Vec<u8>, Option<Spec>, Xxh3Builder>,
+    cache: HashMap<Vec<u8>, Option<Spec>, ShortBuild>,
+    /// What the cache and [`COUNTED`] say of short names, found without hashing.
+    fast: ByName<Found>,
+}
+
+/// How a name's keys are found.
+#[derive(Clone, Copy)]
+enum Found {
+    /// After a key count at argument 2.
+    Counted,
+    Spec(Option<Spec>),
 }
 
 impl Default for KeyFinder {
@@ -151,7 +161,8 @@ impl Default for KeyFinder {
                 Table::for_release(false, 99, 0),
                 Table::for_release(true, 99, 0),
             ],
-            cache: HashMap::with_hasher(Xxh3Builder::new()),
+            cache: HashMap::with_hasher(ShortBuild::default()),
+            fast: ByName::default(),
         }
     }
 }
@@ -170,6 +181,9 @@ impl KeyFinder {
     /// What the tables say of `cmd` (None for a command no release knows).
     pub fn spec(&mut self, cmd: &Cmd<'_>) -> Option<Spec> {
         let name = cmd.name();
+        if let Some(Found::Spec(spec)) = self.fast.get(name) {
+            return spec;
+        }
         if let Some(spec) = self.cache.get(name) {
             return *spec;
         }
@@ -179,6 +193,9 @@ impl KeyFinder {
         });
         if !self.tables.iter().any(|t| t.has_subcommands(name)) && name.len() <= 64 {
             self.cache.insert(name.to_vec(), spec);
+            if !counted(name) {
+                self.fast.insert(name, Found::Spec(spec));
+            }
         }
         spec
     }
@@ -186,18 +203,31 @@ impl KeyFinder {
     /// The positions of `cmd`'s keys among its arguments.
     pub fn positions(&mut self, cmd: &Cmd<'_>) -> StepBy<Range<usize>> {
         let name = cmd.name();
-        if COUNTED.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+        let found = match self.fast.get(name) {
+            Some(found) => found,
+            None if counted(name) => {
+                self.fast.insert(name, Found::Counted);
+                Found::Counted
+            }
+            None => Found::Spec(self.spec(cmd)),
+        };
+        if let Found::Counted = found {
             let n = cmd
                 .arg(2)
                 .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
                 .unwrap_or(0);
             return (3..(3 + n).min(cmd.argc())).step_by(1);
         }
-        match self.spec(cmd) {
-            Some(spec) => spec.keys(cmd.argc()),
-            None => (1..1).step_by(1),
+        match found {
+            Found::Spec(Some(spec)) => spec.keys(cmd.argc()),
+            _ => (1..1).step_by(1),
         }
     }
+}
+
+/// Whether `name`'s keys follow a key count.
+fn counted(name: &[u8]) -> bool {
+    COUNTED.iter().any(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// The keys at `positions` of `cmd`.

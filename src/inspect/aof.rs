@@ -1,5 +1,5 @@
 //! What an AOF holds and what the write load was: commands per name, writes per database,
-//! the keys written most (by count and by bytes, with a Space-Saving sketch: bounded memory,
+//! the keys written most (by count and by bytes, with a frequent-items sketch: bounded memory,
 //! each count over by at most its stated bound), key prefixes, the time range and writes per
 //! minute from `#TS:` annotations, transactions, the largest commands, expiry commands, and
 //! the RDB base's (or preamble's) own inspect report. One pass over the mapped files; the RDB
@@ -8,8 +8,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
+use crate::hash::{ByName, ShortBuild};
 use serde::Serialize;
-use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::aof_keys::{self, Feed, KeyRef};
 use super::{Options, Report};
@@ -109,7 +109,8 @@ pub struct KeysTouched {
     /// Writes that name no key (FLUSHALL, FUNCTION LOAD, an EVAL without keys…).
     pub commands_without_keys: u64,
     /// Counters in each sketch; a count in the top lists is over the true one by at most its
-    /// `over_by_at_most`, itself at most the bound (0 when no more keys than counters).
+    /// `over_by_at_most`, itself at most the bound (0 while no more than three times as many keys
+    /// as counters were seen).
     pub sketch_counters: usize,
     pub writes_bound: u64,
     pub bytes_bound: u64,
@@ -155,13 +156,16 @@ struct NameStat {
 /// The walk's state over the commands.
 struct Tally {
     report: AofReport,
-    names: HashMap<Vec<u8>, NameStat, Xxh3Builder>,
+    names: Names,
     finder: KeyFinder,
     /// The keys written, to the thread that counts them.
     keys: Feed,
     /// The file being walked.
     part: u32,
     minutes: BTreeMap<u64, u64>,
+    /// The minute of the last writes and how many, not yet in `minutes` (writes come in runs
+    /// of one minute: a map lookup per run, not per write).
+    minute: Option<(u64, u64)>,
     largest: BinaryHeap<Reverse<Largest>>,
     top: usize,
 }
@@ -176,11 +180,12 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Er
             input: input.describe(),
             ..Default::default()
         },
-        names: HashMap::with_hasher(Xxh3Builder::new()),
+        names: Names::default(),
         finder: KeyFinder::default(),
         keys: feed,
         part: 0,
         minutes: BTreeMap::new(),
+        minute: None,
         largest: BinaryHeap::new(),
         top: opts.top,
     };
@@ -247,7 +252,7 @@ impl Tally {
         let r = &mut self.report;
         r.commands += 1;
         r.bytes += len;
-        let stat = name_stat(&mut self.names, cmd.name());
+        let stat = self.names.get(cmd.name());
         stat.count += 1;
         stat.bytes += len;
         let (expiry, set) = (stat.expiry, stat.set);
@@ -282,12 +287,27 @@ impl Tally {
         t.first = Some(t.first.map_or(ts, |f| f.min(ts)));
         t.last = Some(t.last.map_or(ts, |l| l.max(ts)));
         let minute = ts - ts % 60;
+        match &mut self.minute {
+            Some((m, n)) if *m == minute => *n += 1,
+            _ => {
+                self.flush_minute();
+                self.minute = Some((minute, 1));
+            }
+        }
+    }
+
+    /// The writes of the last minute into `minutes`, or into those not listed when it is not
+    /// there and full.
+    fn flush_minute(&mut self) {
+        let Some((minute, n)) = self.minute.take() else {
+            return;
+        };
         let full = self.minutes.len() >= MAX_MINUTES;
         match self.minutes.get_mut(&minute) {
-            Some(n) => *n += 1,
-            None if full => t.writes_in_minutes_not_listed += 1,
+            Some(count) => *count += n,
+            None if full => self.report.time.writes_in_minutes_not_listed += n,
             None => {
-                self.minutes.insert(minute, 1);
+                self.minutes.insert(minute, n);
             }
         }
     }
@@ -345,10 +365,12 @@ impl Tally {
 
     /// The report of the commands (the keys' part is the counting thread's); closes the feed.
     fn finish(mut self, top: usize) -> AofReport {
+        self.flush_minute();
         self.keys.close();
         let r = &mut self.report;
         let mut names: Vec<NameRow> = self
             .names
+            .stats
             .into_iter()
             .map(|(name, s)| NameRow {
                 name: escape(&name),
@@ -374,34 +396,42 @@ impl Tally {
     }
 }
 
-/// The counts of a command name (uppercase), made on its first use.
-fn name_stat<'m>(
-    names: &'m mut HashMap<Vec<u8>, NameStat, Xxh3Builder>,
-    name: &[u8],
-) -> &'m mut NameStat {
-    let mut buf = [0u8; 64];
-    let upper: &[u8] = match buf.get_mut(..name.len()) {
-        Some(b) => {
-            b.copy_from_slice(name);
-            b.make_ascii_uppercase();
-            b
-        }
-        None => name,
-    };
-    if !names.contains_key(upper) {
-        let owned = upper.to_vec();
-        let expiry = EXPIRY.iter().find(|e| e.as_bytes() == owned).copied();
-        let set = owned == b"SET";
-        names.insert(
-            owned,
-            NameStat {
-                expiry,
-                set,
-                ..Default::default()
-            },
-        );
+/// The counts of the command names (uppercase), found by the name as written.
+#[derive(Default)]
+struct Names {
+    stats: Vec<(Vec<u8>, NameStat)>,
+    by_upper: HashMap<Vec<u8>, usize, ShortBuild>,
+    by_written: ByName<usize>,
+}
+
+impl Names {
+    /// The counts of `name`, made on its first use.
+    fn get(&mut self, name: &[u8]) -> &mut NameStat {
+        let i = match self.by_written.get(name) {
+            Some(i) => i,
+            None => {
+                let i = self.index(name);
+                self.by_written.insert(name, i);
+                i
+            }
+        };
+        &mut self.stats[i].1
     }
-    names.get_mut(upper).expect("inserted above")
+
+    fn index(&mut self, name: &[u8]) -> usize {
+        let upper = name.to_ascii_uppercase();
+        if let Some(&i) = self.by_upper.get(&upper) {
+            return i;
+        }
+        let stat = NameStat {
+            expiry: EXPIRY.iter().find(|e| e.as_bytes() == upper).copied(),
+            set: upper == b"SET",
+            ..Default::default()
+        };
+        self.by_upper.insert(upper.clone(), self.stats.len());
+        self.stats.push((upper, stat));
+        self.stats.len() - 1
+    }
 }
 
 /// Commands that set a TTL by their name.

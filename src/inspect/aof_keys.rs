@@ -8,7 +8,7 @@ use super::KeyRow;
 use super::aof::{HeavyRow, KeysTouched, PrefixRow, SKETCH_COUNTERS};
 use super::prefix::Prefixes;
 use crate::aof::input::AofInput;
-use crate::aof::sketch::{Heavy, SpaceSaving};
+use crate::aof::sketch::{Frequent, Heavy};
 use crate::rdb::error::escape;
 
 /// A key written: its bytes at `start..start + len` of file `part`, its database, and its
@@ -23,6 +23,10 @@ pub(super) struct KeyRef {
 }
 
 const BATCH: usize = 8192;
+/// Most bytes of file a batch spans: the batches in the channel and the one being counted
+/// then stay within the window the walk keeps mapped behind it (see `AofInput::walk`), so
+/// that the counting thread never touches a page the walk already released.
+const SPAN: u64 = 4 << 20;
 
 /// The walk's end of the channel: keys gathered into batches, the batches sent and their
 /// buffers handed back.
@@ -35,7 +39,9 @@ pub(super) struct Feed {
 impl Feed {
     pub(super) fn push(&mut self, key: KeyRef) {
         self.batch.push(key);
-        if self.batch.len() == BATCH {
+        let first = self.batch[0];
+        let span = key.start.abs_diff(first.start);
+        if self.batch.len() == BATCH || span >= SPAN || key.part != first.part {
             let next = self
                 .spare
                 .try_recv()
@@ -54,10 +60,45 @@ impl Feed {
     }
 }
 
+/// A counted key: its database and name, copied when the sketch takes it in (so that no
+/// page of the files is read again to list it).
+#[derive(Debug, Clone)]
+struct Named {
+    db: u64,
+    key: KeyBytes,
+}
+
+/// A key's bytes, in place when short.
+#[derive(Debug, Clone)]
+enum KeyBytes {
+    Short(u8, [u8; 22]),
+    Long(Box<[u8]>),
+}
+
+impl KeyBytes {
+    fn new(key: &[u8]) -> Self {
+        let mut b = [0u8; 22];
+        match b.get_mut(..key.len()) {
+            Some(to) => {
+                to.copy_from_slice(key);
+                KeyBytes::Short(key.len() as u8, b)
+            }
+            None => KeyBytes::Long(key.into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            KeyBytes::Short(len, b) => &b[..*len as usize],
+            KeyBytes::Long(b) => b,
+        }
+    }
+}
+
 /// The counts of the keys.
 pub(super) struct Keys {
-    writes: SpaceSaving,
-    bytes: SpaceSaving,
+    /// Writes and bytes by key.
+    sketch: Frequent<Named, 2>,
     prefixes: Prefixes,
 }
 
@@ -79,8 +120,7 @@ pub(super) fn channel() -> (Feed, End) {
 /// Counts the keys sent until the feed closes.
 pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys {
     let mut keys = Keys {
-        writes: SpaceSaving::new(SKETCH_COUNTERS),
-        bytes: SpaceSaving::new(SKETCH_COUNTERS),
+        sketch: Frequent::new(SKETCH_COUNTERS),
         prefixes: Prefixes::new(delimiter, depth),
     };
     for mut batch in rx {
@@ -97,9 +137,12 @@ pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usi
 
 impl Keys {
     fn add(&mut self, k: &KeyRef, key: &[u8]) {
-        let hash = SpaceSaving::hash(k.db, key);
-        self.writes.add_hashed(hash, k.db, key, 1);
-        self.bytes.add_hashed(hash, k.db, key, k.share);
+        let hash = Frequent::<Named, 2>::hash(k.db, key);
+        let named = || Named {
+            db: k.db,
+            key: KeyBytes::new(key),
+        };
+        self.sketch.add(hash, [1, k.share], named);
         self.prefixes.add(&KeyRow {
             db: k.db,
             key,
@@ -115,11 +158,11 @@ impl Keys {
 
     /// The top lists and bounds into `touched`; the prefixes, by level and writes.
     pub(super) fn finish(self, top: usize, touched: &mut KeysTouched) -> Vec<PrefixRow> {
-        touched.sketch_counters = self.writes.k();
-        touched.writes_bound = self.writes.bound();
-        touched.bytes_bound = self.bytes.bound();
-        touched.top_by_writes = heavy_rows(self.writes.top(top));
-        touched.top_by_bytes = heavy_rows(self.bytes.top(top));
+        touched.sketch_counters = self.sketch.k();
+        touched.writes_bound = self.sketch.bound(0);
+        touched.bytes_bound = self.sketch.bound(1);
+        touched.top_by_writes = self.heavy_rows(0, top);
+        touched.top_by_bytes = self.heavy_rows(1, top);
         let mut prefixes: Vec<PrefixRow> = self
             .prefixes
             .rows()
@@ -141,13 +184,19 @@ impl Keys {
     }
 }
 
-fn heavy_rows(top: Vec<Heavy>) -> Vec<HeavyRow> {
-    top.into_iter()
-        .map(|h| HeavyRow {
-            db: h.db,
-            key: escape(&h.key),
-            count: h.count,
-            over_by_at_most: h.over,
-        })
-        .collect()
+impl Keys {
+    /// The `top` rows by weight `w` (0 writes, 1 bytes), ties by database and key.
+    fn heavy_rows(&self, w: usize, top: usize) -> Vec<HeavyRow> {
+        let order = |a: &Named, b: &Named| a.db.cmp(&b.db).then(a.key.bytes().cmp(b.key.bytes()));
+        self.sketch
+            .top(w, top, order)
+            .into_iter()
+            .map(|h: Heavy<Named>| HeavyRow {
+                db: h.item.db,
+                key: escape(h.item.key.bytes()),
+                count: h.count,
+                over_by_at_most: h.over,
+            })
+            .collect()
+    }
 }

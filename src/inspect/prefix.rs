@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::hash::ShortBuild;
 use serde::Serialize;
-use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::KeyRow;
 
@@ -36,7 +36,7 @@ impl Agg {
 }
 
 /// One level's prefixes and their totals, and the totals of what did not fit.
-type Level = (HashMap<Vec<u8>, Agg, Xxh3Builder>, Agg);
+type Level = (HashMap<Vec<u8>, Agg, ShortBuild>, Agg);
 
 pub struct Prefixes {
     delimiter: u8,
@@ -48,7 +48,7 @@ pub struct Prefixes {
 impl Prefixes {
     pub fn new(delimiter: u8, depth: usize) -> Self {
         // A fast hash: every key looks up `depth` prefixes.
-        let empty = (HashMap::with_hasher(Xxh3Builder::new()), Agg::default());
+        let empty = (HashMap::with_hasher(ShortBuild::default()), Agg::default());
         Prefixes {
             delimiter,
             depth,
