@@ -64,11 +64,15 @@ impl<V: Copy> ByName<V> {
         Some(self.values[i])
     }
 
-    /// Remembers `value` for `name`, if it fits.
-    pub fn insert(&mut self, name: &[u8], value: V) {
-        if let Some(p) = Self::pack(name).filter(|_| self.names.len() < Self::MAX) {
-            self.names.push(p);
-            self.values.push(value);
+    /// Remembers `value` for `name`, if it fits; whether it did.
+    pub fn insert(&mut self, name: &[u8], value: V) -> bool {
+        match Self::pack(name).filter(|_| self.names.len() < Self::MAX) {
+            Some(p) => {
+                self.names.push(p);
+                self.values.push(value);
+                true
+            }
+            None => false,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use crate::hash::ByName;
+
 /// Arity and key positions of a command, as `COMMAND` gives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
@@ -214,41 +216,32 @@ impl Table {
 }
 
 /// A table's answers remembered by the bytes of a command's name as written (a log repeats a
-/// few names millions of times, so a short list searched in order beats hashing each name);
-/// containers, whose answer depends on the subcommand, are looked up each time. At most
-/// [`Remembered::MAX`] names are kept.
+/// few names millions of times); containers, whose answer depends on the subcommand, and
+/// names [`ByName`] cannot hold are looked up each time.
 pub struct Remembered {
     pub table: Table,
-    /// (the name's first 8 bytes as a number, the name, the answer).
-    seen: Vec<(u64, Box<[u8]>, Lookup)>,
+    /// Name → index in `answers`.
+    seen: ByName<usize>,
+    answers: Vec<Lookup>,
 }
 
 impl Remembered {
-    const MAX: usize = 64;
-
     pub fn new(table: Table) -> Self {
         Remembered {
             table,
-            seen: Vec::new(),
+            seen: ByName::default(),
+            answers: Vec::new(),
         }
     }
 
     /// What the table says of the command `args` (its name first), as [`Table::lookup`].
     pub fn lookup<'a>(&mut self, name: &[u8], args: impl Iterator<Item = &'a [u8]>) -> Lookup {
-        let mut head = [0u8; 8];
-        let n = name.len().min(8);
-        head[..n].copy_from_slice(&name[..n]);
-        let head = u64::from_le_bytes(head);
-        let seen = self.seen.iter();
-        if let Some((_, _, found)) = seen
-            .into_iter()
-            .find(|(h, n, _)| *h == head && **n == *name)
-        {
-            return found.clone();
+        if let Some(i) = self.seen.get(name) {
+            return self.answers[i].clone();
         }
         let found = self.table.lookup(args);
-        if self.seen.len() < Self::MAX && !self.table.has_subcommands(name) {
-            self.seen.push((head, name.into(), found.clone()));
+        if !self.table.has_subcommands(name) && self.seen.insert(name, self.answers.len()) {
+            self.answers.push(found.clone());
         }
         found
     }
