@@ -381,16 +381,15 @@ fn top_tables(r: &Report) -> Vec<Table> {
     tables
 }
 
-/// The first 20 prefixes of the first level, then 20 of the deeper ones.
+/// The prefixes a table shows: the first 20 of the first level, then 20 of the deeper ones.
+pub(super) fn shown_prefixes<T>(all: &[T], level: fn(&T) -> usize) -> impl Iterator<Item = &T> {
+    let first = all.iter().filter(move |p| level(p) == 1).take(20);
+    first.chain(all.iter().filter(move |p| level(p) > 1).take(20))
+}
+
 fn prefixes_table(r: &Report) -> Table {
     let mut prefixes = table(&["level", "prefix", "keys", "rdb bytes", "est. memory"]);
-    for p in r
-        .prefixes
-        .iter()
-        .filter(|p| p.level == 1)
-        .take(20)
-        .chain(r.prefixes.iter().filter(|p| p.level > 1).take(20))
-    {
+    for p in shown_prefixes(&r.prefixes, |p| p.level) {
         prefixes.add_row(vec![
             p.level.to_string(),
             p.prefix.clone(),

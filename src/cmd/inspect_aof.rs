@@ -13,7 +13,7 @@ use rdbtool::inspect::aof::{self, AofReport, MAX_MINUTES};
 
 use rdbtool::text::utc_date;
 
-use super::inspect::{table, write_tables};
+use super::inspect::{shown_prefixes, table, write_tables};
 use super::{Outcome, count, iec, thousands};
 
 /// Inspects the AOF at `path`; `json` for the JSON document, else tables.
@@ -197,13 +197,7 @@ fn write_keys(r: &AofReport, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "\n{t}")?;
     }
     let mut prefixes = texts(&["level", "prefix", "writes", "bytes"], &[1]);
-    for p in r
-        .prefixes
-        .iter()
-        .filter(|p| p.level == 1)
-        .take(20)
-        .chain(r.prefixes.iter().filter(|p| p.level > 1).take(20))
-    {
+    for p in shown_prefixes(&r.prefixes, |p| p.level) {
         prefixes.add_row(vec![
             p.level.to_string(),
             p.prefix.clone(),
