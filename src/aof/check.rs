@@ -12,6 +12,7 @@ use super::emulate::{self, State};
 use super::table::{Lookup, Remembered, Table};
 use crate::rdb::Severity;
 use crate::rdb::error::escape;
+use crate::release::Release;
 use crate::resp::parse::{Item, Problem, Slice};
 
 /// The commands a file is checked against.
@@ -25,12 +26,10 @@ pub enum Commands {
 
 impl Commands {
     /// The commands of `valkey major.minor`, or of any release.
-    pub fn new(release: Option<(bool, u16, u16)>) -> Commands {
+    pub fn new(release: Option<Release>) -> Commands {
         match release {
-            Some((valkey, major, minor)) => {
-                Commands::Release(Table::for_release(valkey, major, minor))
-            }
-            None => Commands::Any(Table::for_release(false, u16::MAX, 0)),
+            Some(r) => Commands::Release(Table::for_release(r)),
+            None => Commands::Any(Table::for_release(Release::redis(u16::MAX, 0))),
         }
     }
 
@@ -101,9 +100,9 @@ pub fn check(data: &[u8], start: usize, commands: Commands) -> Checked {
 
 /// Told now and then of a range of bytes the walk has passed (a mapped file releases its
 /// pages, so that memory stays bounded).
-pub type Release<'r> = &'r (dyn Fn(usize, usize) + Sync);
+pub type ReleasePages<'r> = &'r (dyn Fn(usize, usize) + Sync);
 
-/// Bytes passed between two calls of a [`Release`].
+/// Bytes passed between two calls of a [`ReleasePages`].
 const RELEASE_EVERY: usize = 32 << 20;
 
 /// Below this many bytes of commands a file is checked on one thread.
@@ -118,7 +117,7 @@ pub fn check_split(
     start: usize,
     commands: Commands,
     min: usize,
-    release: Release<'_>,
+    release: ReleasePages<'_>,
 ) -> Checked {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let len = data.len().saturating_sub(start);
@@ -193,14 +192,14 @@ struct Walk<'r> {
     commands: Commands,
     /// The table's answers for the names seen.
     table: Remembered,
-    release: Release<'r>,
+    release: ReleasePages<'r>,
     checked: Checked,
     /// Where the open MULTI started.
     multi: Option<u64>,
 }
 
 impl<'r> Walk<'r> {
-    fn new(commands: Commands, start: usize, release: Release<'r>) -> Walk<'r> {
+    fn new(commands: Commands, start: usize, release: ReleasePages<'r>) -> Walk<'r> {
         let table = match commands {
             Commands::Release(t) | Commands::Any(t) => t,
         };
@@ -561,7 +560,7 @@ mod tests {
             resp(&["SELECT", "x"]),
         ]
         .concat();
-        let c = check(log.as_bytes(), 0, Commands::new(Some((false, 7, 0))));
+        let c = check(log.as_bytes(), 0, Commands::new(Some(Release::redis(7, 0))));
         let codes: Vec<_> = c.findings.iter().map(|f| f.code).collect();
         assert_eq!(
             codes,
@@ -573,7 +572,7 @@ mod tests {
             ]
         );
         assert!(c.findings[1].message.contains("redis-8.2"));
-        let newer = check(log.as_bytes(), 0, Commands::new(Some((false, 9, 0))));
+        let newer = check(log.as_bytes(), 0, Commands::new(Some(Release::redis(9, 0))));
         assert_eq!(newer.findings[1].severity, Severity::Notice);
     }
 }

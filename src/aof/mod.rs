@@ -16,6 +16,7 @@ pub mod sketch;
 pub mod slice;
 pub mod table;
 
+use crate::release::Release;
 use crate::resp::parse::{Item, Slice};
 
 /// A plain AOF starts with `*` or an annotation; an RDB (or an AOF with RDB preamble) with
@@ -25,8 +26,8 @@ pub fn is_aof(data: &[u8]) -> bool {
 }
 
 /// The release that wrote an RDB (an AOF's preamble or base), from its `valkey-ver` or
-/// `redis-ver` AUX field: (valkey, major, minor).
-pub fn writer_release(rdb: &[u8]) -> Option<(bool, u16, u16)> {
+/// `redis-ver` AUX field.
+pub fn writer_release(rdb: &[u8]) -> Option<Release> {
     let mut reader = crate::rdb::Reader::from_slice(rdb).ok()?;
     let mut found = None;
     while let Some(Ok(rec)) = reader.next_record() {
@@ -39,9 +40,8 @@ pub fn writer_release(rdb: &[u8]) -> Option<(bool, u16, u16)> {
             _ => continue,
         };
         let text = std::str::from_utf8(&value).ok()?;
-        let mut parts = text.split('.').map(|p| p.parse::<u16>().ok());
-        if let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) {
-            found = Some((valkey, major, minor));
+        if let Some(release) = Release::version(valkey, text) {
+            found = Some(release);
         }
     }
     found

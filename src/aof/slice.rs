@@ -13,6 +13,7 @@ use std::iter::StepBy;
 use std::ops::Range;
 
 use crate::hash::{ByName, ShortBuild};
+use crate::release::Release;
 
 use super::log::{Kind, Log, Logged};
 use super::table::{Lookup, Spec, Table};
@@ -158,8 +159,8 @@ impl Default for KeyFinder {
     fn default() -> Self {
         KeyFinder {
             tables: [
-                Table::for_release(false, 99, 0),
-                Table::for_release(true, 99, 0),
+                Table::for_release(Release::redis(99, 0)),
+                Table::for_release(Release::valkey(99, 0)),
             ],
             cache: HashMap::with_hasher(ShortBuild::default()),
             fast: ByName::default(),

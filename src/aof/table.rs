@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::hash::ByName;
+use crate::release::Release;
 
 /// Arity and key positions of a command, as `COMMAND` gives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,10 +138,15 @@ pub struct Table {
 }
 
 impl Table {
-    /// The table of the newest release of its kind at or before `valkey major.minor`. Valkey
-    /// before the oldest Valkey in the table is Redis 7.2's fork and takes Redis's newest 7.x;
-    /// a release older than every one in the table takes the oldest.
-    pub fn for_release(valkey: bool, major: u16, minor: u16) -> Table {
+    /// The table of the newest release of its kind at or before `r`. Valkey before the oldest
+    /// Valkey in the table is Redis 7.2's fork and takes Redis's newest 7.x; a release older
+    /// than every one in the table takes the oldest.
+    pub fn for_release(r: Release) -> Table {
+        let Release {
+            valkey,
+            major,
+            minor,
+        } = r;
         let releases = &rows().releases;
         let pick = |valkey: bool, upto: (u16, u16)| {
             releases
@@ -277,7 +283,7 @@ mod tests {
 
     #[test]
     fn knows_commands_by_release() {
-        let r70 = Table::for_release(false, 7, 0);
+        let r70 = Table::for_release(Release::redis(7, 0));
         assert_eq!(r70.release, "redis-7.0");
         let Lookup::Known(set) = r70.lookup(args(&["sEt", "k", "v"])) else {
             panic!("SET unknown");
@@ -301,14 +307,14 @@ mod tests {
         ));
         assert_eq!(r70.lookup(args(&["config", "nosuch"])), Lookup::Unknown);
         assert!(matches!(
-            Table::for_release(false, 6, 2).lookup(args(&["config", "nosuch"])),
+            Table::for_release(Release::redis(6, 2)).lookup(args(&["config", "nosuch"])),
             Lookup::Known(_)
         ));
     }
 
     #[test]
     fn remembered_answers_are_the_tables() {
-        let table = Table::for_release(false, 7, 0);
+        let table = Table::for_release(Release::redis(7, 0));
         let mut remembered = Remembered::new(table);
         let commands: [&[&str]; 6] = [
             &["SET", "k", "v"],
@@ -327,11 +333,23 @@ mod tests {
 
     #[test]
     fn picks_the_nearest_release_at_or_before() {
-        assert_eq!(Table::for_release(false, 7, 4).release, "redis-7.0");
-        assert_eq!(Table::for_release(false, 2, 8).release, "redis-3.0");
-        assert_eq!(Table::for_release(true, 7, 2).release, "redis-7.0");
-        assert_eq!(Table::for_release(true, 9, 1).release, "valkey-9.1");
-        assert!(Table::for_release(false, 8, 6).newer);
-        assert!(!Table::for_release(false, 8, 2).newer);
+        assert_eq!(
+            Table::for_release(Release::redis(7, 4)).release,
+            "redis-7.0"
+        );
+        assert_eq!(
+            Table::for_release(Release::redis(2, 8)).release,
+            "redis-3.0"
+        );
+        assert_eq!(
+            Table::for_release(Release::valkey(7, 2)).release,
+            "redis-7.0"
+        );
+        assert_eq!(
+            Table::for_release(Release::valkey(9, 1)).release,
+            "valkey-9.1"
+        );
+        assert!(Table::for_release(Release::redis(8, 6)).newer);
+        assert!(!Table::for_release(Release::redis(8, 2)).newer);
     }
 }

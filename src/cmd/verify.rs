@@ -146,7 +146,7 @@ fn check_all(args: &Args, progress: &Progress) -> Result<Vec<Checked>> {
 fn check_file(path: &Path, args: &Args, workers: usize, progress: &Progress) -> Checked {
     let dump_payload = args.dump_payload;
     let opts = aof_check::Options {
-        release: args.target_version.map(|t| (t.valkey, t.major, t.minor)),
+        release: args.target_version,
         workers,
     };
     let label = path.display().to_string();

@@ -81,7 +81,7 @@ pub struct AofProblem {
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// The release to check commands against when no RDB part names its writer.
-    pub release: Option<(bool, u16, u16)>,
+    pub release: Option<crate::release::Release>,
     /// Value-checking threads per RDB part.
     pub workers: usize,
 }
