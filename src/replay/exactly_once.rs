@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::endpoint::Endpoint;
+use super::node::recv_replies;
 use super::unit::{Outcome, Redirect, classify};
 
 /// The target's key that says how far the log is applied (run `run_id`).
@@ -266,7 +267,7 @@ impl Sender {
         }
         let conn = self.connection()?;
         conn.send_packed_command(&head)?;
-        let replies = recv(conn, 3)?;
+        let replies = recv_replies(conn, 3)?;
         if let Some(why) = replies.iter().find_map(error_text) {
             // Loading, busy, or refused: whatever state the connection is in goes with it.
             self.conn = None;
@@ -297,7 +298,9 @@ impl Sender {
         let n = self.roles.len() + 1;
         let wire = std::mem::take(&mut self.wire);
         let conn = self.connection()?;
-        let sent = conn.send_packed_command(&wire).and_then(|()| recv(conn, n));
+        let sent = conn
+            .send_packed_command(&wire)
+            .and_then(|()| recv_replies(conn, n));
         self.wire = wire;
         let replies = sent?;
         let (queued, exec) = replies.split_at(self.roles.len());
@@ -343,18 +346,6 @@ impl Sender {
             }
         }
     }
-}
-
-/// `n` replies, in order (push messages skipped).
-fn recv(c: &mut redis::Connection, n: usize) -> redis::RedisResult<Vec<Value>> {
-    let mut replies = Vec::with_capacity(n);
-    while replies.len() < n {
-        match c.recv_response()? {
-            Value::Push { .. } => {}
-            reply => replies.push(reply),
-        }
-    }
-    Ok(replies)
 }
 
 fn error_text(v: &Value) -> Option<String> {

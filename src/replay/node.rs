@@ -212,7 +212,7 @@ fn confirm_dbs(
 }
 
 /// `n` replies, in order; an error here (not an error reply) means the connection is lost.
-fn recv_replies(c: &mut redis::Connection, n: usize) -> redis::RedisResult<Vec<Value>> {
+pub(super) fn recv_replies(c: &mut redis::Connection, n: usize) -> redis::RedisResult<Vec<Value>> {
     let mut replies = Vec::with_capacity(n);
     while replies.len() < n {
         match c.recv_response()? {
