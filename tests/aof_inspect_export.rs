@@ -8,8 +8,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::aof::{failed_rewrite, rewrite};
 use common::server::{Build, Server, build};
 use rdbtool::resp::encode;
 use serde_json::Value;
@@ -90,64 +91,6 @@ fn send(s: &Server, commands: &[Vec<String>]) {
     }
     let (errors, replies, text) = s.pipe(&bytes);
     assert_eq!((errors, replies), (0, commands.len() as u64), "{text}");
-}
-
-fn info_has(s: &Server, what: &str) -> bool {
-    s.cli(&["INFO", "persistence"]).contains(what)
-}
-
-fn wait_for(s: &Server, what: &str) {
-    let start = Instant::now();
-    while !info_has(s, what) {
-        assert!(start.elapsed() < Duration::from_secs(30), "no {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn rewrite(s: &Server) {
-    s.cli(&["BGREWRITEAOF"]);
-    wait_for(s, "aof_rewrite_in_progress:0");
-    wait_for(s, "aof_rewrite_scheduled:0");
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-/// A rewrite killed midway (kill -9 of the server's child): Redis 7 keeps the incr file it
-/// opened for it, so the manifest lists one more.
-fn failed_rewrite(s: &Server) {
-    s.cli(&["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
-    s.cli(&["BGREWRITEAOF"]);
-    wait_for(s, "aof_rewrite_in_progress:1");
-    let pid = s.cli(&["INFO", "server"]);
-    let pid = pid
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let start = Instant::now();
-    let child = loop {
-        let found = std::fs::read_dir("/proc").unwrap().find_map(|e| {
-            let stat = std::fs::read_to_string(e.ok()?.path().join("stat")).ok()?;
-            let after = &stat[stat.rfind(')')? + 2..];
-            let ppid = after.split(' ').nth(1)?;
-            (ppid == pid).then(|| stat.split(' ').next().unwrap().to_string())
-        });
-        if let Some(c) = found {
-            break c;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no rewrite child"
-        );
-    };
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &child])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    wait_for(s, "aof_rewrite_in_progress:0");
-    s.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
-    std::thread::sleep(Duration::from_millis(200));
 }
 
 /// The server's clock, in unix seconds.

@@ -287,7 +287,7 @@ fn several_incr_files_replay_in_order() {
     for round in 0..2 {
         source.cli(&["BGREWRITEAOF"]);
         run_workload(&source, 500, 10_000 * (round + 1));
-        kill_children(&source);
+        common::aof::kill_rewrite_child(&source);
         let start = Instant::now();
         while !source
             .cli(&["INFO", "persistence"])
@@ -305,36 +305,6 @@ fn several_incr_files_replay_in_order() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("base (RDB) + 3 incr files"), "{out}");
     assert_eq!(target.digest(), source.digest(), "{out}{err}");
-}
-
-/// Kills (-9) the server's child processes (a rewrite in progress).
-fn kill_children(s: &Server) {
-    let info = s.cli(&["INFO", "server"]);
-    let pid = info
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let start = Instant::now();
-    loop {
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if !children.trim().is_empty() {
-            for child in children.split_whitespace() {
-                std::process::Command::new("kill")
-                    .args(["-9", child])
-                    .status()
-                    .unwrap();
-            }
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no rewrite child"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Copies an appendonlydir (the test then cuts its copy).

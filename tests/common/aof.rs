@@ -130,23 +130,30 @@ pub fn failed_rewrite(server: &Server) {
     wait_rewrite(server);
     server.cli(&["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
     server.cli(&["BGREWRITEAOF"]);
+    kill_rewrite_child(server);
+    wait_rewrite(server);
+    server.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+}
+
+/// Kills (-9) the server's child processes (a rewrite in progress) once there is one.
+pub fn kill_rewrite_child(server: &Server) {
     let pid = server_pid(server);
     let start = Instant::now();
-    let child = loop {
+    loop {
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(c) = children.split_whitespace().next() {
-            break c.to_string();
+        if !children.trim().is_empty() {
+            for child in children.split_whitespace() {
+                Command::new("kill").args(["-9", child]).status().unwrap();
+            }
+            return;
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "no rewrite child"
         );
         std::thread::sleep(Duration::from_millis(20));
-    };
-    Command::new("kill").args(["-9", &child]).status().unwrap();
-    wait_rewrite(server);
-    server.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    }
 }
 
 fn server_pid(server: &Server) -> String {
