@@ -90,7 +90,14 @@ fn values(s: &Server) -> String {
 
 /// A Redis 7.0 source with `appendonly yes`, after `groups` groups of the workload.
 fn source_aof(b: &Build, groups: usize, preamble: &str) -> (Server, PathBuf) {
-    let conf = ["--appendonly", "yes", "--aof-use-rdb-preamble", preamble];
+    let conf = [
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        preamble,
+        "--appendfsync",
+        "always",
+    ];
     let source = Server::start_with(b, None, &conf);
     run_workload(&source, groups, 0);
     let dir = source.dir.path().join("appendonlydir");
@@ -217,7 +224,16 @@ fn multi_part_replays_in_load_order() {
 #[test]
 fn preamble_files_of_redis_6_2_and_valkey_9_1() {
     let b = build("redis-6.2");
-    let conf = ["--appendonly", "yes", "--aof-use-rdb-preamble", "yes"];
+    // appendfsync always: a command is in the file before its reply, so the file is whole
+    // when the workload's last reply is read.
+    let conf = [
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
     let source = Server::start_with(&b, None, &conf);
     run_workload(&source, 2_000, 0);
     rewrite(&source);
