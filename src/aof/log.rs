@@ -62,6 +62,18 @@ impl<'a> Log<'a> {
         }
     }
 
+    /// The commands of `data`, a piece of a longer log whose first byte is at offset `base`
+    /// there, where the log is in database `db` with a MULTI open since `multi` (offsets are
+    /// the longer log's).
+    pub fn piece(data: &'a [u8], base: u64, db: u64, multi: Option<u64>) -> Self {
+        Log {
+            items: Slice::new(data, base),
+            db,
+            ts: None,
+            multi,
+        }
+    }
+
     /// Commands before the file's first `#TS:` take this time (the last one of the file
     /// before, in a multi-part AOF).
     pub fn with_time(mut self, ts: Option<u64>) -> Self {

@@ -1,0 +1,144 @@
+//! `backlog verify`: every epoch of a capture checked — its snapshot by the RDB verifier, its
+//! stream's records (checksums, offsets continuing across segments, segment names) and the
+//! RESP framing of every command in them.
+
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+
+use super::store::{Capture, Epoch, Start};
+use super::stream::{self, Fault};
+use crate::rdb::Severity;
+use crate::scan::mapped::MappedFile;
+use crate::verify::{self, Report, Verdict};
+
+/// What checking one epoch found.
+#[derive(Serialize)]
+pub struct EpochCheck {
+    pub epoch: u32,
+    pub start_kind: Start,
+    pub replid: String,
+    pub psync_offset: u64,
+    /// The first offset kept and the last one read whole.
+    pub start: u64,
+    pub end: u64,
+    pub segments: usize,
+    pub records: u64,
+    pub bytes: u64,
+    pub commands: u64,
+    /// The snapshot's own report (full resyncs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Report>,
+    /// What is wrong, each a line; the tail a kill leaves is a notice (see `torn`), not one.
+    pub problems: Vec<String>,
+    /// Notices: a torn last record, a snapshot that never finished, a transaction open at the
+    /// end of the capture.
+    pub notices: Vec<String>,
+}
+
+impl EpochCheck {
+    pub fn verdict(&self) -> Verdict {
+        let snapshot = self
+            .snapshot
+            .as_ref()
+            .map_or(Verdict::Good, |r| r.verdict(false));
+        let stream = verify::verdict(false, self.problems.iter().map(|_| Severity::Error), false);
+        snapshot.max(stream)
+    }
+}
+
+/// Checks every epoch; values of the snapshots on `workers` threads.
+pub fn check(capture: &Capture, workers: usize) -> std::io::Result<Vec<EpochCheck>> {
+    let last = capture.epochs.len().saturating_sub(1);
+    let mut checks = Vec::new();
+    for (i, epoch) in capture.epochs.iter().enumerate() {
+        checks.push(check_epoch(epoch, i == last, workers)?);
+    }
+    Ok(checks)
+}
+
+fn check_epoch(epoch: &Epoch, last: bool, workers: usize) -> std::io::Result<EpochCheck> {
+    let m = &epoch.meta;
+    let mut c = EpochCheck {
+        epoch: m.epoch,
+        start_kind: m.start_kind,
+        replid: m.replid.clone(),
+        psync_offset: m.psync_offset,
+        start: m.start,
+        end: m.start - 1,
+        segments: epoch.segments.len(),
+        records: 0,
+        bytes: 0,
+        commands: 0,
+        snapshot: None,
+        problems: Vec::new(),
+        notices: Vec::new(),
+    };
+    check_snapshot(epoch, last, workers, &mut c);
+    let mut open_multi = None;
+    let (reach, problem) = stream::commands(epoch, None, &mut |cmd| {
+        c.commands += 1;
+        open_multi = cmd
+            .logged
+            .multi
+            .filter(|_| cmd.logged.kind != crate::aof::log::Kind::Exec);
+        ControlFlow::Continue(())
+    })?;
+    (c.end, c.records, c.bytes) = (reach.end, reach.records, reach.bytes);
+    match reach.fault {
+        Some(f) if f.torn && last => c.notices.push(torn(&f)),
+        Some(f) => c.problems.push(f.to_string()),
+        None => {}
+    }
+    if let Some(p) = problem {
+        c.problems
+            .push(format!("stream offset {}: {}", p.offset(), what(&p)));
+    }
+    if reach.end < m.end {
+        c.problems.push(format!(
+            "capture.json says the stream was kept up to offset {} but the segments end at {}",
+            m.end, reach.end
+        ));
+    }
+    if let Some(at) = open_multi.filter(|_| last && c.problems.is_empty()) {
+        c.notices.push(format!(
+            "the capture ends inside a transaction (MULTI at offset {at}): its commands are kept, and a replay leaves them out"
+        ));
+    }
+    Ok(c)
+}
+
+fn what(p: &crate::resp::parse::Problem) -> String {
+    match p {
+        crate::resp::parse::Problem::Truncated { .. } => "a record ends inside a command".into(),
+        crate::resp::parse::Problem::Malformed { what, .. } => what.to_string(),
+    }
+}
+
+fn torn(f: &Fault) -> String {
+    format!(
+        "{f}: a torn last record, what a capture killed while writing leaves; `backlog capture --continue` cuts it"
+    )
+}
+
+fn check_snapshot(epoch: &Epoch, last: bool, workers: usize, c: &mut EpochCheck) {
+    if epoch.meta.start_kind != Start::Full {
+        return;
+    }
+    let Some(path) = &epoch.snapshot else {
+        let never = last && epoch.segments.is_empty();
+        match (&epoch.partial_snapshot, never) {
+            (Some(_), true) => c.notices.push(
+                "the snapshot never finished arriving (the capture stopped during the full resync); `--continue` starts over".into(),
+            ),
+            _ => c.problems.push(format!("the snapshot of epoch {} is missing", epoch.meta.epoch)),
+        }
+        return;
+    };
+    let mut report = Report::new(path.display().to_string());
+    match MappedFile::open(path) {
+        Ok(file) => verify::check_mapped(&file, false, workers, &mut report, &mut |_| {}),
+        Err(e) => report.io_error = Some(e.to_string()),
+    }
+    c.snapshot = Some(report.finish());
+}

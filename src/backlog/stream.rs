@@ -1,0 +1,186 @@
+//! Reading a capture's stream back: the records of an epoch in offset order, across its
+//! segments, each checked (framing, checksum, offsets continuing without a gap, segment names
+//! that agree with their records), and the commands in them with their offsets and databases.
+
+use std::ops::ControlFlow;
+
+use super::store::{Bad, Epoch, Flaw, Record, Records, Segment};
+use crate::aof::log::{Kind, Log, Logged};
+use crate::resp::parse::Problem;
+
+/// Where an epoch's stream stopped being readable.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// The segment's file name.
+    pub segment: String,
+    /// A byte position in that file.
+    pub at: u64,
+    pub what: String,
+    /// A torn last record of the open segment: what a kill leaves, cut when the capture is
+    /// continued, not damage.
+    pub torn: bool,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: byte {}: {}", self.segment, self.at, self.what)
+    }
+}
+
+/// How far an epoch's stream reads.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// The last offset of the last whole record read (`start - 1` if none).
+    pub end: u64,
+    pub records: u64,
+    pub bytes: u64,
+    /// What stopped the walk before the last segment's end.
+    pub fault: Option<Fault>,
+}
+
+/// Calls `f` with each record of `epoch` in offset order, from the record holding `from` (or
+/// the start), checking as it goes; `f` may stop the walk.
+pub fn records(
+    epoch: &Epoch,
+    from: Option<u64>,
+    f: &mut dyn FnMut(&Segment, &Record<'_>) -> ControlFlow<()>,
+) -> std::io::Result<Reach> {
+    let mut reach = Reach {
+        end: epoch.meta.start - 1,
+        records: 0,
+        bytes: 0,
+        fault: None,
+    };
+    let segments = &epoch.segments;
+    let skip = from.map_or(0, |o| {
+        segments
+            .iter()
+            .take_while(|s| s.last.is_some_and(|l| l < o))
+            .count()
+    });
+    if skip > 0 {
+        reach.end = segments[skip].first - 1;
+    }
+    for seg in &segments[skip..] {
+        let fault = |at: u64, what: String, torn: bool| Fault {
+            segment: seg.name(),
+            at,
+            what,
+            torn,
+        };
+        if seg.first != reach.end + 1 {
+            let what = format!(
+                "starts at offset {} where {} was expected",
+                seg.first,
+                reach.end + 1
+            );
+            reach.fault = Some(fault(0, what, false));
+            return Ok(reach);
+        }
+        let map = seg.map()?;
+        let data = map.data();
+        let mut walk = Records::new(data, Some(seg.first));
+        let mut stopped = false;
+        for r in walk.by_ref() {
+            match r {
+                Ok(r) => {
+                    reach.end = r.last();
+                    reach.records += 1;
+                    reach.bytes += r.payload.len() as u64;
+                    let wanted = from.is_none_or(|o| r.last() >= o);
+                    if wanted && f(seg, &r).is_break() {
+                        stopped = true;
+                        break;
+                    }
+                }
+                Err(Bad { at, flaw }) => {
+                    let torn = seg.last.is_none()
+                        && Bad {
+                            at,
+                            flaw: flaw.clone(),
+                        }
+                        .is_torn(data);
+                    reach.fault = Some(fault(at as u64, flaw.to_string(), torn));
+                    return Ok(reach);
+                }
+            }
+        }
+        if stopped {
+            return Ok(reach);
+        }
+        if walk.position() == 0 {
+            reach.fault = Some(fault(
+                0,
+                Flaw::Empty.to_string().replace("record", "segment"),
+                false,
+            ));
+            return Ok(reach);
+        }
+        if let Some(last) = seg.last
+            && last != reach.end
+        {
+            let what = format!(
+                "its records end at offset {} but its name says {last}",
+                reach.end
+            );
+            reach.fault = Some(fault(data.len() as u64, what, false));
+            return Ok(reach);
+        }
+    }
+    Ok(reach)
+}
+
+/// A command of the stream, with its offset in the stream.
+pub struct StreamCmd<'a, 'l> {
+    pub logged: &'l Logged<'a>,
+    /// The stream offset of its first byte.
+    pub offset: u64,
+    /// When its record arrived (Unix microseconds).
+    pub time_us: u64,
+}
+
+/// Calls `f` with each command of `epoch` from `from` (its first byte's offset, or the start);
+/// the database of each is known from the record headers. A record that does not hold whole
+/// commands is an error: the offset of the bad bytes and what is wrong.
+pub fn commands(
+    epoch: &Epoch,
+    from: Option<u64>,
+    f: &mut dyn FnMut(StreamCmd<'_, '_>) -> ControlFlow<()>,
+) -> std::io::Result<(Reach, Option<Problem>)> {
+    let mut problem = None;
+    let mut multi = None;
+    let reach = records(epoch, from, &mut |_, r| {
+        let db = r.db.map_or(0, u64::from);
+        let mut log = Log::piece(r.payload, r.offset, db, multi);
+        while let Some(item) = log.next() {
+            let logged = match item {
+                Ok(l) => l,
+                Err(p) => {
+                    problem = Some(p);
+                    return ControlFlow::Break(());
+                }
+            };
+            let offset = logged.cmd.offset;
+            if from.is_some_and(|o| offset < o) {
+                continue;
+            }
+            let cmd = StreamCmd {
+                logged: &logged,
+                offset,
+                time_us: r.time_us,
+            };
+            f(cmd)?;
+        }
+        multi = log.open_multi();
+        ControlFlow::Continue(())
+    })?;
+    Ok((reach, problem))
+}
+
+/// Whether a command is the master's own traffic rather than a client's write: the `ping`
+/// it sends every `repl-ping-replica-period`, and `REPLCONF GETACK`.
+pub fn is_link_traffic(logged: &Logged<'_>) -> bool {
+    let name = logged.cmd.name();
+    logged.kind == Kind::Data
+        && (name.eq_ignore_ascii_case(b"ping") || name.eq_ignore_ascii_case(b"replconf"))
+}
