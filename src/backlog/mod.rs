@@ -2,5 +2,6 @@
 //! checked, offset-indexed log ([`store`]), and read back for checks, reports and slices.
 
 pub mod check;
+pub mod slice;
 pub mod store;
 pub mod stream;

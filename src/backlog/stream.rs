@@ -130,13 +130,13 @@ pub fn records(
     Ok(reach)
 }
 
-/// A command of the stream, with its offset in the stream.
+/// A command of the stream (its offset is the stream's), when it arrived, and its database
+/// when known (`logged.db` says 0 for a database not known).
 pub struct StreamCmd<'a, 'l> {
     pub logged: &'l Logged<'a>,
-    /// The stream offset of its first byte.
-    pub offset: u64,
     /// When its record arrived (Unix microseconds).
     pub time_us: u64,
+    pub db: Option<u64>,
 }
 
 /// Calls `f` with each command of `epoch` from `from` (its first byte's offset, or the start);
@@ -150,8 +150,12 @@ pub fn commands(
     let mut problem = None;
     let mut multi = None;
     let reach = records(epoch, from, &mut |_, r| {
-        let db = r.db.map_or(0, u64::from);
-        let mut log = Log::piece(r.payload, r.offset, db, multi);
+        let db = r.at_start.db.map_or(0, u64::from);
+        // A MULTI open before the first record read: its place is not known, the record's
+        // start stands for it.
+        let open = multi.or(r.at_start.multi.then_some(r.offset));
+        let mut log = Log::piece(r.payload, r.offset, db, open);
+        let mut known = r.at_start.db.is_some();
         while let Some(item) = log.next() {
             let logged = match item {
                 Ok(l) => l,
@@ -160,14 +164,14 @@ pub fn commands(
                     return ControlFlow::Break(());
                 }
             };
-            let offset = logged.cmd.offset;
-            if from.is_some_and(|o| offset < o) {
+            known |= logged.kind == Kind::Select;
+            if from.is_some_and(|o| logged.cmd.offset < o) {
                 continue;
             }
             let cmd = StreamCmd {
                 logged: &logged,
-                offset,
                 time_us: r.time_us,
+                db: known.then_some(logged.db),
             };
             f(cmd)?;
         }

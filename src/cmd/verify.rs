@@ -187,7 +187,7 @@ pub(super) fn level(severity: Severity, strict: bool) -> &'static str {
     }
 }
 
-fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_text(r: &Report, strict: bool, out: &mut dyn Write) -> std::io::Result<()> {
     for p in &r.problems {
         let level = level(p.severity, strict);
         let mut context = Vec::new();

@@ -130,17 +130,23 @@ impl Sink for Writer<'_> {
             out.write_all(b",\"ts\":")?;
             write_int(out, ts)?;
         }
-        out.write_all(b",\"command\":")?;
-        write_bytes(out, &cmd.name().to_ascii_uppercase())?;
-        out.write_all(b",\"args\":[")?;
-        for (i, arg) in cmd.args().skip(1).enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            write_bytes(out, arg)?;
-        }
-        out.write_all(b"]}\n")
+        write_command(out, cmd)
     }
+}
+
+/// A JSON Lines row's last fields, after the caller's: `,"command":"SET","args":[…]}` and the
+/// line end; the name in upper case, the arguments binary-safe.
+pub fn write_command(out: &mut dyn Write, cmd: &Cmd<'_>) -> io::Result<()> {
+    out.write_all(b",\"command\":")?;
+    write_bytes(out, &cmd.name().to_ascii_uppercase())?;
+    out.write_all(b",\"args\":[")?;
+    for (i, arg) in cmd.args().skip(1).enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write_bytes(out, arg)?;
+    }
+    out.write_all(b"]}\n")
 }
 
 #[cfg(test)]

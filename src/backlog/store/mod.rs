@@ -16,13 +16,13 @@
 //! which [`Writer::reopen`] reports and cuts.
 
 pub mod record;
-mod writer;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use record::{Bad, Flaw, Record, Records};
+pub use record::{At, Bad, Flaw, Record, Records};
 pub use writer::{Recovery, Writer};
 
 use crate::scan::mapped::MappedFile;

@@ -7,7 +7,8 @@
 //! 4   4  payload length (u32, little-endian, like every field)
 //! 8   8  stream offset of the payload's first byte (byte k of the stream has offset k)
 //! 16  8  arrival time, Unix microseconds
-//! 24  4  the database selected before the payload's first command (u32::MAX: not known)
+//! 24  4  where the payload starts ([`At`]): the database selected (low 31 bits; all ones:
+//!        not known), and the top bit set inside a MULTI … EXEC
 //! 28  4  CRC-32C of bytes 0..28 and the payload
 //! ```
 
@@ -17,7 +18,44 @@ pub const MAGIC: &[u8; 4] = b"RBR1";
 pub const HEADER: usize = 32;
 /// No record is longer than this; a longer stated length is damage, not a big command.
 pub const MAX_PAYLOAD: usize = u32::MAX as usize;
-const NO_DB: u32 = u32::MAX;
+const NO_DB: u32 = 0x7fff_ffff;
+const IN_MULTI: u32 = 0x8000_0000;
+
+/// The stream's state between two commands: the database selected, when known, and whether a
+/// MULTI is open (its commands wait for EXEC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct At {
+    pub db: Option<u32>,
+    pub multi: bool,
+}
+
+impl At {
+    fn encode(self) -> u32 {
+        self.db.filter(|&d| d < NO_DB).unwrap_or(NO_DB) | if self.multi { IN_MULTI } else { 0 }
+    }
+
+    fn decode(v: u32) -> At {
+        let db = v & NO_DB;
+        At {
+            db: (db != NO_DB).then_some(db),
+            multi: v & IN_MULTI != 0,
+        }
+    }
+
+    /// The state after the whole commands of `payload`, which start in this one.
+    pub fn after(self, payload: &[u8]) -> At {
+        let db = self.db.map_or(0, u64::from);
+        let mut log = crate::aof::log::Log::piece(payload, 0, db, self.multi.then_some(0));
+        let mut at = self;
+        while let Some(Ok(c)) = log.next() {
+            if c.kind == crate::aof::log::Kind::Select {
+                at.db = u32::try_from(c.db).ok();
+            }
+        }
+        at.multi = log.open_multi().is_some();
+        at
+    }
+}
 
 /// A record read back from a segment.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +64,8 @@ pub struct Record<'a> {
     pub at: usize,
     pub offset: u64,
     pub time_us: u64,
-    pub db: Option<u32>,
+    /// The stream's state where the payload starts.
+    pub at_start: At,
     pub payload: &'a [u8],
 }
 
@@ -43,13 +82,13 @@ impl Record<'_> {
 }
 
 /// The header and checksum of a record holding `payload`, to be written just before it.
-pub fn header(offset: u64, time_us: u64, db: Option<u32>, payload: &[u8]) -> [u8; HEADER] {
+pub fn header(offset: u64, time_us: u64, at: At, payload: &[u8]) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[..4].copy_from_slice(MAGIC);
     h[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[8..16].copy_from_slice(&offset.to_le_bytes());
     h[16..24].copy_from_slice(&time_us.to_le_bytes());
-    h[24..28].copy_from_slice(&db.unwrap_or(NO_DB).to_le_bytes());
+    h[24..28].copy_from_slice(&at.encode().to_le_bytes());
     let crc = checksum(&h[..28], payload);
     h[28..].copy_from_slice(&crc.to_le_bytes());
     h
@@ -185,12 +224,11 @@ impl<'a> Records<'a> {
                 found: offset,
             });
         }
-        let db = u32::from_le_bytes(h[24..28].try_into().unwrap());
         Ok(Record {
             at: self.pos,
             offset,
             time_us: u64::from_le_bytes(h[16..24].try_into().unwrap()),
-            db: (db != NO_DB).then_some(db),
+            at_start: At::decode(u32::from_le_bytes(h[24..28].try_into().unwrap())),
             payload,
         })
     }

@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::record::{self, HEADER, Records};
+use super::record::{self, At, HEADER, Records};
 use super::{Capture, EpochMeta, META, Meta, Start, now_ms, segment_name, snapshot_name};
 
 /// Appends to a capture directory; one writer per directory at a time.
@@ -16,7 +16,7 @@ pub struct Writer {
     open: Option<(File, u64, u64)>,
     /// The offset the next record starts at.
     next: u64,
-    db_end: Option<u32>,
+    at_end: At,
     segment_limit: u64,
     buf: Vec<u8>,
 }
@@ -59,7 +59,7 @@ impl Writer {
             },
             open: None,
             next: 0,
-            db_end: None,
+            at_end: At::default(),
             segment_limit,
             buf: Vec::new(),
         };
@@ -91,7 +91,7 @@ impl Writer {
             },
             open: None,
             next: 0,
-            db_end: None,
+            at_end: At::default(),
             segment_limit,
             buf: Vec::new(),
         };
@@ -120,7 +120,7 @@ impl Writer {
         let mut bad = None;
         for r in Records::new(data, Some(seg.first)) {
             match r {
-                Ok(r) => last = Some((r.next(), r.db, r.at, r.payload.len())),
+                Ok(r) => last = Some((r.next(), r.at_start, r.at, r.payload.len())),
                 Err(b) => bad = Some(b),
             }
         }
@@ -138,9 +138,9 @@ impl Writer {
             torn = Some((seg.name(), b.at as u64, (data.len() - b.at) as u64));
         }
         let kept = last.map_or(0, |(_, _, at, len)| at + HEADER + len);
-        if let Some((next, db, at, len)) = last {
+        if let Some((next, at_start, at, len)) = last {
             self.next = next;
-            self.db_end = db_after(&data[at + HEADER..at + HEADER + len], db);
+            self.at_end = at_start.after(&data[at + HEADER..at + HEADER + len]);
         } else {
             self.next = seg.first;
         }
@@ -183,7 +183,7 @@ impl Writer {
             updated_ms: now,
         });
         self.next = start.psync_offset + 1;
-        self.db_end = None;
+        self.at_end = At::default();
         self.write_meta()?;
         Ok(epoch)
     }
@@ -214,22 +214,23 @@ impl Writer {
         self.write_meta()
     }
 
-    /// A partial resync continues the epoch from [`Writer::next`].
-    pub fn continued(&mut self) -> std::io::Result<()> {
+    /// A partial resync continues the epoch from [`Writer::next`]; `replid`, the id the
+    /// master continued with, becomes the epoch's id if it changed (a failover), the old one its
+    /// secondary id.
+    pub fn continued(&mut self, replid: Option<String>) -> std::io::Result<()> {
         let at = self.next;
-        self.epoch_mut().continued_at.push(at);
+        let e = self.epoch_mut();
+        e.continued_at.push(at);
+        if let Some(id) = replid.filter(|id| *id != e.replid) {
+            e.replid2 = Some(std::mem::replace(&mut e.replid, id));
+            e.second_repl_offset = Some(at);
+        }
         self.write_meta()
     }
 
-    /// Appends whole commands that start at [`Writer::next`], in database `db`, arrived at
-    /// `time_us`; `db_end` is the database after them. Rolls the segment past its limit.
-    pub fn append(
-        &mut self,
-        payload: &[u8],
-        db: Option<u32>,
-        db_end: Option<u32>,
-        time_us: u64,
-    ) -> std::io::Result<()> {
+    /// Appends whole commands that start at [`Writer::next`] in the state [`Writer::at_end`],
+    /// arrived at `time_us`; `after` is the state after them. Rolls the segment past its limit.
+    pub fn append(&mut self, payload: &[u8], after: At, time_us: u64) -> std::io::Result<()> {
         if payload.is_empty() {
             return Ok(());
         }
@@ -245,14 +246,14 @@ impl Writer {
         }
         self.buf.clear();
         self.buf
-            .extend_from_slice(&record::header(self.next, time_us, db, payload));
+            .extend_from_slice(&record::header(self.next, time_us, self.at_end, payload));
         self.buf.extend_from_slice(payload);
         let (f, _, len) = self.open.as_mut().expect("opened above");
         f.write_all(&self.buf)?;
         *len += self.buf.len() as u64;
         let full = *len >= self.segment_limit;
         self.next += payload.len() as u64;
-        self.db_end = db_end;
+        self.at_end = after;
         if full {
             self.seal()?;
         }
@@ -264,9 +265,13 @@ impl Writer {
         self.next
     }
 
-    /// The database selected after the last record, when known.
-    pub fn db_end(&self) -> Option<u32> {
-        self.db_end
+    /// The stream's state after the last record.
+    pub fn at_end(&self) -> At {
+        self.at_end
+    }
+
+    pub fn has_epoch(&self) -> bool {
+        !self.meta.epochs.is_empty()
     }
 
     pub fn epoch(&self) -> &EpochMeta {
@@ -317,18 +322,6 @@ impl Writer {
     }
 }
 
-/// The database selected after the commands of `payload`, which start in `db`.
-pub fn db_after(payload: &[u8], db: Option<u32>) -> Option<u32> {
-    let mut db = db;
-    let mut log = crate::aof::log::Log::new(payload, 0);
-    while let Some(Ok(c)) = log.next() {
-        if c.kind == crate::aof::log::Kind::Select {
-            db = u32::try_from(c.db).ok();
-        }
-    }
-    db
-}
-
 #[cfg(test)]
 mod tests {
     use std::ops::ControlFlow;
@@ -336,6 +329,11 @@ mod tests {
     use super::*;
     use crate::backlog::stream;
     use crate::resp::text as resp;
+
+    const DB0: At = At {
+        db: Some(0),
+        multi: false,
+    };
 
     fn start(w: &mut Writer, psync_offset: u64) {
         let start = EpochStart {
@@ -354,8 +352,7 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..n {
             let cmd = resp(&["SET", &format!("k{i}"), "v"]);
-            w.append(cmd.as_bytes(), Some(0), Some(0), i as u64)
-                .unwrap();
+            w.append(cmd.as_bytes(), DB0, i as u64).unwrap();
             all.extend_from_slice(cmd.as_bytes());
         }
         all
@@ -403,8 +400,7 @@ mod tests {
         let whole = std::fs::metadata(&seg).unwrap().len();
         // A fourth record, cut 5 bytes short, as a kill in the middle of a write leaves it.
         let fourth = resp(&["SET", "k3", "v"]);
-        let mut rec =
-            record::header(written.len() as u64 + 1, 9, Some(0), fourth.as_bytes()).to_vec();
+        let mut rec = record::header(written.len() as u64 + 1, 9, DB0, fourth.as_bytes()).to_vec();
         rec.extend_from_slice(fourth.as_bytes());
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
         f.write_all(&rec[..rec.len() - 5]).unwrap();
@@ -417,8 +413,8 @@ mod tests {
         assert_eq!(recovery.torn, Some((segment_name(1, 1, None), whole, cut)));
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), whole);
         assert_eq!(w.next(), written.len() as u64 + 1);
-        assert_eq!(w.db_end(), Some(0));
-        w.append(fourth.as_bytes(), Some(0), Some(0), 10).unwrap();
+        assert_eq!(w.at_end(), DB0);
+        w.append(fourth.as_bytes(), DB0, 10).unwrap();
         w.seal().unwrap();
         let (bytes, reach) = stream_of(&path);
         assert_eq!(bytes, [written, fourth.into_bytes()].concat());
