@@ -331,3 +331,42 @@ fn a_master_stalled_mid_snapshot_times_out() {
     assert!(err.to_string().contains("no answer within 2 s"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// A replica without its master answers `-NOMASTERLINK`; a server loading its data, `-LOADING`:
+/// both named, to try later.
+#[test]
+fn a_master_not_ready_says_try_later() {
+    let b = build("redis-7.0");
+    let replica_of_nothing = Server::start(&b, None);
+    replica_of_nothing.cli(&["REPLICAOF", "127.0.0.1", "1"]);
+    let mut replica = Replica::connect(&url(&replica_of_nothing), &Tls::default()).unwrap();
+    let err = replica.psync(None).expect_err("NOMASTERLINK");
+    assert!(matches!(err, Error::NoMasterLink { .. }), "{err}");
+    assert!(err.try_later(), "{err}");
+
+    let loading = Server::start(&b, None);
+    loading.cli(&["DEBUG", "POPULATE", "2000"]);
+    loading.cli(&["CONFIG", "SET", "key-load-delay", "1000"]);
+    loading.cli(&[
+        "CONFIG",
+        "SET",
+        "loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let port = loading.port.to_string();
+    let reload = std::process::Command::new(common::server::redis_cli())
+        .args(["-p", &port, "DEBUG", "RELOAD"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !loading.cli(&["PING"]).contains("LOADING") {
+        assert!(started.elapsed() < Duration::from_secs(5), "never loading");
+    }
+    let err = Replica::connect(&url(&loading), &Tls::default())
+        .err()
+        .expect("LOADING");
+    assert!(matches!(err, Error::Loading { .. }), "{err}");
+    assert!(err.to_string().contains("try later"), "{err}");
+    reload.wait_with_output().unwrap();
+}

@@ -175,7 +175,6 @@ impl Replica {
         };
         let said = self.send(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()], "PSYNC")?;
         let words: Vec<&str> = said.split_ascii_whitespace().collect();
-        let server = self.server.clone();
         match words.as_slice() {
             ["+FULLRESYNC", replid, offset] if offset.parse::<u64>().is_ok() => Ok(Start::Full {
                 replid: replid.to_string(),
@@ -185,10 +184,6 @@ impl Replica {
             ["+CONTINUE", replid] => Ok(Start::Continue {
                 replid: Some(replid.to_string()),
             }),
-            [first, ..] if first.starts_with("-NOMASTERLINK") => {
-                Err(Error::NoMasterLink { server, said })
-            }
-            [first, ..] if first.starts_with("-LOADING") => Err(Error::Loading { server, said }),
             _ if said.starts_with('-') => Err(self.refused("PSYNC", said)),
             _ => Err(self.unexpected("PSYNC", said)),
         }
@@ -370,13 +365,17 @@ impl Replica {
         }
     }
 
+    /// An error reply to `step`: "try later" ones by their names, whatever the step.
     fn refused(&self, step: &'static str, said: String) -> Error {
         let said = said.strip_prefix('-').unwrap_or(&said).to_string();
-        Error::Refused {
-            server: self.server.clone(),
-            step,
-            said,
+        let server = self.server.clone();
+        if said.starts_with("NOMASTERLINK") {
+            return Error::NoMasterLink { server, said };
         }
+        if said.starts_with("LOADING") {
+            return Error::Loading { server, said };
+        }
+        Error::Refused { server, step, said }
     }
 
     fn unexpected(&self, step: &'static str, said: String) -> Error {
