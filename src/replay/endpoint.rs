@@ -71,7 +71,9 @@ impl Endpoint {
         })
     }
 
-    fn info(&self) -> &ConnectionInfo {
+    /// The parsed URL: address, TLS flags, credentials (`REDISCLI_AUTH` included), database;
+    /// for links the `redis` crate does not make (a replica's).
+    pub fn info(&self) -> &ConnectionInfo {
         self.client.get_connection_info()
     }
 

@@ -274,3 +274,90 @@ impl Server {
         out
     }
 }
+
+/// Starts `build` with TLS on a second free port (plain TCP on [`Server::port`] as usual),
+/// its certificate for 127.0.0.1 and localhost signed by a test CA: `dir` gets ca.crt (what
+/// `--cacert` takes), server.crt and server.key. Returns the server and its TLS port.
+pub fn start_tls(build: &Build, dir: &Path) -> (Server, u16) {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let new_key = ["-newkey", "rsa:2048", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &new_key,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-ca",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.crt"),
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &new_key,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &p("server.key"),
+                "-out",
+                &p("server.csr"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(p("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("server.crt"),
+    ]);
+    let tls_port = free_port();
+    let server = Server::start_with(
+        build,
+        None,
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &p("server.crt"),
+            "--tls-key-file",
+            &p("server.key"),
+            "--tls-ca-cert-file",
+            &p("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    (server, tls_port)
+}
