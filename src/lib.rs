@@ -1,6 +1,7 @@
 //! rdbtool: read, check, inspect and convert Redis and Valkey persistence files.
 
 pub mod aof;
+pub mod backlog;
 pub mod diff;
 pub mod export;
 pub mod filter;
