@@ -42,6 +42,8 @@ enum Command {
     Diff(cmd::diff::Args),
     #[command(after_long_help = cmd::aof::MORE)]
     Aof(cmd::aof::Args),
+    #[command(after_long_help = cmd::backlog::MORE)]
+    Backlog(cmd::backlog::Args),
     /// Print shell completions.
     #[command(after_long_help = COMPLETIONS_MORE)]
     Completions {
@@ -260,6 +262,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Replay(args) => cmd::replay::run(args, out),
         Command::Diff(args) => cmd::diff::run(args, out),
         Command::Aof(args) => cmd::aof::run(args, out),
+        Command::Backlog(args) => cmd::backlog::run(args, out),
         Command::Completions { shell } => {
             // generate() panics on a write error: made in memory, then written here, so that a
             // closed pipe is quiet and a full disk is an error like any other.

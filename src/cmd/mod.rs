@@ -2,6 +2,7 @@
 
 pub mod aof;
 pub mod args;
+pub mod backlog;
 pub mod diff;
 pub mod export;
 pub mod export_aof;
