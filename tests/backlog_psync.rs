@@ -2,8 +2,8 @@
 //! replica process stopped, its link killed) while a measured number of bytes is written, then
 //! let go; the master's own count of partial and full resyncs (INFO stats) and its log must
 //! show what psync-check predicted from the master's INFO saved at reconnection time. Also a
-//! failover (a sibling continues by the promoted replica's secondary id) and a replid the
-//! master does not know.
+//! failover (a sibling continues by the promoted replica's secondary id), a replid the
+//! master does not know, and a replica without its master (`-NOMASTERLINK` to any PSYNC).
 
 mod common;
 
@@ -320,6 +320,54 @@ fn an_unknown_replid_is_a_full_resync_on_redis_7_0() {
 #[test]
 fn an_unknown_replid_is_a_full_resync_on_valkey_9_1() {
     unknown_replid("valkey-9.1");
+}
+
+/// A replica whose master is gone refuses any PSYNC: psync-check, given its INFO, says so.
+fn no_master_link(name: &str) {
+    let b = build(name);
+    let mut m = start_master(&b);
+    let r = start_replica(&b, &m);
+    in_sync(&m, &[&r]);
+    m.kill();
+    wait_for("the replica's link down", || {
+        field(&info(&r, "replication"), "master_link_status") == "down"
+    });
+    let r_info = info(&r, "replication");
+    let (status, answer) = psync_check(&r_info, &r_info);
+    assert_eq!(
+        (status, &answer["answer"]),
+        (1, &Value::from("NOMASTERLINK"))
+    );
+    assert_eq!(answer["rule"], "no_master_link");
+    let offset = answer["request"]["offset"].to_string();
+    let replid = field(&r_info, "master_replid");
+    let reply = psync_reply(&r, &replid, &offset);
+    assert!(
+        reply.starts_with("-NOMASTERLINK"),
+        "{name}: PSYNC answered {reply:?}"
+    );
+}
+
+/// The first line a server answers to a raw `PSYNC` (redis-cli would turn into a replica).
+fn psync_reply(server: &Server, replid: &str, offset: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(conn, "PSYNC {replid} {offset}\r\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn a_replica_without_its_master_refuses_on_redis_7_0() {
+    no_master_link("redis-7.0");
+}
+
+#[test]
+fn a_replica_without_its_master_refuses_on_valkey_9_1() {
+    no_master_link("valkey-9.1");
 }
 
 const ID: &str = "8c9c5a0b1e5e0a7f1d4c3b2a190807060504030a";
