@@ -120,6 +120,11 @@ impl Server {
             .unwrap_or_else(|| panic!("{} did not restart", build.server.display()))
     }
 
+    /// The server's process id (to stop and continue it: a replica cut off from its master).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server now, keeping its directory.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -1,6 +1,7 @@
 //! `rdbtool backlog …`: the replication stream, captured as a replica takes it and kept as a
-//! checked, offset-indexed log, and the questions it answers.
+//! checked, offset-indexed log, and the questions it answers; one file per subcommand.
 
+pub mod psync_check;
 pub mod verify;
 
 use std::io::Write;
@@ -12,16 +13,19 @@ use super::Outcome;
 /// `--help`'s and the man pages' exit status and examples (see `cli.rs`).
 pub const MORE: &str = "\
 Exit status:
-  0  done, nothing wrong found
-  1  a problem was found (a damaged capture)
-  2  the input could not be read, the server could not be reached, or bad usage
+  0  done, nothing wrong found; psync-check: CONTINUE, the replica gets a partial resync
+  1  a problem was found (a damaged capture); psync-check: FULLRESYNC (or NOMASTERLINK)
+  2  an input could not be read, a server could not be reached, a field is missing, or bad
+     usage
 
 Examples:
   Check a capture:
     rdbtool backlog verify capture/
+  Will a replica that reconnects now resync partially?
+    rdbtool backlog psync-check --master-info master.txt --replica-info replica.txt
 ";
 
-/// Capture a master's replication stream and answer questions about it.
+/// Capture a master's replication stream and answer questions about it and its backlog.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -33,10 +37,16 @@ enum Command {
     /// Check a capture: record checksums, offsets without gaps, RESP framing, snapshots.
     #[command(after_long_help = MORE)]
     Verify(verify::Args),
+    /// Whether a master answers a replica's PSYNC with a partial resync (CONTINUE, and how many
+    /// bytes of backlog) or a full one (FULLRESYNC), and which rule decided, as the server
+    /// decides it: from saved `INFO replication` outputs or values given as options.
+    #[command(after_long_help = psync_check::MORE)]
+    PsyncCheck(psync_check::Args),
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     match args.command {
         Command::Verify(args) => verify::run(args, out),
+        Command::PsyncCheck(args) => psync_check::run(args, out),
     }
 }
