@@ -160,3 +160,50 @@ impl ExpiryArgs {
         self.clock.now_ms()
     }
 }
+
+/// `1s`, `250ms`, `2m`, `1h` as milliseconds; a bare number is `bare_ms` milliseconds each.
+fn duration_in(s: &str, bare_ms: u64) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: expected e.g. 1s, 250ms"))?;
+    let scale = match unit.trim() {
+        "" => bare_ms,
+        "ms" => 1,
+        "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("bad duration unit {other:?}: use ms, s, m or h")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| "duration too long".into())
+}
+
+/// A duration in milliseconds (`1s`, `250ms`, `2m`, `1h`; a bare number is milliseconds).
+pub fn duration_ms(s: &str) -> Result<u64, String> {
+    duration_in(s, 1)
+}
+
+/// A duration (`30s`, `5m`, `1h`, `250ms`; a bare number is seconds).
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    duration_in(s, 1000).map(std::time::Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ms("1s"), Ok(1000));
+        assert_eq!(duration_ms("250ms"), Ok(250));
+        assert_eq!(duration_ms("250"), Ok(250));
+        assert_eq!(duration_ms("2m"), Ok(120_000));
+        assert_eq!(duration_ms("0"), Ok(0));
+        assert!(duration_ms("1d").is_err() && duration_ms("s").is_err());
+        assert_eq!(duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(duration("1h"), Ok(std::time::Duration::from_secs(3600)));
+    }
+}

@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     detail: bool,
     /// Expiry times this close are equal (`1s`, `250ms`, `2m`; a bare number is milliseconds).
-    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = super::args::duration_ms)]
     ttl_tolerance: u64,
     /// Do not compare key TTLs.
     #[arg(long, conflicts_with = "ttl_tolerance")]
@@ -69,25 +69,6 @@ enum FormatArg {
     Table,
     Jsonl,
     Resp,
-}
-
-/// `1s`, `250ms`, `2m`, `1h`, or milliseconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}: expected e.g. 1s, 250ms"))?;
-    let scale = match unit.trim() {
-        "" | "ms" => 1,
-        "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        other => return Err(format!("bad duration unit {other:?}: use ms, s, m or h")),
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| "duration too long".into())
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
@@ -344,20 +325,5 @@ fn write_table(
             iec(total.bytes_a),
             iec(total.bytes_b)
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1s"), Ok(1000));
-        assert_eq!(parse_duration("250ms"), Ok(250));
-        assert_eq!(parse_duration("250"), Ok(250));
-        assert_eq!(parse_duration("2m"), Ok(120_000));
-        assert_eq!(parse_duration("0"), Ok(0));
-        assert!(parse_duration("1d").is_err() && parse_duration("s").is_err());
     }
 }

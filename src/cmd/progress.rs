@@ -47,6 +47,17 @@ impl Progress {
         Some(self.bars.as_ref()?.add(bar))
     }
 
+    /// A line of text that changes (a live status), for work of no known length.
+    pub fn line(&self) -> Option<ProgressBar> {
+        let style = ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        Some(
+            self.bars
+                .as_ref()?
+                .add(ProgressBar::new_spinner().with_style(style)),
+        )
+    }
+
     /// Runs `f` over a mapped file, the pages behind it summed and released (see
     /// [`MappedFile::input`]) and its bar moved as `f` reports its position. An error if the
     /// file changed size meanwhile, whatever `f` made of it.

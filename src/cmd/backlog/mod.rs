@@ -1,7 +1,9 @@
 //! `rdbtool backlog …`: the replication stream, captured as a replica takes it and kept as a
 //! checked, offset-indexed log, and the questions it answers; one file per subcommand.
 
+pub mod capture;
 pub mod psync_check;
+pub mod slice;
 pub mod verify;
 
 use std::io::Write;
@@ -19,6 +21,11 @@ Exit status:
      usage
 
 Examples:
+  Capture a master's stream for ten minutes, then go on later without a new snapshot:
+    rdbtool backlog capture redis://master:6379 --out capture/ --duration 10m
+    rdbtool backlog capture --continue capture/
+  What a replica at offset 123456 is missing, applied to it:
+    rdbtool backlog slice capture/ --from 123456 | redis-cli -p 6380 --pipe
   Check a capture:
     rdbtool backlog verify capture/
   Will a replica that reconnects now resync partially?
@@ -34,6 +41,10 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Capture a master's replication stream into a directory: the snapshot, then every
+    /// command, as a replica takes them; --continue goes on where a capture stopped.
+    #[command(after_long_help = MORE)]
+    Capture(capture::Args),
     /// Check a capture: record checksums, offsets without gaps, RESP framing, snapshots.
     #[command(after_long_help = MORE)]
     Verify(verify::Args),
@@ -42,11 +53,17 @@ enum Command {
     /// decides it: from saved `INFO replication` outputs or values given as options.
     #[command(after_long_help = psync_check::MORE)]
     PsyncCheck(psync_check::Args),
+    /// The commands a replica at an offset is missing, from a capture: RESP that applies on
+    /// its own, or JSON Lines.
+    #[command(after_long_help = MORE)]
+    Slice(slice::Args),
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     match args.command {
+        Command::Capture(args) => capture::run(args, out),
         Command::Verify(args) => verify::run(args, out),
+        Command::Slice(args) => slice::run(args, out),
         Command::PsyncCheck(args) => psync_check::run(args, out),
     }
 }
