@@ -9,8 +9,9 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::backlog::{field, info, num, wait_for};
 use common::server::{Build, Server, build};
 use serde_json::Value;
 
@@ -26,34 +27,6 @@ const CONF: [&str; 8] = [
     "--repl-diskless-sync",
     "no",
 ];
-
-fn info(server: &Server, section: &str) -> String {
-    server.cli(&["INFO", section])
-}
-
-fn field(text: &str, name: &str) -> String {
-    let prefix = format!("{name}:");
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in INFO:\n{text}"))
-        .to_string()
-}
-
-fn num(text: &str, name: &str) -> i64 {
-    field(text, name).parse().unwrap()
-}
-
-/// Polls until `ok`, for at most a minute.
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn start_master(build: &Build) -> Server {
     Server::start_with(build, None, &CONF)

@@ -218,7 +218,7 @@ impl Replica {
     }
 
     /// The command stream's bytes as they arrive: `Ok(0)` when none came within the poll
-    /// time, an error when the link is closed.
+    /// time (or a signal came first), an error when the link is closed.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.start < self.end {
             let n = buf.len().min(self.end - self.start);
@@ -229,7 +229,8 @@ impl Replica {
         self.set_timeout(self.poll)?;
         match self.sock.read(buf) {
             Ok(0) if !buf.is_empty() => Err(closed()),
-            Err(e) if timed_out(&e) => Ok(0),
+            // A signal (Ctrl-C) is the caller's to look at: nothing read.
+            Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(0),
             got => got,
         }
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aof;
+pub mod backlog;
 pub mod server;
 
 use std::path::{Path, PathBuf};
