@@ -28,6 +28,12 @@ struct Agg {
 }
 
 impl Agg {
+    fn merge(&mut self, other: &Agg) {
+        self.keys += other.keys;
+        self.rdb_bytes += other.rdb_bytes;
+        self.memory += other.memory;
+    }
+
     fn add(&mut self, row: &KeyRow<'_>) {
         self.keys += 1;
         self.rdb_bytes += row.rdb_bytes;
@@ -68,6 +74,24 @@ impl Prefixes {
                 Some(agg) => agg.add(row),
                 None if full => other.add(row),
                 None => map.entry(prefix.to_vec()).or_default().add(row),
+            }
+        }
+    }
+
+    /// Adds the counts of `other` (of other keys, with the same delimiter and depth): a
+    /// prefix it has and this one has not is taken in while the level has room.
+    pub fn merge(&mut self, other: Prefixes) {
+        for ((map, other_agg), (theirs, their_other)) in self.levels.iter_mut().zip(other.levels) {
+            other_agg.merge(&their_other);
+            for (prefix, agg) in theirs {
+                let full = map.len() >= MAX_PER_LEVEL;
+                match map.get_mut(&prefix) {
+                    Some(mine) => mine.merge(&agg),
+                    None if full => other_agg.merge(&agg),
+                    None => {
+                        map.insert(prefix, agg);
+                    }
+                }
             }
         }
     }
