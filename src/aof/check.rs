@@ -155,7 +155,7 @@ pub fn check_split(
 /// outside a transaction: a boundary inside one makes the first thread read on alone), else
 /// after any CRLF followed by `*<digits>\r\n$`. It may be inside an argument; the first
 /// thread tells.
-fn boundary_after(data: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn boundary_after(data: &[u8], from: usize) -> Option<usize> {
     let window = &data[from..data.len().min(from + (1 << 20))];
     let starts_command = |at: usize| {
         let rest = &window[at..];

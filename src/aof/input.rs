@@ -181,14 +181,45 @@ impl AofInput {
         &self,
         i: usize,
         ts: Option<u64>,
-        mut each: impl FnMut(&Logged<'_>, Pos) -> std::io::Result<()>,
+        each: impl FnMut(&Logged<'_>, Pos) -> std::io::Result<()>,
     ) -> Result<Option<u64>, Error> {
+        let start = self.parts[i].resp_start;
+        let walked = self.walk_from(
+            i,
+            Resume {
+                at: start,
+                db: 0,
+                ts,
+            },
+            None,
+            each,
+        )?;
+        Ok(walked.ts)
+    }
+
+    /// [`AofInput::walk`] of file `i` from a command boundary outside a transaction, `from`;
+    /// with `until`, the walk stops there if it reaches it between commands and outside a
+    /// transaction (else it reads on to the file's end). Where it stopped, and the state there.
+    pub fn walk_from(
+        &self,
+        i: usize,
+        from: Resume,
+        until: Option<usize>,
+        mut each: impl FnMut(&Logged<'_>, Pos) -> std::io::Result<()>,
+    ) -> Result<Resume, Error> {
         let part = &self.parts[i];
         let data = part.data();
-        let mut log = Log::new(data, part.resp_start).with_time(ts);
+        let mut log = Log::resume(data, from.at, from.db).with_time(from.ts);
         // The RDB part is released by whoever reads it.
-        let mut released = part.resp_start;
-        while let Some(item) = log.next() {
+        let mut released = from.at;
+        loop {
+            log.skip_annotations();
+            let stop = until == Some(log.offset() as usize) && log.open_multi().is_none();
+            let item = match stop {
+                true => None,
+                false => log.next(),
+            };
+            let Some(item) = item else { break };
             let logged = item.map_err(|problem| Error::Log {
                 path: part.path.clone(),
                 problem,
@@ -213,18 +244,28 @@ impl AofInput {
                 global: part.start + offset,
             };
             each(&logged, at).map_err(Error::Output)?;
-            // Released a window behind: another thread may still read what the walk passed
-            // (inspect's key counts).
-            if offset as usize - released >= 2 * RELEASE_EVERY {
-                let upto = offset as usize - RELEASE_EVERY;
-                part.map.release(released, upto);
-                released = upto;
+            // What the walk passed is read by no one else.
+            if offset as usize - released >= RELEASE_EVERY {
+                part.map.release(released, offset as usize);
+                released = offset as usize;
             }
         }
-        Ok(log.time())
+        Ok(Resume {
+            at: log.offset() as usize,
+            db: log.db(),
+            ts: log.time(),
+        })
     }
 }
 
-/// How far a walk goes between page releases, and how far behind it they are
-/// (inspect's key counts lag the walk by less: see `SPAN` in `inspect::aof_keys`).
+/// A place between commands of a file, outside a transaction, and the log's state there: the
+/// database and the time of the last `#TS:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub at: usize,
+    pub db: u64,
+    pub ts: Option<u64>,
+}
+
+/// How far a walk goes between page releases, and how far behind it they are.
 const RELEASE_EVERY: usize = 32 << 20;

@@ -96,14 +96,24 @@ impl<'a> Log<'a> {
         self.multi
     }
 
-    /// The next command, None at the end; after a problem the walk is over.
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<Result<Logged<'_>, Problem>> {
+    /// The database the next command runs in.
+    pub fn db(&self) -> u64 {
+        self.db
+    }
+
+    /// Reads the annotation lines at the current position (their times taken in).
+    pub fn skip_annotations(&mut self) {
         while let Some(text) = self.items.next_annotation() {
             if let Some(ts) = timestamp(text) {
                 self.ts = Some(ts);
             }
         }
+    }
+
+    /// The next command, None at the end; after a problem the walk is over.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Result<Logged<'_>, Problem>> {
+        self.skip_annotations();
         let cmd = match self.items.next_item()? {
             Ok(Item::Command(cmd)) => cmd,
             // What next_annotation left is an annotation without its line end.

@@ -84,12 +84,50 @@ impl<T: Clone, const N: usize> Frequent<T, N> {
         xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
+    /// Fetches into cache where the key of hash `hash` is looked up, ahead of its
+    /// [`Frequent::add`] (the index is larger than a core's cache: a lookup waits for memory).
+    pub fn prefetch(&self, hash: u64) {
+        let at = (hash as usize) & (self.index.len() - 1);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch reads nothing (it only hints the cache), and `at` is within the
+        // index.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(self.index.as_ptr().add(at).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
     /// Counts `weights` for the key of hash `hash` (see [`Frequent::hash`]), named `item`
     /// (made only when the key is taken in).
     pub fn add(&mut self, hash: u64, weights: [u64; N], item: impl FnOnce() -> T) {
         for (t, w) in self.total.iter_mut().zip(weights) {
             *t += w;
         }
+        self.count(hash, weights, item);
+    }
+
+    /// Adds `other`'s counts (a sketch of another part of the stream) as mergeable summaries
+    /// do: a key held in both adds up its counts, and purges make room as in [`Frequent::add`].
+    /// The cuts of both and of those purges add up, and each removes at least k+1 times its
+    /// size from its weight's counts, so a weight's bound stays at most its total / (k+1); a
+    /// count is over the true one (the sum of both parts') by at most it. While the keys of
+    /// both fit in the table, no purge is made: the counts are exact. `rehash` gives an item's
+    /// hash (and the item, changed if need be).
+    pub fn merge(&mut self, other: Frequent<T, N>, rehash: impl Fn(T) -> (u64, T)) {
+        for w in 0..N {
+            self.total[w] += other.total[w];
+            self.cut[w] += other.cut[w];
+        }
+        for e in other.entries {
+            let (hash, item) = rehash(e.item);
+            self.count(hash, e.counts, || item);
+        }
+    }
+
+    /// Adds `weights` to the counts of the key of hash `hash`, taking it in if not held.
+    fn count(&mut self, hash: u64, weights: [u64; N], item: impl FnOnce() -> T) {
         let mut at = self.find(hash);
         if let Some(i) = self.held_at(at) {
             for (c, w) in self.entries[i].counts.iter_mut().zip(weights) {
@@ -266,6 +304,55 @@ mod tests {
             }
             // Every key heavier than the bound is in the sketch.
             let listed = top(&sketch, w, usize::MAX);
+            for (k, &t) in truth {
+                if t > bound {
+                    assert!(listed.iter().any(|h| key(h) == *k), "{k}: {t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_halves_merged() {
+        let rehash = |item: (u64, Vec<u8>)| (Sketch::hash(item.0, &item.1), item);
+        let weight = |k: usize| 1 + (k % 7) as u64 * 10;
+        // One sketch of the stream, and two of its first third and the rest, merged.
+        let halves = |s: &[usize], k: usize| {
+            let [mut one, mut first, mut second] = [(); 3].map(|_| Sketch::new(k));
+            for (i, &key) in s.iter().enumerate() {
+                let half = if i < s.len() / 3 {
+                    &mut first
+                } else {
+                    &mut second
+                };
+                add(half, 0, &key.to_le_bytes(), weight(key));
+                add(&mut one, 0, &key.to_le_bytes(), weight(key));
+            }
+            first.merge(second, rehash);
+            (one, first)
+        };
+        // While the keys fit: what one sketch counts.
+        let (one, merged) = halves(&stream(50, 10_000), 17);
+        for w in 0..2 {
+            assert_eq!(top(&merged, w, usize::MAX), top(&one, w, usize::MAX));
+            assert_eq!((merged.bound(w), merged.total(w)), (0, one.total(w)));
+        }
+        // Beyond: within the stated bound, every key heavier than it listed.
+        let s = stream(5_000, 200_000);
+        let (_, merged) = halves(&s, 100);
+        let key = |h: &Heavy<(u64, Vec<u8>)>| {
+            usize::from_le_bytes(h.item.1.as_slice().try_into().unwrap())
+        };
+        for (w, truth) in [exact(&s, |_| 1), exact(&s, weight)].iter().enumerate() {
+            let total: u64 = truth.values().sum();
+            let bound = merged.bound(w);
+            assert_eq!(merged.total(w), total);
+            assert!(bound > 0 && bound <= total / 101, "{bound} vs {total}");
+            let listed = top(&merged, w, usize::MAX);
+            for h in &listed {
+                let t = truth[&key(h)];
+                assert!(h.count >= t && h.count - t <= bound, "{h:?} vs {t}");
+            }
             for (k, &t) in truth {
                 if t > bound {
                     assert!(listed.iter().any(|h| key(h) == *k), "{k}: {t}");

@@ -3,7 +3,8 @@
 //! each count over by at most its stated bound), key prefixes, the time range and writes per
 //! minute from `#TS:` annotations, transactions, the largest commands, expiry commands, and
 //! the RDB base's (or preamble's) own inspect report. One pass over the mapped files; the RDB
-//! part is inspected on its own thread while the commands are read.
+//! part is inspected on its own thread while the commands are read, a large log's commands by
+//! two walks (see [`super::aof_walk`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -11,9 +12,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use crate::hash::{ByName, ShortBuild};
 use serde::Serialize;
 
-use super::aof_keys::{self, Feed, KeyRef};
+use super::aof_keys::Keys;
 use super::{Options, Report};
-use crate::aof::input::{AofInput, Error};
+use crate::aof::input::{AofInput, Error, OpenPart, Resume};
 use crate::aof::log::{Kind, Logged};
 use crate::aof::slice::{KeyFinder, Pos};
 use crate::rdb::SliceInput;
@@ -153,45 +154,33 @@ struct NameStat {
     set: bool,
 }
 
-/// The walk's state over the commands.
-struct Tally {
-    report: AofReport,
+/// A walk's state over the commands.
+pub(super) struct Tally {
+    pub(super) report: AofReport,
     names: Names,
     finder: KeyFinder,
-    /// The keys written, to the thread that counts them.
-    keys: Feed,
-    /// The file being walked.
-    part: u32,
+    /// The keys written, counted.
+    pub(super) keys: Keys,
     minutes: BTreeMap<u64, u64>,
     /// The minute of the last writes and how many, not yet in `minutes` (writes come in runs
     /// of one minute: a map lookup per run, not per write).
     minute: Option<(u64, u64)>,
     largest: BinaryHeap<Reverse<Largest>>,
     top: usize,
+    /// A SELECT of [`UNKNOWN_DB`] was read.
+    pub(super) clash: bool,
 }
 
-/// Inspects the AOF `input`: the commands on this thread, the keys they write counted on a
-/// second, and the RDB base (or preamble), if any, on a third. A problem in the input comes
-/// with the report of what came before it; failing to read a file is an error.
+/// The database a walk from the middle of a file counts writes in until the file's next
+/// SELECT: the one they run in is known when the walk before it gets there.
+pub(super) const UNKNOWN_DB: u64 = u64::MAX;
+
+/// Inspects the AOF `input`: the commands on this thread (and a second, for a large log), and
+/// the RDB base (or preamble), if any, on another. A problem in the input comes with the
+/// report of what came before it; failing to read a file is an error.
 pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Error>), Error> {
-    let (feed, end) = aof_keys::channel();
-    let mut tally = Tally {
-        report: AofReport {
-            input: input.describe(),
-            ..Default::default()
-        },
-        names: Names::default(),
-        finder: KeyFinder::default(),
-        keys: feed,
-        part: 0,
-        minutes: BTreeMap::new(),
-        minute: None,
-        largest: BinaryHeap::new(),
-        top: opts.top,
-    };
     let base = input.parts.iter().find(|p| p.rdb);
-    let (base, walked, keys, mut report) = std::thread::scope(|s| {
-        let keys = s.spawn(|| aof_keys::count(input, end, opts.delimiter, opts.depth));
+    let (base, (walked, tally)) = std::thread::scope(|s| {
         let base = base.map(|part| {
             s.spawn(move || {
                 let data = &part.data()[..part.resp_start];
@@ -205,17 +194,15 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Er
                 )
             })
         });
-        let walked = tally.walk(input);
-        let report = tally.finish(opts.top);
-        let keys = keys.join().expect("the key counts panicked");
+        let walked = super::aof_walk::walk(input, opts);
         let base = base.map(|h| h.join().expect("the base's inspection panicked"));
-        (base, walked, keys, report)
+        (base, walked)
     });
     let mut problem = match walked {
         Err(e) if !e.is_problem() => return Err(e),
         walked => walked.err(),
     };
-    report.prefixes = keys.finish(opts.top, &mut report.keys);
+    let mut report = tally.finish(opts.top);
     match base {
         Some(Ok(b)) => report.base = Some(b),
         Some(Err(e)) => problem = problem.or(Some(e)),
@@ -225,25 +212,70 @@ pub fn inspect(input: &AofInput, opts: &Options) -> Result<(AofReport, Option<Er
 }
 
 impl Tally {
-    fn walk(&mut self, input: &AofInput) -> Result<(), Error> {
-        let mut ts = None;
-        for (i, part) in input.parts.iter().enumerate() {
-            let before = self.report.commands;
-            self.part = i as u32;
-            let walked = input.walk(i, ts, |logged, at| {
-                self.command(logged, at, &part.name);
-                Ok(())
-            });
-            self.report.files.push(FileRow {
+    pub(super) fn new(input: &AofInput, opts: &Options) -> Tally {
+        Tally {
+            report: AofReport {
+                input: input.describe(),
+                ..Default::default()
+            },
+            names: Names::default(),
+            finder: KeyFinder::default(),
+            keys: Keys::new(opts.delimiter, opts.depth),
+            minutes: BTreeMap::new(),
+            minute: None,
+            largest: BinaryHeap::new(),
+            top: opts.top,
+            clash: false,
+        }
+    }
+
+    /// Walks the files `parts` from their first command, the first with the time `ts`; the
+    /// time at the end.
+    pub(super) fn walk_parts(
+        &mut self,
+        input: &AofInput,
+        parts: std::ops::Range<usize>,
+        mut ts: Option<u64>,
+    ) -> Result<Option<u64>, Error> {
+        for i in parts {
+            let at = input.parts[i].resp_start;
+            ts = self.walk_part(input, i, Resume { at, db: 0, ts }, None)?.ts;
+        }
+        Ok(ts)
+    }
+
+    /// Walks file `i` from `from`, to its end or `until` (see [`AofInput::walk_from`]).
+    pub(super) fn walk_part(
+        &mut self,
+        input: &AofInput,
+        i: usize,
+        from: Resume,
+        until: Option<usize>,
+    ) -> Result<Resume, Error> {
+        let part = &input.parts[i];
+        let before = self.report.commands;
+        let walked = input.walk_from(i, from, until, |logged, at| {
+            self.command(logged, at, &part.name);
+            Ok(())
+        });
+        let commands = self.report.commands - before;
+        self.row(part).commands += commands;
+        walked
+    }
+
+    /// The row of the file `part`, the last one.
+    fn row(&mut self, part: &OpenPart) -> &mut FileRow {
+        let files = &mut self.report.files;
+        if files.last().is_none_or(|r| r.name != part.name) {
+            files.push(FileRow {
                 name: part.name.clone(),
                 bytes: part.data().len() as u64,
                 start: part.start,
                 rdb_bytes: part.resp_start as u64,
-                commands: self.report.commands - before,
+                commands: 0,
             });
-            ts = walked?;
         }
-        Ok(())
+        files.last_mut().expect("a row was pushed")
     }
 
     fn command(&mut self, logged: &Logged<'_>, at: Pos, file: &str) {
@@ -259,6 +291,7 @@ impl Tally {
         match logged.kind {
             Kind::Multi => r.transactions.multi += 1,
             Kind::Exec => r.transactions.exec += 1,
+            Kind::Select => self.clash |= logged.db == UNKNOWN_DB,
             _ => {}
         }
         if logged.kind != Kind::Data {
@@ -296,12 +329,16 @@ impl Tally {
         }
     }
 
-    /// The writes of the last minute into `minutes`, or into those not listed when it is not
-    /// there and full.
-    fn flush_minute(&mut self) {
-        let Some((minute, n)) = self.minute.take() else {
-            return;
-        };
+    /// The writes of the last minute into `minutes`.
+    pub(super) fn flush_minute(&mut self) {
+        if let Some((minute, n)) = self.minute.take() {
+            self.add_minute(minute, n);
+        }
+    }
+
+    /// `n` writes of `minute` into `minutes`, or into those not listed when it is not there
+    /// and full.
+    pub(super) fn add_minute(&mut self, minute: u64, n: u64) {
         let full = self.minutes.len() >= MAX_MINUTES;
         match self.minutes.get_mut(&minute) {
             Some(count) => *count += n,
@@ -321,34 +358,19 @@ impl Tally {
             return;
         }
         // The command's bytes are shared among its keys.
-        let share = len / n;
-        let ranges = cmd.arg_ranges();
+        let share = if n == 1 { len } else { len / n };
         for i in positions {
-            let Some(r) = ranges.get(i) else { continue };
+            let Some(key) = cmd.arg(i) else { continue };
             self.report.keys.writes += 1;
             self.report.keys.bytes += share;
-            self.keys.push(KeyRef {
-                part: self.part,
-                len: r.len() as u32,
-                start: cmd.offset + r.start as u64,
-                db: logged.db,
-                share,
-            });
+            self.keys.add(logged.db, key, share);
         }
     }
 
     fn largest(&mut self, logged: &Logged<'_>, at: Pos, file: &str) {
         let len = logged.cmd.raw.len() as u64;
-        if self.top == 0 {
+        if !self.room(len) {
             return;
-        }
-        if self.largest.len() == self.top {
-            match self.largest.peek() {
-                Some(Reverse(min)) if min.bytes >= len => return,
-                _ => {
-                    self.largest.pop();
-                }
-            }
         }
         let cmd = &logged.cmd;
         let mut positions = self.finder.positions(cmd);
@@ -363,10 +385,110 @@ impl Tally {
         }));
     }
 
-    /// The report of the commands (the keys' part is the counting thread's); closes the feed.
-    fn finish(mut self, top: usize) -> AofReport {
+    /// Whether a command of `len` bytes is among the largest so far: if so, room is made.
+    pub(super) fn room(&mut self, len: u64) -> bool {
+        if self.top == 0 {
+            return false;
+        }
+        if self.largest.len() == self.top {
+            match self.largest.peek() {
+                Some(Reverse(min)) if min.bytes >= len => return false,
+                _ => {
+                    self.largest.pop();
+                }
+            }
+        }
+        true
+    }
+
+    /// Takes in the counts of `later`, a walk of the log from `at`, where this one ended.
+    pub(super) fn merge(&mut self, mut later: Tally, at: Resume) {
         self.flush_minute();
-        self.keys.close();
+        later.flush_minute();
+        let (r, l) = (&mut self.report, later.report);
+        r.commands += l.commands;
+        r.bytes += l.bytes;
+        let mut files = l.files.into_iter().peekable();
+        if let (Some(last), Some(next)) = (r.files.last_mut(), files.peek())
+            && last.name == next.name
+        {
+            last.commands += next.commands;
+            files.next();
+        }
+        r.files.extend(files);
+        for (db, row) in l.dbs {
+            let db = r.dbs.entry(if db == UNKNOWN_DB { at.db } else { db });
+            let db = db.or_default();
+            db.writes += row.writes;
+            db.bytes += row.bytes;
+        }
+        let t = &mut r.transactions;
+        t.multi += l.transactions.multi;
+        t.exec += l.transactions.exec;
+        t.commands += l.transactions.commands;
+        for (form, n) in l.expiry {
+            *r.expiry.entry(form).or_default() += n;
+        }
+        let k = &mut r.keys;
+        k.writes += l.keys.writes;
+        k.bytes += l.keys.bytes;
+        k.commands_without_keys += l.keys.commands_without_keys;
+        self.merge_time(l.time, at.ts);
+        for (minute, n) in later.minutes {
+            self.add_minute(minute, n);
+        }
+        self.merge_largest(later.largest);
+        self.merge_names(later.names);
+        self.keys.merge(later.keys, UNKNOWN_DB, at.db);
+    }
+
+    /// Takes in the times of a later walk, whose writes without a time have `ts`, the time
+    /// where it started.
+    fn merge_time(&mut self, l: TimeRange, ts: Option<u64>) {
+        let t = &mut self.report.time;
+        let inherited = ts.filter(|_| l.writes_without_time > 0);
+        for at in [l.first, l.last, inherited].into_iter().flatten() {
+            t.first = Some(t.first.map_or(at, |f| f.min(at)));
+            t.last = Some(t.last.map_or(at, |v| v.max(at)));
+        }
+        t.writes_with_time += l.writes_with_time;
+        t.writes_in_minutes_not_listed += l.writes_in_minutes_not_listed;
+        match ts {
+            Some(ts) => {
+                t.writes_with_time += l.writes_without_time;
+                if l.writes_without_time > 0 {
+                    self.add_minute(ts - ts % 60, l.writes_without_time);
+                }
+            }
+            None => t.writes_without_time += l.writes_without_time,
+        }
+    }
+
+    /// Takes in `later`'s largest commands, in the order of the log.
+    pub(super) fn merge_largest(&mut self, later: BinaryHeap<Reverse<Largest>>) {
+        let mut later: Vec<Largest> = later.into_iter().map(|Reverse(l)| l).collect();
+        later.sort_by_key(|l| l.offset);
+        for l in later {
+            if self.room(l.bytes) {
+                self.largest.push(Reverse(l));
+            }
+        }
+    }
+
+    /// Takes in `later`'s counts by command name.
+    pub(super) fn merge_names(&mut self, later: Names) {
+        for (name, s) in later.stats {
+            let i = self.names.index(&name);
+            let stat = &mut self.names.stats[i].1;
+            stat.count += s.count;
+            stat.bytes += s.bytes;
+        }
+    }
+
+    /// The report.
+    pub(super) fn finish(mut self, top: usize) -> AofReport {
+        self.flush_minute();
+        self.report.prefixes = self.keys.finish(top, &mut self.report.keys);
         let r = &mut self.report;
         let mut names: Vec<NameRow> = self
             .names
@@ -398,7 +520,7 @@ impl Tally {
 
 /// The counts of the command names (uppercase), found by the name as written.
 #[derive(Default)]
-struct Names {
+pub(super) struct Names {
     stats: Vec<(Vec<u8>, NameStat)>,
     by_upper: HashMap<Vec<u8>, usize, ShortBuild>,
     by_written: ByName<usize>,

@@ -1,64 +1,12 @@
-//! The keys side of AOF inspect, on a thread of its own: the walk sends where each key
-//! written lies in its file (in batches), and this thread counts them in the heavy-hitters
-//! sketches and the key prefixes, reading the key bytes from the mapped files.
-
-use crossbeam_channel::{Receiver, Sender, bounded};
+//! The keys side of AOF inspect: each walk of the log (one per thread, see `inspect::aof`)
+//! counts the keys it reads in its own heavy-hitters sketch and key prefixes, while their
+//! bytes are still in cache; the walks' counts are merged at the end.
 
 use super::KeyRow;
 use super::aof::{HeavyRow, KeysTouched, PrefixRow, SKETCH_COUNTERS};
 use super::prefix::Prefixes;
-use crate::aof::input::AofInput;
 use crate::aof::sketch::{Frequent, Heavy};
 use crate::rdb::error::escape;
-
-/// A key written: its bytes at `start..start + len` of file `part`, its database, and its
-/// share of the command's bytes.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct KeyRef {
-    pub part: u32,
-    pub len: u32,
-    pub start: u64,
-    pub db: u64,
-    pub share: u64,
-}
-
-const BATCH: usize = 8192;
-/// Most bytes of file a batch spans: the batches in the channel and the one being counted
-/// then stay within the window the walk keeps mapped behind it (see `AofInput::walk`), so
-/// that the counting thread never touches a page the walk already released.
-const SPAN: u64 = 4 << 20;
-
-/// The walk's end of the channel: keys gathered into batches, the batches sent and their
-/// buffers handed back.
-pub(super) struct Feed {
-    batch: Vec<KeyRef>,
-    tx: Sender<Vec<KeyRef>>,
-    spare: Receiver<Vec<KeyRef>>,
-}
-
-impl Feed {
-    pub(super) fn push(&mut self, key: KeyRef) {
-        self.batch.push(key);
-        let first = self.batch[0];
-        let span = key.start.abs_diff(first.start);
-        if self.batch.len() == BATCH || span >= SPAN || key.part != first.part {
-            let next = self
-                .spare
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-            let full = std::mem::replace(&mut self.batch, next);
-            // The counting thread ends only when this feed is dropped.
-            let _ = self.tx.send(full);
-        }
-    }
-
-    /// Sends what is left; the counting thread then finishes.
-    pub(super) fn close(self) {
-        if !self.batch.is_empty() {
-            let _ = self.tx.send(self.batch);
-        }
-    }
-}
 
 /// A counted key: its database and name, copied when the sketch takes it in (so that no
 /// page of the files is read again to list it).
@@ -77,14 +25,15 @@ enum KeyBytes {
 
 impl KeyBytes {
     fn new(key: &[u8]) -> Self {
+        KeyBytes::short(key).unwrap_or_else(|| KeyBytes::Long(key.into()))
+    }
+
+    /// The bytes of a short key, kept in place.
+    fn short(key: &[u8]) -> Option<Self> {
         let mut b = [0u8; 22];
-        match b.get_mut(..key.len()) {
-            Some(to) => {
-                to.copy_from_slice(key);
-                KeyBytes::Short(key.len() as u8, b)
-            }
-            None => KeyBytes::Long(key.into()),
-        }
+        let to = b.get_mut(..key.len())?;
+        to.copy_from_slice(key);
+        Some(KeyBytes::Short(key.len() as u8, b))
     }
 
     fn bytes(&self) -> &[u8] {
@@ -99,65 +48,85 @@ impl KeyBytes {
 pub(super) struct Keys {
     /// Writes and bytes by key.
     sketch: Frequent<Named, 2>,
+    /// Keys not yet added to the sketch, their place in it fetched (see [`PENDING`]): their
+    /// hash and share of bytes.
+    pending: Vec<(u64, u64, Named)>,
     prefixes: Prefixes,
 }
 
-/// The counting thread's end of the channel: batches in, emptied buffers back.
-pub(super) type End = (Receiver<Vec<KeyRef>>, Sender<Vec<KeyRef>>);
-
-/// A feed, and the thread's end: run [`count`] with it.
-pub(super) fn channel() -> (Feed, End) {
-    let (tx, rx) = bounded(4);
-    let (back, spare) = bounded(4);
-    let feed = Feed {
-        batch: Vec::with_capacity(BATCH),
-        tx,
-        spare,
-    };
-    (feed, (rx, back))
-}
-
-/// Counts the keys sent until the feed closes.
-pub(super) fn count(input: &AofInput, (rx, back): End, delimiter: u8, depth: usize) -> Keys {
-    let mut keys = Keys {
-        sketch: Frequent::new(SKETCH_COUNTERS),
-        prefixes: Prefixes::new(delimiter, depth),
-    };
-    for mut batch in rx {
-        for k in &batch {
-            let data = input.parts[k.part as usize].data();
-            let start = k.start as usize;
-            keys.add(k, &data[start..start + k.len as usize]);
-        }
-        batch.clear();
-        let _ = back.try_send(batch);
-    }
-    keys
-}
+/// Keys whose place in the sketch is fetched before they are added: a lookup waits for memory,
+/// several of them at once wait about as long as one.
+const PENDING: usize = 16;
 
 impl Keys {
-    fn add(&mut self, k: &KeyRef, key: &[u8]) {
-        let hash = Frequent::<Named, 2>::hash(k.db, key);
-        let named = || Named {
-            db: k.db,
-            key: KeyBytes::new(key),
-        };
-        self.sketch.add(hash, [1, k.share], named);
+    pub(super) fn new(delimiter: u8, depth: usize) -> Keys {
+        Keys {
+            sketch: Frequent::new(SKETCH_COUNTERS),
+            pending: Vec::with_capacity(PENDING),
+            prefixes: Prefixes::new(delimiter, depth),
+        }
+    }
+
+    /// Adds the pending keys to the sketch, in the order written.
+    fn flush(&mut self) {
+        for (hash, share, named) in self.pending.drain(..) {
+            self.sketch.add(hash, [1, share], || named);
+        }
+    }
+
+    /// Counts a write of `key` in `db`, with its `share` of the command's bytes.
+    pub(super) fn add(&mut self, db: u64, key: &[u8], share: u64) {
+        let hash = Frequent::<Named, 2>::hash(db, key);
+        let named = |key| Named { db, key };
+        match KeyBytes::short(key) {
+            Some(short) => {
+                self.sketch.prefetch(hash);
+                self.pending.push((hash, share, named(short)));
+                if self.pending.len() == PENDING {
+                    self.flush();
+                }
+            }
+            // A long key's bytes are copied only if the sketch takes it in.
+            None => {
+                self.flush();
+                self.sketch
+                    .add(hash, [1, share], || named(KeyBytes::new(key)));
+            }
+        }
         self.prefixes.add(&KeyRow {
-            db: k.db,
+            db,
             key,
             r#type: "",
             encoding: "",
             expire_at: None,
-            rdb_bytes: k.share,
+            rdb_bytes: share,
             elements: 0,
             largest_element: 0,
             memory: Some(1),
         });
     }
 
+    /// Adds the counts of `later` (a walk of a later part of the log), whose keys in database
+    /// `unknown` are in `db` (the walk started where the database was not yet known).
+    pub(super) fn merge(&mut self, mut later: Keys, unknown: u64, db: u64) {
+        self.flush();
+        later.flush();
+        self.sketch.merge(later.sketch, |named| {
+            let named = match named.db == unknown {
+                true => Named { db, ..named },
+                false => named,
+            };
+            (
+                Frequent::<Named, 2>::hash(named.db, named.key.bytes()),
+                named,
+            )
+        });
+        self.prefixes.merge(later.prefixes);
+    }
+
     /// The top lists and bounds into `touched`; the prefixes, by level and writes.
-    pub(super) fn finish(self, top: usize, touched: &mut KeysTouched) -> Vec<PrefixRow> {
+    pub(super) fn finish(mut self, top: usize, touched: &mut KeysTouched) -> Vec<PrefixRow> {
+        self.flush();
         touched.sketch_counters = self.sketch.k();
         touched.writes_bound = self.sketch.bound(0);
         touched.bytes_bound = self.sketch.bound(1);

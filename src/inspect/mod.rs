@@ -4,6 +4,7 @@
 
 pub mod aof;
 mod aof_keys;
+mod aof_walk;
 pub mod memory;
 pub mod prefix;
 mod top;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::hash::ShortBuild;
+use crate::hash::{ByName, ShortBuild};
 use serde::Serialize;
 
 use super::KeyRow;
@@ -28,6 +28,12 @@ struct Agg {
 }
 
 impl Agg {
+    fn merge(&mut self, other: &Agg) {
+        self.keys += other.keys;
+        self.rdb_bytes += other.rdb_bytes;
+        self.memory += other.memory;
+    }
+
     fn add(&mut self, row: &KeyRow<'_>) {
         self.keys += 1;
         self.rdb_bytes += row.rdb_bytes;
@@ -36,23 +42,50 @@ impl Agg {
 }
 
 /// One level's prefixes and their totals, and the totals of what did not fit.
-type Level = (HashMap<Vec<u8>, Agg, ShortBuild>, Agg);
+#[derive(Default)]
+struct Level {
+    rows: Vec<(Vec<u8>, Agg)>,
+    /// The row of each prefix.
+    by_prefix: HashMap<Vec<u8>, usize, ShortBuild>,
+    /// The rows of short prefixes, found without hashing while the level holds few (a
+    /// miss then means a new prefix or a long one).
+    fast: ByName<usize>,
+    other: Agg,
+}
+
+impl Level {
+    /// The totals of `prefix`, taken in while there is room; None when full.
+    fn get(&mut self, prefix: &[u8]) -> Option<&mut Agg> {
+        let few = self.rows.len() <= ByName::<usize>::MAX;
+        let found = few.then(|| self.fast.get(prefix)).flatten();
+        let i = match found.or_else(|| self.by_prefix.get(prefix).copied()) {
+            Some(i) => i,
+            None if self.rows.len() >= MAX_PER_LEVEL => return None,
+            None => {
+                let i = self.rows.len();
+                self.rows.push((prefix.to_vec(), Agg::default()));
+                self.by_prefix.insert(prefix.to_vec(), i);
+                self.fast.insert(prefix, i);
+                i
+            }
+        };
+        Some(&mut self.rows[i].1)
+    }
+}
 
 pub struct Prefixes {
     delimiter: u8,
     depth: usize,
-    /// Per level (1-based index - 1): prefix -> totals, and what did not fit.
+    /// Per level (1-based index - 1).
     levels: Vec<Level>,
 }
 
 impl Prefixes {
     pub fn new(delimiter: u8, depth: usize) -> Self {
-        // A fast hash: every key looks up `depth` prefixes.
-        let empty = (HashMap::with_hasher(ShortBuild::default()), Agg::default());
         Prefixes {
             delimiter,
             depth,
-            levels: vec![empty; depth],
+            levels: (0..depth).map(|_| Level::default()).collect(),
         }
     }
 
@@ -61,13 +94,24 @@ impl Prefixes {
     pub fn add(&mut self, row: &KeyRow<'_>) {
         let cuts = memchr::memchr_iter(self.delimiter, row.key).map(|i| i + 1);
         for (level, cut) in cuts.take(self.depth).enumerate() {
-            let (map, other) = &mut self.levels[level];
-            let prefix = &row.key[..cut];
-            let full = map.len() >= MAX_PER_LEVEL;
-            match map.get_mut(prefix) {
+            let level = &mut self.levels[level];
+            match level.get(&row.key[..cut]) {
                 Some(agg) => agg.add(row),
-                None if full => other.add(row),
-                None => map.entry(prefix.to_vec()).or_default().add(row),
+                None => level.other.add(row),
+            }
+        }
+    }
+
+    /// Adds the counts of `other` (of other keys, with the same delimiter and depth): a
+    /// prefix it has and this one has not is taken in while the level has room.
+    pub fn merge(&mut self, other: Prefixes) {
+        for (level, theirs) in self.levels.iter_mut().zip(other.levels) {
+            level.other.merge(&theirs.other);
+            for (prefix, agg) in &theirs.rows {
+                match level.get(prefix) {
+                    Some(mine) => mine.merge(agg),
+                    None => level.other.merge(agg),
+                }
             }
         }
     }
@@ -75,8 +119,8 @@ impl Prefixes {
     /// All prefixes, by level and then memory (largest first), each level's "(other)" last.
     pub fn rows(self) -> Vec<PrefixRow> {
         let mut out = Vec::new();
-        for (i, (map, other)) in self.levels.into_iter().enumerate() {
-            let mut rows: Vec<PrefixRow> = map
+        for (i, Level { rows, other, .. }) in self.levels.into_iter().enumerate() {
+            let mut rows: Vec<PrefixRow> = rows
                 .into_iter()
                 .map(|(p, a)| PrefixRow {
                     level: i + 1,
