@@ -167,21 +167,6 @@ impl Capture {
             epochs,
         })
     }
-
-    /// The epoch whose stream holds `offset` (the last such, if histories overlap).
-    pub fn epoch_at(&self, offset: u64) -> Option<&Epoch> {
-        self.epochs
-            .iter()
-            .rev()
-            .find(|e| e.meta.start <= offset && e.segments.iter().any(|s| s.holds(offset)))
-    }
-}
-
-impl Segment {
-    /// Whether its name says it may hold `offset` (an open segment: anything from its first).
-    pub fn holds(&self, offset: u64) -> bool {
-        self.first <= offset && self.last.is_none_or(|l| offset <= l)
-    }
 }
 
 /// A file of a capture directory, by its name.

@@ -16,8 +16,6 @@ use crc_fast::{CrcAlgorithm, Digest};
 
 pub const MAGIC: &[u8; 4] = b"RBR1";
 pub const HEADER: usize = 32;
-/// No record is longer than this; a longer stated length is damage, not a big command.
-pub const MAX_PAYLOAD: usize = u32::MAX as usize;
 const NO_DB: u32 = 0x7fff_ffff;
 const IN_MULTI: u32 = 0x8000_0000;
 
@@ -184,14 +182,6 @@ impl<'a> Records<'a> {
     /// Where the next record starts in the file.
     pub fn position(&self) -> usize {
         self.pos
-    }
-
-    /// The records from file position `pos` (a record's start, found earlier).
-    pub fn at(data: &'a [u8], pos: usize, first: Option<u64>) -> Self {
-        Records {
-            pos,
-            ..Records::new(data, first)
-        }
     }
 
     fn read(&self) -> Result<Record<'a>, Flaw> {

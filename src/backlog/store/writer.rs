@@ -234,6 +234,14 @@ impl Writer {
         if payload.is_empty() {
             return Ok(());
         }
+        if u32::try_from(payload.len()).is_err() {
+            let msg = format!(
+                "a command of {} bytes at offset {}: a record holds at most 4 GiB",
+                payload.len(),
+                self.next
+            );
+            return Err(std::io::Error::other(msg));
+        }
         if self.open.is_none() {
             let path = self
                 .dir
