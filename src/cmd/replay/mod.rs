@@ -1,6 +1,7 @@
 //! `rdbtool replay`: load a dump (or an AOF) into a live server or cluster.
 
 mod aof;
+mod capture;
 mod hooks;
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use rdbtool::aof::slice::Selection;
 use rdbtool::release::Release;
 use rdbtool::replay::checkpoint::{self, Checkpoint};
 use rdbtool::replay::endpoint::{Endpoint, Tls};
@@ -196,28 +198,56 @@ fn check_tls_options(args: &Args) -> Result<()> {
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     let checkpoint_path = check_paths(&args)?;
+    // A capture directory: its last snapshot, then its stream.
+    let capture = match capture::is_capture(&args.file) {
+        false => None,
+        true => match capture::CaptureInput::open(&args.file, &args.slice) {
+            Ok(c) => Some(c),
+            Err(capture::OpenError::Damaged(why)) => {
+                return Ok(Outcome::problem(format!("{}: {why}", source_name(&args))));
+            }
+            Err(capture::OpenError::Other(e)) => return Err(e),
+        },
+    };
     // An appendonlydir (or its manifest): its files in load order; else one file.
-    let multi = aof::MultiPart::open(&args.file)?;
-    let file = match &multi {
+    let multi = match &capture {
         Some(_) => None,
-        None => Some(open_source(&args)?),
+        None => aof::MultiPart::open(&args.file)?,
+    };
+    let file = match multi.is_some() || capture.is_some() {
+        true => None,
+        false => Some(open_source(&args)?),
     };
     let data = file.as_ref().map_or(&[][..], |f| f.data());
     let endpoint = endpoint(&args)?;
     let shown = endpoint.redacted();
-    let (len, source_hash) = match &multi {
-        Some(m) => m.size_and_hash(),
-        None => (data.len() as u64, checkpoint::source_hash(data)),
+    let (len, source_hash) = match (&multi, &capture) {
+        (Some(m), _) => m.size_and_hash(),
+        (_, Some(c)) => c.size_and_hash(),
+        _ => (data.len() as u64, checkpoint::source_hash(data)),
     };
-    let aof = multi.is_some() || rdbtool::aof::is_aof(data);
-    let mut opts = options(&args, resume_point(&args, len, &source_hash)?, aof)?;
-    opts.slice = aof::selection(&args.file, &args.slice, &opts.filter, multi.as_ref())?;
+    let parts = match (&multi, &capture) {
+        (Some(m), _) => m.identity(),
+        (_, Some(c)) => c.identity(),
+        _ => Vec::new(),
+    };
+    let aof = multi.is_some() || capture.is_some() || rdbtool::aof::is_aof(data);
+    let resume = resume_point(&args, len, &source_hash, &parts)?;
+    let mut opts = options(&args, resume, aof)?;
+    opts.slice = match &capture {
+        // --to-offset is the capture's own (the stream is built up to it).
+        Some(_) => Selection {
+            filter: opts.filter.clone(),
+            ..Selection::default()
+        },
+        None => aof::selection(&args.file, &args.slice, &opts.filter, multi.as_ref())?,
+    };
     let checkpoint = checkpoint_path.map(|path| CheckpointTo {
         path,
         source: source_name(&args),
         hash: source_hash,
         size: len,
-        parts: multi.as_ref().map(|m| m.identity()).unwrap_or_default(),
+        parts,
     });
     let progress = args.common.progress();
     let errors_to = args.errors_to.as_ref();
@@ -247,16 +277,18 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         false => Vec::new(),
     };
     let started = Instant::now();
-    let (summary, result) = match (&multi, input) {
-        (Some(m), _) => replay.run(Source::Log(m.parts())),
-        (None, Some(input)) if !aof => replay.run(Source::Rdb(input)),
-        (None, _) => replay.run(Source::Aof(data)),
+    let (summary, result) = match (&multi, &capture, input) {
+        (Some(m), _, _) => replay.run(Source::Log(m.parts())),
+        (_, Some(c), _) => replay.run(Source::Log(c.parts())),
+        (None, None, Some(input)) if !aof => replay.run(Source::Rdb(input)),
+        (None, _, _) => replay.run(Source::Aof(data)),
     };
     let elapsed = started.elapsed();
     hooks.finish()?;
-    let kind = match &multi {
-        Some(m) => Some(m.describe()),
-        None => aof::describe_single(data, summary.log_from),
+    let kind = match (&multi, &capture) {
+        (Some(m), _) => Some(m.describe()),
+        (_, Some(c)) => Some(c.describe()),
+        _ => aof::describe_single(data, summary.log_from),
     };
     if let Some(kind) = kind {
         header = format!("{header}\n{kind}");
@@ -267,12 +299,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         (true, _) => write_dry_run(out, &header, &summary, &memory, len)?,
         (false, _) => {
             let aof = aof || summary.log_from.is_some();
-            let what = if aof { "AOF commands" } else { "keys" };
+            let what = match (capture.is_some(), aof) {
+                (true, _) => "snapshot keys and stream commands",
+                (false, true) => "AOF commands",
+                (false, false) => "keys",
+            };
             write_summary(out, &header, what, &summary, elapsed, len)?;
             true
         }
     };
-    for n in &summary.notices {
+    let own = capture.as_ref().map(|c| c.notices()).unwrap_or_default();
+    for n in summary.notices.iter().chain(&own) {
         eprintln!("rdbtool: notice: {n}");
     }
     if let Some(e) = hooks.io_error.take() {
@@ -288,6 +325,7 @@ fn check_paths(args: &Args) -> Result<Option<PathBuf>> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
     if let Some(flag) = args.slice.given()
         && !rdbtool::aof::files::detect(&args.file)
+        && !capture::is_capture(&args.file)
     {
         bail!("{flag} slices an AOF; {} is not one", source_name(args));
     }
@@ -317,11 +355,20 @@ fn endpoint(args: &Args) -> Result<Endpoint> {
 
 /// With `--resume`: how many keys the checkpoint says are done, its offset in the source, and
 /// the run that wrote it.
-fn resume_point(args: &Args, len: u64, source_hash: &str) -> Result<Resume> {
+fn resume_point(args: &Args, len: u64, source_hash: &str, parts: &[String]) -> Result<Resume> {
     let (Some(path), true) = (&args.checkpoint, args.resume) else {
         return Ok((0, None, None));
     };
     let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
+    if !parts.is_empty() && cp.parts != parts {
+        bail!(
+            "{}: checkpoint is for another file ({}: {}), not this one ({})",
+            path.display(),
+            cp.source,
+            cp.parts.join("; "),
+            parts.join("; ")
+        );
+    }
     if cp.source_size != len || cp.source_hash != source_hash {
         bail!(
             "{}: checkpoint is for another file ({}, {})",
