@@ -17,11 +17,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::aof::LogInput;
 use crate::cmd::slice::SliceArgs;
 use crate::cmd::{count, iec};
+use rdbtool::aof::slice::Selection;
 use rdbtool::backlog::slice::{SliceError, Sliced, slice};
 use rdbtool::backlog::store::{Capture, Epoch, META, Start};
 use rdbtool::backlog::stream;
+use rdbtool::filter::Filter;
 use rdbtool::replay::LogPart;
 use rdbtool::replay::checkpoint;
 use rdbtool::scan::mapped::MappedFile;
@@ -45,8 +48,30 @@ pub fn is_capture(path: &Path) -> bool {
     path.is_dir() && path.join(META).is_file()
 }
 
+/// The capture at `path` if it is one (`Err`: the damage found in it, a problem: exit 1;
+/// anything else that stops it is an error: exit 2).
+pub fn open(path: &Path, slice: &SliceArgs) -> Result<Result<Option<CaptureInput>, String>> {
+    if !is_capture(path) {
+        return Ok(Ok(None));
+    }
+    match CaptureInput::open(path, slice) {
+        Ok(c) => Ok(Ok(Some(c))),
+        Err(OpenError::Damaged(why)) => Ok(Err(why)),
+        Err(OpenError::Other(e)) => Err(e),
+    }
+}
+
+/// What replay selects of a capture: keys by `filter`; `--to-offset` is the capture's own (the
+/// stream is built up to it), the AOF-only options are refused.
+pub fn selection(filter: &Filter) -> Selection {
+    Selection {
+        filter: filter.clone(),
+        ..Selection::default()
+    }
+}
+
 /// Why a capture cannot be replayed: damage found in it (exit 1), or anything else (exit 2).
-pub enum OpenError {
+enum OpenError {
     Damaged(String),
     Other(anyhow::Error),
 }
@@ -64,7 +89,7 @@ impl From<anyhow::Error> for OpenError {
 impl CaptureInput {
     /// The capture at `dir` (see [`is_capture`]), with `--to-offset` from `slice` (its other
     /// options are AOF-only and refused).
-    pub fn open(dir: &Path, slice: &SliceArgs) -> Result<CaptureInput, OpenError> {
+    fn open(dir: &Path, slice: &SliceArgs) -> Result<CaptureInput, OpenError> {
         let shown = dir.display();
         if let Some(flag) = slice.given().filter(|&f| f != "--to-offset") {
             return Err(other(format!(
@@ -117,9 +142,11 @@ impl CaptureInput {
             stream,
         })
     }
+}
 
+impl LogInput for CaptureInput {
     /// The snapshot, then the stream as RESP.
-    pub fn parts(&self) -> Vec<LogPart<'_>> {
+    fn parts(&self) -> Vec<LogPart<'_>> {
         vec![
             LogPart {
                 name: self.snapshot_name.clone(),
@@ -133,7 +160,7 @@ impl CaptureInput {
     }
 
     /// What the checkpoint keeps: a resume refuses another capture, epoch or end offset.
-    pub fn identity(&self) -> Vec<String> {
+    fn identity(&self) -> Vec<String> {
         vec![
             format!(
                 "capture of {} epoch {} replid {}",
@@ -155,7 +182,7 @@ impl CaptureInput {
     }
 
     /// Total size, and a hash of both parts and the identity.
-    pub fn size_and_hash(&self) -> (u64, String) {
+    fn size_and_hash(&self) -> (u64, String) {
         let parts = [self.snapshot.data(), self.stream.data()];
         let hashes: String = (parts.iter().map(|d| checkpoint::source_hash(d)))
             .chain(self.identity())
@@ -165,7 +192,7 @@ impl CaptureInput {
     }
 
     /// The summary's line about what was read.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let s = &self.sliced;
         format!(
             "capture: epoch {} of {} (replid {}): {} at offset {}, then the stream {}..={} \
@@ -185,7 +212,11 @@ impl CaptureInput {
     }
 
     /// What the replay of the stream leaves out, said as notices.
-    pub fn notices(&self) -> Vec<String> {
+    fn what(&self) -> &'static str {
+        "snapshot keys and stream commands"
+    }
+
+    fn notices(&self) -> Vec<String> {
         let mut notices = Vec::new();
         if let Some(at) = self.sliced.open_transaction {
             notices.push(format!(

@@ -1,4 +1,4 @@
-//! `rdbtool replay`: load a dump (or an AOF) into a live server or cluster.
+//! `rdbtool replay`: load a dump (or an AOF, or a capture) into a live server or cluster.
 
 mod aof;
 mod capture;
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use rdbtool::aof::slice::Selection;
 use rdbtool::release::Release;
 use rdbtool::replay::checkpoint::{self, Checkpoint};
 use rdbtool::replay::endpoint::{Endpoint, Tls};
@@ -27,8 +26,9 @@ use hooks::{CheckpointTo, CliHooks};
 #[derive(clap::Args)]
 pub struct Args {
     /// The RDB file, or an AOF: a file (RESP commands, with or without an RDB preamble), or
-    /// an appendonlydir or its manifest (replayed whole, in load order); `-` reads standard
-    /// input.
+    /// an appendonlydir or its manifest (replayed whole, in load order); a capture directory
+    /// (backlog capture: its last snapshot, then its stream up to --to-offset); `-` reads
+    /// standard input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// The target: redis://[user:pass@]host:port[/db] or rediss://... (password also from
@@ -199,47 +199,34 @@ fn check_tls_options(args: &Args) -> Result<()> {
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     let checkpoint_path = check_paths(&args)?;
     // A capture directory: its last snapshot, then its stream.
-    let capture = match capture::is_capture(&args.file) {
-        false => None,
-        true => match capture::CaptureInput::open(&args.file, &args.slice) {
-            Ok(c) => Some(c),
-            Err(capture::OpenError::Damaged(why)) => {
-                return Ok(Outcome::problem(format!("{}: {why}", source_name(&args))));
-            }
-            Err(capture::OpenError::Other(e)) => return Err(e),
-        },
+    let capture = match capture::open(&args.file, &args.slice)? {
+        Ok(c) => c,
+        Err(why) => return Ok(Outcome::problem(format!("{}: {why}", source_name(&args)))),
     };
     // An appendonlydir (or its manifest): its files in load order; else one file.
     let multi = match &capture {
         Some(_) => None,
         None => aof::MultiPart::open(&args.file)?,
     };
-    let file = match multi.is_some() || capture.is_some() {
-        true => None,
-        false => Some(open_source(&args)?),
+    let log = (multi.as_ref().map(|m| m as &dyn aof::LogInput))
+        .or(capture.as_ref().map(|c| c as &dyn aof::LogInput));
+    let file = match log {
+        Some(_) => None,
+        None => Some(open_source(&args)?),
     };
     let data = file.as_ref().map_or(&[][..], |f| f.data());
     let endpoint = endpoint(&args)?;
     let shown = endpoint.redacted();
-    let (len, source_hash) = match (&multi, &capture) {
-        (Some(m), _) => m.size_and_hash(),
-        (_, Some(c)) => c.size_and_hash(),
-        _ => (data.len() as u64, checkpoint::source_hash(data)),
+    let (len, source_hash) = match log {
+        Some(l) => l.size_and_hash(),
+        None => (data.len() as u64, checkpoint::source_hash(data)),
     };
-    let parts = match (&multi, &capture) {
-        (Some(m), _) => m.identity(),
-        (_, Some(c)) => c.identity(),
-        _ => Vec::new(),
-    };
-    let aof = multi.is_some() || capture.is_some() || rdbtool::aof::is_aof(data);
+    let parts = log.map(|l| l.identity()).unwrap_or_default();
+    let aof = log.is_some() || rdbtool::aof::is_aof(data);
     let resume = resume_point(&args, len, &source_hash, &parts)?;
     let mut opts = options(&args, resume, aof)?;
     opts.slice = match &capture {
-        // --to-offset is the capture's own (the stream is built up to it).
-        Some(_) => Selection {
-            filter: opts.filter.clone(),
-            ..Selection::default()
-        },
+        Some(_) => capture::selection(&opts.filter),
         None => aof::selection(&args.file, &args.slice, &opts.filter, multi.as_ref())?,
     };
     let checkpoint = checkpoint_path.map(|path| CheckpointTo {
@@ -277,19 +264,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         false => Vec::new(),
     };
     let started = Instant::now();
-    let (summary, result) = match (&multi, &capture, input) {
-        (Some(m), _, _) => replay.run(Source::Log(m.parts())),
-        (_, Some(c), _) => replay.run(Source::Log(c.parts())),
-        (None, None, Some(input)) if !aof => replay.run(Source::Rdb(input)),
-        (None, _, _) => replay.run(Source::Aof(data)),
+    let (summary, result) = match (log, input) {
+        (Some(l), _) => replay.run(Source::Log(l.parts())),
+        (None, Some(input)) if !aof => replay.run(Source::Rdb(input)),
+        (None, _) => replay.run(Source::Aof(data)),
     };
     let elapsed = started.elapsed();
     hooks.finish()?;
-    let kind = match (&multi, &capture) {
-        (Some(m), _) => Some(m.describe()),
-        (_, Some(c)) => Some(c.describe()),
-        _ => aof::describe_single(data, summary.log_from),
-    };
+    let kind = (log.map(|l| l.describe())).or_else(|| aof::describe_single(data, summary.log_from));
     if let Some(kind) = kind {
         header = format!("{header}\n{kind}");
     }
@@ -298,17 +280,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         (_, Err(replay::Error::Databases(_))) => true,
         (true, _) => write_dry_run(out, &header, &summary, &memory, len)?,
         (false, _) => {
-            let aof = aof || summary.log_from.is_some();
-            let what = match (capture.is_some(), aof) {
-                (true, _) => "snapshot keys and stream commands",
-                (false, true) => "AOF commands",
-                (false, false) => "keys",
-            };
+            let what = aof::what(log, aof || summary.log_from.is_some());
             write_summary(out, &header, what, &summary, elapsed, len)?;
             true
         }
     };
-    let own = capture.as_ref().map(|c| c.notices()).unwrap_or_default();
+    let own = log.map(|l| l.notices()).unwrap_or_default();
     for n in summary.notices.iter().chain(&own) {
         eprintln!("rdbtool: notice: {n}");
     }
@@ -361,12 +338,10 @@ fn resume_point(args: &Args, len: u64, source_hash: &str, parts: &[String]) -> R
     };
     let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
     if !parts.is_empty() && cp.parts != parts {
+        let (was, is, p) = (cp.parts.join("; "), parts.join("; "), path.display());
         bail!(
-            "{}: checkpoint is for another file ({}: {}), not this one ({})",
-            path.display(),
-            cp.source,
-            cp.parts.join("; "),
-            parts.join("; ")
+            "{p}: checkpoint is for another file ({}: {was}), not this one ({is})",
+            cp.source
         );
     }
     if cp.source_size != len || cp.source_hash != source_hash {
