@@ -100,6 +100,30 @@ fn replay_of_a_capture_redis_7_0() {
     assert!(err.contains("checkpoint is for another file"), "{err}");
     assert!(err.contains(&format!("..={middle} as")), "{err}");
 
+    // A run killed midway, resumed: the staged stream is the same, each command applied once.
+    let cut = tempfile::tempdir().unwrap();
+    let cp = cut.path().join("cp.json");
+    let cp_arg = cp.to_str().unwrap();
+    let target = Server::start(&b, None);
+    let slow = [
+        "--checkpoint",
+        cp_arg,
+        "--max-ops-per-sec",
+        "1000",
+        "--pipeline",
+        "50",
+    ];
+    let mut child = common::spawn_replay(&c.dir, &url(&target), &slow);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(target.digest(), c.master.digest());
+    let resume = ["--checkpoint", cp_arg, "--resume"];
+    let (code, out, err) = common::replay(&c.dir, &url(&target), &resume);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("resumed after offset"), "{err}");
+    assert_eq!(target.digest(), c.master.digest(), "{out}{err}");
+
     // Offsets outside the capture, and the AOF-only slice options, are refused.
     let after = (end + 1).to_string();
     let (code, _, err) = common::replay(&c.dir, &url(&target), &["--to-offset", &after]);
