@@ -223,6 +223,8 @@ Examples:
     rdbtool replay dump.rdb --to redis://host:6379 --db-map 0=3 --max-ops-per-sec 5000
   A Redis 7 appendonlydir, each command applied exactly once even across a cut and --resume:
     rdbtool replay /var/lib/redis/appendonlydir --to redis://new:6379 --checkpoint cp.json
+  A backlog capture: its snapshot, then its stream up to replication offset 1048576:
+    rdbtool replay capture/ --to redis://new:6379 --to-offset 1048576
   One hour of an AOF's writes to user:* keys, replayed elsewhere:
     rdbtool replay appendonlydir --to redis://other:6379 --key 'user:*' --since 2026-12-07T14:00:00Z --until 2026-12-07T14:59:59Z
 ";

@@ -32,6 +32,11 @@ pub fn open(path: &Path) -> std::io::Result<Source> {
     }
     let file = File::open(path)?;
     let meta = file.metadata()?;
+    if meta.is_dir()
+        && let Some(hint) = rdbtool::backlog::store::capture_hint(path)
+    {
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, hint));
+    }
     if meta.is_file() || meta.is_dir() {
         // A directory is refused by the map, with that reason.
         let label = path.display().to_string();

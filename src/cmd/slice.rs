@@ -16,7 +16,8 @@ pub struct SliceArgs {
     /// the base first) or FILE:N (in that file).
     #[arg(long, value_name = "OFFSET")]
     from_offset: Option<String>,
-    /// AOF: commands starting before this offset (N or FILE:N).
+    /// AOF: commands starting before this offset (N or FILE:N). A capture directory (replay):
+    /// its stream up to this replication offset (commands ending at or before it).
     #[arg(long, value_name = "OFFSET")]
     to_offset: Option<String>,
     /// AOF: commands whose #TS time is at or after this: unix seconds or an RFC 3339 time
@@ -40,6 +41,11 @@ impl SliceArgs {
         ]
         .into_iter()
         .find_map(|(flag, set)| set.then_some(flag))
+    }
+
+    /// `--to-offset` as given (a capture's replay reads it as its own offset).
+    pub fn to_offset(&self) -> Option<&str> {
+        self.to_offset.as_deref()
     }
 
     /// Whether `--from-offset` or `--to-offset` is given (they need the input's files).

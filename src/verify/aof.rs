@@ -411,9 +411,10 @@ fn opened_wrong(report: &mut AofReport, e: OpenError) {
                 ("missing-file", 0, message),
             );
         }
-        OpenError::NoManifest(_) => {
+        OpenError::NoManifest(dir) => {
             let what = "is a directory without an AOF manifest (*.manifest) in it, not a file";
-            report.io_error = Some(what.into());
+            let hint = crate::backlog::store::capture_hint(&dir);
+            report.io_error = Some(hint.unwrap_or_else(|| what.into()));
         }
         _ => report.io_error = Some(message),
     }

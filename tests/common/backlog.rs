@@ -134,3 +134,20 @@ pub fn load_capture(build: &Build, dir: &Path, to: Option<u64>, extra: &[&str]) 
     assert_eq!(errors, 0, "{text}");
     server
 }
+
+/// Writes that are not idempotent (a doubled or lost one shows in the digest), in batches.
+pub fn load(master: &Server, batches: usize) {
+    for b in 0..batches {
+        let mut cmds = Vec::new();
+        for i in 0..20 {
+            cmds.extend(rdbtool::resp::encode(&[
+                b"INCR",
+                format!("n:{i}").as_bytes(),
+            ]));
+            let v = format!("{b}-{i}");
+            cmds.extend(rdbtool::resp::encode(&[b"LPUSH", b"l", v.as_bytes()]));
+        }
+        let (errors, _, text) = master.pipe(&cmds);
+        assert_eq!(errors, 0, "{text}");
+    }
+}

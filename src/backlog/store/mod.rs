@@ -212,6 +212,29 @@ fn parse_name(name: &str) -> Option<File> {
     })
 }
 
+/// For a command given a capture directory where it wants a file: what to give it instead
+/// (None if `dir` is not a capture directory).
+pub fn capture_hint(dir: &Path) -> Option<String> {
+    if !dir.join(META).is_file() {
+        return None;
+    }
+    let mut snapshots: Vec<String> = list(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, f)| matches!(f, File::Snapshot { partial: false, .. }))
+        .map(|(p, _)| name_of(&p))
+        .collect();
+    snapshots.sort();
+    let use_ = match snapshots.as_slice() {
+        [] => "its snapshot.N.rdb (it has none yet)".to_string(),
+        names => format!("its snapshot.N.rdb ({})", names.join(", ")),
+    };
+    Some(format!(
+        "is a capture directory: use {use_} or rdbtool backlog verify|inspect|slice on it \
+         (rdbtool replay takes it whole)"
+    ))
+}
+
 pub fn snapshot_name(epoch: u32) -> String {
     format!("snapshot.{epoch}.rdb")
 }

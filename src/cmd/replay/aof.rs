@@ -15,6 +15,35 @@ use rdbtool::aof::input::AofInput;
 use rdbtool::replay::LogPart;
 use rdbtool::replay::checkpoint;
 
+/// A source of several log parts (a multi-part AOF, a capture): what replay reads, keeps in
+/// its checkpoint and says of it.
+pub trait LogInput {
+    fn parts(&self) -> Vec<LogPart<'_>>;
+    /// What the checkpoint keeps: a resume refuses another log.
+    fn identity(&self) -> Vec<String>;
+    /// Total size, and a hash of every part's (as [`checkpoint::source_hash`] takes it).
+    fn size_and_hash(&self) -> (u64, String);
+    /// The summary's line about what was read.
+    fn describe(&self) -> String;
+    /// What the summary counts.
+    fn what(&self) -> &'static str {
+        "AOF commands"
+    }
+    /// Said after the summary.
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// What the summary counts: a log's, else an AOF's commands or an RDB's keys.
+pub fn what(log: Option<&dyn LogInput>, aof: bool) -> &'static str {
+    match (log, aof) {
+        (Some(l), _) => l.what(),
+        (None, true) => "AOF commands",
+        (None, false) => "keys",
+    }
+}
+
 /// The files of a multi-part AOF, mapped.
 pub struct MultiPart(AofInput);
 
@@ -29,8 +58,10 @@ impl MultiPart {
         }
         Ok(Some(MultiPart(AofInput::open(path)?)))
     }
+}
 
-    pub fn parts(&self) -> Vec<LogPart<'_>> {
+impl LogInput for MultiPart {
+    fn parts(&self) -> Vec<LogPart<'_>> {
         let described = self.0.files.parts.iter().map(Part::describe);
         described
             .zip(&self.0.parts)
@@ -42,7 +73,7 @@ impl MultiPart {
     }
 
     /// The files' names and sizes, as the checkpoint keeps them: a resume refuses another log.
-    pub fn identity(&self) -> Vec<String> {
+    fn identity(&self) -> Vec<String> {
         let name = |p: &Path| {
             p.file_name()
                 .unwrap_or_default()
@@ -56,7 +87,7 @@ impl MultiPart {
     }
 
     /// Total size, and a hash of every file's (as [`checkpoint::source_hash`] takes it).
-    pub fn size_and_hash(&self) -> (u64, String) {
+    fn size_and_hash(&self) -> (u64, String) {
         let hashes: String = (self.0.parts.iter())
             .map(|p| checkpoint::source_hash(p.data()))
             .chain(self.identity())
@@ -65,7 +96,7 @@ impl MultiPart {
     }
 
     /// `AOF: appendonlydir with manifest, base (RDB) + 3 incr files`.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         self.0.describe()
     }
 }

@@ -1,6 +1,7 @@
-//! `rdbtool replay`: load a dump (or an AOF) into a live server or cluster.
+//! `rdbtool replay`: load a dump (or an AOF, or a capture) into a live server or cluster.
 
 mod aof;
+mod capture;
 mod hooks;
 
 use std::collections::HashMap;
@@ -25,8 +26,9 @@ use hooks::{CheckpointTo, CliHooks};
 #[derive(clap::Args)]
 pub struct Args {
     /// The RDB file, or an AOF: a file (RESP commands, with or without an RDB preamble), or
-    /// an appendonlydir or its manifest (replayed whole, in load order); `-` reads standard
-    /// input.
+    /// an appendonlydir or its manifest (replayed whole, in load order); a capture directory
+    /// (backlog capture: its last snapshot, then its stream up to --to-offset); `-` reads
+    /// standard input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// The target: redis://[user:pass@]host:port[/db] or rediss://... (password also from
@@ -196,28 +198,43 @@ fn check_tls_options(args: &Args) -> Result<()> {
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     let checkpoint_path = check_paths(&args)?;
+    // A capture directory: its last snapshot, then its stream.
+    let capture = match capture::open(&args.file, &args.slice)? {
+        Ok(c) => c,
+        Err(why) => return Ok(Outcome::problem(format!("{}: {why}", source_name(&args)))),
+    };
     // An appendonlydir (or its manifest): its files in load order; else one file.
-    let multi = aof::MultiPart::open(&args.file)?;
-    let file = match &multi {
+    let multi = match &capture {
+        Some(_) => None,
+        None => aof::MultiPart::open(&args.file)?,
+    };
+    let log = (multi.as_ref().map(|m| m as &dyn aof::LogInput))
+        .or(capture.as_ref().map(|c| c as &dyn aof::LogInput));
+    let file = match log {
         Some(_) => None,
         None => Some(open_source(&args)?),
     };
     let data = file.as_ref().map_or(&[][..], |f| f.data());
     let endpoint = endpoint(&args)?;
     let shown = endpoint.redacted();
-    let (len, source_hash) = match &multi {
-        Some(m) => m.size_and_hash(),
+    let (len, source_hash) = match log {
+        Some(l) => l.size_and_hash(),
         None => (data.len() as u64, checkpoint::source_hash(data)),
     };
-    let aof = multi.is_some() || rdbtool::aof::is_aof(data);
-    let mut opts = options(&args, resume_point(&args, len, &source_hash)?, aof)?;
-    opts.slice = aof::selection(&args.file, &args.slice, &opts.filter, multi.as_ref())?;
+    let parts = log.map(|l| l.identity()).unwrap_or_default();
+    let aof = log.is_some() || rdbtool::aof::is_aof(data);
+    let resume = resume_point(&args, len, &source_hash, &parts)?;
+    let mut opts = options(&args, resume, aof)?;
+    opts.slice = match &capture {
+        Some(_) => capture::selection(&opts.filter),
+        None => aof::selection(&args.file, &args.slice, &opts.filter, multi.as_ref())?,
+    };
     let checkpoint = checkpoint_path.map(|path| CheckpointTo {
         path,
         source: source_name(&args),
         hash: source_hash,
         size: len,
-        parts: multi.as_ref().map(|m| m.identity()).unwrap_or_default(),
+        parts,
     });
     let progress = args.common.progress();
     let errors_to = args.errors_to.as_ref();
@@ -247,17 +264,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         false => Vec::new(),
     };
     let started = Instant::now();
-    let (summary, result) = match (&multi, input) {
-        (Some(m), _) => replay.run(Source::Log(m.parts())),
+    let (summary, result) = match (log, input) {
+        (Some(l), _) => replay.run(Source::Log(l.parts())),
         (None, Some(input)) if !aof => replay.run(Source::Rdb(input)),
         (None, _) => replay.run(Source::Aof(data)),
     };
     let elapsed = started.elapsed();
     hooks.finish()?;
-    let kind = match &multi {
-        Some(m) => Some(m.describe()),
-        None => aof::describe_single(data, summary.log_from),
-    };
+    let kind = (log.map(|l| l.describe())).or_else(|| aof::describe_single(data, summary.log_from));
     if let Some(kind) = kind {
         header = format!("{header}\n{kind}");
     }
@@ -266,13 +280,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         (_, Err(replay::Error::Databases(_))) => true,
         (true, _) => write_dry_run(out, &header, &summary, &memory, len)?,
         (false, _) => {
-            let aof = aof || summary.log_from.is_some();
-            let what = if aof { "AOF commands" } else { "keys" };
+            let what = aof::what(log, aof || summary.log_from.is_some());
             write_summary(out, &header, what, &summary, elapsed, len)?;
             true
         }
     };
-    for n in &summary.notices {
+    let own = log.map(|l| l.notices()).unwrap_or_default();
+    for n in summary.notices.iter().chain(&own) {
         eprintln!("rdbtool: notice: {n}");
     }
     if let Some(e) = hooks.io_error.take() {
@@ -288,6 +302,7 @@ fn check_paths(args: &Args) -> Result<Option<PathBuf>> {
     super::files::refuse_stdout_as_input([args.file.as_path()])?;
     if let Some(flag) = args.slice.given()
         && !rdbtool::aof::files::detect(&args.file)
+        && !capture::is_capture(&args.file)
     {
         bail!("{flag} slices an AOF; {} is not one", source_name(args));
     }
@@ -317,11 +332,18 @@ fn endpoint(args: &Args) -> Result<Endpoint> {
 
 /// With `--resume`: how many keys the checkpoint says are done, its offset in the source, and
 /// the run that wrote it.
-fn resume_point(args: &Args, len: u64, source_hash: &str) -> Result<Resume> {
+fn resume_point(args: &Args, len: u64, source_hash: &str, parts: &[String]) -> Result<Resume> {
     let (Some(path), true) = (&args.checkpoint, args.resume) else {
         return Ok((0, None, None));
     };
     let cp = Checkpoint::load(path).with_context(|| path.display().to_string())?;
+    if !parts.is_empty() && cp.parts != parts {
+        let (was, is, p) = (cp.parts.join("; "), parts.join("; "), path.display());
+        bail!(
+            "{p}: checkpoint is for another file ({}: {was}), not this one ({is})",
+            cp.source
+        );
+    }
     if cp.source_size != len || cp.source_hash != source_hash {
         bail!(
             "{}: checkpoint is for another file ({}, {})",
