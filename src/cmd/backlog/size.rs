@@ -172,11 +172,16 @@ fn write_text(s: &Sizing, dir: &std::path::Path, out: &mut dyn Write) -> Result<
         let which = c.default_of.map(|d| format!(", {d}")).unwrap_or_default();
         write!(
             out,
-            "configured: {} (from {}{which}): ",
+            "configured: {}, from {}{which}: ",
             bytes(c.bytes),
             c.from
         )?;
         match (c.covered.micros, c.covered.from_us) {
+            (Some(0), Some(from)) => writeln!(
+                out,
+                "at the peak one read of the link brought that much at once (at {}): any disconnection then would have needed a full resync",
+                utc_date(from / 1_000_000)
+            )?,
             (Some(us), Some(from)) => writeln!(
                 out,
                 "at the peak the stream grew by that much in {} (from {}): a longer disconnection then would have needed a full resync",
