@@ -1,11 +1,13 @@
 //! `rdbtool backlog inspect` and `backlog size` on captures made here by the library's writer,
 //! with chosen arrival times and sizes: the figures in the text and JSON reports, and exit 1
-//! on a damaged capture.
+//! on a damaged capture; and on a real Redis 7.0's stream under a known write load.
 
 mod common;
 
 use std::path::Path;
 
+use common::backlog::{spawn_capture, stop, wait_caught_up, wait_for};
+use common::server::{Server, build};
 use common::{printed, rdbtool};
 use rdbtool::backlog::store::writer::{EpochStart, Writer};
 use rdbtool::backlog::store::{Capture, Start};
@@ -211,4 +213,93 @@ fn a_damaged_capture_is_reported_with_exit_1() {
             "{text}"
         );
     }
+}
+
+/// Counts of the report's rows named by `field`: (name, count).
+fn rows(r: &Value, list: &str, field: &str, count: &str) -> Vec<(String, u64)> {
+    r[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x[field].to_string().replace('"', ""),
+                x[count].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_real_masters_load_captured_and_inspected() {
+    let master = Server::start_with(
+        &build("redis-7.0"),
+        None,
+        &["--repl-ping-replica-period", "1"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("capture");
+    let d = dir.to_str().unwrap();
+    let url = format!("redis://127.0.0.1:{}", master.port);
+    let child = spawn_capture(&[&url, "--out", d]);
+    wait_for("the snapshot", || dir.join("snapshot.1.rdb").exists());
+    // 200 SETs of 100-byte values and 200 INCRs in db 0, one SET in db 2.
+    let mut cmds = Vec::new();
+    let value = [b'v'; 100];
+    for i in 0..200 {
+        let key = format!("user:{i}");
+        cmds.extend(rdbtool::resp::encode(&[b"SET", key.as_bytes(), &value]));
+        let counter = format!("order:{}", i % 7);
+        cmds.extend(rdbtool::resp::encode(&[b"INCR", counter.as_bytes()]));
+    }
+    cmds.extend(rdbtool::resp::encode(&[b"SELECT", b"2"]));
+    cmds.extend(rdbtool::resp::encode(&[b"SET", b"other", b"x"]));
+    let (errors, _, text) = master.pipe(&cmds);
+    assert_eq!(errors, 0, "{text}");
+    // The master pings its replicas every second.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    wait_caught_up(&dir, &master);
+    let out = stop(child);
+
+    let (code, r) = json(&["backlog", "inspect", d, "--format", "json"]);
+    assert_eq!(code, 0, "{r:#}\n{out}");
+    assert_eq!(r["writes"]["count"], 401, "{r:#}");
+    let dbs = rows(&r, "dbs", "db", "writes");
+    assert_eq!(dbs, [("0".to_string(), 400), ("2".to_string(), 1)], "{r:#}");
+    let names = rows(&r, "by_name", "name", "count");
+    assert!(names.contains(&("SET".into(), 201)), "{names:?}");
+    assert!(names.contains(&("INCR".into(), 200)), "{names:?}");
+    assert!(
+        r["overhead"]["ping"]["count"].as_u64().unwrap() >= 1,
+        "{r:#}"
+    );
+    assert!(
+        r["overhead"]["select"]["count"].as_u64().unwrap() >= 2,
+        "{r:#}"
+    );
+    let prefixes = rows(&r, "prefixes", "prefix", "writes");
+    // Ties by name.
+    assert_eq!(
+        prefixes[..2],
+        [("order:".into(), 200), ("user:".into(), 200)]
+    );
+    let epoch = &r["epochs"][0];
+    let span = epoch["end"].as_u64().unwrap() + 1 - epoch["start"].as_u64().unwrap();
+    assert_eq!(r["bytes"].as_u64(), Some(span), "{r:#}");
+    assert_eq!(r["largest"][0]["command"], "SET");
+
+    let (code, s) = json(&[
+        "backlog",
+        "size",
+        d,
+        "--disconnect",
+        "60s",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["configured"]["bytes"], 1 << 20, "{s:#}");
+    assert_eq!(s["configured"]["from"], "capture.json");
+    assert_eq!(s["bytes"].as_u64(), Some(span));
+    assert_eq!(s["suggested"], 1 << 20, "{s:#}");
 }

@@ -486,27 +486,19 @@ mod tests {
         // Second 10: the first record and the PING; 11: the MULTI block; 20: the DEL.
         let second = |i: usize| -> u64 { records()[i].1.iter().map(|c| len(c)).sum() };
         let (s10, s11, s12, s20) = (second(0) + second(1), second(2), second(3), second(4));
-        let peaks: Vec<(u64, u64, Option<u64>, u64, Option<u64>)> = r
-            .peaks
-            .iter()
-            .map(|p| {
-                (
-                    p.seconds,
-                    p.bytes,
-                    p.bytes_from,
-                    p.commands,
-                    p.commands_from,
-                )
-            })
-            .collect();
-        assert_eq!(
-            peaks,
-            [
-                (1, s10, Some(10), 3, Some(10)),
-                (10, s10 + s11 + s12, Some(10), 5, Some(10)),
-                (60, total, Some(10), 6, Some(10)),
-            ]
-        );
+        let peak = |seconds, bytes, commands| Peak {
+            seconds,
+            bytes,
+            bytes_from: Some(10),
+            commands,
+            commands_from: Some(10),
+        };
+        let want = [
+            peak(1, s10, 3),
+            peak(10, s10 + s11 + s12, 5),
+            peak(60, total, 6),
+        ];
+        assert_eq!(r.peaks, want);
         assert!(s20 < s10);
         let largest: Vec<(&str, Option<&str>, u64)> = r
             .largest
