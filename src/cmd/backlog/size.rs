@@ -62,7 +62,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     let ms = args.disconnect.as_millis();
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         bail!("--disconnect takes whole seconds (as 90s, 5m, 1h)");
     }
     let capture = Capture::open(&args.dir)?;
@@ -168,6 +168,11 @@ fn write_text(s: &Sizing, dir: &std::path::Path, out: &mut dyn Write) -> Result<
             default >> 20
         )?;
     }
+    write_configured(s, out)
+}
+
+/// How long the configured size would have covered at the peak.
+fn write_configured(s: &Sizing, out: &mut dyn Write) -> Result<()> {
     if let Some(c) = &s.configured {
         let which = c.default_of.map(|d| format!(", {d}")).unwrap_or_default();
         write!(
