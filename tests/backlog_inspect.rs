@@ -35,7 +35,9 @@ fn encoded(cmd: &[String]) -> String {
     String::from_utf8(rdbtool::resp::encode(&args)).unwrap()
 }
 
-fn make(dir: &Path) {
+/// The capture of [`records`]; its segment left open (as a killed capture leaves it) unless
+/// `seal`.
+fn make_open(dir: &Path, seal: bool) {
     let mut w = Writer::create(dir, "redis://127.0.0.1:6379", 1 << 20).unwrap();
     let start = EpochStart {
         start_kind: Start::Backlog,
@@ -51,7 +53,14 @@ fn make(dir: &Path) {
         let after = w.at_end().after(payload.as_bytes());
         w.append(payload.as_bytes(), after, T0 * S + t).unwrap();
     }
-    w.seal().unwrap();
+    match seal {
+        true => w.seal().unwrap(),
+        false => w.sync().unwrap(),
+    }
+}
+
+fn make(dir: &Path) {
+    make_open(dir, true);
 }
 
 fn lengths() -> Vec<u64> {
@@ -302,4 +311,31 @@ fn a_real_masters_load_captured_and_inspected() {
     assert_eq!(s["configured"]["from"], "capture.json");
     assert_eq!(s["bytes"].as_u64(), Some(span));
     assert_eq!(s["suggested"], 1 << 20, "{s:#}");
+}
+
+#[test]
+fn a_torn_last_record_is_a_notice_and_the_rest_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    make_open(&dir, false);
+    let capture = Capture::open(&dir).unwrap();
+    let seg = &capture.epochs[0].segments[0].path;
+    // Half a record header: what a kill in the middle of a write leaves.
+    let mut f = std::fs::OpenOptions::new().append(true).open(seg).unwrap();
+    std::io::Write::write_all(&mut f, b"RBR1\x10\x00").unwrap();
+    let d = dir.to_str().unwrap();
+    let out = rdbtool(&["backlog", "inspect", d]);
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("notice epoch 1") && text.contains("torn"),
+        "{text}"
+    );
+    let (code, r) = json(&["backlog", "inspect", d, "--format", "json"]);
+    assert_eq!(
+        (code, &r["commands"], &r["epochs"][0]["torn"]),
+        (0, &6.into(), &true.into())
+    );
+    let out = rdbtool(&["backlog", "size", d, "--disconnect", "10s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
 }

@@ -14,7 +14,8 @@ pub struct Peak {
     /// that holds any (Unix seconds).
     pub bytes: u64,
     pub bytes_from: Option<u64>,
-    /// The most commands counted in such a run, and its first second holding any.
+    /// The most commands counted in such a run, and the first second of that run that holds
+    /// any stream bytes.
     pub commands: u64,
     pub commands_from: Option<u64>,
 }
