@@ -57,7 +57,7 @@ pub fn failed(e: &rdbtool::aof::input::Error) -> Outcome {
 }
 
 /// `header` as a table, the columns `left` aligned left (text), the others right.
-fn texts(header: &[&str], left: &[usize]) -> Table {
+pub(super) fn texts(header: &[&str], left: &[usize]) -> Table {
     let mut t = table(header);
     for &i in left {
         if let Some(c) = t.column_mut(i) {

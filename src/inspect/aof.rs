@@ -147,9 +147,9 @@ pub struct Largest {
 
 /// A name's counts and what kind of expiry command it is.
 #[derive(Default)]
-struct NameStat {
-    count: u64,
-    bytes: u64,
+pub(crate) struct NameStat {
+    pub(crate) count: u64,
+    pub(crate) bytes: u64,
     expiry: Option<&'static str>,
     set: bool,
 }
@@ -490,18 +490,7 @@ impl Tally {
         self.flush_minute();
         self.report.prefixes = self.keys.finish(top, &mut self.report.keys);
         let r = &mut self.report;
-        let mut names: Vec<NameRow> = self
-            .names
-            .stats
-            .into_iter()
-            .map(|(name, s)| NameRow {
-                name: escape(&name),
-                count: s.count,
-                bytes: s.bytes,
-            })
-            .collect();
-        names.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
-        r.by_name = names;
+        r.by_name = self.names.rows();
         r.time.per_minute = self
             .minutes
             .into_iter()
@@ -520,7 +509,7 @@ impl Tally {
 
 /// The counts of the command names (uppercase), found by the name as written.
 #[derive(Default)]
-pub(super) struct Names {
+pub(crate) struct Names {
     stats: Vec<(Vec<u8>, NameStat)>,
     by_upper: HashMap<Vec<u8>, usize, ShortBuild>,
     by_written: ByName<usize>,
@@ -528,7 +517,7 @@ pub(super) struct Names {
 
 impl Names {
     /// The counts of `name`, made on its first use.
-    fn get(&mut self, name: &[u8]) -> &mut NameStat {
+    pub(crate) fn get(&mut self, name: &[u8]) -> &mut NameStat {
         let i = match self.by_written.get(name) {
             Some(i) => i,
             None => {
@@ -538,6 +527,21 @@ impl Names {
             }
         };
         &mut self.stats[i].1
+    }
+
+    /// The rows, most used first (then by name).
+    pub(crate) fn rows(self) -> Vec<NameRow> {
+        let mut names: Vec<NameRow> = self
+            .stats
+            .into_iter()
+            .map(|(name, s)| NameRow {
+                name: escape(&name),
+                count: s.count,
+                bytes: s.bytes,
+            })
+            .collect();
+        names.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+        names
     }
 
     fn index(&mut self, name: &[u8]) -> usize {

@@ -2,7 +2,9 @@
 //! checked, offset-indexed log, and the questions it answers; one file per subcommand.
 
 pub mod capture;
+pub mod inspect;
 pub mod psync_check;
+pub mod size;
 pub mod slice;
 pub mod verify;
 
@@ -30,6 +32,10 @@ Examples:
     rdbtool backlog verify capture/
   Will a replica that reconnects now resync partially?
     rdbtool backlog psync-check --master-info master.txt --replica-info replica.txt
+  What the stream holds, and its peak rates:
+    rdbtool backlog inspect capture/
+  The repl-backlog-size for a replica disconnected up to 5 minutes:
+    rdbtool backlog size capture/ --disconnect 5m
 ";
 
 /// Capture a master's replication stream and answer questions about it and its backlog.
@@ -57,6 +63,12 @@ enum Command {
     /// its own, or JSON Lines.
     #[command(after_long_help = MORE)]
     Slice(slice::Args),
+    /// Report on the stream: per second, database, command and key prefix; peak rates.
+    #[command(after_long_help = MORE)]
+    Inspect(inspect::Args),
+    /// The repl-backlog-size a replica disconnected for a given time needs, at the peak.
+    #[command(after_long_help = MORE)]
+    Size(size::Args),
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
@@ -65,5 +77,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         Command::Verify(args) => verify::run(args, out),
         Command::Slice(args) => slice::run(args, out),
         Command::PsyncCheck(args) => psync_check::run(args, out),
+        Command::Inspect(args) => inspect::run(args, out),
+        Command::Size(args) => size::run(args, out),
     }
 }

@@ -1,0 +1,531 @@
+//! What a capture's stream holds and how fast it grew: one pass over every epoch's commands
+//! gathering bytes and commands in total and per second (by arrival time), per database, per
+//! command name, per key prefix; the master's own traffic (`ping`, `REPLCONF GETACK`) and
+//! `SELECT`/`MULTI`/`EXEC` apart from the writes; the peak rates over sliding windows; the
+//! largest commands. Memory stays bounded: prefixes are capped per level, and the windows
+//! keep at most their own length of seconds.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+
+use super::store::Capture;
+use super::stream::{self, StreamCmd};
+use super::window::{Peak, Seconds};
+use crate::aof::log::{Kind, Logged};
+use crate::aof::slice::KeyFinder;
+use crate::inspect::KeyRow;
+use crate::inspect::aof::{NameRow, Names};
+use crate::inspect::prefix::{MAX_PER_LEVEL, Prefixes};
+use crate::rdb::error::escape;
+use crate::resp::parse::Problem;
+
+/// The windows of the peak rates, in seconds.
+pub const WINDOWS: [u64; 3] = [1, 10, 60];
+
+/// How the report is shaped.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How many of the largest commands to list.
+    pub top: usize,
+    /// Key prefixes: up to the first `depth` delimiters.
+    pub delimiter: u8,
+    pub depth: usize,
+}
+
+/// A count of commands and their bytes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Traffic {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl Traffic {
+    /// Counts a command of `bytes`; false (it is not a write).
+    fn add(&mut self, bytes: u64) -> bool {
+        self.count += 1;
+        self.bytes += bytes;
+        false
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogReport {
+    pub source: String,
+    pub epochs: Vec<EpochRow>,
+    /// Every command of the stream and its bytes (the stream's length).
+    pub commands: u64,
+    pub bytes: u64,
+    /// The first and last records' arrival (Unix microseconds), and the whole seconds from
+    /// the first to the last, both counted.
+    pub first_us: Option<u64>,
+    pub last_us: Option<u64>,
+    pub seconds: u64,
+    pub commands_per_second: f64,
+    pub bytes_per_second: f64,
+    /// Clients' writes: commands other than the link's own traffic, SELECT, MULTI and EXEC.
+    pub writes: Traffic,
+    pub overhead: Overhead,
+    pub dbs: Vec<DbRow>,
+    pub by_name: Vec<NameRow>,
+    pub keys: Keys,
+    pub prefixes: Vec<PrefixRow>,
+    /// Stream bytes (all of them: what the backlog holds) and write commands over each of
+    /// [`WINDOWS`].
+    pub peaks: Vec<Peak>,
+    /// Largest first.
+    pub largest: Vec<Largest>,
+}
+
+/// What is not a client's write.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Overhead {
+    pub ping: Traffic,
+    pub replconf_getack: Traffic,
+    pub select: Traffic,
+    pub multi: Traffic,
+    pub exec: Traffic,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRow {
+    pub epoch: u32,
+    pub start: u64,
+    /// The last offset read.
+    pub end: u64,
+    pub commands: u64,
+    pub bytes: u64,
+    /// Where its stream stopped being readable (`torn`: a kill's torn last record, not damage).
+    pub fault: Option<String>,
+    pub torn: bool,
+    /// Bytes that are not whole commands.
+    pub problem: Option<String>,
+}
+
+impl EpochRow {
+    /// Damage (not a torn tail) found in it.
+    pub fn damaged(&self) -> bool {
+        self.problem.is_some() || (self.fault.is_some() && !self.torn)
+    }
+}
+
+/// Writes per database (`db` None: before any SELECT of a capture begun mid-stream).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DbRow {
+    pub db: Option<u64>,
+    pub writes: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Keys {
+    /// Key names written (a command with several keys counts for each), and their shares of
+    /// the commands' bytes.
+    pub writes: u64,
+    pub bytes: u64,
+    pub writes_without_keys: u64,
+    /// Key writes whose key has no delimiter.
+    pub writes_without_prefix: u64,
+    /// Most prefixes tracked per level; writes under others are in that level's "(other)".
+    pub prefixes_per_level: usize,
+    pub writes_outside_cap: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrefixRow {
+    pub level: usize,
+    pub prefix: String,
+    pub writes: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Largest {
+    pub bytes: u64,
+    /// The stream offset of its first byte, and its epoch.
+    pub offset: u64,
+    pub epoch: u32,
+    pub command: String,
+    pub key: Option<String>,
+}
+
+/// The walk's state.
+struct Tally {
+    opts: Options,
+    report: BacklogReport,
+    names: Names,
+    finder: KeyFinder,
+    prefixes: Prefixes,
+    seconds: Seconds,
+    largest: BinaryHeap<Reverse<Largest>>,
+    /// Index in `report.dbs` of the last database written.
+    last_db: usize,
+    epoch: u32,
+}
+
+/// The report of every epoch of `capture`; reading stops at an epoch's first fault (said in
+/// its row) and goes on with the next epoch.
+pub fn inspect(capture: &Capture, opts: &Options) -> std::io::Result<BacklogReport> {
+    let mut t = Tally {
+        opts: *opts,
+        report: BacklogReport {
+            source: capture.source.clone(),
+            epochs: Vec::new(),
+            commands: 0,
+            bytes: 0,
+            first_us: None,
+            last_us: None,
+            seconds: 0,
+            commands_per_second: 0.0,
+            bytes_per_second: 0.0,
+            writes: Traffic::default(),
+            overhead: Overhead::default(),
+            dbs: Vec::new(),
+            by_name: Vec::new(),
+            keys: Keys::default(),
+            prefixes: Vec::new(),
+            peaks: Vec::new(),
+            largest: Vec::new(),
+        },
+        names: Names::default(),
+        finder: KeyFinder::default(),
+        prefixes: Prefixes::new(opts.delimiter, opts.depth),
+        seconds: Seconds::new(&WINDOWS),
+        largest: BinaryHeap::new(),
+        last_db: 0,
+        epoch: 0,
+    };
+    for epoch in &capture.epochs {
+        t.epoch = epoch.meta.epoch;
+        let (commands, bytes) = (t.report.commands, t.report.bytes);
+        let (reach, problem) = stream::commands(epoch, None, &mut |c| {
+            t.command(&c);
+            ControlFlow::Continue(())
+        })?;
+        t.report.epochs.push(EpochRow {
+            epoch: epoch.meta.epoch,
+            start: epoch.meta.start,
+            end: reach.end,
+            commands: t.report.commands - commands,
+            bytes: t.report.bytes - bytes,
+            torn: reach.fault.as_ref().is_some_and(|f| f.torn),
+            fault: reach.fault.map(|f| f.to_string()),
+            problem: problem.as_ref().map(describe),
+        });
+    }
+    Ok(t.finish())
+}
+
+/// A RESP problem in one line, with its offset.
+fn describe(p: &Problem) -> String {
+    format!("stream offset {}: {p}", p.offset())
+}
+
+impl Tally {
+    fn command(&mut self, c: &StreamCmd<'_, '_>) {
+        let logged = c.logged;
+        let len = logged.cmd.raw.len() as u64;
+        let r = &mut self.report;
+        r.commands += 1;
+        r.bytes += len;
+        let stat = self.names.get(logged.cmd.name());
+        stat.count += 1;
+        stat.bytes += len;
+        let o = &mut r.overhead;
+        let is_write = match logged.kind {
+            Kind::Select | Kind::BadSelect => o.select.add(len),
+            Kind::Multi | Kind::NestedMulti => o.multi.add(len),
+            Kind::Exec | Kind::LoneExec => o.exec.add(len),
+            Kind::Data if stream::is_link_traffic(logged) => {
+                match logged.cmd.name()[0].to_ascii_lowercase() {
+                    b'p' => o.ping.add(len),
+                    _ => o.replconf_getack.add(len),
+                }
+            }
+            Kind::Data => true,
+        };
+        self.seconds.add(c.time_us, len, u64::from(is_write));
+        if is_write {
+            self.write(c.db, logged, len);
+        }
+    }
+
+    fn write(&mut self, db: Option<u64>, logged: &Logged<'_>, len: u64) {
+        let dbs = &mut self.report.dbs;
+        if dbs.get(self.last_db).is_none_or(|d| d.db != db) {
+            self.last_db = match dbs.iter().position(|d| d.db == db) {
+                Some(i) => i,
+                None => {
+                    dbs.push(DbRow {
+                        db,
+                        writes: 0,
+                        bytes: 0,
+                    });
+                    dbs.len() - 1
+                }
+            };
+        }
+        let row = &mut dbs[self.last_db];
+        row.writes += 1;
+        row.bytes += len;
+        self.report.writes.count += 1;
+        self.report.writes.bytes += len;
+        self.keys(logged, len);
+        self.largest(logged, len);
+    }
+
+    fn keys(&mut self, logged: &Logged<'_>, len: u64) {
+        let cmd = &logged.cmd;
+        let positions = self.finder.positions(cmd);
+        let n = positions.len() as u64;
+        let k = &mut self.report.keys;
+        if n == 0 {
+            k.writes_without_keys += 1;
+            return;
+        }
+        // The command's bytes are shared among its keys.
+        let share = len / n;
+        for key in positions.filter_map(|i| cmd.arg(i)) {
+            k.writes += 1;
+            k.bytes += share;
+            if memchr::memchr(self.opts.delimiter, key).is_none() {
+                k.writes_without_prefix += 1;
+                continue;
+            }
+            add_prefix(&mut self.prefixes, logged.db, key, share);
+        }
+    }
+
+    fn largest(&mut self, logged: &Logged<'_>, len: u64) {
+        if self.opts.top == 0 {
+            return;
+        }
+        if self.largest.len() == self.opts.top {
+            match self.largest.peek() {
+                Some(Reverse(min)) if min.bytes >= len => return,
+                _ => {
+                    self.largest.pop();
+                }
+            }
+        }
+        let cmd = &logged.cmd;
+        let key = self.finder.positions(cmd).next().and_then(|i| cmd.arg(i));
+        self.largest.push(Reverse(Largest {
+            bytes: len,
+            offset: cmd.offset,
+            epoch: self.epoch,
+            command: escape(&cmd.name().to_ascii_uppercase()),
+            key: key.map(escape),
+        }));
+    }
+
+    fn finish(self) -> BacklogReport {
+        let mut r = self.report;
+        r.by_name = self.names.rows();
+        r.dbs.sort_by_key(|d| d.db);
+        r.prefixes = prefix_rows(self.prefixes);
+        r.keys.prefixes_per_level = MAX_PER_LEVEL;
+        r.keys.writes_outside_cap = r
+            .prefixes
+            .iter()
+            .filter(|p| p.prefix == OTHER)
+            .map(|p| p.writes)
+            .sum();
+        (r.first_us, r.last_us) = (self.seconds.first_us, self.seconds.last_us);
+        r.seconds = self.seconds.span();
+        if r.seconds > 0 {
+            r.commands_per_second = r.commands as f64 / r.seconds as f64;
+            r.bytes_per_second = r.bytes as f64 / r.seconds as f64;
+        }
+        r.peaks = self.seconds.finish();
+        let mut largest: Vec<Largest> = self.largest.into_iter().map(|Reverse(l)| l).collect();
+        largest.sort_by_key(|l| (Reverse(l.bytes), l.epoch, l.offset));
+        r.largest = largest;
+        r
+    }
+}
+
+/// Counts a key write under its prefixes (the prefix counter's keys are the writes, its
+/// RDB bytes the bytes).
+fn add_prefix(prefixes: &mut Prefixes, db: u64, key: &[u8], share: u64) {
+    prefixes.add(&KeyRow {
+        db,
+        key,
+        r#type: "",
+        encoding: "",
+        expire_at: None,
+        rdb_bytes: share,
+        elements: 0,
+        largest_element: 0,
+        memory: Some(1),
+    });
+}
+
+/// The row of a level's prefixes past the cap.
+pub const OTHER: &str = "(other)";
+
+/// By level, then writes (most first), each level's "(other)" last.
+fn prefix_rows(prefixes: Prefixes) -> Vec<PrefixRow> {
+    let mut rows: Vec<PrefixRow> = prefixes
+        .rows()
+        .into_iter()
+        .map(|p| PrefixRow {
+            level: p.level,
+            prefix: p.prefix,
+            writes: p.keys,
+            bytes: p.rdb_bytes,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let order = |p: &PrefixRow| (p.level, p.prefix == OTHER, Reverse(p.writes));
+        order(a)
+            .cmp(&order(b))
+            .then_with(|| a.prefix.cmp(&b.prefix))
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backlog::sizing::tests::writer;
+    use crate::resp::text as resp;
+
+    const S: u64 = 1_000_000;
+
+    /// The records of the test capture: arrival and commands.
+    fn records() -> Vec<(u64, Vec<Vec<&'static str>>)> {
+        let big = "x".repeat(100).leak();
+        vec![
+            (
+                10 * S,
+                vec![
+                    vec!["SET", "early", "v"],
+                    vec!["SELECT", "0"],
+                    vec!["SET", "user:1", "v"],
+                    vec!["SET", "user:2", big],
+                ],
+            ),
+            (10 * S + S / 2, vec![vec!["PING"]]),
+            (
+                11 * S,
+                vec![
+                    vec!["MULTI"],
+                    vec!["INCR", "cnt"],
+                    vec!["HSET", "order:9", "f", "v"],
+                    vec!["EXEC"],
+                ],
+            ),
+            (12 * S, vec![vec!["REPLCONF", "GETACK", "*"]]),
+            (
+                20 * S,
+                vec![vec!["SELECT", "3"], vec!["DEL", "user:3", "session:x:y"]],
+            ),
+        ]
+    }
+
+    fn len(cmd: &[&str]) -> u64 {
+        resp(cmd).len() as u64
+    }
+
+    #[test]
+    fn one_pass_counts_writes_overhead_prefixes_peaks_and_the_largest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        for (t, cmds) in records() {
+            let payload: String = cmds.iter().map(|c| resp(c)).collect();
+            let after = w.at_end().after(payload.as_bytes());
+            w.append(payload.as_bytes(), after, t).unwrap();
+        }
+        w.seal().unwrap();
+        let capture = Capture::open(dir.path()).unwrap();
+        let opts = Options {
+            top: 2,
+            delimiter: b':',
+            depth: 1,
+        };
+        let r = inspect(&capture, &opts).unwrap();
+        let all: Vec<Vec<&str>> = records().into_iter().flat_map(|(_, c)| c).collect();
+        let total: u64 = all.iter().map(|c| len(c)).sum();
+        assert_eq!((r.commands, r.bytes), (12, total));
+        assert_eq!(r.epochs[0].end, 100 + total);
+        assert!(!r.epochs[0].damaged() && r.epochs[0].fault.is_none());
+        assert_eq!(
+            (r.first_us, r.last_us, r.seconds),
+            (Some(10 * S), Some(20 * S), 11)
+        );
+        let o = &r.overhead;
+        assert_eq!((o.ping.count, o.ping.bytes), (1, len(&["PING"])));
+        let getack = len(&["REPLCONF", "GETACK", "*"]);
+        assert_eq!(
+            (o.replconf_getack.count, o.replconf_getack.bytes),
+            (1, getack)
+        );
+        let counts = [o.select.count, o.multi.count, o.exec.count];
+        assert_eq!(counts, [2, 1, 1]);
+        let overhead = [o.ping, o.replconf_getack, o.select, o.multi, o.exec];
+        let overhead: u64 = overhead.iter().map(|t| t.bytes).sum();
+        assert_eq!((r.writes.count, r.writes.bytes), (6, total - overhead));
+        let dbs: Vec<(Option<u64>, u64)> = r.dbs.iter().map(|d| (d.db, d.writes)).collect();
+        assert_eq!(dbs, [(None, 1), (Some(0), 4), (Some(3), 1)]);
+        let set = r.by_name.iter().find(|n| n.name == "SET").unwrap();
+        assert_eq!(set.count, 3);
+        let k = &r.keys;
+        assert_eq!(
+            (k.writes, k.writes_without_prefix, k.writes_without_keys),
+            (7, 2, 0)
+        );
+        let prefixes: Vec<(&str, u64)> = r
+            .prefixes
+            .iter()
+            .map(|p| (p.prefix.as_str(), p.writes))
+            .collect();
+        assert_eq!(prefixes, [("user:", 3), ("order:", 1), ("session:", 1)]);
+        // Second 10: the first record and the PING; 11: the MULTI block; 20: the DEL.
+        let second = |i: usize| -> u64 { records()[i].1.iter().map(|c| len(c)).sum() };
+        let (s10, s11, s12, s20) = (second(0) + second(1), second(2), second(3), second(4));
+        let peak = |seconds, bytes, commands| Peak {
+            seconds,
+            bytes,
+            bytes_from: Some(10),
+            commands,
+            commands_from: Some(10),
+        };
+        let want = [
+            peak(1, s10, 3),
+            peak(10, s10 + s11 + s12, 5),
+            peak(60, total, 6),
+        ];
+        assert_eq!(r.peaks, want);
+        assert!(s20 < s10);
+        let largest: Vec<(&str, Option<&str>, u64)> = r
+            .largest
+            .iter()
+            .map(|l| (l.command.as_str(), l.key.as_deref(), l.offset))
+            .collect();
+        let at_big = 101 + len(&all[0]) + len(&all[1]) + len(&all[2]);
+        let at_del = 101 + total - len(&all[11]);
+        assert_eq!(
+            largest,
+            [
+                ("SET", Some("user:2"), at_big),
+                ("DEL", Some("user:3"), at_del)
+            ]
+        );
+    }
+
+    #[test]
+    fn prefixes_past_the_cap_are_counted_apart() {
+        let mut p = Prefixes::new(b':', 1);
+        let keys: Vec<String> = (0..MAX_PER_LEVEL + 5).map(|i| format!("p{i}:k")).collect();
+        for key in &keys {
+            add_prefix(&mut p, 0, key.as_bytes(), 1);
+        }
+        let rows = prefix_rows(p);
+        assert_eq!(rows.len(), MAX_PER_LEVEL + 1);
+        let last = rows.last().unwrap();
+        assert_eq!((last.prefix.as_str(), last.writes), (OTHER, 5));
+    }
+}
