@@ -227,3 +227,53 @@ fn killed_ten_times_continues_every_time() {
     assert_eq!(stats(&source, "sync_partial_ok"), partial + 10, "{out}");
     assert_same(&source, &target, &cp, "after 10 kills");
 }
+
+/// The target killed (SIGKILL) and restarted three times during the load, from its own AOF
+/// (which holds every batch it answered) or from an RDB it saved a moment before (which lacks
+/// the last batches: its progress key goes back, and the sync asks the master again from
+/// there). The sync waits the restart out and ends with the master's data.
+fn target_restarted(extra: &[&str], save_first: bool) {
+    let b = build("redis-7.0");
+    let source = master(&b);
+    let mut target = Some(Server::start_with(&b, None, extra));
+    workload(&source, "before", true);
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = tmp.path().join("sync.json");
+    let child = spawn_sync(&source, target.as_ref().unwrap(), &cp, &[]);
+    wait_synced(&cp);
+    under_load(&source, || {
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(1000));
+            let t = target.take().unwrap();
+            if save_first {
+                assert_eq!(t.cli(&["SAVE"]).trim(), "OK");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            target = Some(t.kill_and_restart(&b, extra));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let target = target.unwrap();
+    wait_caught_up(&source, &target, &cp);
+    let out = stop(child);
+    assert_eq!(stats(&source, "sync_full"), 1, "{out}");
+    if save_first {
+        assert!(out.contains("the target went back to offset"), "{out}");
+    }
+    assert_same(
+        &source,
+        &target,
+        &cp,
+        &format!("after 3 target restarts\n{out}"),
+    );
+}
+
+#[test]
+fn target_killed_and_restarted_from_its_aof() {
+    target_restarted(&["--appendonly", "yes", "--appendfsync", "everysec"], false);
+}
+
+#[test]
+fn target_restarted_from_an_older_snapshot() {
+    target_restarted(&[], true);
+}

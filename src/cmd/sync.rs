@@ -48,8 +48,8 @@ pub struct Args {
     /// The master: `redis://[user:pass@]host:port` or `rediss://…`.
     #[arg(long, value_name = "URL")]
     from: String,
-    /// The target (standalone): `redis://[user:pass@]host:port[/db]`; the progress key goes in
-    /// its database.
+    /// The target (standalone): `redis://[user:pass@]host:port[/db]`; with a database, every
+    /// key goes there (as `replay` puts them), and the progress key too.
     #[arg(long, value_name = "URL")]
     to: String,
     /// Where the sync keeps its place (replid, run id, offset); a restart with it goes on.

@@ -126,11 +126,12 @@ pub fn run(
             );
         }
         s.summary.notice(format!(
-            "the link to the source failed ({why}): reconnected"
+            "the stream was cut ({why}): continued by a new PSYNC"
         ));
         std::thread::sleep(Duration::from_millis(500));
     }
     s.summary.offset = s.applied();
+    s.summary.master_offset = crate::backlog::master::master_offset(&mut s.control);
     if let Some(st) = s.state.as_mut() {
         st.offset = s.summary.offset;
         st.save(&opts.checkpoint)?;

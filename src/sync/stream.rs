@@ -29,49 +29,67 @@ impl Syncer<'_> {
         let mut chunk = vec![0; CHUNK];
         let mut tick = Instant::now();
         let mut counted = self.summary.commands;
-        // What the spool of a full sync holds goes first.
-        let mut getack = self.apply_buffered()?;
+        let mut getack = false;
         loop {
             if (self.stop)() {
                 return Ok(Ended::Stopped);
+            }
+            // First what a full sync's spool holds, then what each read brings.
+            getack |= match self.apply_buffered() {
+                Ok(g) => g,
+                Err(e) if e.is::<WentBack>() => return Ok(Ended::Link(e.to_string())),
+                Err(e) => return Err(e),
+            };
+            if getack || tick.elapsed() >= Duration::from_secs(1) {
+                getack = false;
+                if let Some(ended) = self.tick(replica, &mut tick, &mut counted, status)? {
+                    return Ok(ended);
+                }
             }
             match replica.read(&mut chunk) {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) => return Ok(Ended::Link(e.to_string())),
             }
-            getack |= self.apply_buffered()?;
-            if !getack && tick.elapsed() < Duration::from_secs(1) {
-                continue;
-            }
-            getack = false;
-            let applied = self.applied();
-            if let Err(e) = replica.ack(applied) {
-                return Ok(Ended::Link(e.to_string()));
-            }
-            if let Some(st) = self.state.as_mut() {
-                st.offset = applied;
-                st.save(&self.opts.checkpoint)?;
-            }
-            let secs = tick.elapsed().as_secs_f64().max(1e-3);
-            tick = Instant::now();
-            let master = master_offset(&mut self.control);
-            let lag = master.map(|m| m.saturating_sub(applied));
-            let s = &mut self.summary;
-            s.master_offset = master;
-            s.max_lag = s.max_lag.max(lag.unwrap_or(0));
-            status(&Status {
-                offset: applied,
-                master_offset: master,
-                lag_bytes: lag,
-                commands: s.commands,
-                commands_per_sec: (s.commands - counted) as f64 / secs,
-                errors: s.errors,
-                full_syncs: s.full_syncs,
-                continued: s.continued,
-                updated_ms: crate::backlog::store::now_ms(),
-            });
-            counted = s.commands;
         }
+    }
+
+    /// Each second and on `GETACK`: the master acked and the checkpoint written with the
+    /// offset the target holds, the figures given.
+    fn tick(
+        &mut self,
+        replica: &mut Replica,
+        tick: &mut Instant,
+        counted: &mut u64,
+        status: &mut dyn FnMut(&Status),
+    ) -> Result<Option<Ended>> {
+        let applied = self.applied();
+        if let Err(e) = replica.ack(applied) {
+            return Ok(Some(Ended::Link(e.to_string())));
+        }
+        if let Some(st) = self.state.as_mut() {
+            st.offset = applied;
+            st.save(&self.opts.checkpoint)?;
+        }
+        let secs = tick.elapsed().as_secs_f64().max(1e-3);
+        *tick = Instant::now();
+        let master = master_offset(&mut self.control);
+        let lag = master.map(|m| m.saturating_sub(applied));
+        let s = &mut self.summary;
+        s.master_offset = master;
+        s.max_lag = s.max_lag.max(lag.unwrap_or(0));
+        status(&Status {
+            offset: applied,
+            master_offset: master,
+            lag_bytes: lag,
+            commands: s.commands,
+            commands_per_sec: (s.commands - *counted) as f64 / secs,
+            errors: s.errors,
+            full_syncs: s.full_syncs,
+            continued: s.continued,
+            updated_ms: crate::backlog::store::now_ms(),
+        });
+        *counted = s.commands;
+        Ok(None)
     }
 
     /// Applies the whole steps the buffer holds; true when the master asked for an ACK.
@@ -86,6 +104,7 @@ impl Syncer<'_> {
                 return Ok(getack);
             }
             let mut batch = Batch {
+                url_db: self.target.db(),
                 sender: &mut self.sender,
                 buf: &self.buf,
                 base: at,
@@ -102,6 +121,9 @@ impl Syncer<'_> {
 
 /// One planned batch on its way to the target.
 struct Batch<'a> {
+    /// The target URL's database: with one (`/3`), every command goes there, as `replay` puts
+    /// every key there.
+    url_db: i64,
     sender: &'a mut Sender,
     buf: &'a [u8],
     /// The offset before the buffer's first byte.
@@ -116,7 +138,10 @@ impl Batch<'_> {
             .map(|(db, raw, key)| {
                 let raw = &self.buf[raw.clone()];
                 Queued {
-                    db: *db,
+                    db: u64::try_from(self.url_db)
+                        .ok()
+                        .filter(|&d| d > 0)
+                        .unwrap_or(*db),
                     raw,
                     key: &raw[key.clone()],
                 }
@@ -162,11 +187,22 @@ impl Batch<'_> {
         }
     }
 
+    /// Applies a batch. A target whose progress key went back (restarted from persistence that
+    /// had not kept the last batches) makes a [`WentBack`]: the stream goes on from its key.
     fn send(&mut self, cmds: &[Queued<'_>], end: Mark) -> Result<Sent> {
         let stop = self.stop;
-        self.sender
-            .apply(cmds, end, &|| stop())
-            .map_err(|e| anyhow!("the target: {e}"))
+        let why = match self.sender.apply(cmds, end, &|| stop()) {
+            Ok(sent) => return Ok(sent),
+            Err(why) => why,
+        };
+        let applied = self.sender.applied;
+        if let Ok(Some(found)) = self.sender.read(&|| stop())
+            && applied.is_some_and(|a| found.offset < a.offset)
+        {
+            self.sender.applied = Some(found);
+            return Err(WentBack(found.offset).into());
+        }
+        Err(anyhow!("the target: {why}"))
     }
 
     /// A command of the stream the target answered with an error: counted, the first ones
@@ -188,3 +224,12 @@ impl Batch<'_> {
         }
     }
 }
+
+/// The target's progress key holds an earlier offset than this run last set (the target
+/// restarted from its persistence, which had not kept the last batches): the stream is asked
+/// again from there.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the target went back to offset {0} (restarted from its persistence?): the stream is asked again from there"
+)]
+pub struct WentBack(pub u64);
