@@ -277,3 +277,95 @@ fn target_killed_and_restarted_from_its_aof() {
 fn target_restarted_from_an_older_snapshot() {
     target_restarted(&[], true);
 }
+
+/// A command the target refuses when it is queued (`FUNCTION LOAD` into Redis 6.2) is counted
+/// and shown, and only it is left out: the batch it was in goes again step by step. Exit 1.
+#[test]
+fn a_command_the_target_refuses_is_counted_and_the_rest_applied() {
+    let source = master(&build("redis-7.0"));
+    let target = Server::start(&build("redis-6.2"), None);
+    workload(&source, "before", false);
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = tmp.path().join("sync.json");
+    let child = spawn_sync(&source, &target, &cp, &[]);
+    wait_synced(&cp);
+    let mut cmds = Vec::new();
+    cmds.extend(rdbtool::resp::encode(&[b"SET", b"a", b"1"]));
+    cmds.extend(rdbtool::resp::encode(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"#!lua name=lib\nredis.register_function('f', function() return 1 end)",
+    ]));
+    cmds.extend(rdbtool::resp::encode(&[b"RPUSH", b"b", b"x"]));
+    let (errors, _, text) = source.pipe(&cmds);
+    assert_eq!(errors, 0, "{text}");
+    wait_caught_up(&source, &target, &cp);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(", 1 answered with an error"), "{text}");
+    assert!(text.contains("error: FUNCTION"), "{text}");
+    assert_same(&source, &target, &cp, &text);
+}
+
+/// Stopped while the master writes more than its backlog holds: a restart is answered
+/// `+FULLRESYNC`, explained; with `--no-full-resync` it stops (exit 2), without it syncs in
+/// full again.
+#[test]
+fn a_gap_beyond_the_backlog_is_explained_and_synced_in_full_again() {
+    let b = build("redis-7.0");
+    let source = Server::start_with(
+        &b,
+        None,
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-backlog-size",
+            "16kb",
+        ],
+    );
+    let target = Server::start(&b, None);
+    workload(&source, "before", true);
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = tmp.path().join("sync.json");
+    let child = spawn_sync(&source, &target, &cp, &[]);
+    wait_synced(&cp);
+    wait_caught_up(&source, &target, &cp);
+    stop(child);
+    let big = "x".repeat(4096);
+    for i in 0..300 {
+        source.cli(&["SET", &format!("big:{i}"), &big]);
+    }
+    let (from, to) = (url(&source), url(&target));
+    let cp_arg = cp.to_str().unwrap();
+    let args = [
+        "sync",
+        "-q",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--checkpoint",
+        cp_arg,
+    ];
+    let refused = common::rdbtool(&[&args[..], &["--no-full-resync"]].concat());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the master did not continue from offset"),
+        "{err}"
+    );
+    assert!(err.contains("--no-full-resync"), "{err}");
+    // The master counted the refused run's PSYNC as a full sync too.
+    let full = stats(&source, "sync_full");
+    let child = spawn_sync(&source, &target, &cp, &[]);
+    wait_for("the next full sync", || {
+        stats(&source, "sync_full") == full + 1
+    });
+    wait_synced(&cp);
+    wait_caught_up(&source, &target, &cp);
+    let out = stop(child);
+    assert!(out.contains("a new full sync"), "{out}");
+    assert_same(&source, &target, &cp, &out);
+}

@@ -30,6 +30,8 @@ How it works:
 
 Exit status:
   0  stopped by Ctrl-C, everything received applied up to the offset said
+  1  the same, but the target refused some keys of the snapshot or commands of the stream
+     (counted, the first ones shown in the summary)
   2  a server could not be reached or refused what the sync needs, the checkpoint could not
      be written, or --no-full-resync and the master cannot continue
 
@@ -127,6 +129,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
     }
     Ok(match status_error {
         Some(e) => Outcome::unfinished(e),
+        None if summary.errors + summary.snapshot_failed > 0 => Outcome::Problems(Vec::new()),
         None => Outcome::Clean,
     })
 }
