@@ -369,3 +369,39 @@ fn a_gap_beyond_the_backlog_is_explained_and_synced_in_full_again() {
     assert!(out.contains("a new full sync"), "{out}");
     assert_same(&source, &target, &cp, &out);
 }
+
+/// The source killed and restarted from its AOF: a new history (replid), so the sync's PSYNC
+/// is answered `+FULLRESYNC`, which it explains and does; the target ends with the source's
+/// data, the old progress key gone.
+#[test]
+fn a_restarted_source_is_synced_in_full_again() {
+    let b = build("redis-7.0");
+    let extra = [
+        "--repl-diskless-sync-delay",
+        "0",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let source = Server::start_with(&b, None, &extra);
+    let target = Server::start(&b, None);
+    workload(&source, "before", true);
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = tmp.path().join("sync.json");
+    let child = spawn_sync(&source, &target, &cp, &[]);
+    wait_synced(&cp);
+    under_load(&source, || std::thread::sleep(Duration::from_secs(1)));
+    wait_caught_up(&source, &target, &cp);
+    let replid = checkpoint(&cp).unwrap()["replid"].clone();
+    let source = source.kill_and_restart(&b, &extra);
+    wait_for("the full sync from the restarted source", || {
+        stats(&source, "sync_full") == 1
+            && checkpoint(&cp).is_some_and(|c| c["synced"] == true && c["replid"] != replid)
+    });
+    workload(&source, "after", true);
+    wait_caught_up(&source, &target, &cp);
+    let out = stop(child);
+    assert!(out.contains("a new full sync"), "{out}");
+    assert_same(&source, &target, &cp, &out);
+}

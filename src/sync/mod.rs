@@ -149,6 +149,7 @@ struct Syncer<'a> {
     opts: &'a Options,
     target: Endpoint,
     source: String,
+    source_endpoint: Endpoint,
     sender: Sender,
     /// The checkpoint's content (None until a first full sync starts).
     state: Option<State>,
@@ -209,6 +210,7 @@ impl<'a> Syncer<'a> {
             opts,
             target,
             source: source.redacted(),
+            source_endpoint: source,
             sender,
             state,
             control,
@@ -228,7 +230,17 @@ impl<'a> Syncer<'a> {
     /// One link to the source: `PSYNC`, a full sync if the master starts one, the stream.
     fn session(&mut self, status: &mut dyn FnMut(&Status)) -> Result<Ended> {
         self.progressed = false;
-        let facts = Facts::read(&mut self.control)?;
+        let facts = match Facts::read(&mut self.control) {
+            Ok(f) => f,
+            // The source restarted, or its link broke: a new control connection.
+            Err(_) => match self.source_endpoint.connect() {
+                Ok(c) => {
+                    self.control = c;
+                    Facts::read(&mut self.control)?
+                }
+                Err(e) => return Ok(Ended::Link(format!("{}: {e}", self.source))),
+            },
+        };
         let mut replica = match Replica::connect(&self.opts.from, &self.opts.tls) {
             Ok(r) => r,
             Err(e) => return Ok(Ended::Link(e.to_string())),
