@@ -273,8 +273,14 @@ impl<'a> Syncer<'a> {
                     refuse_full(self.opts, &why)?;
                     self.summary.notice(format!("{why}: a new full sync"));
                 }
-                if let Some(link) = self.full(&mut replica, replid, offset)? {
-                    return Ok(Ended::Link(link));
+                match self.full(&mut replica, replid, offset) {
+                    Ok(None) => {}
+                    Ok(Some(link)) => return Ok(Ended::Link(link)),
+                    // The snapshot cut short: the next session starts it again.
+                    Err(e) if e.is::<crate::backlog::replica::Error>() => {
+                        return Ok(Ended::Link(e.to_string()));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }

@@ -38,6 +38,8 @@ impl Syncer<'_> {
             getack |= match self.apply_buffered() {
                 Ok(g) => g,
                 Err(e) if e.is::<WentBack>() => return Ok(Ended::Link(e.to_string())),
+                // Ctrl-C during a batch: the target's key says whether it went.
+                Err(_) if (self.stop)() => return Ok(Ended::Stopped),
                 Err(e) => return Err(e),
             };
             if getack || tick.elapsed() >= Duration::from_secs(1) {
