@@ -197,12 +197,15 @@ impl<'a> Syncer<'a> {
                     );
                     refuse_full(opts, &why)?;
                     summary.notice(format!("{why}: a new full sync"));
+                    summary.notice(STALE.into());
+                    summary.notice(STALE.into());
                 }
             },
             Some(_) => {
                 let why = "the last run was cut during its full sync";
                 refuse_full(opts, why)?;
                 summary.notice(format!("{why}: a new full sync"));
+                summary.notice(STALE.into());
             }
             None => {}
         }
@@ -272,6 +275,7 @@ impl<'a> Syncer<'a> {
                     let why = facts.why_full(id, *next);
                     refuse_full(self.opts, &why)?;
                     self.summary.notice(format!("{why}: a new full sync"));
+                    self.summary.notice(STALE.into());
                 }
                 match self.full(&mut replica, replid, offset) {
                     Ok(None) => {}
@@ -344,6 +348,10 @@ impl<'a> Syncer<'a> {
         Ok(replica.ack(offset).err().map(|e| e.to_string()))
     }
 }
+
+/// What a full sync over an earlier one does not do.
+const STALE: &str = "a new full sync replaces the snapshot's keys on the target but deletes \
+                     none: keys the source deleted since the last one stay on the target";
 
 /// With `--no-full-resync`, a full sync that is not the first is refused.
 fn refuse_full(opts: &Options, why: &str) -> Result<()> {
