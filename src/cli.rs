@@ -44,6 +44,8 @@ enum Command {
     Aof(cmd::aof::Args),
     #[command(after_long_help = cmd::backlog::MORE)]
     Backlog(cmd::backlog::Args),
+    #[command(after_long_help = cmd::sync::MORE)]
+    Sync(cmd::sync::Args),
     /// Print shell completions.
     #[command(after_long_help = COMPLETIONS_MORE)]
     Completions {
@@ -265,6 +267,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Diff(args) => cmd::diff::run(args, out),
         Command::Aof(args) => cmd::aof::run(args, out),
         Command::Backlog(args) => cmd::backlog::run(args, out),
+        Command::Sync(args) => cmd::sync::run(args, out),
         Command::Completions { shell } => {
             // generate() panics on a write error: made in memory, then written here, so that a
             // closed pipe is quiet and a full disk is an error like any other.

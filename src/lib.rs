@@ -12,5 +12,6 @@ pub mod release;
 pub mod replay;
 pub mod resp;
 pub mod scan;
+pub mod sync;
 pub mod text;
 pub mod verify;

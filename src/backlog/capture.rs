@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
-use super::psync;
+use super::master::{Facts, master_offset};
 use super::replica::{Replica, Start};
-use super::store::writer::EpochStart;
 use super::store::{self, At, Recovery, Writer};
 use crate::aof::log::{Kind, Log};
 use crate::replay::endpoint::{Endpoint, Tls};
@@ -269,10 +268,7 @@ impl Run {
                     if c.kind == Kind::Select {
                         after.db = u32::try_from(c.db).ok();
                     }
-                    getack |= c.cmd.name().eq_ignore_ascii_case(b"replconf")
-                        && c.cmd
-                            .arg(1)
-                            .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
+                    getack |= super::replica::is_getack(&c.cmd);
                 }
                 Err(Problem::Truncated { offset }) => {
                     whole = offset as usize;
@@ -319,99 +315,4 @@ pub fn first_command(buf: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-/// What the master says of itself when the capture starts.
-struct Facts {
-    info: psync::Info,
-    server: Option<String>,
-}
-
-impl Facts {
-    fn read(conn: &mut redis::Connection) -> Result<Facts> {
-        let replication: String = redis::cmd("INFO").arg("replication").query(conn)?;
-        let server: String = redis::cmd("INFO").arg("server").query(conn)?;
-        let info = psync::Info::parse(&replication);
-        let server_info = psync::Info::parse(&server);
-        let version = match server_info.get("valkey_version") {
-            Some(v) => Some(format!("valkey {v}")),
-            None => server_info
-                .get("redis_version")
-                .map(|v| format!("redis {v}")),
-        };
-        Ok(Facts {
-            info,
-            server: version,
-        })
-    }
-
-    fn number(&self, field: &str) -> Option<u64> {
-        self.info.get(field)?.parse().ok()
-    }
-
-    /// `PSYNC`'s arguments for the oldest byte the master's backlog holds.
-    fn backlog_start(&self) -> Result<(String, u64)> {
-        if self.number("repl_backlog_active") != Some(1) {
-            bail!(
-                "the master holds no backlog (it has had no replica for repl-backlog-ttl): nothing to capture without a snapshot"
-            );
-        }
-        let id = self
-            .info
-            .get("master_replid")
-            .context("INFO replication has no master_replid")?;
-        let first = self
-            .number("repl_backlog_first_byte_offset")
-            .context("INFO replication has no repl_backlog_first_byte_offset")?;
-        Ok((id.to_string(), first))
-    }
-
-    fn epoch_start(
-        &self,
-        start_kind: store::Start,
-        replid: String,
-        psync_offset: u64,
-    ) -> EpochStart {
-        let replid2 = self
-            .info
-            .get("master_replid2")
-            .filter(|id| id.bytes().any(|b| b != b'0'));
-        EpochStart {
-            start_kind,
-            replid,
-            psync_offset,
-            server: self.server.clone(),
-            backlog_size: self.number("repl_backlog_size"),
-            replid2: replid2
-                .map(str::to_string)
-                .zip(self.number("second_repl_offset")),
-        }
-    }
-
-    /// Why the master answered a `PSYNC <id> <next>` with a full resync, by its own rule
-    /// applied to its INFO just before.
-    fn why_full(&self, id: &str, next: u64) -> String {
-        let request = psync::Request {
-            replid: id.to_string(),
-            offset: next as i64,
-        };
-        match psync::Master::from_info(&self.info) {
-            Ok(m) => {
-                let d = psync::decide(&m, &request);
-                format!(
-                    "the master did not continue from offset {next}: {} ({})",
-                    d.reason, d.arithmetic
-                )
-            }
-            Err(_) => format!("the master did not continue from offset {next}"),
-        }
-    }
-}
-
-fn master_offset(conn: &mut redis::Connection) -> Option<u64> {
-    let text: String = redis::cmd("INFO").arg("replication").query(conn).ok()?;
-    psync::Info::parse(&text)
-        .get("master_repl_offset")?
-        .parse()
-        .ok()
 }

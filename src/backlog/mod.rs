@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod check;
+pub mod master;
 pub mod psync;
 pub mod replica;
 pub mod report;

@@ -388,6 +388,14 @@ impl Replica {
     }
 }
 
+/// Whether a command of the stream is the master's `REPLCONF GETACK` (answer with an ACK now).
+pub fn is_getack(cmd: &crate::resp::parse::Cmd<'_>) -> bool {
+    cmd.name().eq_ignore_ascii_case(b"replconf")
+        && cmd
+            .arg(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
+}
+
 fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "the master closed the link")
 }

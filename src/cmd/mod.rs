@@ -12,6 +12,7 @@ pub mod inspect_aof;
 pub mod progress;
 pub mod replay;
 pub mod slice;
+pub mod sync;
 pub mod verify;
 pub mod verify_aof;
 

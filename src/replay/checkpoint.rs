@@ -51,18 +51,24 @@ impl Checkpoint {
     /// Written beside `path` and renamed over it; never over something that is not a regular
     /// file (a device, a FIFO, a symlink: [`prepare`] resolves symlinks first).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Ok(m) = std::fs::symlink_metadata(path)
-            && !m.is_file()
-        {
-            return Err(std::io::Error::other(not_regular(&m)));
-        }
-        let tmp = tmp_path(path);
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, self)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        save_json(self, path)
     }
+}
+
+/// `value` as JSON written beside `path` (synced) and renamed over it: a reader sees the old
+/// file or the new one, never a part; never over something that is not a regular file.
+pub fn save_json<T: Serialize>(value: &T, path: &Path) -> std::io::Result<()> {
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.is_file()
+    {
+        return Err(std::io::Error::other(not_regular(&m)));
+    }
+    let tmp = tmp_path(path);
+    let mut f = std::fs::File::create(&tmp)?;
+    serde_json::to_writer_pretty(&mut f, value)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
