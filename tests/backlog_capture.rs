@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::aof::workload;
 use common::backlog::{
-    load_capture, master_offset, spawn_capture, stop, verify, wait_caught_up, wait_for,
+    load, load_capture, master_offset, spawn_capture, stop, verify, wait_caught_up, wait_for,
 };
 use common::server::{Build, Server, build};
 
@@ -64,23 +64,6 @@ fn capture_under_load(build: &Build, diskless: &str, functions: bool) {
     assert_ne!(at_middle.digest(), master.digest());
     applied_slice(&dir, middle, &at_middle);
     assert_eq!(at_middle.digest(), master.digest(), "slice from {middle}");
-}
-
-/// Writes that are not idempotent (a doubled or lost one shows in the digest), in batches.
-fn load(master: &Server, batches: usize) {
-    for b in 0..batches {
-        let mut cmds = Vec::new();
-        for i in 0..20 {
-            cmds.extend(rdbtool::resp::encode(&[
-                b"INCR",
-                format!("n:{i}").as_bytes(),
-            ]));
-            let v = format!("{b}-{i}");
-            cmds.extend(rdbtool::resp::encode(&[b"LPUSH", b"l", v.as_bytes()]));
-        }
-        let (errors, _, text) = master.pipe(&cmds);
-        assert_eq!(errors, 0, "{text}");
-    }
 }
 
 fn applied_slice(dir: &Path, from: u64, server: &Server) {

@@ -134,3 +134,56 @@ pub fn load_capture(build: &Build, dir: &Path, to: Option<u64>, extra: &[&str]) 
     assert_eq!(errors, 0, "{text}");
     server
 }
+
+/// Writes that are not idempotent (a doubled or lost one shows in the digest), in batches.
+pub fn load(master: &Server, batches: usize) {
+    for b in 0..batches {
+        let mut cmds = Vec::new();
+        for i in 0..20 {
+            cmds.extend(rdbtool::resp::encode(&[
+                b"INCR",
+                format!("n:{i}").as_bytes(),
+            ]));
+            let v = format!("{b}-{i}");
+            cmds.extend(rdbtool::resp::encode(&[b"LPUSH", b"l", v.as_bytes()]));
+        }
+        let (errors, _, text) = master.pipe(&cmds);
+        assert_eq!(errors, 0, "{text}");
+    }
+}
+
+/// The master's `sync_full` and `sync_partial_ok` (INFO stats).
+pub fn syncs(master: &Server) -> (i64, i64) {
+    let stats = info(master, "stats");
+    (num(&stats, "sync_full"), num(&stats, "sync_partial_ok"))
+}
+
+/// The capture's `capture.json`.
+pub fn capture_json(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("capture.json")).unwrap()).unwrap()
+}
+
+/// `rdbtool backlog slice DIR --from FROM [--to TO] --format FORMAT`'s output, which must
+/// succeed.
+pub fn slice(dir: &Path, from: u64, to: Option<u64>, format: &str) -> Vec<u8> {
+    let (from, to) = (from.to_string(), to.map(|t| t.to_string()));
+    let mut args = vec!["backlog", "slice", dir.to_str().unwrap(), "--from", &from];
+    if let Some(t) = &to {
+        args.extend(["--to", t]);
+    }
+    args.extend(["--format", format]);
+    let out = super::rdbtool(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Kills a capture with SIGKILL; what it had printed.
+pub fn kill(mut child: Child) -> String {
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    child_output(&mut child)
+}
