@@ -68,10 +68,13 @@ pub struct Status {
 }
 
 /// Runs a capture until its duration or byte budget is spent, `stop` says so, or the link
-/// fails. Everything kept is in the directory, synced, whatever the ending.
+/// fails. Everything kept is in the directory, synced, whatever the ending. `begun` hears at
+/// once what the reopening mended and how the master answered the `PSYNC` (before a snapshot
+/// arrives), so that a run killed later has said it.
 pub fn capture(
     opts: &Options,
     stop: &dyn Fn() -> bool,
+    begun: &mut dyn FnMut(&Summary),
     status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
     let endpoint = Endpoint::parse(&opts.url, &opts.tls)?;
@@ -107,6 +110,7 @@ pub fn capture(
             let epoch =
                 writer.start_epoch(facts.epoch_start(store::Start::Full, replid, offset))?;
             summary.new_epoch = Some((epoch, why));
+            begun(&summary);
             summary.snapshot_bytes = Some(save_snapshot(&mut replica, &mut writer)?);
             replica.ack(offset)?;
         }
@@ -125,6 +129,9 @@ pub fn capture(
                 aligned = false;
             }
         },
+    }
+    if summary.snapshot_bytes.is_none() {
+        begun(&summary);
     }
     summary.first = writer.next();
     let mut run = Run {

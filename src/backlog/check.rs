@@ -128,12 +128,14 @@ fn check_snapshot(epoch: &Epoch, last: bool, workers: usize, c: &mut EpochCheck)
         return;
     }
     let Some(path) = &epoch.snapshot else {
-        let never = last && epoch.segments.is_empty();
-        match (&epoch.partial_snapshot, never) {
-            (Some(_), true) => c.notices.push(
+        // A capture killed after the master's +FULLRESYNC, before its snapshot was whole,
+        // leaves the epoch with a `.part` file or, killed before it was made (or while
+        // `--continue` was removing it), with none.
+        match last && epoch.segments.is_empty() {
+            true => c.notices.push(
                 "the snapshot never finished arriving (the capture stopped during the full resync); `--continue` starts over".into(),
             ),
-            _ => c.problems.push(format!("the snapshot of epoch {} is missing", epoch.meta.epoch)),
+            false => c.problems.push(format!("the snapshot of epoch {} is missing", epoch.meta.epoch)),
         }
         return;
     };
@@ -143,4 +145,36 @@ fn check_snapshot(epoch: &Epoch, last: bool, workers: usize, c: &mut EpochCheck)
         Err(e) => report.io_error = Some(e.to_string()),
     }
     c.snapshot = Some(report.finish());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backlog::store::Writer;
+    use crate::backlog::store::writer::EpochStart;
+
+    /// A capture killed between the master's +FULLRESYNC and the snapshot's first byte.
+    #[test]
+    fn an_epoch_killed_before_its_snapshot_began_is_a_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cap");
+        let mut w = Writer::create(&path, "redis://h:1", 1 << 20).unwrap();
+        let start = EpochStart {
+            start_kind: Start::Full,
+            replid: "a".repeat(40),
+            psync_offset: 0,
+            server: None,
+            backlog_size: None,
+            replid2: None,
+        };
+        w.start_epoch(start).unwrap();
+        drop(w);
+        let checks = check(&Capture::open(&path).unwrap(), 1).unwrap();
+        assert!(checks[0].problems.is_empty(), "{:?}", checks[0].problems);
+        assert_eq!(checks[0].verdict(), Verdict::Good);
+        assert!(checks[0].notices[0].contains("starts over"));
+        let (w, recovery) = Writer::reopen(&path, 1 << 20).unwrap();
+        assert_eq!(recovery.abandoned, Some(1));
+        assert!(!w.has_epoch());
+    }
 }

@@ -87,8 +87,10 @@ impl Facts {
             Ok(m) => {
                 let d = psync::decide(&m, &request);
                 format!(
-                    "the master did not continue from offset {next}: {} ({})",
-                    d.reason, d.arithmetic
+                    "the master did not continue from offset {next}: rule {}: {} ({})",
+                    d.rule.id(),
+                    d.reason,
+                    d.arithmetic
                 )
             }
             Err(_) => format!("the master did not continue from offset {next}"),

@@ -118,19 +118,9 @@ pub fn load_capture(build: &Build, dir: &Path, to: Option<u64>, extra: &[&str]) 
     let epoch = report["epochs"].as_array().unwrap().last().unwrap().clone();
     let snapshot = dir.join(format!("snapshot.{}.rdb", epoch["epoch"]));
     let server = Server::start_with(build, Some(&snapshot), extra);
-    let from = epoch["psync_offset"].as_u64().unwrap().to_string();
-    let mut args = vec!["backlog", "slice", dir.to_str().unwrap(), "--from", &from];
-    let to = to.map(|t| t.to_string());
-    if let Some(t) = &to {
-        args.extend(["--to", t]);
-    }
-    let out = super::rdbtool(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (errors, _, text) = server.pipe(&out.stdout);
+    let from = epoch["psync_offset"].as_u64().unwrap();
+    let stream = slice(dir, from, to, "resp");
+    let (errors, _, text) = server.pipe(&stream);
     assert_eq!(errors, 0, "{text}");
     server
 }
@@ -150,4 +140,40 @@ pub fn load(master: &Server, batches: usize) {
         let (errors, _, text) = master.pipe(&cmds);
         assert_eq!(errors, 0, "{text}");
     }
+}
+
+/// The master's `sync_full` and `sync_partial_ok` (INFO stats).
+pub fn syncs(master: &Server) -> (i64, i64) {
+    let stats = info(master, "stats");
+    (num(&stats, "sync_full"), num(&stats, "sync_partial_ok"))
+}
+
+/// The capture's `capture.json`.
+pub fn capture_json(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("capture.json")).unwrap()).unwrap()
+}
+
+/// `rdbtool backlog slice DIR --from FROM [--to TO] --format FORMAT`'s output, which must
+/// succeed.
+pub fn slice(dir: &Path, from: u64, to: Option<u64>, format: &str) -> Vec<u8> {
+    let (from, to) = (from.to_string(), to.map(|t| t.to_string()));
+    let mut args = vec!["backlog", "slice", dir.to_str().unwrap(), "--from", &from];
+    if let Some(t) = &to {
+        args.extend(["--to", t]);
+    }
+    args.extend(["--format", format]);
+    let out = super::rdbtool(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Kills a capture with SIGKILL; what it had printed.
+pub fn kill(mut child: Child) -> String {
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    child_output(&mut child)
 }

@@ -95,8 +95,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
             l.set_message(status_line(s));
         }
     };
-    let summary = capture::capture(&opts, &|| stop.load(Ordering::SeqCst), &mut status)
-        .with_context(|| {
+    // How the run began is said at once (flushed): a capture killed later has said it.
+    let mut begun = |s: &Summary| {
+        let _ = write_start(s, &mut *out).and_then(|_| out.flush());
+    };
+    let stopped = || stop.load(Ordering::SeqCst);
+    let summary =
+        capture::capture(&opts, &stopped, &mut begun, &mut status).with_context(|| {
             format!(
                 "capturing from {} into {}",
                 mask_url(&opts.url),
@@ -125,7 +130,8 @@ fn status_line(s: &Status) -> String {
     format!("offset {}, {} kept{lag}", thousands(s.offset), iec(s.kept))
 }
 
-fn write_summary(s: &Summary, dir: &std::path::Path, out: &mut dyn Write) -> std::io::Result<()> {
+/// What reopening the capture mended, and the master's answer to the `PSYNC`.
+fn write_start(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(r) = &s.recovery {
         if let Some((segment, at, bytes)) = &r.torn {
             writeln!(
@@ -144,11 +150,15 @@ fn write_summary(s: &Summary, dir: &std::path::Path, out: &mut dyn Write) -> std
     if let Some((epoch, why)) = &s.new_epoch {
         writeln!(out, "epoch {epoch}: {why}")?;
     }
-    if let Some(bytes) = s.snapshot_bytes {
-        writeln!(out, "snapshot: {}", iec(bytes))?;
-    }
     if let Some(from) = s.continued_from {
         writeln!(out, "continued (+CONTINUE) from offset {from}")?;
+    }
+    Ok(())
+}
+
+fn write_summary(s: &Summary, dir: &std::path::Path, out: &mut dyn Write) -> std::io::Result<()> {
+    if let Some(bytes) = s.snapshot_bytes {
+        writeln!(out, "snapshot: {}", iec(bytes))?;
     }
     let why = match &s.stopped {
         Stopped::Duration => "its duration was up".to_string(),
