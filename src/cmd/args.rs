@@ -161,6 +161,46 @@ impl ExpiryArgs {
     }
 }
 
+/// TLS settings for `rediss://` URLs (`replay`, `backlog capture`, `sync`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// TLS: PEM file of the certificate authority for rediss:// (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
+    /// TLS: rediss:// without certificate checks.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl TlsArgs {
+    /// The settings, the authority's file read.
+    pub fn tls(&self) -> Result<rdbtool::replay::endpoint::Tls> {
+        let cacert = self.cacert.as_ref();
+        Ok(rdbtool::replay::endpoint::Tls {
+            cacert: cacert
+                .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
+                .transpose()?,
+            insecure: self.insecure,
+        })
+    }
+
+    /// With none of `urls` a `rediss://` one, the first TLS option given (a mistake).
+    pub fn needless<'u>(&self, urls: impl IntoIterator<Item = &'u str>) -> Option<&'static str> {
+        let tls = |u: &str| {
+            u.get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+        };
+        if urls.into_iter().any(tls) {
+            return None;
+        }
+        let given = [
+            (self.cacert.is_some(), "--cacert"),
+            (self.insecure, "--insecure"),
+        ];
+        given.into_iter().find(|(on, _)| *on).map(|(_, name)| name)
+    }
+}
+
 /// `1s`, `250ms`, `2m`, `1h` as milliseconds; a bare number is `bare_ms` milliseconds each.
 fn duration_in(s: &str, bare_ms: u64) -> Result<u64, String> {
     let s = s.trim();

@@ -10,11 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use rdbtool::replay::checkpoint;
-use rdbtool::replay::endpoint::Tls;
 use rdbtool::sync::{self, Options, Status, Summary};
 use rdbtool::text::{mask_url, thousands};
 
-use super::args::CommonArgs;
+use super::args::{CommonArgs, TlsArgs};
 use super::{Outcome, count, iec};
 
 pub const MORE: &str = "\
@@ -70,12 +69,8 @@ pub struct Args {
     /// How long the target or the source's link may fail before the sync gives up.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     retry_timeout: f64,
-    /// TLS: PEM file of the authority that signed the servers' certificates.
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
-    /// TLS: accept any certificate.
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -85,14 +80,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         rdbtool::text::check_url(url)
             .map_err(|why| anyhow::anyhow!("{flag} {}: {why}", mask_url(url)))?;
     }
-    let tls = Tls {
-        cacert: args
-            .cacert
-            .as_ref()
-            .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
-            .transpose()?,
-        insecure: args.insecure,
-    };
+    let tls = args.tls.tls()?;
     let opts = Options {
         from: args.from.clone(),
         to: args.to.clone(),

@@ -11,10 +11,9 @@ use anyhow::{Context, Result, bail};
 
 use rdbtool::backlog::capture::{self, Options, Status, Stopped, Summary};
 use rdbtool::backlog::store::Capture;
-use rdbtool::replay::endpoint::Tls;
 use rdbtool::text::{mask_url, thousands};
 
-use super::super::args::{CommonArgs, duration};
+use super::super::args::{CommonArgs, TlsArgs, duration};
 use super::super::{Outcome, count, iec};
 
 /// Capture a master's replication stream: connect as a replica (`PSYNC`), keep the snapshot
@@ -47,12 +46,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20,
           value_parser = clap::value_parser!(u64).range(4096..))]
     segment_size: u64,
-    /// TLS: PEM file of the authority that signed the server's certificate.
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
-    /// TLS: accept any certificate.
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -68,14 +63,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<Outcome> {
         (None, Some(dir)) => Capture::open(dir)?.source,
         (None, None) => bail!("the master's URL is needed for a new capture"),
     };
-    let tls = Tls {
-        cacert: args
-            .cacert
-            .as_ref()
-            .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
-            .transpose()?,
-        insecure: args.insecure,
-    };
+    let tls = args.tls.tls()?;
     let opts = Options {
         url,
         tls,

@@ -13,11 +13,11 @@ use anyhow::{Context, Result, bail};
 
 use rdbtool::release::Release;
 use rdbtool::replay::checkpoint::{self, Checkpoint};
-use rdbtool::replay::endpoint::{Endpoint, Tls};
+use rdbtool::replay::endpoint::Endpoint;
 use rdbtool::replay::{self, Mode, OnExists, Options, Replay, Source, Summary};
 use rdbtool::scan::mapped::MappedFile;
 
-use super::args::{ClockArgs, CommonArgs, FilterArgs};
+use super::args::{ClockArgs, CommonArgs, FilterArgs, TlsArgs};
 use super::slice::SliceArgs;
 use super::{Outcome, count, iec, thousands};
 use hooks::{CheckpointTo, CliHooks};
@@ -81,12 +81,8 @@ pub struct Args {
     /// The target is a cluster (detected from INFO otherwise).
     #[arg(long)]
     cluster: bool,
-    /// PEM file of the certificate authority for rediss:// (default: the system's).
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
-    /// rediss:// without certificate checks.
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Write refused keys here, one JSON object per line (db, key, error).
     #[arg(long, value_name = "FILE")]
     errors_to: Option<PathBuf>,
@@ -179,16 +175,8 @@ fn parse_db_map(s: &str) -> Result<DbMap, String> {
 
 /// `--cacert` and `--insecure` are about TLS: with a plain `redis://` URL they are a mistake.
 fn check_tls_options(args: &Args) -> Result<()> {
-    let tls = args
-        .to
-        .get(..9)
-        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
-    let given = [
-        (args.cacert.is_some(), "--cacert"),
-        (args.insecure, "--insecure"),
-    ];
-    match given.into_iter().find(|(on, _)| *on && !tls) {
-        Some((_, name)) => bail!(
+    match args.tls.needless([args.to.as_str()]) {
+        Some(name) => bail!(
             "{name} applies to rediss:// (TLS) targets only, not to --to {}",
             rdbtool::text::mask_url(&args.to)
         ),
@@ -317,14 +305,7 @@ fn check_paths(args: &Args) -> Result<Option<PathBuf>> {
 
 /// `--to`, with `--cacert` and `--insecure`.
 fn endpoint(args: &Args) -> Result<Endpoint> {
-    let tls = Tls {
-        cacert: args
-            .cacert
-            .as_ref()
-            .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
-            .transpose()?,
-        insecure: args.insecure,
-    };
+    let tls = args.tls.tls()?;
     let to = rdbtool::text::mask_url(&args.to);
     rdbtool::text::check_url(&args.to).map_err(|why| anyhow::anyhow!("--to {to}: {why}"))?;
     Endpoint::parse(&args.to, &tls).with_context(|| format!("--to {to}"))
