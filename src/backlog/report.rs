@@ -6,13 +6,13 @@
 //! keep at most their own length of seconds.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use serde::Serialize;
 
-use super::store::Capture;
-use super::stream::{self, StreamCmd};
+use super::parts::{self, Top};
+use super::store::{Capture, Epoch};
+use super::stream::{self, StreamCmd, Walked};
 use super::window::{Peak, Seconds};
 use crate::aof::log::{Kind, Logged};
 use crate::aof::slice::KeyFinder;
@@ -43,6 +43,11 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    fn merge(&mut self, other: Traffic) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+    }
+
     /// Counts a command of `bytes`; false (it is not a write).
     fn add(&mut self, bytes: u64) -> bool {
         self.count += 1;
@@ -51,7 +56,7 @@ impl Traffic {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BacklogReport {
     pub source: String,
     pub epochs: Vec<EpochRow>,
@@ -159,51 +164,38 @@ struct Tally {
     finder: KeyFinder,
     prefixes: Prefixes,
     seconds: Seconds,
-    largest: BinaryHeap<Reverse<Largest>>,
+    largest: Top,
     /// Index in `report.dbs` of the last database written.
     last_db: usize,
     epoch: u32,
 }
 
 /// The report of every epoch of `capture`; reading stops at an epoch's first fault (said in
-/// its row) and goes on with the next epoch.
+/// its row) and goes on with the next epoch. Each epoch is read on the machine's cores.
 pub fn inspect(capture: &Capture, opts: &Options) -> std::io::Result<BacklogReport> {
-    let mut t = Tally {
-        opts: *opts,
-        report: BacklogReport {
-            source: capture.source.clone(),
-            epochs: Vec::new(),
-            commands: 0,
-            bytes: 0,
-            first_us: None,
-            last_us: None,
-            seconds: 0,
-            commands_per_second: 0.0,
-            bytes_per_second: 0.0,
-            writes: Traffic::default(),
-            overhead: Overhead::default(),
-            dbs: Vec::new(),
-            by_name: Vec::new(),
-            keys: Keys::default(),
-            prefixes: Vec::new(),
-            peaks: Vec::new(),
-            largest: Vec::new(),
-        },
-        names: Names::default(),
-        finder: KeyFinder::default(),
-        prefixes: Prefixes::new(opts.delimiter, opts.depth),
-        seconds: Seconds::new(&WINDOWS),
-        largest: BinaryHeap::new(),
-        last_db: 0,
-        epoch: 0,
-    };
+    inspect_on(capture, opts, parts::threads())
+}
+
+/// [`inspect`] on up to `threads` threads.
+pub fn inspect_on(
+    capture: &Capture,
+    opts: &Options,
+    threads: usize,
+) -> std::io::Result<BacklogReport> {
+    let mut t = Tally::new(opts, false);
+    t.report.source = capture.source.clone();
     for epoch in &capture.epochs {
         t.epoch = epoch.meta.epoch;
         let (commands, bytes) = (t.report.commands, t.report.bytes);
-        let (reach, problem) = stream::commands(epoch, None, &mut |c| {
-            t.command(&c);
-            ControlFlow::Continue(())
-        })?;
+        let walked = match threads {
+            0 | 1 => t.walk(epoch, 0..epoch.segments.len())?,
+            _ => match t.walk_parts(epoch, threads)? {
+                Some(walked) => walked,
+                // A part's prefixes past the cap: not mergeable as one pass would count them.
+                None => return inspect_on(capture, opts, 1),
+            },
+        };
+        let (reach, problem) = (walked.reach, walked.problem);
         t.report.epochs.push(EpochRow {
             epoch: epoch.meta.epoch,
             start: epoch.meta.start,
@@ -224,6 +216,89 @@ fn describe(p: &Problem) -> String {
 }
 
 impl Tally {
+    /// A tally to merge into another one (`part`) or the whole report's.
+    fn new(opts: &Options, part: bool) -> Self {
+        Tally {
+            opts: *opts,
+            report: BacklogReport::default(),
+            names: Names::default(),
+            finder: KeyFinder::default(),
+            prefixes: Prefixes::new(opts.delimiter, opts.depth),
+            seconds: match part {
+                true => Seconds::kept(),
+                false => Seconds::new(&WINDOWS),
+            },
+            largest: Top::new(opts.top),
+            last_db: 0,
+            epoch: 0,
+        }
+    }
+
+    /// Counts the commands of `epoch`'s segments `range`.
+    fn walk(&mut self, epoch: &Epoch, range: Range<usize>) -> std::io::Result<Walked> {
+        stream::commands_in(epoch, range, None, &mut |c| {
+            self.command(&c);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// Counts the commands of `epoch` in parts on `threads` threads, merged in order; None
+    /// when a part's prefixes cannot be merged exactly.
+    fn walk_parts(&mut self, epoch: &Epoch, threads: usize) -> std::io::Result<Option<Walked>> {
+        let plan = parts::plan(epoch, threads * 4);
+        let work = |range| {
+            let mut part = Tally::new(&self.opts, true);
+            part.epoch = epoch.meta.epoch;
+            part.walk(epoch, range).map(|w| (part, w))
+        };
+        let mut walked: Option<Walked> = None;
+        for done in parts::run(plan, threads, &work) {
+            if walked.as_ref().is_some_and(Walked::stopped) {
+                break;
+            }
+            let (part, w) = done?;
+            let prefixed = self.report.keys.writes > self.report.keys.writes_without_prefix;
+            if prefixed && part.prefixes.overflowed() {
+                return Ok(None);
+            }
+            match &mut walked {
+                None => walked = Some(w),
+                Some(all) => {
+                    if !all.join(epoch, w) {
+                        break;
+                    }
+                }
+            }
+            self.merge(part);
+        }
+        Ok(walked)
+    }
+
+    /// Takes in the tallies of a part read after what this one counted.
+    fn merge(&mut self, part: Tally) {
+        let (r, p) = (&mut self.report, part.report);
+        (r.commands, r.bytes) = (r.commands + p.commands, r.bytes + p.bytes);
+        r.writes.merge(p.writes);
+        let (o, po) = (&mut r.overhead, p.overhead);
+        o.ping.merge(po.ping);
+        o.replconf_getack.merge(po.replconf_getack);
+        o.select.merge(po.select);
+        o.multi.merge(po.multi);
+        o.exec.merge(po.exec);
+        let (k, pk) = (&mut r.keys, p.keys);
+        (k.writes, k.bytes) = (k.writes + pk.writes, k.bytes + pk.bytes);
+        k.writes_without_keys += pk.writes_without_keys;
+        k.writes_without_prefix += pk.writes_without_prefix;
+        for d in p.dbs {
+            let row = self.db_row(d.db);
+            (row.writes, row.bytes) = (row.writes + d.writes, row.bytes + d.bytes);
+        }
+        self.names.merge(part.names);
+        self.prefixes.merge(part.prefixes);
+        self.seconds.merge(part.seconds);
+        self.largest.merge(part.largest);
+    }
+
     fn command(&mut self, c: &StreamCmd<'_, '_>) {
         let logged = c.logged;
         let len = logged.cmd.raw.len() as u64;
@@ -253,6 +328,17 @@ impl Tally {
     }
 
     fn write(&mut self, db: Option<u64>, logged: &Logged<'_>, len: u64) {
+        let row = self.db_row(db);
+        row.writes += 1;
+        row.bytes += len;
+        self.report.writes.count += 1;
+        self.report.writes.bytes += len;
+        self.keys(logged, len);
+        self.largest(logged, len);
+    }
+
+    /// The row of `db`, made on its first use.
+    fn db_row(&mut self, db: Option<u64>) -> &mut DbRow {
         let dbs = &mut self.report.dbs;
         if dbs.get(self.last_db).is_none_or(|d| d.db != db) {
             self.last_db = match dbs.iter().position(|d| d.db == db) {
@@ -267,13 +353,7 @@ impl Tally {
                 }
             };
         }
-        let row = &mut dbs[self.last_db];
-        row.writes += 1;
-        row.bytes += len;
-        self.report.writes.count += 1;
-        self.report.writes.bytes += len;
-        self.keys(logged, len);
-        self.largest(logged, len);
+        &mut dbs[self.last_db]
     }
 
     fn keys(&mut self, logged: &Logged<'_>, len: u64) {
@@ -299,26 +379,18 @@ impl Tally {
     }
 
     fn largest(&mut self, logged: &Logged<'_>, len: u64) {
-        if self.opts.top == 0 {
+        if !self.largest.admits(len) {
             return;
-        }
-        if self.largest.len() == self.opts.top {
-            match self.largest.peek() {
-                Some(Reverse(min)) if min.bytes >= len => return,
-                _ => {
-                    self.largest.pop();
-                }
-            }
         }
         let cmd = &logged.cmd;
         let key = self.finder.positions(cmd).next().and_then(|i| cmd.arg(i));
-        self.largest.push(Reverse(Largest {
+        self.largest.push(Largest {
             bytes: len,
             offset: cmd.offset,
             epoch: self.epoch,
             command: escape(&cmd.name().to_ascii_uppercase()),
             key: key.map(escape),
-        }));
+        });
     }
 
     fn finish(self) -> BacklogReport {
@@ -340,9 +412,7 @@ impl Tally {
             r.bytes_per_second = r.bytes as f64 / r.seconds as f64;
         }
         r.peaks = self.seconds.finish();
-        let mut largest: Vec<Largest> = self.largest.into_iter().map(|Reverse(l)| l).collect();
-        largest.sort_by_key(|l| (Reverse(l.bytes), l.epoch, l.offset));
-        r.largest = largest;
+        r.largest = self.largest.rows();
         r
     }
 }

@@ -529,6 +529,15 @@ impl Names {
         &mut self.stats[i].1
     }
 
+    /// Adds the counts of `other`.
+    pub(crate) fn merge(&mut self, other: Names) {
+        for (name, theirs) in other.stats {
+            let mine = self.get(&name);
+            mine.count += theirs.count;
+            mine.bytes += theirs.bytes;
+        }
+    }
+
     /// The rows, most used first (then by name).
     pub(crate) fn rows(self) -> Vec<NameRow> {
         let mut names: Vec<NameRow> = self
