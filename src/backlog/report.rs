@@ -245,33 +245,20 @@ impl Tally {
     /// Counts the commands of `epoch` in parts on `threads` threads, merged in order; None
     /// when a part's prefixes cannot be merged exactly.
     fn walk_parts(&mut self, epoch: &Epoch, threads: usize) -> std::io::Result<Option<Walked>> {
-        let plan = parts::plan(epoch, threads * 4);
+        let opts = self.opts;
         let work = |range| {
-            let mut part = Tally::new(&self.opts, true);
+            let mut part = Tally::new(&opts, true);
             part.epoch = epoch.meta.epoch;
-            part.walk(epoch, range).map(|w| (part, w))
+            part.walk(epoch, range).map(|w| (w, part))
         };
-        let mut walked: Option<Walked> = None;
-        for done in parts::run(plan, threads, &work) {
-            if walked.as_ref().is_some_and(Walked::stopped) {
-                break;
-            }
-            let (part, w) = done?;
+        parts::walk(epoch, threads, &work, &mut |part: Tally| {
             let prefixed = self.report.keys.writes > self.report.keys.writes_without_prefix;
-            if prefixed && part.prefixes.overflowed() {
-                return Ok(None);
+            let exact = !(prefixed && part.prefixes.overflowed());
+            if exact {
+                self.merge(part);
             }
-            match &mut walked {
-                None => walked = Some(w),
-                Some(all) => {
-                    if !all.join(epoch, w) {
-                        break;
-                    }
-                }
-            }
-            self.merge(part);
-        }
-        Ok(walked)
+            exact
+        })
     }
 
     /// Takes in the tallies of a part read after what this one counted.
