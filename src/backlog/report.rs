@@ -165,6 +165,8 @@ struct Tally {
     prefixes: Prefixes,
     seconds: Seconds,
     largest: Top,
+    /// The arrival, bytes and writes of the commands not yet in `seconds`.
+    pending: Option<(u64, u64, u64)>,
     /// Index in `report.dbs` of the last database written.
     last_db: usize,
     epoch: u32,
@@ -229,6 +231,7 @@ impl Tally {
                 false => Seconds::new(&WINDOWS),
             },
             largest: Top::new(opts.top),
+            pending: None,
             last_db: 0,
             epoch: 0,
         }
@@ -236,10 +239,14 @@ impl Tally {
 
     /// Counts the commands of `epoch`'s segments `range`.
     fn walk(&mut self, epoch: &Epoch, range: Range<usize>) -> std::io::Result<Walked> {
-        stream::commands_in(epoch, range, None, &mut |c| {
+        let walked = stream::commands_in(epoch, range, None, &mut |c| {
             self.command(&c);
             ControlFlow::Continue(())
-        })
+        });
+        if let Some((t, b, c)) = self.pending.take() {
+            self.seconds.add(t, b, c);
+        }
+        walked
     }
 
     /// Counts the commands of `epoch` in parts on `threads` threads, merged in order; None
@@ -308,7 +315,15 @@ impl Tally {
             }
             Kind::Data => true,
         };
-        self.seconds.add(c.time_us, len, u64::from(is_write));
+        // The commands of a record share its arrival: counted together.
+        match &mut self.pending {
+            Some(p) if p.0 == c.time_us => (p.1, p.2) = (p.1 + len, p.2 + u64::from(is_write)),
+            p => {
+                if let Some((t, b, c)) = p.replace((c.time_us, len, u64::from(is_write))) {
+                    self.seconds.add(t, b, c);
+                }
+            }
+        }
         if is_write {
             self.write(c.db, logged, len);
         }

@@ -279,5 +279,6 @@ pub fn commands_in(
 pub fn is_link_traffic(logged: &Logged<'_>) -> bool {
     let name = logged.cmd.name();
     logged.kind == Kind::Data
+        && matches!(name.first().map(|b| b | 0x20), Some(b'p' | b'r'))
         && (name.eq_ignore_ascii_case(b"ping") || name.eq_ignore_ascii_case(b"replconf"))
 }
