@@ -15,7 +15,8 @@ use super::store::{Capture, Epoch};
 use super::stream::{self, StreamCmd, Walked};
 use super::window::{Peak, Seconds};
 use crate::aof::log::{Kind, Logged};
-use crate::aof::slice::KeyFinder;
+use crate::aof::slice::{Found, KeyFinder};
+use crate::hash::ByName;
 use crate::inspect::KeyRow;
 use crate::inspect::aof::{NameRow, Names};
 use crate::inspect::prefix::{MAX_PER_LEVEL, Prefixes};
@@ -165,11 +166,29 @@ struct Tally {
     prefixes: Prefixes,
     seconds: Seconds,
     largest: Top,
+    /// What the names seen say (up to [`ByName::MAX`] short names; others looked up).
+    known: ByName<Named>,
     /// The arrival, bytes and writes of the commands not yet in `seconds`.
     pending: Option<(u64, u64, u64)>,
     /// Index in `report.dbs` of the last database written.
     last_db: usize,
     epoch: u32,
+}
+
+/// What a command name says: where its counts are, how its keys are found (when by the name
+/// alone), whether it is the link's own traffic (as a data command).
+#[derive(Clone, Copy)]
+struct Named {
+    place: usize,
+    keys: Option<Found>,
+    link: Link,
+}
+
+#[derive(Clone, Copy)]
+enum Link {
+    No,
+    Ping,
+    Replconf,
 }
 
 /// The report of every epoch of `capture`; reading stops at an epoch's first fault (said in
@@ -231,6 +250,7 @@ impl Tally {
                 false => Seconds::new(&WINDOWS),
             },
             largest: Top::new(opts.top),
+            known: ByName::default(),
             pending: None,
             last_db: 0,
             epoch: 0,
@@ -296,10 +316,14 @@ impl Tally {
     fn command(&mut self, c: &StreamCmd<'_, '_>) {
         let logged = c.logged;
         let len = logged.cmd.raw.len() as u64;
+        let named = match self.known.get(logged.cmd.name()) {
+            Some(named) => named,
+            None => self.learn(logged),
+        };
         let r = &mut self.report;
         r.commands += 1;
         r.bytes += len;
-        let stat = self.names.get(logged.cmd.name());
+        let stat = self.names.at(named.place);
         stat.count += 1;
         stat.bytes += len;
         let o = &mut r.overhead;
@@ -307,13 +331,11 @@ impl Tally {
             Kind::Select | Kind::BadSelect => o.select.add(len),
             Kind::Multi | Kind::NestedMulti => o.multi.add(len),
             Kind::Exec | Kind::LoneExec => o.exec.add(len),
-            Kind::Data if stream::is_link_traffic(logged) => {
-                match logged.cmd.name()[0].to_ascii_lowercase() {
-                    b'p' => o.ping.add(len),
-                    _ => o.replconf_getack.add(len),
-                }
-            }
-            Kind::Data => true,
+            Kind::Data => match named.link {
+                Link::Ping => o.ping.add(len),
+                Link::Replconf => o.replconf_getack.add(len),
+                Link::No => true,
+            },
         };
         // The commands of a record share its arrival: counted together.
         match &mut self.pending {
@@ -325,17 +347,34 @@ impl Tally {
             }
         }
         if is_write {
-            self.write(c.db, logged, len);
+            self.write(c.db, logged, len, named.keys);
         }
     }
 
-    fn write(&mut self, db: Option<u64>, logged: &Logged<'_>, len: u64) {
+    /// What `logged`'s name says, remembered for the next commands of that name.
+    fn learn(&mut self, logged: &Logged<'_>) -> Named {
+        let cmd = &logged.cmd;
+        let link = match stream::is_link_traffic(logged) {
+            true if cmd.name().eq_ignore_ascii_case(b"ping") => Link::Ping,
+            true => Link::Replconf,
+            false => Link::No,
+        };
+        let named = Named {
+            place: self.names.place(cmd.name()),
+            keys: self.finder.by_name(cmd),
+            link,
+        };
+        self.known.insert(cmd.name(), named);
+        named
+    }
+
+    fn write(&mut self, db: Option<u64>, logged: &Logged<'_>, len: u64, keys: Option<Found>) {
         let row = self.db_row(db);
         row.writes += 1;
         row.bytes += len;
         self.report.writes.count += 1;
         self.report.writes.bytes += len;
-        self.keys(logged, len);
+        self.keys(logged, len, keys);
         self.largest(logged, len);
     }
 
@@ -358,9 +397,12 @@ impl Tally {
         &mut dbs[self.last_db]
     }
 
-    fn keys(&mut self, logged: &Logged<'_>, len: u64) {
+    fn keys(&mut self, logged: &Logged<'_>, len: u64, keys: Option<Found>) {
         let cmd = &logged.cmd;
-        let positions = self.finder.positions(cmd);
+        let positions = match keys {
+            Some(found) => found.positions(cmd),
+            None => self.finder.positions(cmd),
+        };
         let n = positions.len() as u64;
         let k = &mut self.report.keys;
         if n == 0 {
