@@ -148,8 +148,8 @@ pub struct KeyFinder {
 }
 
 /// How a name's keys are found.
-#[derive(Clone, Copy)]
-enum Found {
+#[derive(Debug, Clone, Copy)]
+pub enum Found {
     /// After a key count at argument 2.
     Counted,
     Spec(Option<Spec>),
@@ -212,14 +212,28 @@ impl KeyFinder {
             }
             None => Found::Spec(self.spec(cmd)),
         };
-        if let Found::Counted = found {
+        found.positions(cmd)
+    }
+
+    /// How the keys of commands named as `cmd` is are found, when that depends on the name
+    /// alone (a caller may then keep it: see [`Found::positions`]).
+    pub fn by_name(&mut self, cmd: &Cmd<'_>) -> Option<Found> {
+        let _ = self.positions(cmd);
+        self.fast.get(cmd.name())
+    }
+}
+
+impl Found {
+    /// The positions of `cmd`'s keys among its arguments.
+    pub fn positions(self, cmd: &Cmd<'_>) -> StepBy<Range<usize>> {
+        if let Found::Counted = self {
             let n = cmd
                 .arg(2)
                 .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
                 .unwrap_or(0);
             return (3..(3 + n).min(cmd.argc())).step_by(1);
         }
-        match found {
+        match self {
             Found::Spec(Some(spec)) => spec.keys(cmd.argc()),
             _ => (1..1).step_by(1),
         }

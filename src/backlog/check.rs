@@ -6,8 +6,10 @@ use std::ops::ControlFlow;
 
 use serde::Serialize;
 
+use super::parts;
 use super::store::{Capture, Epoch, Start};
-use super::stream::{self, Fault};
+use super::stream::{self, Fault, Walked};
+use crate::aof::log::Kind;
 use crate::scan::mapped::MappedFile;
 use crate::verify::{self, Report, Verdict};
 
@@ -77,15 +79,9 @@ fn check_epoch(epoch: &Epoch, last: bool, workers: usize) -> std::io::Result<Epo
         notices: Vec::new(),
     };
     check_snapshot(epoch, last, workers, &mut c);
-    let mut open_multi = None;
-    let (reach, problem) = stream::commands(epoch, None, &mut |cmd| {
-        c.commands += 1;
-        open_multi = cmd
-            .logged
-            .multi
-            .filter(|_| cmd.logged.kind != crate::aof::log::Kind::Exec);
-        ControlFlow::Continue(())
-    })?;
+    let (walked, commands) = walk(epoch, parts::threads())?;
+    c.commands = commands;
+    let (reach, problem, open_multi) = (walked.reach, walked.problem, walked.open_multi);
     (c.end, c.records, c.bytes) = (reach.end, reach.records, reach.bytes);
     match reach.fault {
         Some(f) if f.torn && last => c.notices.push(torn(&f)),
@@ -108,6 +104,32 @@ fn check_epoch(epoch: &Epoch, last: bool, workers: usize) -> std::io::Result<Epo
         ));
     }
     Ok(c)
+}
+
+/// Walks the commands of `epoch` on `threads` threads: the walk (its open MULTI that of the
+/// last command) and the number of commands.
+pub(crate) fn walk(epoch: &Epoch, threads: usize) -> std::io::Result<(Walked, u64)> {
+    let work = |range| {
+        let (mut commands, mut open) = (0, None);
+        let w = stream::commands_in(epoch, range, None, &mut |cmd| {
+            commands += 1;
+            open = cmd.logged.multi.filter(|_| cmd.logged.kind != Kind::Exec);
+            ControlFlow::Continue(())
+        })?;
+        Ok((
+            Walked {
+                open_multi: open,
+                ..w
+            },
+            commands,
+        ))
+    };
+    let mut all = 0;
+    let walked = parts::walk(epoch, threads, &work, &mut |n| {
+        all += n;
+        true
+    })?;
+    Ok((walked.expect("every part taken"), all))
 }
 
 fn what(p: &crate::resp::parse::Problem) -> String {

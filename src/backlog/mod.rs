@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod check;
 pub mod master;
+pub mod parts;
 pub mod psync;
 pub mod replica;
 pub mod report;

@@ -6,16 +6,17 @@
 //! keep at most their own length of seconds.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use serde::Serialize;
 
-use super::store::Capture;
-use super::stream::{self, StreamCmd};
+use super::parts::{self, Top};
+use super::store::{Capture, Epoch};
+use super::stream::{self, StreamCmd, Walked};
 use super::window::{Peak, Seconds};
 use crate::aof::log::{Kind, Logged};
-use crate::aof::slice::KeyFinder;
+use crate::aof::slice::{Found, KeyFinder};
+use crate::hash::ByName;
 use crate::inspect::KeyRow;
 use crate::inspect::aof::{NameRow, Names};
 use crate::inspect::prefix::{MAX_PER_LEVEL, Prefixes};
@@ -43,6 +44,11 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    fn merge(&mut self, other: Traffic) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+    }
+
     /// Counts a command of `bytes`; false (it is not a write).
     fn add(&mut self, bytes: u64) -> bool {
         self.count += 1;
@@ -51,7 +57,7 @@ impl Traffic {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BacklogReport {
     pub source: String,
     pub epochs: Vec<EpochRow>,
@@ -159,51 +165,58 @@ struct Tally {
     finder: KeyFinder,
     prefixes: Prefixes,
     seconds: Seconds,
-    largest: BinaryHeap<Reverse<Largest>>,
+    largest: Top,
+    /// What the names seen say (up to [`ByName::MAX`] short names; others looked up).
+    known: ByName<Named>,
+    /// The arrival, bytes and writes of the commands not yet in `seconds`.
+    pending: Option<(u64, u64, u64)>,
     /// Index in `report.dbs` of the last database written.
     last_db: usize,
     epoch: u32,
 }
 
+/// What a command name says: where its counts are, how its keys are found (when by the name
+/// alone), whether it is the link's own traffic (as a data command).
+#[derive(Clone, Copy)]
+struct Named {
+    place: usize,
+    keys: Option<Found>,
+    link: Link,
+}
+
+#[derive(Clone, Copy)]
+enum Link {
+    No,
+    Ping,
+    Replconf,
+}
+
 /// The report of every epoch of `capture`; reading stops at an epoch's first fault (said in
-/// its row) and goes on with the next epoch.
+/// its row) and goes on with the next epoch. Each epoch is read on the machine's cores.
 pub fn inspect(capture: &Capture, opts: &Options) -> std::io::Result<BacklogReport> {
-    let mut t = Tally {
-        opts: *opts,
-        report: BacklogReport {
-            source: capture.source.clone(),
-            epochs: Vec::new(),
-            commands: 0,
-            bytes: 0,
-            first_us: None,
-            last_us: None,
-            seconds: 0,
-            commands_per_second: 0.0,
-            bytes_per_second: 0.0,
-            writes: Traffic::default(),
-            overhead: Overhead::default(),
-            dbs: Vec::new(),
-            by_name: Vec::new(),
-            keys: Keys::default(),
-            prefixes: Vec::new(),
-            peaks: Vec::new(),
-            largest: Vec::new(),
-        },
-        names: Names::default(),
-        finder: KeyFinder::default(),
-        prefixes: Prefixes::new(opts.delimiter, opts.depth),
-        seconds: Seconds::new(&WINDOWS),
-        largest: BinaryHeap::new(),
-        last_db: 0,
-        epoch: 0,
-    };
+    inspect_on(capture, opts, parts::threads())
+}
+
+/// [`inspect`] on up to `threads` threads.
+pub fn inspect_on(
+    capture: &Capture,
+    opts: &Options,
+    threads: usize,
+) -> std::io::Result<BacklogReport> {
+    let mut t = Tally::new(opts, false);
+    t.report.source = capture.source.clone();
     for epoch in &capture.epochs {
         t.epoch = epoch.meta.epoch;
         let (commands, bytes) = (t.report.commands, t.report.bytes);
-        let (reach, problem) = stream::commands(epoch, None, &mut |c| {
-            t.command(&c);
-            ControlFlow::Continue(())
-        })?;
+        let walked = match threads {
+            0 | 1 => t.walk(epoch, 0..epoch.segments.len())?,
+            _ => match t.walk_parts(epoch, threads)? {
+                Some(walked) => walked,
+                // A part's prefixes past the cap: not mergeable as one pass would count them.
+                None => return inspect_on(capture, opts, 1),
+            },
+        };
+        let (reach, problem) = (walked.reach, walked.problem);
         t.report.epochs.push(EpochRow {
             epoch: epoch.meta.epoch,
             start: epoch.meta.start,
@@ -224,13 +237,93 @@ fn describe(p: &Problem) -> String {
 }
 
 impl Tally {
+    /// A tally to merge into another one (`part`) or the whole report's.
+    fn new(opts: &Options, part: bool) -> Self {
+        Tally {
+            opts: *opts,
+            report: BacklogReport::default(),
+            names: Names::default(),
+            finder: KeyFinder::default(),
+            prefixes: Prefixes::new(opts.delimiter, opts.depth),
+            seconds: match part {
+                true => Seconds::kept(),
+                false => Seconds::new(&WINDOWS),
+            },
+            largest: Top::new(opts.top),
+            known: ByName::default(),
+            pending: None,
+            last_db: 0,
+            epoch: 0,
+        }
+    }
+
+    /// Counts the commands of `epoch`'s segments `range`.
+    fn walk(&mut self, epoch: &Epoch, range: Range<usize>) -> std::io::Result<Walked> {
+        let walked = stream::commands_in(epoch, range, None, &mut |c| {
+            self.command(&c);
+            ControlFlow::Continue(())
+        });
+        if let Some((t, b, c)) = self.pending.take() {
+            self.seconds.add(t, b, c);
+        }
+        walked
+    }
+
+    /// Counts the commands of `epoch` in parts on `threads` threads, merged in order; None
+    /// when a part's prefixes cannot be merged exactly.
+    fn walk_parts(&mut self, epoch: &Epoch, threads: usize) -> std::io::Result<Option<Walked>> {
+        let opts = self.opts;
+        let work = |range| {
+            let mut part = Tally::new(&opts, true);
+            part.epoch = epoch.meta.epoch;
+            part.walk(epoch, range).map(|w| (w, part))
+        };
+        parts::walk(epoch, threads, &work, &mut |part: Tally| {
+            let prefixed = self.report.keys.writes > self.report.keys.writes_without_prefix;
+            let exact = !(prefixed && part.prefixes.overflowed());
+            if exact {
+                self.merge(part);
+            }
+            exact
+        })
+    }
+
+    /// Takes in the tallies of a part read after what this one counted.
+    fn merge(&mut self, part: Tally) {
+        let (r, p) = (&mut self.report, part.report);
+        (r.commands, r.bytes) = (r.commands + p.commands, r.bytes + p.bytes);
+        r.writes.merge(p.writes);
+        let (o, po) = (&mut r.overhead, p.overhead);
+        o.ping.merge(po.ping);
+        o.replconf_getack.merge(po.replconf_getack);
+        o.select.merge(po.select);
+        o.multi.merge(po.multi);
+        o.exec.merge(po.exec);
+        let (k, pk) = (&mut r.keys, p.keys);
+        (k.writes, k.bytes) = (k.writes + pk.writes, k.bytes + pk.bytes);
+        k.writes_without_keys += pk.writes_without_keys;
+        k.writes_without_prefix += pk.writes_without_prefix;
+        for d in p.dbs {
+            let row = self.db_row(d.db);
+            (row.writes, row.bytes) = (row.writes + d.writes, row.bytes + d.bytes);
+        }
+        self.names.merge(part.names);
+        self.prefixes.merge(part.prefixes);
+        self.seconds.merge(part.seconds);
+        self.largest.merge(part.largest);
+    }
+
     fn command(&mut self, c: &StreamCmd<'_, '_>) {
         let logged = c.logged;
         let len = logged.cmd.raw.len() as u64;
+        let named = match self.known.get(logged.cmd.name()) {
+            Some(named) => named,
+            None => self.learn(logged),
+        };
         let r = &mut self.report;
         r.commands += 1;
         r.bytes += len;
-        let stat = self.names.get(logged.cmd.name());
+        let stat = self.names.at(named.place);
         stat.count += 1;
         stat.bytes += len;
         let o = &mut r.overhead;
@@ -238,21 +331,55 @@ impl Tally {
             Kind::Select | Kind::BadSelect => o.select.add(len),
             Kind::Multi | Kind::NestedMulti => o.multi.add(len),
             Kind::Exec | Kind::LoneExec => o.exec.add(len),
-            Kind::Data if stream::is_link_traffic(logged) => {
-                match logged.cmd.name()[0].to_ascii_lowercase() {
-                    b'p' => o.ping.add(len),
-                    _ => o.replconf_getack.add(len),
+            Kind::Data => match named.link {
+                Link::Ping => o.ping.add(len),
+                Link::Replconf => o.replconf_getack.add(len),
+                Link::No => true,
+            },
+        };
+        // The commands of a record share its arrival: counted together.
+        match &mut self.pending {
+            Some(p) if p.0 == c.time_us => (p.1, p.2) = (p.1 + len, p.2 + u64::from(is_write)),
+            p => {
+                if let Some((t, b, c)) = p.replace((c.time_us, len, u64::from(is_write))) {
+                    self.seconds.add(t, b, c);
                 }
             }
-            Kind::Data => true,
-        };
-        self.seconds.add(c.time_us, len, u64::from(is_write));
+        }
         if is_write {
-            self.write(c.db, logged, len);
+            self.write(c.db, logged, len, named.keys);
         }
     }
 
-    fn write(&mut self, db: Option<u64>, logged: &Logged<'_>, len: u64) {
+    /// What `logged`'s name says, remembered for the next commands of that name.
+    fn learn(&mut self, logged: &Logged<'_>) -> Named {
+        let cmd = &logged.cmd;
+        let link = match stream::is_link_traffic(logged) {
+            true if cmd.name().eq_ignore_ascii_case(b"ping") => Link::Ping,
+            true => Link::Replconf,
+            false => Link::No,
+        };
+        let named = Named {
+            place: self.names.place(cmd.name()),
+            keys: self.finder.by_name(cmd),
+            link,
+        };
+        self.known.insert(cmd.name(), named);
+        named
+    }
+
+    fn write(&mut self, db: Option<u64>, logged: &Logged<'_>, len: u64, keys: Option<Found>) {
+        let row = self.db_row(db);
+        row.writes += 1;
+        row.bytes += len;
+        self.report.writes.count += 1;
+        self.report.writes.bytes += len;
+        self.keys(logged, len, keys);
+        self.largest(logged, len);
+    }
+
+    /// The row of `db`, made on its first use.
+    fn db_row(&mut self, db: Option<u64>) -> &mut DbRow {
         let dbs = &mut self.report.dbs;
         if dbs.get(self.last_db).is_none_or(|d| d.db != db) {
             self.last_db = match dbs.iter().position(|d| d.db == db) {
@@ -267,18 +394,15 @@ impl Tally {
                 }
             };
         }
-        let row = &mut dbs[self.last_db];
-        row.writes += 1;
-        row.bytes += len;
-        self.report.writes.count += 1;
-        self.report.writes.bytes += len;
-        self.keys(logged, len);
-        self.largest(logged, len);
+        &mut dbs[self.last_db]
     }
 
-    fn keys(&mut self, logged: &Logged<'_>, len: u64) {
+    fn keys(&mut self, logged: &Logged<'_>, len: u64, keys: Option<Found>) {
         let cmd = &logged.cmd;
-        let positions = self.finder.positions(cmd);
+        let positions = match keys {
+            Some(found) => found.positions(cmd),
+            None => self.finder.positions(cmd),
+        };
         let n = positions.len() as u64;
         let k = &mut self.report.keys;
         if n == 0 {
@@ -299,26 +423,18 @@ impl Tally {
     }
 
     fn largest(&mut self, logged: &Logged<'_>, len: u64) {
-        if self.opts.top == 0 {
+        if !self.largest.admits(len) {
             return;
-        }
-        if self.largest.len() == self.opts.top {
-            match self.largest.peek() {
-                Some(Reverse(min)) if min.bytes >= len => return,
-                _ => {
-                    self.largest.pop();
-                }
-            }
         }
         let cmd = &logged.cmd;
         let key = self.finder.positions(cmd).next().and_then(|i| cmd.arg(i));
-        self.largest.push(Reverse(Largest {
+        self.largest.push(Largest {
             bytes: len,
             offset: cmd.offset,
             epoch: self.epoch,
             command: escape(&cmd.name().to_ascii_uppercase()),
             key: key.map(escape),
-        }));
+        });
     }
 
     fn finish(self) -> BacklogReport {
@@ -340,9 +456,7 @@ impl Tally {
             r.bytes_per_second = r.bytes as f64 / r.seconds as f64;
         }
         r.peaks = self.seconds.finish();
-        let mut largest: Vec<Largest> = self.largest.into_iter().map(|Reverse(l)| l).collect();
-        largest.sort_by_key(|l| (Reverse(l.bytes), l.epoch, l.offset));
-        r.largest = largest;
+        r.largest = self.largest.rows();
         r
     }
 }
@@ -388,144 +502,5 @@ fn prefix_rows(prefixes: Prefixes) -> Vec<PrefixRow> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backlog::sizing::tests::writer;
-    use crate::resp::text as resp;
-
-    const S: u64 = 1_000_000;
-
-    /// The records of the test capture: arrival and commands.
-    fn records() -> Vec<(u64, Vec<Vec<&'static str>>)> {
-        let big = "x".repeat(100).leak();
-        vec![
-            (
-                10 * S,
-                vec![
-                    vec!["SET", "early", "v"],
-                    vec!["SELECT", "0"],
-                    vec!["SET", "user:1", "v"],
-                    vec!["SET", "user:2", big],
-                ],
-            ),
-            (10 * S + S / 2, vec![vec!["PING"]]),
-            (
-                11 * S,
-                vec![
-                    vec!["MULTI"],
-                    vec!["INCR", "cnt"],
-                    vec!["HSET", "order:9", "f", "v"],
-                    vec!["EXEC"],
-                ],
-            ),
-            (12 * S, vec![vec!["REPLCONF", "GETACK", "*"]]),
-            (
-                20 * S,
-                vec![vec!["SELECT", "3"], vec!["DEL", "user:3", "session:x:y"]],
-            ),
-        ]
-    }
-
-    fn len(cmd: &[&str]) -> u64 {
-        resp(cmd).len() as u64
-    }
-
-    #[test]
-    fn one_pass_counts_writes_overhead_prefixes_peaks_and_the_largest() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = writer(dir.path());
-        for (t, cmds) in records() {
-            let payload: String = cmds.iter().map(|c| resp(c)).collect();
-            let after = w.at_end().after(payload.as_bytes());
-            w.append(payload.as_bytes(), after, t).unwrap();
-        }
-        w.seal().unwrap();
-        let capture = Capture::open(dir.path()).unwrap();
-        let opts = Options {
-            top: 2,
-            delimiter: b':',
-            depth: 1,
-        };
-        let r = inspect(&capture, &opts).unwrap();
-        let all: Vec<Vec<&str>> = records().into_iter().flat_map(|(_, c)| c).collect();
-        let total: u64 = all.iter().map(|c| len(c)).sum();
-        assert_eq!((r.commands, r.bytes), (12, total));
-        assert_eq!(r.epochs[0].end, 100 + total);
-        assert!(!r.epochs[0].damaged() && r.epochs[0].fault.is_none());
-        assert_eq!(
-            (r.first_us, r.last_us, r.seconds),
-            (Some(10 * S), Some(20 * S), 11)
-        );
-        let o = &r.overhead;
-        assert_eq!((o.ping.count, o.ping.bytes), (1, len(&["PING"])));
-        let getack = len(&["REPLCONF", "GETACK", "*"]);
-        assert_eq!(
-            (o.replconf_getack.count, o.replconf_getack.bytes),
-            (1, getack)
-        );
-        let counts = [o.select.count, o.multi.count, o.exec.count];
-        assert_eq!(counts, [2, 1, 1]);
-        let overhead = [o.ping, o.replconf_getack, o.select, o.multi, o.exec];
-        let overhead: u64 = overhead.iter().map(|t| t.bytes).sum();
-        assert_eq!((r.writes.count, r.writes.bytes), (6, total - overhead));
-        let dbs: Vec<(Option<u64>, u64)> = r.dbs.iter().map(|d| (d.db, d.writes)).collect();
-        assert_eq!(dbs, [(None, 1), (Some(0), 4), (Some(3), 1)]);
-        let set = r.by_name.iter().find(|n| n.name == "SET").unwrap();
-        assert_eq!(set.count, 3);
-        let k = &r.keys;
-        assert_eq!(
-            (k.writes, k.writes_without_prefix, k.writes_without_keys),
-            (7, 2, 0)
-        );
-        let prefixes: Vec<(&str, u64)> = r
-            .prefixes
-            .iter()
-            .map(|p| (p.prefix.as_str(), p.writes))
-            .collect();
-        assert_eq!(prefixes, [("user:", 3), ("order:", 1), ("session:", 1)]);
-        // Second 10: the first record and the PING; 11: the MULTI block; 20: the DEL.
-        let second = |i: usize| -> u64 { records()[i].1.iter().map(|c| len(c)).sum() };
-        let (s10, s11, s12, s20) = (second(0) + second(1), second(2), second(3), second(4));
-        let peak = |seconds, bytes, commands| Peak {
-            seconds,
-            bytes,
-            bytes_from: Some(10),
-            commands,
-            commands_from: Some(10),
-        };
-        let want = [
-            peak(1, s10, 3),
-            peak(10, s10 + s11 + s12, 5),
-            peak(60, total, 6),
-        ];
-        assert_eq!(r.peaks, want);
-        assert!(s20 < s10);
-        let largest: Vec<(&str, Option<&str>, u64)> = r
-            .largest
-            .iter()
-            .map(|l| (l.command.as_str(), l.key.as_deref(), l.offset))
-            .collect();
-        let at_big = 101 + len(&all[0]) + len(&all[1]) + len(&all[2]);
-        let at_del = 101 + total - len(&all[11]);
-        assert_eq!(
-            largest,
-            [
-                ("SET", Some("user:2"), at_big),
-                ("DEL", Some("user:3"), at_del)
-            ]
-        );
-    }
-
-    #[test]
-    fn prefixes_past_the_cap_are_counted_apart() {
-        let mut p = Prefixes::new(b':', 1);
-        let keys: Vec<String> = (0..MAX_PER_LEVEL + 5).map(|i| format!("p{i}:k")).collect();
-        for key in &keys {
-            add_prefix(&mut p, 0, key.as_bytes(), 1);
-        }
-        let rows = prefix_rows(p);
-        assert_eq!(rows.len(), MAX_PER_LEVEL + 1);
-        let last = rows.last().unwrap();
-        assert_eq!((last.prefix.as_str(), last.writes), (OTHER, 5));
-    }
-}
+#[path = "report_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 //! segments, each checked (framing, checksum, offsets continuing without a gap, segment names
 //! that agree with their records), and the commands in them with their offsets and databases.
 
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use super::store::{Bad, Epoch, Flaw, Record, Records, Segment};
 use crate::aof::log::{Kind, Log, Logged};
@@ -45,36 +45,47 @@ pub fn records(
     from: Option<u64>,
     f: &mut dyn FnMut(&Segment, &Record<'_>) -> ControlFlow<()>,
 ) -> std::io::Result<Reach> {
+    records_in(epoch, skipped(epoch, from)..epoch.segments.len(), from, f)
+}
+
+/// How many segments end before offset `from`.
+fn skipped(epoch: &Epoch, from: Option<u64>) -> usize {
+    from.map_or(0, |o| {
+        let sealed = epoch
+            .segments
+            .iter()
+            .take_while(|s| s.last.is_some_and(|l| l < o));
+        sealed.count()
+    })
+}
+
+/// [`records`] of the segments `range` of `epoch`: the first one is taken to continue what
+/// came before it (a caller joining parts checks that with [`gap`]).
+pub fn records_in(
+    epoch: &Epoch,
+    range: Range<usize>,
+    from: Option<u64>,
+    f: &mut dyn FnMut(&Segment, &Record<'_>) -> ControlFlow<()>,
+) -> std::io::Result<Reach> {
+    let segments = &epoch.segments[range.clone()];
     let mut reach = Reach {
-        end: epoch.meta.start - 1,
+        end: match range.start {
+            0 => epoch.meta.start - 1,
+            _ => segments.first().map_or(epoch.meta.start, |s| s.first) - 1,
+        },
         records: 0,
         bytes: 0,
         fault: None,
     };
-    let segments = &epoch.segments;
-    let skip = from.map_or(0, |o| {
-        segments
-            .iter()
-            .take_while(|s| s.last.is_some_and(|l| l < o))
-            .count()
-    });
-    if skip > 0 {
-        reach.end = segments[skip].first - 1;
-    }
-    for seg in &segments[skip..] {
+    for seg in segments {
         let fault = |at: u64, what: String, torn: bool| Fault {
             segment: seg.name(),
             at,
             what,
             torn,
         };
-        if seg.first != reach.end + 1 {
-            let what = format!(
-                "starts at offset {} where {} was expected",
-                seg.first,
-                reach.end + 1
-            );
-            reach.fault = Some(fault(0, what, false));
+        if let Some(gap) = gap(seg, reach.end) {
+            reach.fault = Some(gap);
             return Ok(reach);
         }
         let map = seg.map()?;
@@ -130,6 +141,20 @@ pub fn records(
     Ok(reach)
 }
 
+/// The fault of a segment that does not start right after offset `end`.
+pub fn gap(seg: &Segment, end: u64) -> Option<Fault> {
+    (seg.first != end + 1).then(|| Fault {
+        segment: seg.name(),
+        at: 0,
+        what: format!(
+            "starts at offset {} where {} was expected",
+            seg.first,
+            end + 1
+        ),
+        torn: false,
+    })
+}
+
 /// A command of the stream (its offset is the stream's), when it arrived, and its database
 /// when known (`logged.db` says 0 for a database not known).
 pub struct StreamCmd<'a, 'l> {
@@ -147,13 +172,75 @@ pub fn commands(
     from: Option<u64>,
     f: &mut dyn FnMut(StreamCmd<'_, '_>) -> ControlFlow<()>,
 ) -> std::io::Result<(Reach, Option<Problem>)> {
+    let w = commands_in(epoch, skipped(epoch, from)..epoch.segments.len(), from, f)?;
+    Ok((w.reach, w.problem))
+}
+
+/// A walk of some of an epoch's segments by [`commands_in`].
+pub struct Walked {
+    /// The index of its first segment.
+    pub first: usize,
+    pub reach: Reach,
+    pub problem: Option<Problem>,
+    /// The MULTI open at its end, and the one its first record's header said was open (its
+    /// place not known: that record's offset).
+    pub open_multi: Option<u64>,
+    pub inherited: Option<u64>,
+}
+
+impl Walked {
+    /// Whether the walk stopped before the end of its segments: a fault or bad bytes.
+    pub fn stopped(&self) -> bool {
+        self.reach.fault.is_some() || self.problem.is_some()
+    }
+
+    /// Continues this walk with that of the segments right after it, as one walk over both
+    /// would have gone on; false when it would not have (this one stopped, or the next does
+    /// not start where this one ended: that gap is then this walk's fault).
+    pub fn join(&mut self, epoch: &Epoch, next: Walked) -> bool {
+        if self.stopped() {
+            return false;
+        }
+        if let Some(gap) = epoch
+            .segments
+            .get(next.first)
+            .and_then(|s| gap(s, self.reach.end))
+        {
+            self.reach.fault = Some(gap);
+            return false;
+        }
+        let (r, n) = (&mut self.reach, next.reach);
+        (r.end, r.records, r.bytes, r.fault) =
+            (n.end, r.records + n.records, r.bytes + n.bytes, n.fault);
+        self.problem = next.problem;
+        self.open_multi = match next.open_multi {
+            Some(_) if next.open_multi == next.inherited => self.open_multi.or(next.open_multi),
+            open => open,
+        };
+        true
+    }
+}
+
+/// [`commands`] of the segments `range` of `epoch` (see [`records_in`]).
+pub fn commands_in(
+    epoch: &Epoch,
+    range: Range<usize>,
+    from: Option<u64>,
+    f: &mut dyn FnMut(StreamCmd<'_, '_>) -> ControlFlow<()>,
+) -> std::io::Result<Walked> {
     let mut problem = None;
     let mut multi = None;
-    let reach = records(epoch, from, &mut |_, r| {
+    let mut inherited = None;
+    let mut started = false;
+    let first = range.start;
+    let reach = records_in(epoch, range, from, &mut |_, r| {
         let db = r.at_start.db.map_or(0, u64::from);
         // A MULTI open before the first record read: its place is not known, the record's
         // start stands for it.
         let open = multi.or(r.at_start.multi.then_some(r.offset));
+        if !started {
+            (started, inherited) = (true, open);
+        }
         let mut log = Log::piece(r.payload, r.offset, db, open);
         let mut known = r.at_start.db.is_some();
         while let Some(item) = log.next() {
@@ -178,7 +265,13 @@ pub fn commands(
         multi = log.open_multi();
         ControlFlow::Continue(())
     })?;
-    Ok((reach, problem))
+    Ok(Walked {
+        first,
+        reach,
+        problem,
+        open_multi: multi,
+        inherited,
+    })
 }
 
 /// Whether a command is the master's own traffic rather than a client's write: the `ping`
@@ -186,5 +279,6 @@ pub fn commands(
 pub fn is_link_traffic(logged: &Logged<'_>) -> bool {
     let name = logged.cmd.name();
     logged.kind == Kind::Data
+        && matches!(name.first().map(|b| b | 0x20), Some(b'p' | b'r'))
         && (name.eq_ignore_ascii_case(b"ping") || name.eq_ignore_ascii_case(b"replconf"))
 }

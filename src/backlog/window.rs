@@ -87,6 +87,8 @@ pub struct Seconds {
     open: Option<(u64, u64, u64)>,
     pub first_us: Option<u64>,
     pub last_us: Option<u64>,
+    /// The seconds over, kept (instead of windowed) by a part of a walk, for [`Seconds::merge`].
+    kept: Option<Vec<(u64, u64, u64)>>,
 }
 
 impl Seconds {
@@ -96,13 +98,38 @@ impl Seconds {
             open: None,
             first_us: None,
             last_us: None,
+            kept: None,
+        }
+    }
+
+    /// Seconds that keep their counts for [`Seconds::merge`] (one entry per second that
+    /// holds anything) instead of windowing them.
+    pub fn kept() -> Self {
+        Seconds {
+            kept: Some(Vec::new()),
+            ..Seconds::new(&[])
         }
     }
 
     pub fn add(&mut self, time_us: u64, bytes: u64, commands: u64) {
         self.first_us.get_or_insert(time_us);
         self.last_us = Some(self.last_us.map_or(time_us, |l| l.max(time_us)));
-        let second = time_us / 1_000_000;
+        self.second(time_us / 1_000_000, bytes, commands);
+    }
+
+    /// Counts the seconds of a part read after what was counted so far, as if added here.
+    pub fn merge(&mut self, mut part: Seconds) {
+        part.flush();
+        if let Some(f) = part.first_us {
+            self.first_us.get_or_insert(f);
+        }
+        self.last_us = self.last_us.max(part.last_us);
+        for (s, b, c) in part.kept.unwrap_or_default() {
+            self.second(s, b, c);
+        }
+    }
+
+    fn second(&mut self, second: u64, bytes: u64, commands: u64) {
         match &mut self.open {
             Some(o) if o.0 >= second => {
                 o.1 += bytes;
@@ -117,6 +144,9 @@ impl Seconds {
 
     fn flush(&mut self) {
         if let Some((s, b, c)) = self.open.take() {
+            if let Some(kept) = &mut self.kept {
+                kept.push((s, b, c));
+            }
             for w in &mut self.windows {
                 w.add(s, b, c);
             }

@@ -518,15 +518,34 @@ pub(crate) struct Names {
 impl Names {
     /// The counts of `name`, made on its first use.
     pub(crate) fn get(&mut self, name: &[u8]) -> &mut NameStat {
-        let i = match self.by_written.get(name) {
+        let i = self.place(name);
+        &mut self.stats[i].1
+    }
+
+    /// Where the counts of `name` are (see [`Names::at`]), made on its first use.
+    pub(crate) fn place(&mut self, name: &[u8]) -> usize {
+        match self.by_written.get(name) {
             Some(i) => i,
             None => {
                 let i = self.index(name);
                 self.by_written.insert(name, i);
                 i
             }
-        };
-        &mut self.stats[i].1
+        }
+    }
+
+    /// The counts at `place`.
+    pub(crate) fn at(&mut self, place: usize) -> &mut NameStat {
+        &mut self.stats[place].1
+    }
+
+    /// Adds the counts of `other`.
+    pub(crate) fn merge(&mut self, other: Names) {
+        for (name, theirs) in other.stats {
+            let mine = self.get(&name);
+            mine.count += theirs.count;
+            mine.bytes += theirs.bytes;
+        }
     }
 
     /// The rows, most used first (then by name).

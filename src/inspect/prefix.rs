@@ -102,6 +102,11 @@ impl Prefixes {
         }
     }
 
+    /// Whether a level was full when a new prefix came (its keys then in "(other)").
+    pub fn overflowed(&self) -> bool {
+        self.levels.iter().any(|l| l.other.keys > 0)
+    }
+
     /// Adds the counts of `other` (of other keys, with the same delimiter and depth): a
     /// prefix it has and this one has not is taken in while the level has room.
     pub fn merge(&mut self, other: Prefixes) {
