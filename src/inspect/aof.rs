@@ -7,12 +7,12 @@
 //! two walks (see [`super::aof_walk`]).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 
-use crate::hash::{ByName, ShortBuild};
 use serde::Serialize;
 
 use super::aof_keys::Keys;
+use super::names::Names;
 use super::{Options, Report};
 use crate::aof::input::{AofInput, Error, OpenPart, Resume};
 use crate::aof::log::{Kind, Logged};
@@ -143,15 +143,6 @@ pub struct Largest {
     pub file_offset: u64,
     pub command: String,
     pub key: Option<String>,
-}
-
-/// A name's counts and what kind of expiry command it is.
-#[derive(Default)]
-pub(crate) struct NameStat {
-    pub(crate) count: u64,
-    pub(crate) bytes: u64,
-    expiry: Option<&'static str>,
-    set: bool,
 }
 
 /// A walk's state over the commands.
@@ -287,7 +278,7 @@ impl Tally {
         let stat = self.names.get(cmd.name());
         stat.count += 1;
         stat.bytes += len;
-        let (expiry, set) = (stat.expiry, stat.set);
+        let expiry = stat.expiry(cmd);
         match logged.kind {
             Kind::Multi => r.transactions.multi += 1,
             Kind::Exec => r.transactions.exec += 1,
@@ -301,7 +292,6 @@ impl Tally {
         let db = r.dbs.entry(logged.db).or_default();
         db.writes += 1;
         db.bytes += len;
-        let expiry = expiry.or_else(|| set.then(|| set_expiry(cmd)).flatten());
         if let Some(e) = expiry {
             *r.expiry.entry(e).or_default() += 1;
         }
@@ -438,7 +428,7 @@ impl Tally {
             self.add_minute(minute, n);
         }
         self.merge_largest(later.largest);
-        self.merge_names(later.names);
+        self.names.merge(later.names);
         self.keys.merge(later.keys, UNKNOWN_DB, at.db);
     }
 
@@ -475,16 +465,6 @@ impl Tally {
         }
     }
 
-    /// Takes in `later`'s counts by command name.
-    pub(super) fn merge_names(&mut self, later: Names) {
-        for (name, s) in later.stats {
-            let i = self.names.index(&name);
-            let stat = &mut self.names.stats[i].1;
-            stat.count += s.count;
-            stat.bytes += s.bytes;
-        }
-    }
-
     /// The report.
     pub(super) fn finish(mut self, top: usize) -> AofReport {
         self.flush_minute();
@@ -505,99 +485,4 @@ impl Tally {
         r.largest = largest;
         self.report
     }
-}
-
-/// The counts of the command names (uppercase), found by the name as written.
-#[derive(Default)]
-pub(crate) struct Names {
-    stats: Vec<(Vec<u8>, NameStat)>,
-    by_upper: HashMap<Vec<u8>, usize, ShortBuild>,
-    by_written: ByName<usize>,
-}
-
-impl Names {
-    /// The counts of `name`, made on its first use.
-    pub(crate) fn get(&mut self, name: &[u8]) -> &mut NameStat {
-        let i = self.place(name);
-        &mut self.stats[i].1
-    }
-
-    /// Where the counts of `name` are (see [`Names::at`]), made on its first use.
-    pub(crate) fn place(&mut self, name: &[u8]) -> usize {
-        match self.by_written.get(name) {
-            Some(i) => i,
-            None => {
-                let i = self.index(name);
-                self.by_written.insert(name, i);
-                i
-            }
-        }
-    }
-
-    /// The counts at `place`.
-    pub(crate) fn at(&mut self, place: usize) -> &mut NameStat {
-        &mut self.stats[place].1
-    }
-
-    /// Adds the counts of `other`.
-    pub(crate) fn merge(&mut self, other: Names) {
-        for (name, theirs) in other.stats {
-            let mine = self.get(&name);
-            mine.count += theirs.count;
-            mine.bytes += theirs.bytes;
-        }
-    }
-
-    /// The rows, most used first (then by name).
-    pub(crate) fn rows(self) -> Vec<NameRow> {
-        let mut names: Vec<NameRow> = self
-            .stats
-            .into_iter()
-            .map(|(name, s)| NameRow {
-                name: escape(&name),
-                count: s.count,
-                bytes: s.bytes,
-            })
-            .collect();
-        names.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
-        names
-    }
-
-    fn index(&mut self, name: &[u8]) -> usize {
-        let upper = name.to_ascii_uppercase();
-        if let Some(&i) = self.by_upper.get(&upper) {
-            return i;
-        }
-        let stat = NameStat {
-            expiry: EXPIRY.iter().find(|e| e.as_bytes() == upper).copied(),
-            set: upper == b"SET",
-            ..Default::default()
-        };
-        self.by_upper.insert(upper.clone(), self.stats.len());
-        self.stats.push((upper, stat));
-        self.stats.len() - 1
-    }
-}
-
-/// Commands that set a TTL by their name.
-const EXPIRY: [&str; 7] = [
-    "EXPIRE",
-    "PEXPIRE",
-    "EXPIREAT",
-    "PEXPIREAT",
-    "GETEX",
-    "SETEX",
-    "PSETEX",
-];
-
-/// `SET … EX|PX|EXAT|PXAT …` (counted as one form).
-fn set_expiry(cmd: &crate::resp::parse::Cmd<'_>) -> Option<&'static str> {
-    cmd.args()
-        .skip(3)
-        .any(|a| {
-            [&b"EX"[..], b"PX", b"EXAT", b"PXAT"]
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(a))
-        })
-        .then_some("SET with EX/PX/EXAT/PXAT")
 }

@@ -6,6 +6,7 @@ pub mod aof;
 mod aof_keys;
 mod aof_walk;
 pub mod memory;
+pub(crate) mod names;
 pub mod prefix;
 mod top;
 
