@@ -7,6 +7,7 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::backlog::{field, info, master_offset};
 use common::server::{Build, Server, build};
 use rdbtool::backlog::replica::{Error, Replica, Start};
 use rdbtool::replay::endpoint::Tls;
@@ -22,20 +23,6 @@ const DISKLESS: [&str; 4] = [
 
 fn url(server: &Server) -> String {
     format!("redis://127.0.0.1:{}", server.port)
-}
-
-/// A field of the master's `INFO replication`.
-fn info(master: &Server, field: &str) -> String {
-    let text = master.cli(&["INFO", "replication"]);
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("no {field} in {text}"))
-        .trim()
-        .to_string()
-}
-
-fn master_offset(master: &Server) -> u64 {
-    info(master, "master_repl_offset").parse().unwrap()
 }
 
 /// `SET <prefix><i> <i>` for i in 0..n, through one pipe.
@@ -96,7 +83,12 @@ fn full_capture(b: &Build, master: &Server, url: &str, tls: &Tls) {
     let Start::Full { replid, offset } = replica.psync(None).expect("psync") else {
         panic!("{}: PSYNC ? -1 did not get +FULLRESYNC", b.name)
     };
-    assert_eq!(replid, info(master, "master_replid"), "{}", b.name);
+    assert_eq!(
+        replid,
+        field(&info(master, "replication"), "master_replid"),
+        "{}",
+        b.name
+    );
     let dir = tempfile::tempdir().unwrap();
     let rdb = dir.path().join("snapshot.rdb");
     let mut file = std::fs::File::create(&rdb).unwrap();

@@ -17,7 +17,6 @@ use super::window::{Peak, Seconds};
 use crate::aof::log::{Kind, Logged};
 use crate::aof::slice::{Found, KeyFinder};
 use crate::hash::ByName;
-use crate::inspect::KeyRow;
 use crate::inspect::aof::NameRow;
 use crate::inspect::names::Names;
 use crate::inspect::prefix::{MAX_PER_LEVEL, Prefixes};
@@ -419,7 +418,7 @@ impl Tally {
                 k.writes_without_prefix += 1;
                 continue;
             }
-            add_prefix(&mut self.prefixes, logged.db, key, share);
+            self.prefixes.add_write(logged.db, key, share);
         }
     }
 
@@ -460,22 +459,6 @@ impl Tally {
         r.largest = self.largest.rows();
         r
     }
-}
-
-/// Counts a key write under its prefixes (the prefix counter's keys are the writes, its
-/// RDB bytes the bytes).
-fn add_prefix(prefixes: &mut Prefixes, db: u64, key: &[u8], share: u64) {
-    prefixes.add(&KeyRow {
-        db,
-        key,
-        r#type: "",
-        encoding: "",
-        expire_at: None,
-        rdb_bytes: share,
-        elements: 0,
-        largest_element: 0,
-        memory: Some(1),
-    });
 }
 
 /// The row of a level's prefixes past the cap.

@@ -132,7 +132,7 @@ fn prefixes_past_the_cap_are_counted_apart() {
     let mut p = Prefixes::new(b':', 1);
     let keys: Vec<String> = (0..MAX_PER_LEVEL + 5).map(|i| format!("p{i}:k")).collect();
     for key in &keys {
-        add_prefix(&mut p, 0, key.as_bytes(), 1);
+        p.add_write(0, key.as_bytes(), 1);
     }
     let rows = prefix_rows(p);
     assert_eq!(rows.len(), MAX_PER_LEVEL + 1);

@@ -2,7 +2,6 @@
 //! counts the keys it reads in its own heavy-hitters sketch and key prefixes, while their
 //! bytes are still in cache; the walks' counts are merged at the end.
 
-use super::KeyRow;
 use super::aof::{HeavyRow, KeysTouched, PrefixRow, SKETCH_COUNTERS};
 use super::prefix::Prefixes;
 use crate::aof::sketch::{Frequent, Heavy};
@@ -93,17 +92,7 @@ impl Keys {
                     .add(hash, [1, share], || named(KeyBytes::new(key)));
             }
         }
-        self.prefixes.add(&KeyRow {
-            db,
-            key,
-            r#type: "",
-            encoding: "",
-            expire_at: None,
-            rdb_bytes: share,
-            elements: 0,
-            largest_element: 0,
-            memory: Some(1),
-        });
+        self.prefixes.add_write(db, key, share);
     }
 
     /// Adds the counts of `later` (a walk of a later part of the log), whose keys in database

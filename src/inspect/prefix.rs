@@ -89,6 +89,22 @@ impl Prefixes {
         }
     }
 
+    /// Counts a write of a log (an AOF's, a replication stream's) to `key` in `db`: one key,
+    /// `bytes` of the log (in place of its RDB bytes).
+    pub fn add_write(&mut self, db: u64, key: &[u8], bytes: u64) {
+        self.add(&KeyRow {
+            db,
+            key,
+            r#type: "",
+            encoding: "",
+            expire_at: None,
+            rdb_bytes: bytes,
+            elements: 0,
+            largest_element: 0,
+            memory: Some(1),
+        });
+    }
+
     /// Counts the key under its first 1..=depth segments (a key counts at a level only if it
     /// has more segments than that).
     pub fn add(&mut self, row: &KeyRow<'_>) {
