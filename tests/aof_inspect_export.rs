@@ -374,16 +374,7 @@ fn valkey_9_1_appendonlydir_with_rdb_base() {
 
 #[test]
 fn redis_6_2_single_file_with_preamble() {
-    let b = build("redis-6.2");
-    let conf = [
-        "--appendonly",
-        "yes",
-        "--aof-use-rdb-preamble",
-        "yes",
-        "--appendfsync",
-        "always",
-    ];
-    let src = Server::start_with(&b, None, &conf);
+    let (b, src) = common::aof::start("redis-6.2", &["--aof-use-rdb-preamble", "yes"]);
     send(&src, &round(0, true, false));
     rewrite(&src);
     send(&src, &round(1, true, false));

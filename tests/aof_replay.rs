@@ -223,18 +223,9 @@ fn multi_part_replays_in_load_order() {
 /// appendonlydir into Valkey 9.1.
 #[test]
 fn preamble_files_of_redis_6_2_and_valkey_9_1() {
-    let b = build("redis-6.2");
     // appendfsync always: a command is in the file before its reply, so the file is whole
     // when the workload's last reply is read.
-    let conf = [
-        "--appendonly",
-        "yes",
-        "--aof-use-rdb-preamble",
-        "yes",
-        "--appendfsync",
-        "always",
-    ];
-    let source = Server::start_with(&b, None, &conf);
+    let (b, source) = common::aof::start("redis-6.2", &["--aof-use-rdb-preamble", "yes"]);
     run_workload(&source, 2_000, 0);
     rewrite(&source);
     run_workload(&source, 1_000, 7_000);
@@ -248,8 +239,7 @@ fn preamble_files_of_redis_6_2_and_valkey_9_1() {
     );
     assert_eq!(target.digest(), source.digest(), "{out}{err}");
 
-    let v = build("valkey-9.1");
-    let source = Server::start_with(&v, None, &conf);
+    let (v, source) = common::aof::start("valkey-9.1", &["--aof-use-rdb-preamble", "yes"]);
     run_workload(&source, 2_000, 0);
     rewrite(&source);
     run_workload(&source, 1_000, 7_000);

@@ -5,7 +5,6 @@
 //! largest commands. Memory stays bounded: prefixes are capped per level, and the windows
 //! keep at most their own length of seconds.
 
-use std::cmp::Reverse;
 use std::ops::{ControlFlow, Range};
 
 use serde::Serialize;
@@ -18,6 +17,8 @@ use crate::aof::log::{Kind, Logged};
 use crate::aof::slice::{Found, KeyFinder};
 use crate::hash::ByName;
 use crate::inspect::aof::NameRow;
+pub use crate::inspect::aof::PrefixRow;
+use crate::inspect::aof_keys::write_rows;
 use crate::inspect::names::Names;
 use crate::inspect::prefix::{MAX_PER_LEVEL, Prefixes};
 use crate::rdb::error::escape;
@@ -137,14 +138,6 @@ pub struct Keys {
     /// Most prefixes tracked per level; writes under others are in that level's "(other)".
     pub prefixes_per_level: usize,
     pub writes_outside_cap: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PrefixRow {
-    pub level: usize,
-    pub prefix: String,
-    pub writes: u64,
-    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -466,22 +459,9 @@ pub const OTHER: &str = "(other)";
 
 /// By level, then writes (most first), each level's "(other)" last.
 fn prefix_rows(prefixes: Prefixes) -> Vec<PrefixRow> {
-    let mut rows: Vec<PrefixRow> = prefixes
-        .rows()
-        .into_iter()
-        .map(|p| PrefixRow {
-            level: p.level,
-            prefix: p.prefix,
-            writes: p.keys,
-            bytes: p.rdb_bytes,
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        let order = |p: &PrefixRow| (p.level, p.prefix == OTHER, Reverse(p.writes));
-        order(a)
-            .cmp(&order(b))
-            .then_with(|| a.prefix.cmp(&b.prefix))
-    });
+    let mut rows = write_rows(prefixes);
+    // Stable: within a level the writes order stays.
+    rows.sort_by_key(|p| (p.level, p.prefix == OTHER));
     rows
 }
 

@@ -4,7 +4,7 @@
 
 use std::ops::{ControlFlow, Range};
 
-use super::store::{Bad, Epoch, Flaw, Record, Records, Segment};
+use super::store::{Epoch, Flaw, Record, Records, Segment};
 use crate::aof::log::{Kind, Log, Logged};
 use crate::resp::parse::Problem;
 
@@ -104,14 +104,9 @@ pub fn records_in(
                         break;
                     }
                 }
-                Err(Bad { at, flaw }) => {
-                    let torn = seg.last.is_none()
-                        && Bad {
-                            at,
-                            flaw: flaw.clone(),
-                        }
-                        .is_torn(data);
-                    reach.fault = Some(fault(at as u64, flaw.to_string(), torn));
+                Err(bad) => {
+                    let torn = seg.last.is_none() && bad.is_torn(data);
+                    reach.fault = Some(fault(bad.at as u64, bad.flaw.to_string(), torn));
                     return Ok(reach);
                 }
             }

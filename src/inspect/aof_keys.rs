@@ -121,24 +121,7 @@ impl Keys {
         touched.bytes_bound = self.sketch.bound(1);
         touched.top_by_writes = self.heavy_rows(0, top);
         touched.top_by_bytes = self.heavy_rows(1, top);
-        let mut prefixes: Vec<PrefixRow> = self
-            .prefixes
-            .rows()
-            .into_iter()
-            .map(|p| PrefixRow {
-                level: p.level,
-                prefix: p.prefix,
-                writes: p.keys,
-                bytes: p.rdb_bytes,
-            })
-            .collect();
-        prefixes.sort_by(|a, b| {
-            let order = |p: &PrefixRow| (p.level, std::cmp::Reverse(p.writes));
-            order(a)
-                .cmp(&order(b))
-                .then_with(|| a.prefix.cmp(&b.prefix))
-        });
-        prefixes
+        write_rows(self.prefixes)
     }
 }
 
@@ -157,4 +140,26 @@ impl Keys {
             })
             .collect()
     }
+}
+
+/// The prefix rows of a log's key writes (the counter's keys are the writes, its RDB bytes the
+/// bytes): by level, then writes (most first), then prefix.
+pub(crate) fn write_rows(prefixes: Prefixes) -> Vec<PrefixRow> {
+    let mut rows: Vec<PrefixRow> = prefixes
+        .rows()
+        .into_iter()
+        .map(|p| PrefixRow {
+            level: p.level,
+            prefix: p.prefix,
+            writes: p.keys,
+            bytes: p.rdb_bytes,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let order = |p: &PrefixRow| (p.level, std::cmp::Reverse(p.writes));
+        order(a)
+            .cmp(&order(b))
+            .then_with(|| a.prefix.cmp(&b.prefix))
+    });
+    rows
 }

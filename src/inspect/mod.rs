@@ -3,7 +3,7 @@
 //! memory in a server (see [`memory`]). One pass over the file, in bounded memory.
 
 pub mod aof;
-mod aof_keys;
+pub(crate) mod aof_keys;
 mod aof_walk;
 pub mod memory;
 pub(crate) mod names;
